@@ -1,0 +1,552 @@
+//! `offsite repo …`: the engine's operations on one repository.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use offsite_engine::archiver::{self, BackupOptions, ParentChoice};
+use offsite_engine::browse;
+use offsite_engine::check::{self, CheckOptions};
+use offsite_engine::crypto::KdfParams;
+use offsite_engine::progress::Progress;
+use offsite_engine::restorer::{self, RestoreOptions};
+use offsite_engine::retention::{self, RetentionPolicy};
+use offsite_engine::{backend, lock, prune, InitOptions, Repository};
+use serde::Serialize;
+
+use crate::exit::INCOMPLETE;
+use crate::passphrase;
+use crate::progress_bar::Bar;
+
+#[derive(Args)]
+pub struct RepoArgs {
+    /// Repository location: a folder, s3://bucket/prefix, az://container/prefix or gs://bucket/prefix.
+    #[arg(long, global = true, env = "OFFSITE_REPOSITORY")]
+    repo: Option<String>,
+    /// Read the passphrase from this file (otherwise OFFSITE_PASSWORD, or a prompt).
+    #[arg(long, global = true, env = "OFFSITE_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bars and no summaries; errors only.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: RepoCommand,
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Create a repository.
+    Init {
+        /// zstd level for new data (0 stores it uncompressed).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=22))]
+        compression: i32,
+        /// Target pack size in MiB.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        pack_size: u32,
+    },
+    /// Back up files and folders into a new snapshot.
+    Backup {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Leave out matching entries (a name glob, or a path glob when it has a '/').
+        #[arg(long)]
+        exclude: Vec<String>,
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Compare with this snapshot instead of the latest of the same paths.
+        #[arg(long, conflicts_with = "force")]
+        parent: Option<String>,
+        /// Read every file, ignoring earlier snapshots.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List snapshots.
+    Snapshots,
+    /// List the files of a snapshot.
+    Ls { snapshot: String, path: Option<String> },
+    /// Restore a snapshot, or parts of it, into a folder.
+    Restore {
+        snapshot: String,
+        #[arg(long)]
+        target: PathBuf,
+        /// Restore only this path of the snapshot (repeatable).
+        #[arg(long)]
+        include: Vec<String>,
+        /// Read the restored files back and check them against the snapshot.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Show what changed between two snapshots.
+    Diff { first: String, second: String },
+    /// Check the repository for damage.
+    Check {
+        /// Also read and authenticate every byte of every pack.
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Remove snapshots according to a retention policy.
+    Forget {
+        #[arg(long, default_value_t = 0)]
+        keep_last: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_daily: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: u32,
+        /// Free the space of the forgotten snapshots' data right away.
+        #[arg(long)]
+        prune: bool,
+        /// Show what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Free the space of data that no snapshot uses.
+    Prune,
+    /// Show repository statistics.
+    Stats,
+    /// Manage the passphrases that open the repository.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Remove stale locks (or all locks with --remove-all).
+    Unlock {
+        #[arg(long)]
+        remove_all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// List key files.
+    List,
+    /// Add a passphrase.
+    Add {
+        /// Read the new passphrase from this file (otherwise OFFSITE_NEW_PASSWORD, or a prompt).
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+    },
+    /// Remove a passphrase by key id (or unique prefix).
+    Remove { id: String },
+}
+
+struct RepoSession {
+    url: String,
+    password_file: Option<PathBuf>,
+    json: bool,
+    quiet: bool,
+}
+
+impl RepoSession {
+    fn backend(&self) -> Result<Arc<dyn backend::Backend>> {
+        Ok(backend::open(&self.url, &[])?)
+    }
+
+    fn open(&self) -> Result<Repository> {
+        let backend = self.backend()?;
+        // Check the location before asking for a passphrase nobody can use.
+        Repository::read_config(backend.as_ref())?;
+        let passphrase = passphrase::read(self.password_file.as_deref(), false)?;
+        Ok(Repository::open(backend, &passphrase)?)
+    }
+
+    fn say(&self, text: impl AsRef<str>) {
+        if !self.quiet && !self.json {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    fn print_json<T: Serialize>(&self, value: &T) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+}
+
+pub fn run(args: RepoArgs) -> Result<ExitCode> {
+    let Some(url) = args.repo else {
+        bail!("no repository given: pass --repo LOCATION or set OFFSITE_REPOSITORY");
+    };
+    let ctx = RepoSession { url, password_file: args.password_file, json: args.json, quiet: args.quiet };
+    match args.command {
+        RepoCommand::Init { compression, pack_size } => init(&ctx, compression, pack_size),
+        RepoCommand::Backup { paths, exclude, tag, parent, force } => {
+            let parent = match (parent, force) {
+                (_, true) => ParentChoice::None,
+                (Some(spec), _) => ParentChoice::Snapshot(spec),
+                (None, _) => ParentChoice::Latest,
+            };
+            backup(&ctx, paths, exclude, tag, parent)
+        }
+        RepoCommand::Snapshots => snapshots(&ctx),
+        RepoCommand::Ls { snapshot, path } => ls(&ctx, &snapshot, path.as_deref().unwrap_or("/")),
+        RepoCommand::Restore { snapshot, target, include, verify } => restore(&ctx, &snapshot, target, include, verify),
+        RepoCommand::Diff { first, second } => diff(&ctx, &first, &second),
+        RepoCommand::Check { read_data } => check(&ctx, read_data),
+        RepoCommand::Forget { keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, prune, dry_run } => {
+            let policy = RetentionPolicy { keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly };
+            forget(&ctx, policy, prune, dry_run)
+        }
+        RepoCommand::Prune => prune_cmd(&ctx),
+        RepoCommand::Stats => stats(&ctx),
+        RepoCommand::Key { command } => key(&ctx, command),
+        RepoCommand::Unlock { remove_all } => unlock(&ctx, remove_all),
+    }
+}
+
+fn init(ctx: &RepoSession, compression: i32, pack_size: u32) -> Result<ExitCode> {
+    let backend = ctx.backend()?;
+    let passphrase = passphrase::read(ctx.password_file.as_deref(), true)?;
+    let options = InitOptions { compression, pack_size: pack_size << 20, ..InitOptions::default() };
+    let repo = Repository::init(backend, &passphrase, options)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "id": repo.config().id, "location": repo.location() }))?;
+    }
+    ctx.say(format!("created repository {} at {}", repo.config().id.short(), repo.location()));
+    ctx.say("keep the passphrase safe: without it the backups cannot be read");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backup(
+    ctx: &RepoSession,
+    paths: Vec<PathBuf>,
+    excludes: Vec<String>,
+    tags: Vec<String>,
+    parent: ParentChoice,
+) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let progress = Arc::new(Progress::default());
+    let show = !ctx.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let options = BackupOptions { excludes, tags, parent, scan_totals: show, ..BackupOptions::new(paths) };
+    let outcome = {
+        let _bar = Bar::show("backup", progress.clone(), ctx.quiet);
+        archiver::backup(&repo, &options, &progress)?
+    };
+    for item in &outcome.skipped {
+        eprintln!("offsite: could not read {}: {}", item.path, item.reason);
+    }
+    let s = &outcome.snapshot.summary;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "snapshot": outcome.snapshot_id,
+            "summary": s,
+            "skipped": outcome.skipped,
+            "recovered_packs": outcome.recovered_packs,
+        }))?;
+    } else {
+        ctx.say(format!(
+            "files: {} new, {} changed, {} unmodified; dirs: {}",
+            s.files_new, s.files_changed, s.files_unmodified, s.dirs
+        ));
+        ctx.say(format!(
+            "read {} of {}, added {} ({} stored) in {:.1}s",
+            human(s.bytes_read),
+            human(s.total_bytes),
+            human(s.data_added),
+            human(s.data_added_stored),
+            s.duration_seconds
+        ));
+        if outcome.recovered_packs > 0 {
+            ctx.say(format!("reused {} packs left by an interrupted backup", outcome.recovered_packs));
+        }
+        ctx.say(format!("snapshot {} saved", outcome.snapshot_id.short()));
+    }
+    if !outcome.skipped.is_empty() {
+        eprintln!(
+            "offsite: snapshot {} is incomplete: {} items could not be read (listed above)",
+            outcome.snapshot_id.short(),
+            outcome.skipped.len()
+        );
+        return Ok(ExitCode::from(INCOMPLETE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn snapshots(ctx: &RepoSession) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let all = repo.snapshots()?;
+    if ctx.json {
+        let list: Vec<_> =
+            all.iter().map(|(id, s)| serde_json::json!({ "id": id, "short_id": id.short(), "snapshot": s })).collect();
+        ctx.print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<10} {:<20} {:<16} {:>10}  Paths", "ID", "Time", "Host", "Size");
+    for (id, s) in &all {
+        let time =
+            s.time.format(&time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))?;
+        println!(
+            "{:<10} {:<20} {:<16} {:>10}  {}",
+            id.short(),
+            time,
+            s.hostname,
+            human(s.summary.total_bytes),
+            s.paths.join(", ")
+        );
+    }
+    println!("{} snapshots", all.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ls(ctx: &RepoSession, spec: &str, path: &str) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let (id, snapshot) = repo.find_snapshot(spec)?;
+    let index = repo.load_index()?;
+    let entries = browse::list(&repo, &index, &snapshot.tree, path, &id.short())?;
+    if ctx.json {
+        ctx.print_json(&entries)?;
+    } else {
+        for e in entries {
+            match e.link_target {
+                Some(target) => println!("{:<8} {:>12}  {} -> {}", e.kind, e.size, e.path, target),
+                None => println!("{:<8} {:>12}  {}", e.kind, e.size, e.path),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(ctx: &RepoSession, spec: &str, target: PathBuf, includes: Vec<String>, verify: bool) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let (id, snapshot) = repo.find_snapshot(spec)?;
+    let progress = Arc::new(Progress::default());
+    let options = RestoreOptions { target: target.clone(), includes, verify, ..Default::default() };
+    let outcome = {
+        let _bar = Bar::show("restore", progress.clone(), ctx.quiet);
+        restorer::restore(&repo, &snapshot, &options, &progress)?
+    };
+    for failure in &outcome.failures {
+        eprintln!("offsite: could not restore {}: {}", failure.path, failure.reason);
+    }
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "snapshot": id, "outcome": outcome }))?;
+    } else {
+        ctx.say(format!(
+            "restored snapshot {} to {}: {} files, {} folders, {}",
+            id.short(),
+            target.display(),
+            outcome.files,
+            outcome.dirs,
+            human(outcome.bytes)
+        ));
+        if verify {
+            ctx.say(format!("verified {} files against the snapshot", outcome.verified));
+        }
+    }
+    if !outcome.failures.is_empty() {
+        eprintln!("offsite: restore incomplete: {} items could not be restored (listed above)", outcome.failures.len());
+        return Ok(ExitCode::from(INCOMPLETE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(ctx: &RepoSession, first: &str, second: &str) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let (_, a) = repo.find_snapshot(first)?;
+    let (_, b) = repo.find_snapshot(second)?;
+    let index = repo.load_index()?;
+    let changes = browse::diff(&repo, &index, &a.tree, &b.tree)?;
+    if ctx.json {
+        ctx.print_json(&changes)?;
+    } else {
+        for change in &changes {
+            println!("{}  {}", change.change.sign(), change.path);
+        }
+        ctx.say(format!("{} changes", changes.len()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(ctx: &RepoSession, read_data: bool) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let progress = Arc::new(Progress::default());
+    let report = {
+        let _bar = Bar::show("check", progress.clone(), ctx.quiet || !read_data);
+        check::check(&repo, CheckOptions { read_data }, &progress)?
+    };
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        for warning in &report.warnings {
+            ctx.say(format!("warning: {warning}"));
+        }
+        for error in &report.errors {
+            eprintln!("error: {error}");
+        }
+        ctx.say(format!(
+            "checked {} snapshots, {} trees, {} packs{}",
+            report.snapshots,
+            report.trees,
+            report.packs,
+            if read_data {
+                format!(", read {} blobs ({})", report.blobs_read, human(report.bytes_read))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if report.is_ok() {
+        ctx.say("no errors found");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("the repository has {} errors (listed above)", report.errors.len())
+    }
+}
+
+fn forget(ctx: &RepoSession, policy: RetentionPolicy, prune_after: bool, dry_run: bool) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let decisions = retention::forget(&repo, &policy, dry_run)?;
+    let report = if prune_after && !dry_run { Some(prune::prune(&repo)?) } else { None };
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "decisions": decisions, "dry_run": dry_run, "prune": report }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &decisions {
+        let verb = if d.keep {
+            "keep  "
+        } else if dry_run {
+            "would remove"
+        } else {
+            "remove"
+        };
+        ctx.say(format!("{verb} {} {} {}", d.id.short(), d.time, d.reasons.join(",")));
+    }
+    if let Some(report) = report {
+        print_prune(ctx, &report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_prune(ctx: &RepoSession, r: &prune::PruneReport) {
+    ctx.say(format!(
+        "prune: removed {} packs, rewrote {}, kept {}; {} -> {}",
+        r.packs_removed + r.unindexed_packs_removed,
+        r.packs_repacked,
+        r.packs_kept,
+        human(r.bytes_before),
+        human(r.bytes_after)
+    ));
+}
+
+fn prune_cmd(ctx: &RepoSession) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let report = prune::prune(&repo)?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        print_prune(ctx, &report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats(ctx: &RepoSession) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let s = browse::stats(&repo)?;
+    if ctx.json {
+        ctx.print_json(&s)?;
+    } else {
+        println!("snapshots:        {}", s.snapshots);
+        println!("packs:            {} ({} index files)", s.packs, s.index_files);
+        println!("blobs:            {} ({} trees)", s.blobs, s.tree_blobs);
+        println!("stored:           {}", human(s.stored_bytes));
+        println!("unique data:      {}", human(s.unique_bytes));
+        println!("all snapshots:    {}", human(s.restore_bytes));
+        println!("space saving:     {:.2}x", s.space_saving_ratio);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key(ctx: &RepoSession, command: KeyCommand) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    match command {
+        KeyCommand::List => {
+            let keys = repo.list_keys()?;
+            if ctx.json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|k| serde_json::json!({ "id": k.id, "current": k.current, "created": k.file.created.to_string(), "hostname": k.file.hostname, "username": k.file.username }))
+                    .collect();
+                ctx.print_json(&list)?;
+            } else {
+                for k in keys {
+                    println!(
+                        "{} {:<10} {} {}@{}",
+                        if k.current { "*" } else { " " },
+                        k.id.short(),
+                        k.file.created,
+                        k.file.username,
+                        k.file.hostname
+                    );
+                }
+            }
+        }
+        KeyCommand::Add { new_password_file } => {
+            let new = match (new_password_file, std::env::var("OFFSITE_NEW_PASSWORD")) {
+                (Some(file), _) => passphrase::read(Some(&file), false)?,
+                (None, Ok(value)) if !value.is_empty() => value.into_bytes(),
+                _ => {
+                    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                        bail!("no new passphrase given: pass --new-password-file FILE or set OFFSITE_NEW_PASSWORD");
+                    }
+                    let first = rpassword::prompt_password("New passphrase: ").context("cannot read the passphrase")?;
+                    let again = rpassword::prompt_password("Repeat it: ").context("cannot read the passphrase")?;
+                    if first != again || first.is_empty() {
+                        bail!("the passphrases differ or are empty; nothing was changed");
+                    }
+                    first.into_bytes()
+                }
+            };
+            let id = repo.add_key(&new, KdfParams::default())?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({ "id": id }))?;
+            }
+            ctx.say(format!("added key {}", id.short()));
+        }
+        KeyCommand::Remove { id } => {
+            let removed = repo.remove_key(&id)?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({ "removed": removed }))?;
+            }
+            ctx.say(format!("removed key {}", removed.short()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unlock(ctx: &RepoSession, all: bool) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let removed = lock::unlock(&repo, all)?;
+    if ctx.json {
+        let list: Vec<String> = removed.iter().map(|l| l.describe()).collect();
+        ctx.print_json(&list)?;
+    } else {
+        for l in &removed {
+            ctx.say(format!("removed lock of {}", l.describe()));
+        }
+        ctx.say(format!("{} locks removed", removed.len()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sizes for people: 1.5 GiB.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,125 @@
+//! Backends: where repository files live.
+//!
+//! A backend stores whole files under a [`FileKind`] and a name, with few verbs and
+//! these contracts:
+//! - `save` is atomic (a reader sees the whole file or none of it) and idempotent:
+//!   repository files are named by the hash of their content, so saving the same name
+//!   twice stores the same bytes and a retried save is always safe.
+//! - `remove` of a missing file succeeds, so an interrupted prune can simply be rerun.
+//! - `list` never shows a partly written file.
+//!
+//! [`open`] picks the implementation from a URL: a folder path, or `s3://`, `az://`,
+//! `gs://` through the `object_store` crate.
+
+mod cloud;
+mod local;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use cloud::CloudBackend;
+pub use local::LocalBackend;
+
+/// The kinds of file in a repository; each lives in its own folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Config,
+    Key,
+    Pack,
+    Index,
+    Snapshot,
+    Lock,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 6] =
+        [FileKind::Config, FileKind::Key, FileKind::Pack, FileKind::Index, FileKind::Snapshot, FileKind::Lock];
+
+    /// The folder of this kind, relative to the repository root.
+    pub fn folder(self) -> &'static str {
+        match self {
+            FileKind::Config => "",
+            FileKind::Key => "keys",
+            FileKind::Pack => "data",
+            FileKind::Index => "index",
+            FileKind::Snapshot => "snapshots",
+            FileKind::Lock => "locks",
+        }
+    }
+
+    /// Path of a file relative to the repository root. Packs are spread over 256
+    /// subfolders by their first two hex digits, keeping folders small.
+    pub fn path_of(self, name: &str) -> String {
+        match self {
+            FileKind::Config => "config".to_string(),
+            FileKind::Pack if name.len() >= 2 => format!("data/{}/{}", &name[..2], name),
+            _ => format!("{}/{}", self.folder(), name),
+        }
+    }
+}
+
+/// A file as listed by a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// What went wrong talking to storage. Every variant names the place.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{path} does not exist")]
+    NotFound { path: String },
+    #[error(
+        "no space left on the device holding {path}: free some space and run the command again (finished work is kept)"
+    )]
+    NoSpace { path: String },
+    #[error("cannot access {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("storage at {location} failed: {message}. Check the address, the network and the credentials")]
+    Remote { location: String, message: String },
+    #[error("'{url}' is not a storage location offsite understands: {reason}")]
+    InvalidLocation { url: String, reason: String },
+}
+
+impl BackendError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, BackendError::NotFound { .. })
+    }
+}
+
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// Storage for repository files. Implementations are blocking; call them from plain
+/// threads (the engine's worker threads or `spawn_blocking`), never from async code.
+pub trait Backend: Send + Sync {
+    /// Where the repository lives, for messages.
+    fn location(&self) -> &str;
+    /// Prepares an empty location (creates folders where the backend has them).
+    fn create(&self) -> BackendResult<()>;
+    /// Stores a file atomically; see the module contract.
+    fn save(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()>;
+    /// Reads a whole file.
+    fn load(&self, kind: FileKind, name: &str) -> BackendResult<Bytes>;
+    /// Reads `length` bytes at `offset`.
+    fn load_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Bytes>;
+    /// The size of a file, or `None` when it does not exist.
+    fn size(&self, kind: FileKind, name: &str) -> BackendResult<Option<u64>>;
+    /// All complete files of a kind.
+    fn list(&self, kind: FileKind) -> BackendResult<Vec<FileInfo>>;
+    /// Removes a file; removing a missing file is not an error.
+    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()>;
+}
+
+/// Opens the backend a repository URL names. `options` are extra `object_store`
+/// settings (key, value) applied over the cloud's usual environment variables.
+pub fn open(url: &str, options: &[(String, String)]) -> BackendResult<Arc<dyn Backend>> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok(Arc::new(LocalBackend::new(path)));
+    }
+    if url.contains("://") {
+        return Ok(Arc::new(CloudBackend::open(url, options)?));
+    }
+    Ok(Arc::new(LocalBackend::new(url)))
+}

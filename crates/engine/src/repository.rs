@@ -1,0 +1,292 @@
+//! An open repository: its backend, config and keys, and the sealed files in it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rayon::prelude::*;
+
+use crate::backend::{Backend, FileKind};
+use crate::blob::open_blob;
+use crate::chunker::{ChunkerParams, ChunkerTables};
+use crate::crypto::{CryptoError, EncryptionKey, KdfParams, MasterKey, Purpose};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::MasterIndex;
+use crate::repofile::config::{ConfigError, RepositoryConfig, FORMAT_VERSION};
+use crate::repofile::index::IndexFile;
+use crate::repofile::keyfile::KeyFile;
+use crate::repofile::snapshot::Snapshot;
+use crate::repofile::tree::Tree;
+use crate::repofile::BlobType;
+
+/// Choices fixed when a repository is created.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub kdf: KdfParams,
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// zstd level; 0 disables compression.
+    pub compression: i32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf: KdfParams::default(),
+            chunker: ChunkerParams::default(),
+            pack_size: 16 << 20,
+            compression: 3,
+        }
+    }
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: RepositoryConfig,
+    master: MasterKey,
+    key: EncryptionKey,
+    key_file: Id,
+    tables: ChunkerTables,
+}
+
+/// One key file as `key list` shows it.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub id: Id,
+    pub file: KeyFile,
+    /// The key that opened this session.
+    pub current: bool,
+}
+
+impl Repository {
+    /// Creates a repository at an empty location.
+    pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], options: InitOptions) -> Result<Self> {
+        if backend.size(FileKind::Config, "config")?.is_some() {
+            return Err(Error::AlreadyInitialised { location: backend.location().to_string() });
+        }
+        options.chunker.validate().map_err(Error::Refused)?;
+        backend.create()?;
+        let master = MasterKey::generate();
+        let key_file = KeyFile::create(&master, passphrase, options.kdf).map_err(|e| Error::Refused(e.to_string()))?;
+        let key_bytes = key_file.to_bytes();
+        let key_id = Id::of_stored(&key_bytes);
+        backend.save(FileKind::Key, &key_id.to_hex(), Bytes::from(key_bytes))?;
+        // The config goes last: a location with a config is a complete repository.
+        let config = RepositoryConfig::new(options.chunker, options.pack_size, options.compression);
+        backend.save(FileKind::Config, "config", Bytes::from(config.to_bytes()))?;
+        Ok(Self::assemble(backend, config, master, key_id))
+    }
+
+    /// Reads a repository's config without a passphrase.
+    pub fn read_config(backend: &dyn Backend) -> Result<RepositoryConfig> {
+        let location = backend.location().to_string();
+        let bytes = match backend.load(FileKind::Config, "config") {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::NotARepository { location, reason: "it has no config file".into() })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        RepositoryConfig::parse(&bytes).map_err(|e| match e {
+            ConfigError::NotOurs => Error::NotARepository { location, reason: e.to_string() },
+            ConfigError::Newer(found) => Error::NewerFormat { location, found, supported: FORMAT_VERSION },
+            ConfigError::Damaged(reason) => Error::damaged(format!("the config of {location}"), reason),
+        })
+    }
+
+    /// Opens a repository with one of its passphrases.
+    pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8]) -> Result<Self> {
+        let config = Self::read_config(backend.as_ref())?;
+        let keys = backend.list(FileKind::Key)?;
+        if keys.is_empty() {
+            return Err(Error::damaged(format!("the repository at {}", backend.location()), "it has no key files"));
+        }
+        for info in keys {
+            let Ok(bytes) = backend.load(FileKind::Key, &info.name) else { continue };
+            let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else { continue };
+            match file.unwrap(passphrase) {
+                Ok(master) => {
+                    let id = info.name.parse().unwrap_or_else(|_| Id::of_stored(&bytes));
+                    return Ok(Self::assemble(backend, config, master, id));
+                }
+                Err(CryptoError::Authentication) => continue,
+                Err(other) => tracing::warn!("key file {} is unusable: {other}", info.name),
+            }
+        }
+        Err(Error::WrongPassphrase { location: backend.location().to_string() })
+    }
+
+    fn assemble(backend: Arc<dyn Backend>, config: RepositoryConfig, master: MasterKey, key_file: Id) -> Self {
+        let tables = ChunkerTables::new(config.chunker, master.chunker_seed());
+        let key = master.encryption_key();
+        Repository { backend, config, master, key, key_file, tables }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn location(&self) -> &str {
+        self.backend.location()
+    }
+
+    pub fn config(&self) -> &RepositoryConfig {
+        &self.config
+    }
+
+    pub(crate) fn key(&self) -> &EncryptionKey {
+        &self.key
+    }
+
+    pub(crate) fn chunker_tables(&self) -> &ChunkerTables {
+        &self.tables
+    }
+
+    /// The id a blob with this plaintext has in this repository.
+    pub fn blob_id(&self, plaintext: &[u8]) -> Id {
+        self.master.blob_id(plaintext)
+    }
+
+    /// Seals and stores a file named by the hash of its stored bytes.
+    pub(crate) fn save_sealed(&self, kind: FileKind, purpose: Purpose, plaintext: &[u8]) -> Result<Id> {
+        let sealed = self.key.seal(purpose, plaintext);
+        let id = Id::of_stored(&sealed);
+        self.backend.save(kind, &id.to_hex(), Bytes::from(sealed))?;
+        Ok(id)
+    }
+
+    /// Loads a sealed file, checking its name against its content and opening it.
+    pub(crate) fn load_sealed(&self, kind: FileKind, purpose: Purpose, id: &Id) -> Result<Vec<u8>> {
+        let bytes = self.backend.load(kind, &id.to_hex())?;
+        let what = || format!("{} {}", kind.folder().trim_end_matches('s'), id.short());
+        if Id::of_stored(&bytes) != *id {
+            return Err(Error::damaged(what(), "its content does not match its name"));
+        }
+        self.key.open(purpose, &bytes).map_err(|e| Error::damaged(what(), e))
+    }
+
+    pub fn save_index(&self, file: &IndexFile) -> Result<Id> {
+        self.save_sealed(FileKind::Index, Purpose::Index, &file.encode())
+    }
+
+    pub fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let plain = self.load_sealed(FileKind::Index, Purpose::Index, id)?;
+        IndexFile::decode(&plain).map_err(|e| Error::damaged(format!("index {}", id.short()), e))
+    }
+
+    /// Reads every index file. A damaged index file is an error here; `check`
+    /// reports them one by one instead.
+    pub fn load_index(&self) -> Result<MasterIndex> {
+        let ids = self.list_ids(FileKind::Index)?;
+        let files: Vec<(Id, IndexFile)> =
+            ids.par_iter().map(|id| self.load_index_file(id).map(|f| (*id, f))).collect::<Result<_>>()?;
+        let mut index = MasterIndex::default();
+        for (id, file) in &files {
+            index.add_file(Some(*id), file);
+        }
+        Ok(index)
+    }
+
+    /// The ids of all files of a kind (names that are not ids are ignored).
+    pub fn list_ids(&self, kind: FileKind) -> Result<Vec<Id>> {
+        Ok(self.backend.list(kind)?.into_iter().filter_map(|f| f.name.parse().ok()).collect())
+    }
+
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+        let json = serde_json::to_vec(snapshot).expect("snapshot serialises");
+        self.save_sealed(FileKind::Snapshot, Purpose::Snapshot, &json)
+    }
+
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let plain = self.load_sealed(FileKind::Snapshot, Purpose::Snapshot, id)?;
+        serde_json::from_slice(&plain).map_err(|e| Error::damaged(format!("snapshot {}", id.short()), e))
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let ids = self.list_ids(FileKind::Snapshot)?;
+        let mut all: Vec<(Id, Snapshot)> =
+            ids.par_iter().map(|id| self.load_snapshot(id).map(|s| (*id, s))).collect::<Result<_>>()?;
+        all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(all)
+    }
+
+    /// Finds a snapshot by full id, unique id prefix, or `latest`.
+    pub fn find_snapshot(&self, spec: &str) -> Result<(Id, Snapshot)> {
+        if spec == "latest" {
+            return self.snapshots()?.pop().ok_or_else(|| Error::SnapshotNotFound(spec.to_string()));
+        }
+        if spec.is_empty() || !spec.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::SnapshotNotFound(spec.to_string()));
+        }
+        let spec_lower = spec.to_ascii_lowercase();
+        let matches: Vec<Id> =
+            self.list_ids(FileKind::Snapshot)?.into_iter().filter(|id| id.to_hex().starts_with(&spec_lower)).collect();
+        match matches.as_slice() {
+            [] => Err(Error::SnapshotNotFound(spec.to_string())),
+            [id] => Ok((*id, self.load_snapshot(id)?)),
+            _ => Err(Error::AmbiguousSnapshot(spec.to_string())),
+        }
+    }
+
+    /// Reads, decrypts, decompresses and verifies one blob.
+    pub fn read_blob(&self, index: &MasterIndex, blob_type: BlobType, id: &Id) -> Result<Vec<u8>> {
+        let loc = index.get(id).ok_or(Error::BlobNotFound(*id))?;
+        let pack = index.pack(loc.pack);
+        let sealed =
+            self.backend.load_range(FileKind::Pack, &pack.id.to_hex(), loc.offset.into(), loc.length.into())?;
+        open_blob(&self.key, |d| self.blob_id(d), blob_type, id, &sealed, loc.raw_length)
+    }
+
+    pub(crate) fn open_blob(&self, blob_type: BlobType, id: &Id, sealed: &[u8], raw_length: u32) -> Result<Vec<u8>> {
+        open_blob(&self.key, |d| self.blob_id(d), blob_type, id, sealed, raw_length)
+    }
+
+    pub fn load_tree(&self, index: &MasterIndex, id: &Id) -> Result<Tree> {
+        let bytes = self.read_blob(index, BlobType::Tree, id)?;
+        Tree::decode(&bytes).map_err(|e| Error::damaged(format!("tree {}", id.short()), e))
+    }
+
+    /// Adds a passphrase: a new key file wrapping the same master key.
+    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams) -> Result<Id> {
+        let file = KeyFile::create(&self.master, passphrase, kdf).map_err(|e| Error::Refused(e.to_string()))?;
+        let bytes = file.to_bytes();
+        let id = Id::of_stored(&bytes);
+        self.backend.save(FileKind::Key, &id.to_hex(), Bytes::from(bytes))?;
+        Ok(id)
+    }
+
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut keys = Vec::new();
+        for info in self.backend.list(FileKind::Key)? {
+            let Ok(id) = info.name.parse::<Id>() else { continue };
+            let bytes = self.backend.load(FileKind::Key, &info.name)?;
+            let file: KeyFile =
+                serde_json::from_slice(&bytes).map_err(|e| Error::damaged(format!("key {}", id.short()), e))?;
+            keys.push(KeyInfo { id, file, current: id == self.key_file });
+        }
+        keys.sort_by_key(|k| k.file.created);
+        Ok(keys)
+    }
+
+    /// Removes a passphrase by key id or unique prefix. The key in use and the last
+    /// key cannot be removed, so the repository can never be locked out by mistake.
+    pub fn remove_key(&self, spec: &str) -> Result<Id> {
+        let keys = self.list_keys()?;
+        let matches: Vec<&KeyInfo> =
+            keys.iter().filter(|k| k.id.to_hex().starts_with(&spec.to_ascii_lowercase())).collect();
+        let key = match matches.as_slice() {
+            [one] if !spec.is_empty() => *one,
+            _ => return Err(Error::KeyNotFound(spec.to_string())),
+        };
+        if key.current {
+            return Err(Error::Refused(format!(
+                "key {} is the one this command was opened with; open the repository with another passphrase to remove it",
+                key.id.short()
+            )));
+        }
+        self.backend.remove(FileKind::Key, &key.id.to_hex())?;
+        Ok(key.id)
+    }
+}

@@ -1,0 +1,84 @@
+//! Real object-storage servers for offsite's tests.
+//!
+//! Each `start` function launches a server on a free loopback port, waits until it
+//! answers, and returns a handle that kills the server (and removes its temporary
+//! directory) when dropped. Handles also hand out the `object_store` options needed to
+//! reach the server, so tests exercise the same HTTP clients production uses.
+//!
+//! The server programs live in the repository's `.deps/` directory, which
+//! `scripts/test` fills. A missing program is an error, never a silent skip: a test
+//! that cannot reach its server must fail.
+
+mod azurite;
+mod http;
+mod process;
+mod s3;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use azurite::Azurite;
+pub use s3::S3Server;
+
+/// Everything that can go wrong while starting or talking to a test server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A program or package that `scripts/test` installs is not there.
+    #[error("{what} is missing (looked for {}): run scripts/test (it installs test dependencies)", path.display())]
+    MissingDependency {
+        /// What is missing, in words.
+        what: String,
+        /// Where it was expected.
+        path: PathBuf,
+    },
+    /// The operating system refused to start the server program.
+    #[error("could not start {server} ({program}): {source}; run scripts/test (it installs test dependencies)")]
+    Spawn {
+        server: &'static str,
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The server exited before it answered on its port.
+    #[error("{server} exited during startup ({status}); its output ends with:\n{log}")]
+    Exited { server: &'static str, status: std::process::ExitStatus, log: String },
+    /// The server kept running but never answered on its port.
+    #[error("{server} did not answer on 127.0.0.1:{port} within {secs} s; its output ends with:\n{log}")]
+    Timeout { server: &'static str, port: u16, secs: u64, log: String },
+    /// A local I/O operation (temporary directory, socket, log file) failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A container or bucket name that the server would reject (checked up front so
+    /// the name can never smuggle extra path or query parts into a request).
+    #[error("invalid {kind} name {name:?}: {rule}")]
+    InvalidName { kind: &'static str, name: String, rule: &'static str },
+    /// The server answered a setup request with an error status.
+    #[error("{what} failed with HTTP {status}: {body}")]
+    Status { what: String, status: u16, body: String },
+    /// `object_store` rejected the client configuration.
+    #[error("building the object_store client failed: {0}")]
+    ObjectStore(#[from] object_store::Error),
+}
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Directory holding the installed test dependencies: `$OFFSITE_DEPS_DIR` if set,
+/// else `<repo>/.deps` (where `scripts/test` installs them).
+pub fn deps_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OFFSITE_DEPS_DIR") {
+        return PathBuf::from(dir);
+    }
+    // crates/testbed -> repository root.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().nth(2).unwrap_or(manifest).join(".deps")
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}

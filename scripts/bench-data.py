@@ -440,6 +440,7 @@ def mutate(root, seed):
     # blocks is the case where content-defined chunking matters most.
     largest = max(files, key=os.path.getsize)
     n_mod = n_app = n_del = n_new = 0
+    changed = []
     added_bytes = 0
     for idx, path in enumerate(chosen + [largest]):
         kind = "modify" if path == largest else ("modify", "modify", "modify", "modify", "modify",
@@ -455,11 +456,13 @@ def mutate(root, seed):
                     n = min(rng.randint(1, 4096), size - off)
                     f.seek(off)
                     f.write(rng.randbytes(n))
+            changed.append(path)
             n_mod += 1
         elif kind == "append":
             n = rng.randint(1, 64 * KiB)
             with open(path, "ab") as f:
                 f.write(rng.randbytes(n))
+            changed.append(path)
             n_app += 1
             added_bytes += n
         elif kind == "delete":
@@ -470,11 +473,17 @@ def mutate(root, seed):
             new = os.path.join(os.path.dirname(path), f"new_{idx}_{os.path.basename(path)}")
             with open(new, "wb") as f:
                 f.write(rng.randbytes(n))
+            changed.append(new)
             n_new += 1
             added_bytes += n
-    print(f"  mutation of {len(files)} files: {n_mod} modified in place (incl. the largest, "
-          f"{os.path.relpath(largest, root)}), {n_app} appended, {n_new} added, {n_del} deleted; "
-          f"{added_bytes / MiB:.1f} MiB new bytes", file=sys.stderr)
+    # Fixed mtimes after the generated ones keep the mutated tree reproducible; the tools
+    # still see the change (mtime, ctime and often size differ).
+    for k, path in enumerate(changed):
+        t = BASE_MTIME + 40_000_000 + k
+        os.utime(path, (t, t))
+    print(f"  mutation: of {len(files)} files, {n_mod} modified in place (incl. the largest, "
+          f"{os.path.relpath(largest, root)}), {n_app} appended to, {n_del} deleted; {n_new} added; "
+          f"{added_bytes / MiB:.1f} MiB of new bytes", file=sys.stderr)
 
 
 def main():

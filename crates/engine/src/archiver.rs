@@ -237,8 +237,16 @@ impl Walk<'_, '_> {
         let link_key = (meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
         if let Some(key) = link_key {
             if let Some(content) = self.hardlinks.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned() {
+                // Another name of a file already read in this run.
                 self.progress.add_file(meta.len());
-                self.count(|s| s.total_bytes += meta.len());
+                self.count(|s| {
+                    if previous.is_some() {
+                        s.files_changed += 1
+                    } else {
+                        s.files_new += 1
+                    }
+                    s.total_bytes += meta.len();
+                });
                 return Ok(source::node_from_metadata(name, meta, NodeKind::File { content }, xattrs));
             }
         }

@@ -460,11 +460,8 @@ fn apply_metadata(path: &Path, node: &Node) -> std::io::Result<()> {
     }
     let atime = filetime::FileTime::from_unix_time(node.atime.seconds, node.atime.nanos);
     let mtime = filetime::FileTime::from_unix_time(node.mtime.seconds, node.mtime.nanos);
-    if is_link {
-        filetime::set_symlink_file_times(path, atime, mtime)
-    } else {
-        filetime::set_file_times(path, atime, mtime)
-    }
+    // utimensat without following links and without opening: opening a FIFO would block.
+    filetime::set_symlink_file_times(path, atime, mtime)
 }
 
 fn verify_file(repo: &Repository, index: &MasterIndex, file: &PlannedFile) -> std::result::Result<(), String> {

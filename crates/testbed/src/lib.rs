@@ -21,7 +21,10 @@ pub use azurite::Azurite;
 pub use s3::S3Server;
 
 /// Everything that can go wrong while starting or talking to a test server.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same message as `Display`, so a test's `.expect(..)` shows the
+/// remedy ("run scripts/test ...") and the server's output rather than a struct dump.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A program or package that `scripts/test` installs is not there.
     #[error("{what} is missing (looked for {}): run scripts/test (it installs test dependencies)", path.display())]
@@ -64,21 +67,40 @@ pub enum Error {
     ObjectStore(#[from] object_store::Error),
 }
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Directory holding the installed test dependencies: `$OFFSITE_DEPS_DIR` if set,
 /// else `<repo>/.deps` (where `scripts/test` installs them).
 pub fn deps_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("OFFSITE_DEPS_DIR") {
-        return PathBuf::from(dir);
+    match std::env::var_os("OFFSITE_DEPS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => repo_root().join(".deps"),
     }
-    // crates/testbed -> repository root.
+}
+
+/// The repository root: two levels above this crate's manifest (crates/testbed).
+fn repo_root() -> &'static Path {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).unwrap_or(manifest).join(".deps")
+    manifest.ancestors().nth(2).unwrap_or(manifest)
 }
 
 fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_deps_dir_is_in_the_repository_root() {
+        let root = super::repo_root();
+        assert!(root.join("scripts/test").is_file(), "{} is not the repository root", root.display());
+    }
 }

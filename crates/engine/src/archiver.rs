@@ -156,11 +156,12 @@ impl Walk<'_, '_> {
     }
 
     /// Archives one entry; `None` when it is excluded or could not be read.
-    fn entry(&self, path: &Path, name: Vec<u8>, parent: Option<&Node>) -> Option<Node> {
+    /// `meta` is the entry's `lstat`, when the directory listing already has it.
+    fn entry(&self, path: &Path, name: Vec<u8>, meta: Option<Metadata>, parent: Option<&Node>) -> Option<Node> {
         if self.excludes.excluded(path) {
             return None;
         }
-        let meta = match fs::symlink_metadata(path) {
+        let meta = match meta.map_or_else(|| fs::symlink_metadata(path), Ok) {
             Ok(meta) => meta,
             Err(e) => {
                 self.skip(path, e);
@@ -193,20 +194,22 @@ impl Walk<'_, '_> {
     }
 
     fn dir(&self, path: &Path, name: Vec<u8>, meta: &Metadata, parent: Option<&Node>) -> Result<Node> {
-        let mut names: Vec<OsString> = fs::read_dir(path)
+        // The listing's lstat is relative to the open directory (fstatat), cheaper
+        // than resolving every full path again.
+        let mut children: Vec<(OsString, Option<Metadata>)> = fs::read_dir(path)
             .map_err(|e| Error::io(path, e))?
-            .map(|entry| entry.map(|e| e.file_name()))
+            .map(|entry| entry.map(|e| (e.file_name(), e.metadata().ok())))
             .collect::<std::io::Result<_>>()
             .map_err(|e| Error::io(path, e))?;
-        names.sort();
+        children.sort_by(|a, b| a.0.cmp(&b.0));
         let parent_tree = self.load_parent_tree(parent);
-        let nodes: Vec<Node> = names
+        let nodes: Vec<Node> = children
             .into_par_iter()
-            .filter_map(|child| {
+            .filter_map(|(child, meta)| {
                 let child_path = path.join(&child);
                 let child_name = child.into_vec();
                 let previous = parent_tree.as_ref().and_then(|t| t.find(&child_name));
-                self.entry(&child_path, child_name, previous)
+                self.entry(&child_path, child_name, meta, previous)
             })
             .collect();
         self.count(|s| s.dirs += 1);
@@ -214,26 +217,30 @@ impl Walk<'_, '_> {
         Ok(source::node_from_metadata(name, meta, NodeKind::Dir { subtree }, source::read_xattrs(path)))
     }
 
-    fn unchanged(&self, previous: Option<&Node>, meta: &Metadata) -> Option<Vec<Id>> {
+    /// The previous node when the file is unchanged: same size, inode, mtime and
+    /// ctime, and all its blobs still stored. Any change to content, mode, owner or
+    /// extended attributes moves the ctime.
+    fn unchanged<'p>(&self, previous: Option<&'p Node>, meta: &Metadata) -> Option<&'p Node> {
         let previous = previous?;
         let NodeKind::File { content } = &previous.kind else { return None };
         let same = previous.size == meta.len()
             && previous.inode == meta.ino()
             && previous.mtime == source::timestamp(meta.mtime(), meta.mtime_nsec())
             && previous.ctime == source::timestamp(meta.ctime(), meta.ctime_nsec());
-        (same && content.iter().all(|id| self.saver.is_known(id))).then(|| content.clone())
+        (same && content.iter().all(|id| self.saver.is_known(id))).then_some(previous)
     }
 
     fn file(&self, path: &Path, name: Vec<u8>, meta: &Metadata, previous: Option<&Node>) -> Result<Node> {
-        let xattrs = source::read_xattrs(path);
-        if let Some(content) = self.unchanged(previous, meta) {
+        if let Some(old) = self.unchanged(previous, meta) {
             self.count(|s| {
                 s.files_unmodified += 1;
                 s.total_bytes += meta.len();
             });
             self.progress.add_file(meta.len());
-            return Ok(source::node_from_metadata(name, meta, NodeKind::File { content }, xattrs));
+            // Unchanged ctime means unchanged extended attributes: no need to list them.
+            return Ok(source::node_from_metadata(name, meta, old.kind.clone(), old.xattrs.clone()));
         }
+        let xattrs = source::read_xattrs(path);
         let link_key = (meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
         if let Some(key) = link_key {
             if let Some(content) = self.hardlinks.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned() {
@@ -314,7 +321,7 @@ impl Walk<'_, '_> {
                 let child_path = path.join(std::ffi::OsStr::from_bytes(name));
                 let previous = parent.and_then(|t| t.find(name));
                 if sub.leaf {
-                    return self.entry(&child_path, name.clone(), previous);
+                    return self.entry(&child_path, name.clone(), None, previous);
                 }
                 let meta = match fs::metadata(&child_path) {
                     Ok(m) => m,

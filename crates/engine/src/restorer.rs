@@ -375,14 +375,20 @@ fn restore_pack(
             }
         }
     };
-    // Read runs of blobs that lie close together in one request each.
-    const GAP: u64 = 4 << 20;
+    // Read runs of blobs that lie close together in one request each, at most
+    // MAX_READ bytes, which bounds memory per thread.
+    const GAP: u64 = 1 << 20;
+    const MAX_READ: u64 = 8 << 20;
     let mut start = 0;
     while start < blobs.len() {
+        let run_start = u64::from(blobs[start].offset);
         let mut end = start + 1;
-        while end < blobs.len()
-            && u64::from(blobs[end].offset) <= u64::from(blobs[end - 1].offset) + u64::from(blobs[end - 1].length) + GAP
-        {
+        while end < blobs.len() {
+            let previous_end = u64::from(blobs[end - 1].offset) + u64::from(blobs[end - 1].length);
+            let this_end = u64::from(blobs[end].offset) + u64::from(blobs[end].length);
+            if u64::from(blobs[end].offset) > previous_end + GAP || this_end - run_start > MAX_READ {
+                break;
+            }
             end += 1;
         }
         let run = &blobs[start..end];

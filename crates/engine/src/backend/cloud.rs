@@ -33,6 +33,12 @@ fn retry_policy() -> RetryConfig {
     }
 }
 
+/// object_store's config keys parse lowercase names (`aws_endpoint`); accept the
+/// environment-variable spelling (`AWS_ENDPOINT`) of the same names too.
+fn config_key<K: std::str::FromStr>(name: &str) -> Result<K, K::Err> {
+    name.to_ascii_lowercase().parse()
+}
+
 impl CloudBackend {
     /// Opens `s3://bucket/prefix`, `az://container/prefix` or `gs://bucket/prefix`,
     /// configured from the cloud's usual environment variables plus `options`.
@@ -45,7 +51,7 @@ impl CloudBackend {
                 let mut builder =
                     object_store::aws::AmazonS3Builder::from_env().with_url(url).with_retry(retry_policy());
                 for (key, value) in options {
-                    builder = builder.with_config(key.parse().map_err(|e| invalid(format!("{e}")))?, value);
+                    builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
                 }
                 Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
             }
@@ -53,7 +59,7 @@ impl CloudBackend {
                 let mut builder =
                     object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url).with_retry(retry_policy());
                 for (key, value) in options {
-                    builder = builder.with_config(key.parse().map_err(|e| invalid(format!("{e}")))?, value);
+                    builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
                 }
                 Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
             }
@@ -61,7 +67,7 @@ impl CloudBackend {
                 let mut builder =
                     object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url).with_retry(retry_policy());
                 for (key, value) in options {
-                    builder = builder.with_config(key.parse().map_err(|e| invalid(format!("{e}")))?, value);
+                    builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
                 }
                 Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
             }

@@ -126,6 +126,18 @@ impl Backend for CloudBackend {
 
     fn load_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Bytes> {
         let key = self.key(kind, name);
+        if length == 0 {
+            // object_store refuses an empty range outright ("Range started at 0 and
+            // ended at 0"); answer as a file does: it must exist and hold the offset.
+            let size = self.runtime.block_on(self.store.head(&key)).map_err(|e| self.error(&key, e))?.size;
+            if offset > size {
+                return Err(BackendError::Remote {
+                    location: self.location.clone(),
+                    message: format!("{key}: asked for 0 bytes at {offset}, but it holds only {size}"),
+                });
+            }
+            return Ok(Bytes::new());
+        }
         let bytes = self
             .runtime
             .block_on(self.store.get_range(&key, offset..offset + length))

@@ -88,6 +88,15 @@ impl Backend for LocalBackend {
         let path = self.path(kind, name);
         let read = || -> io::Result<Vec<u8>> {
             let mut file = fs::File::open(&path)?;
+            // Check the range against the file before allocating: a hostile or
+            // damaged length must give an error, not a huge allocation.
+            let size = file.metadata()?.len();
+            if offset.checked_add(length).is_none_or(|end| end > size) {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("range {offset}+{length} is past the end ({size} bytes)"),
+                ));
+            }
             file.seek(SeekFrom::Start(offset))?;
             let mut buf = Vec::with_capacity(length as usize);
             file.take(length).read_to_end(&mut buf)?;

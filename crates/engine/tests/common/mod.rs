@@ -99,7 +99,7 @@ pub fn make_tree(root: &Path, seed: u64) {
     fs::hard_link(root.join("src/file3.rs"), root.join("hardlink.rs")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("fifo"),
+        root.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,

@@ -280,8 +280,7 @@ fn snapshots(ctx: &RepoSession) -> Result<ExitCode> {
     }
     println!("{:<10} {:<20} {:<16} {:>10}  Paths", "ID", "Time", "Host", "Size");
     for (id, s) in &all {
-        let time =
-            s.time.format(&time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))?;
+        let time = listing_time(s.time)?;
         println!(
             "{:<10} {:<20} {:<16} {:>10}  {}",
             id.short(),
@@ -469,10 +468,14 @@ fn key(ctx: &RepoSession, command: KeyCommand) -> Result<ExitCode> {
         KeyCommand::List => {
             let keys = repo.list_keys()?;
             if ctx.json {
-                let list: Vec<_> = keys
+                // RFC 3339, like every other time in the JSON output.
+                let list = keys
                     .iter()
-                    .map(|k| serde_json::json!({ "id": k.id, "current": k.current, "created": k.file.created.to_string(), "hostname": k.file.hostname, "username": k.file.username }))
-                    .collect();
+                    .map(|k| {
+                        let created = k.file.created.format(&time::format_description::well_known::Rfc3339)?;
+                        Ok(serde_json::json!({ "id": k.id, "current": k.current, "created": created, "hostname": k.file.hostname, "username": k.file.username }))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 ctx.print_json(&list)?;
             } else {
                 for k in keys {
@@ -480,7 +483,7 @@ fn key(ctx: &RepoSession, command: KeyCommand) -> Result<ExitCode> {
                         "{} {:<10} {} {}@{}",
                         if k.current { "*" } else { " " },
                         k.id.short(),
-                        k.file.created,
+                        listing_time(k.file.created)?,
                         k.file.username,
                         k.file.hostname
                     );
@@ -533,6 +536,11 @@ fn unlock(ctx: &RepoSession, all: bool) -> Result<ExitCode> {
         ctx.say(format!("{} locks removed", removed.len()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Times in listings: 2026-01-31 23:59:59 (UTC).
+fn listing_time(t: time::OffsetDateTime) -> Result<String> {
+    Ok(t.format(&time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))?)
 }
 
 /// Sizes for people: 1.5 GiB.

@@ -107,7 +107,6 @@ fn a_damaged_snapshot_file_is_named() {
 /// say so. The backup should skip the damaged snapshot (with a warning) when it looks
 /// for its parent.
 #[test]
-#[ignore = "engine bug: one damaged snapshot file stops every later backup"]
 fn a_damaged_snapshot_does_not_stop_the_next_backup() {
     let tmp = temp();
     let repo_dir = tmp.path().join("repo");

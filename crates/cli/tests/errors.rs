@@ -75,7 +75,6 @@ fn a_folder_that_is_not_a_repository_exits_10() {
 /// sentence: "X is not an offsite repository (not an offsite repository (its config
 /// file is not offsite's)); …". Un-ignore once the message says it once.
 #[test]
-#[ignore = "engine bug: 'not an offsite repository' is repeated inside its own reason"]
 fn not_a_repository_message_says_it_once() {
     let tmp = temp();
     let other = tmp.path().join("other");
@@ -120,7 +119,6 @@ fn init_refuses_an_existing_repository() {
 /// "… already holds an offsite repository", which is false. Refusing is right (it
 /// must not mix a repository into someone else's folder), the reason is not.
 #[test]
-#[ignore = "engine bug: init calls a foreign `config` file an offsite repository"]
 fn init_on_a_foreign_config_does_not_call_it_a_repository() {
     let tmp = temp();
     let other = tmp.path().join("other");

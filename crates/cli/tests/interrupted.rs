@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
@@ -117,6 +118,22 @@ fn a_running_backup_keeps_prune_out_until_it_is_gone() {
     let raw_pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(raw_pid, rustix::process::Signal::STOP).unwrap();
     assert!(child.try_wait().is_none(), "the backup ended before it could be stopped:\n{}", child.output());
+    // SIGSTOP takes effect when the process returns to user space: a large write in
+    // progress finishes first. Wait until every thread is stopped.
+    let all_stopped = || {
+        fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+            tasks.flatten().all(|t| {
+                fs::read_to_string(t.path().join("stat"))
+                    .map(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T')))
+                    .unwrap_or(false)
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !all_stopped() {
+        assert!(std::time::Instant::now() < deadline, "the backup did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     let holder = format!("backup (pid {pid}");
     let before = listing(&repo_dir);
@@ -149,7 +166,6 @@ fn a_running_backup_keeps_prune_out_until_it_is_gone() {
 /// still there after `unlock` and `prune`. Prune holds the exclusive lock, so it
 /// could remove them (at least those older than a few hours).
 #[test]
-#[ignore = "engine gap: half-written .tmp- files of killed backups are never removed"]
 fn prune_removes_what_a_killed_backup_left_half_written() {
     let tmp = temp();
     let repo_dir = tmp.path().join("repo");

@@ -27,6 +27,8 @@ pub struct PruneReport {
     pub packs_removed: usize,
     pub packs_repacked: usize,
     pub unindexed_packs_removed: usize,
+    /// Half-written files of interrupted saves.
+    pub incomplete_files_removed: usize,
     pub blobs_removed: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
@@ -35,7 +37,10 @@ pub struct PruneReport {
 /// Every blob (trees and data) that a snapshot reaches.
 fn used_blobs(repo: &Repository, index: &MasterIndex) -> Result<HashSet<Id>> {
     let mut used = HashSet::new();
-    let mut stack: Vec<Id> = repo.snapshots()?.into_iter().map(|(_, s)| s.tree).collect();
+    let snapshots = repo.snapshots_strict().map_err(|e| {
+        Error::Refused(format!("prune stopped, nothing was deleted: {e}; remove or repair that snapshot first"))
+    })?;
+    let mut stack: Vec<Id> = snapshots.into_iter().map(|(_, s)| s.tree).collect();
     while let Some(tree_id) = stack.pop() {
         if !used.insert(tree_id) {
             continue;
@@ -133,6 +138,7 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
             report.unindexed_packs_removed += 1;
         }
     }
+    report.incomplete_files_removed = repo.backend().remove_incomplete()?;
     report.packs_kept = final_index.packs().len();
     report.packs_removed = remove.len();
     report.packs_repacked = repack.len();

@@ -63,7 +63,12 @@ impl Repository {
     /// Creates a repository at an empty location.
     pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], options: InitOptions) -> Result<Self> {
         if backend.size(FileKind::Config, "config")?.is_some() {
-            return Err(Error::AlreadyInitialised { location: backend.location().to_string() });
+            return Err(match Self::read_config(backend.as_ref()) {
+                Err(Error::NotARepository { location, reason }) => Error::Refused(format!(
+                    "{location} is not empty ({reason}); choose an empty location for a new repository"
+                )),
+                _ => Error::AlreadyInitialised { location: backend.location().to_string() },
+            });
         }
         options.chunker.validate().map_err(Error::Refused)?;
         backend.create()?;
@@ -203,13 +208,45 @@ impl Repository {
         serde_json::from_slice(&plain).map_err(|e| Error::damaged(format!("snapshot {}", id.short()), e))
     }
 
-    /// All snapshots, oldest first.
+    /// All readable snapshots, oldest first. A damaged snapshot file is left out
+    /// with a warning, so one bad file never stops backups, listings or restores of
+    /// the others; `check` names it and `snapshots_strict` refuses it.
     pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let (mut good, damaged) = self.load_all_snapshots()?;
+        for (id, err) in damaged {
+            tracing::warn!("leaving out snapshot {}: {err}; run 'offsite repo check'", id.short());
+        }
+        good.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(good)
+    }
+
+    /// All snapshots, failing on the first damaged one: for operations such as prune
+    /// that must know everything the snapshots use.
+    pub fn snapshots_strict(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let (good, mut damaged) = self.load_all_snapshots()?;
+        match damaged.pop() {
+            Some((_, err)) => Err(err),
+            None => Ok(good),
+        }
+    }
+
+    /// Readable snapshots (unsorted) and the damaged ones with their errors.
+    #[allow(clippy::type_complexity)]
+    pub fn load_all_snapshots(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, Error)>)> {
         let ids = self.list_ids(FileKind::Snapshot)?;
-        let mut all: Vec<(Id, Snapshot)> =
-            ids.par_iter().map(|id| self.load_snapshot(id).map(|s| (*id, s))).collect::<Result<_>>()?;
-        all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(all)
+        let loaded: Vec<(Id, Result<Snapshot>)> = ids.par_iter().map(|id| (*id, self.load_snapshot(id))).collect();
+        let mut good = Vec::new();
+        let mut damaged = Vec::new();
+        for (id, result) in loaded {
+            match result {
+                Ok(snapshot) => good.push((id, snapshot)),
+                // Removed between listing and loading (a concurrent forget): not damage.
+                Err(Error::Backend(e)) if e.is_not_found() => {}
+                Err(Error::Backend(e)) => return Err(e.into()),
+                Err(e) => damaged.push((id, e)),
+            }
+        }
+        Ok((good, damaged))
     }
 
     /// Finds a snapshot by full id, unique id prefix, or `latest`.

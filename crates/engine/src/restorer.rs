@@ -464,8 +464,9 @@ fn apply_metadata(path: &Path, node: &Node) -> std::io::Result<()> {
             tracing::debug!("xattr {} on {}: {e}", attr.name.escape_ascii(), path.display());
         }
     }
-    let atime = filetime::FileTime::from_unix_time(node.atime.seconds, node.atime.nanos);
+    // Access times are not recorded (see docs/REPOSITORY.md): restore sets them to the mtime.
     let mtime = filetime::FileTime::from_unix_time(node.mtime.seconds, node.mtime.nanos);
+    let atime = mtime;
     // utimensat without following links and without opening: opening a FIFO would block.
     filetime::set_symlink_file_times(path, atime, mtime)
 }

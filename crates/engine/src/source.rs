@@ -25,7 +25,6 @@ pub(crate) fn node_from_metadata(
         uid: meta.uid(),
         gid: meta.gid(),
         mtime: timestamp(meta.mtime(), meta.mtime_nsec()),
-        atime: timestamp(meta.atime(), meta.atime_nsec()),
         ctime: timestamp(meta.ctime(), meta.ctime_nsec()),
         inode: meta.ino(),
         device: meta.dev(),

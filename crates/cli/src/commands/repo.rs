@@ -271,12 +271,24 @@ fn backup(
 
 fn snapshots(ctx: &RepoSession) -> Result<ExitCode> {
     let repo = ctx.open()?;
-    let all = repo.snapshots()?;
+    let (mut all, damaged) = repo.load_all_snapshots()?;
+    all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    // The readable ones are listed; the damaged ones are named and make the exit non-zero.
+    let fail_on_damage = || -> Result<ExitCode> {
+        for (id, err) in &damaged {
+            eprintln!("offsite: snapshot {}: {err}", id.short());
+        }
+        if damaged.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            bail!("{} snapshot files are damaged; run 'offsite repo check' and restore from the others", damaged.len())
+        }
+    };
     if ctx.json {
         let list: Vec<_> =
             all.iter().map(|(id, s)| serde_json::json!({ "id": id, "short_id": id.short(), "snapshot": s })).collect();
         ctx.print_json(&list)?;
-        return Ok(ExitCode::SUCCESS);
+        return fail_on_damage();
     }
     println!("{:<10} {:<20} {:<16} {:>10}  Paths", "ID", "Time", "Host", "Size");
     for (id, s) in &all {
@@ -291,7 +303,7 @@ fn snapshots(ctx: &RepoSession) -> Result<ExitCode> {
         );
     }
     println!("{} snapshots", all.len());
-    Ok(ExitCode::SUCCESS)
+    fail_on_damage()
 }
 
 fn ls(ctx: &RepoSession, spec: &str, path: &str) -> Result<ExitCode> {
@@ -395,7 +407,8 @@ fn check(ctx: &RepoSession, read_data: bool) -> Result<ExitCode> {
         ctx.say("no errors found");
         Ok(ExitCode::SUCCESS)
     } else {
-        bail!("the repository has {} errors (listed above)", report.errors.len())
+        let place = if ctx.json { "in the JSON report" } else { "listed above" };
+        bail!("the repository has {} errors ({place})", report.errors.len())
     }
 }
 

@@ -43,7 +43,33 @@ impl LocalBackend {
     }
 }
 
+impl LocalBackend {
+    fn remove_temp_files_in(dir: &Path) -> BackendResult<usize> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Self::io_error(dir, e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| Self::io_error(dir, e))?;
+            let path = entry.path();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                removed += Self::remove_temp_files_in(&path)?;
+            } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                fs::remove_file(&path).map_err(|e| Self::io_error(&path, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 impl Backend for LocalBackend {
+    fn remove_incomplete(&self) -> BackendResult<usize> {
+        Self::remove_temp_files_in(&self.root)
+    }
+
     fn location(&self) -> &str {
         &self.location
     }

@@ -110,6 +110,9 @@ pub trait Backend: Send + Sync {
     fn list(&self, kind: FileKind) -> BackendResult<Vec<FileInfo>>;
     /// Removes a file; removing a missing file is not an error.
     fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()>;
+    /// Removes what interrupted saves left half written; returns how many. Only
+    /// safe while no one else writes (prune calls it under its exclusive lock).
+    fn remove_incomplete(&self) -> BackendResult<usize>;
 }
 
 /// Opens the backend a repository URL names. `options` are extra `object_store`

@@ -39,7 +39,7 @@ struct ConfigHead {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("not an offsite repository (its config file is not offsite's)")]
+    #[error("its config file is not offsite's")]
     NotOurs,
     #[error("the repository has format version {0}, newer than this offsite understands ({FORMAT_VERSION}); upgrade offsite")]
     Newer(u32),

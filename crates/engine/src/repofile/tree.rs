@@ -52,7 +52,7 @@ pub struct Node {
     pub uid: u32,
     pub gid: u32,
     pub mtime: Timestamp,
-    pub atime: Timestamp,
+    /// Change time: not restorable, but part of the "unchanged file" test.
     pub ctime: Timestamp,
     pub inode: u64,
     pub device: u64,

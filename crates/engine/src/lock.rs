@@ -49,15 +49,22 @@ impl LockFile {
     }
 }
 
+impl LockFile {
+    /// A lock of this process, as of now.
+    fn of_this_process(exclusive: bool, operation: &str) -> Self {
+        LockFile {
+            time: OffsetDateTime::now_utc(),
+            exclusive,
+            hostname: crate::host::hostname(),
+            username: crate::host::username(),
+            pid: std::process::id(),
+            operation: operation.to_string(),
+        }
+    }
+}
+
 fn write_lock(repo: &Repository, exclusive: bool, operation: &str) -> Result<Id> {
-    let file = LockFile {
-        time: OffsetDateTime::now_utc(),
-        exclusive,
-        hostname: crate::host::hostname(),
-        username: crate::host::username(),
-        pid: std::process::id(),
-        operation: operation.to_string(),
-    };
+    let file = LockFile::of_this_process(exclusive, operation);
     repo.save_sealed(FileKind::Lock, Purpose::Lock, &serde_json::to_vec(&file).expect("lock serialises"))
 }
 
@@ -110,14 +117,7 @@ impl<'r> RepositoryLock<'r> {
             .name("offsite-lock".into())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(REFRESH_EVERY) {
-                    let file = LockFile {
-                        time: OffsetDateTime::now_utc(),
-                        exclusive,
-                        hostname: crate::host::hostname(),
-                        username: crate::host::username(),
-                        pid: std::process::id(),
-                        operation: operation.clone(),
-                    };
+                    let file = LockFile::of_this_process(exclusive, &operation);
                     let sealed = key.seal(Purpose::Lock, &serde_json::to_vec(&file).expect("lock serialises"));
                     let new_id = Id::of_stored(&sealed);
                     if backend.save(FileKind::Lock, &new_id.to_hex(), bytes::Bytes::from(sealed)).is_ok() {

@@ -27,7 +27,7 @@ use crate::crypto::Purpose;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::MasterIndex;
-use crate::repofile::index::{IndexBlob, IndexFile, IndexPack};
+use crate::repofile::index::{IndexFile, IndexPack};
 use crate::repofile::pack::{PackBlob, PackHeader};
 use crate::repofile::BlobType;
 use crate::repository::Repository;
@@ -269,18 +269,7 @@ impl<'r> BlobSaver<'r> {
                 continue;
             }
             self.stats.packs_written.fetch_add(1, Ordering::Relaxed);
-            let blobs = pack
-                .header
-                .with_offsets()
-                .map(|(offset, b)| IndexBlob {
-                    blob_type: b.blob_type,
-                    id: b.id,
-                    offset: offset as u32,
-                    length: b.length,
-                    raw_length: b.raw_length,
-                })
-                .collect();
-            lock(&self.pending_index).push(IndexPack { id, size, blobs });
+            lock(&self.pending_index).push(crate::pack_reader::index_entry(id, size, &pack.header));
             if let Err(e) = self.write_pending_index(false) {
                 self.fail(e);
             }

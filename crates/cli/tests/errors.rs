@@ -169,7 +169,11 @@ fn a_missing_backup_path_is_named() {
     let repo_dir = repository(tmp.path());
     let before = listing(&repo_dir);
     let missing = tmp.path().join("no-such-folder");
-    let run = repo(&repo_dir, ["backup", utf8(&missing)]).run().fails().stderr_has(utf8(&missing));
+    let run = repo(&repo_dir, ["backup", utf8(&missing)])
+        .run()
+        .fails()
+        .stderr_has(utf8(&missing))
+        .stderr_has("does not exist");
     assert_unchanged(&repo_dir, &before, &run);
     // One good path beside a missing one is refused too: nothing is half done.
     let run = repo(&repo_dir, ["backup", utf8(&tmp.path().join("src")), utf8(&missing)])

@@ -415,7 +415,12 @@ pub fn backup(repo: &Repository, options: &BackupOptions, progress: &Progress) -
     let mut paths = Vec::new();
     for path in &options.paths {
         let abs = absolute(path)?;
-        fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
+        fs::symlink_metadata(&abs).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Refused(format!("the backup path {} does not exist; check it and run again", abs.display()))
+            }
+            _ => Error::io(&abs, e),
+        })?;
         paths.push(abs);
     }
     let path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();

@@ -58,25 +58,12 @@ fn nothing_readable_without_the_passphrase() {
     let repo_dir = dir.path().join("repo");
     let repo = init_repo(&repo_dir);
     backup(&repo, &[&source]);
-    for entry in walk(&repo_dir) {
+    for entry in walk_files(&repo_dir) {
         let bytes = fs::read(&entry).unwrap();
         for needle in [&b"very-secret-name"[..], b"very secret content", b"source"] {
             assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} leaks {:?}", entry.display(), needle);
         }
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

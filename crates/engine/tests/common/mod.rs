@@ -151,3 +151,17 @@ fn compare(a: &Path, b: &Path, links: &mut std::collections::HashMap<u64, u64>) 
         }
     }
 }
+
+/// Every file below `dir`, recursively.
+pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -163,7 +163,8 @@ fn read_all_packs(
                 if Id::of_stored(&bytes) != **pack {
                     problems.push(format!("pack {pack}: its content does not match its name (damaged)"));
                 }
-                match parse_header(repo, pack, size, &bytes) {
+                // Parse against the bytes actually read: the file may have changed since it was listed.
+                match parse_header(repo, pack, bytes.len() as u64, &bytes) {
                     Ok(Ok(header)) => {
                         let mut in_header = HashMap::new();
                         for (offset, blob) in header.with_offsets() {

@@ -212,11 +212,10 @@ impl Repository {
     /// with a warning, so one bad file never stops backups, listings or restores of
     /// the others; `check` names it and `snapshots_strict` refuses it.
     pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
-        let (mut good, damaged) = self.load_all_snapshots()?;
+        let (good, damaged) = self.load_all_snapshots()?;
         for (id, err) in damaged {
             tracing::warn!("leaving out snapshot {}: {err}; run 'offsite repo check'", id.short());
         }
-        good.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(good)
     }
 
@@ -230,7 +229,7 @@ impl Repository {
         }
     }
 
-    /// Readable snapshots (unsorted) and the damaged ones with their errors.
+    /// Readable snapshots, oldest first, and the damaged ones with their errors.
     #[allow(clippy::type_complexity)]
     pub fn load_all_snapshots(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, Error)>)> {
         let ids = self.list_ids(FileKind::Snapshot)?;
@@ -246,6 +245,7 @@ impl Repository {
                 Err(e) => damaged.push((id, e)),
             }
         }
+        good.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok((good, damaged))
     }
 

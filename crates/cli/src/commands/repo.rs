@@ -271,8 +271,7 @@ fn backup(
 
 fn snapshots(ctx: &RepoSession) -> Result<ExitCode> {
     let repo = ctx.open()?;
-    let (mut all, damaged) = repo.load_all_snapshots()?;
-    all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    let (all, damaged) = repo.load_all_snapshots()?;
     // The readable ones are listed; the damaged ones are named and make the exit non-zero.
     let fail_on_damage = || -> Result<ExitCode> {
         for (id, err) in &damaged {

@@ -61,7 +61,28 @@ fn used_blobs(repo: &Repository, index: &MasterIndex) -> Result<HashSet<Id>> {
     Ok(used)
 }
 
+/// How eagerly prune rewrites packs that mix used and unused blobs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PruneOptions {
+    /// Leave mixed packs alone while their unused bytes stay under this fraction
+    /// of the repository. Rewriting them means uploading their used blobs again,
+    /// which over a slow link costs more than storing some garbage for a while.
+    /// 0 rewrites every mixed pack.
+    pub max_unused_fraction: f64,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { max_unused_fraction: 0.0 }
+    }
+}
+
+/// Prunes everything unused (every mixed pack is rewritten).
 pub fn prune(repo: &Repository) -> Result<PruneReport> {
+    prune_with(repo, &PruneOptions::default())
+}
+
+pub fn prune_with(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
     let _lock = RepositoryLock::acquire(repo, true, "prune")?;
     let mut report = PruneReport::default();
     let index = repo.load_index()?;
@@ -69,18 +90,31 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
 
     // Which blobs each pack holds, and whether each is used.
     let mut per_pack: Vec<Vec<(Id, bool)>> = vec![Vec::new(); index.packs().len()];
+    let mut unused_in_pack: Vec<u64> = vec![0; index.packs().len()];
     for (id, loc) in index.blobs() {
-        per_pack[loc.pack as usize].push((*id, used.contains(id)));
+        let is_used = used.contains(id);
+        per_pack[loc.pack as usize].push((*id, is_used));
+        if !is_used {
+            unused_in_pack[loc.pack as usize] += u64::from(loc.length);
+        }
     }
+    let all_packs = index.to_index_packs();
+    let total: u64 = all_packs.iter().map(|p| p.size).sum();
+    let mixed_unused: u64 = per_pack
+        .iter()
+        .zip(&unused_in_pack)
+        .filter(|(blobs, _)| blobs.iter().any(|(_, u)| *u))
+        .map(|(_, unused)| *unused)
+        .sum();
+    let rewrite_mixed = mixed_unused as f64 > options.max_unused_fraction * total as f64;
     let mut keep = MasterIndex::default();
     let mut repack = Vec::new();
     let mut remove = Vec::new();
-    let all_packs = index.to_index_packs();
     for (position, pack) in all_packs.iter().enumerate() {
         report.bytes_before += pack.size;
         let blobs = &per_pack[position];
         let used_count = blobs.iter().filter(|(_, u)| *u).count();
-        if used_count == blobs.len() && !blobs.is_empty() {
+        if (used_count == blobs.len() && !blobs.is_empty()) || (used_count > 0 && !rewrite_mixed) {
             keep.add_pack(pack);
         } else if used_count == 0 {
             report.blobs_removed += blobs.len();

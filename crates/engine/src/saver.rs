@@ -184,6 +184,7 @@ impl<'r> BlobSaver<'r> {
 
     fn check_failure(&self) -> Result<()> {
         match lock(&self.failure).as_ref() {
+            Some(Error::Backend(e)) => Err(Error::Backend(e.duplicate())),
             Some(e) => Err(Error::Refused(format!("storing data failed: {e}"))),
             None => Ok(()),
         }

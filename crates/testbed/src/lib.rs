@@ -11,6 +11,7 @@
 
 mod azurite;
 mod http;
+mod postgres;
 mod process;
 mod s3;
 
@@ -18,6 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use azurite::Azurite;
+pub use postgres::Postgres;
 pub use s3::S3Server;
 
 /// Everything that can go wrong while starting or talking to a test server.

@@ -137,8 +137,9 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A loopback port that is free now and that this process has not handed out before.
-fn free_port() -> Result<u16> {
+/// A loopback port that is free now and that this process has not handed out before
+/// (to any of the test servers: Azurite, S3, PostgreSQL).
+pub(crate) fn free_port() -> Result<u16> {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
     let handed_out = handed_out.get_or_insert_with(HashSet::new);
     loop {

@@ -39,42 +39,47 @@ fn config_key<K: std::str::FromStr>(name: &str) -> Result<K, K::Err> {
     name.to_ascii_lowercase().parse()
 }
 
+/// The object store a cloud URL names and the prefix inside it, configured from the
+/// cloud's usual environment variables plus `options`. The service uses this too, to
+/// stream vault files without the blocking [`Backend`] in between.
+pub fn open_object_store(url: &str, options: &[(String, String)]) -> BackendResult<(Arc<dyn ObjectStore>, String)> {
+    let invalid = |reason: String| BackendError::InvalidLocation { url: url.to_string(), reason };
+    let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+    let prefix = parsed.path().trim_matches('/').to_string();
+    let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+        "s3" | "s3a" => {
+            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url).with_retry(retry_policy());
+            for (key, value) in options {
+                builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
+            }
+            Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            let mut builder =
+                object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url).with_retry(retry_policy());
+            for (key, value) in options {
+                builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
+            }
+            Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
+        }
+        "gs" => {
+            let mut builder =
+                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url).with_retry(retry_policy());
+            for (key, value) in options {
+                builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
+            }
+            Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
+        }
+        other => return Err(invalid(format!("unknown scheme '{other}' (use a folder path, s3://, az:// or gs://)"))),
+    };
+    Ok((store, prefix))
+}
+
 impl CloudBackend {
     /// Opens `s3://bucket/prefix`, `az://container/prefix` or `gs://bucket/prefix`,
     /// configured from the cloud's usual environment variables plus `options`.
     pub fn open(url: &str, options: &[(String, String)]) -> BackendResult<Self> {
-        let invalid = |reason: String| BackendError::InvalidLocation { url: url.to_string(), reason };
-        let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-        let prefix = parsed.path().trim_matches('/').to_string();
-        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-            "s3" | "s3a" => {
-                let mut builder =
-                    object_store::aws::AmazonS3Builder::from_env().with_url(url).with_retry(retry_policy());
-                for (key, value) in options {
-                    builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
-                }
-                Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
-            }
-            "az" | "azure" | "abfs" | "abfss" => {
-                let mut builder =
-                    object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url).with_retry(retry_policy());
-                for (key, value) in options {
-                    builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
-                }
-                Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
-            }
-            "gs" => {
-                let mut builder =
-                    object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url).with_retry(retry_policy());
-                for (key, value) in options {
-                    builder = builder.with_config(config_key(key).map_err(|e| invalid(format!("{e}")))?, value);
-                }
-                Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
-            }
-            other => {
-                return Err(invalid(format!("unknown scheme '{other}' (use a folder path, s3://, az:// or gs://)")))
-            }
-        };
+        let (store, prefix) = open_object_store(url, options)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("offsite-storage")

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use cloud::CloudBackend;
+pub use cloud::{open_object_store, CloudBackend};
 pub use local::LocalBackend;
 
 /// The kinds of file in a repository; each lives in its own folder.
@@ -81,11 +81,39 @@ pub enum BackendError {
     Remote { location: String, message: String },
     #[error("'{url}' is not a storage location offsite understands: {reason}")]
     InvalidLocation { url: String, reason: String },
+    /// A storage service (the offsite service) could not be reached in time.
+    #[error(
+        "cannot reach {location}: {message}. Check that it is running and that the address and the network are \
+         right; finished work is kept, run again when it answers"
+    )]
+    Unreachable { location: String, message: String },
+    /// A storage service answered no; its message says why and what to do.
+    #[error("{location} refused: {message}")]
+    Refused { location: String, status: u16, message: String },
 }
 
 impl BackendError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, BackendError::NotFound { .. })
+    }
+
+    /// A copy, for telling every waiting thread about one failure with its kind
+    /// intact (an I/O error keeps its kind and message).
+    pub fn duplicate(&self) -> BackendError {
+        use BackendError::*;
+        match self {
+            NotFound { path } => NotFound { path: path.clone() },
+            NoSpace { path } => NoSpace { path: path.clone() },
+            Io { path, source } => {
+                Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
+            }
+            Remote { location, message } => Remote { location: location.clone(), message: message.clone() },
+            InvalidLocation { url, reason } => InvalidLocation { url: url.clone(), reason: reason.clone() },
+            Unreachable { location, message } => Unreachable { location: location.clone(), message: message.clone() },
+            Refused { location, status, message } => {
+                Refused { location: location.clone(), status: *status, message: message.clone() }
+            }
+        }
     }
 }
 

@@ -63,3 +63,42 @@ impl Drop for Bar {
         }
     }
 }
+
+/// A bar for work that reports its own counts (diskprep, ingest): on a terminal
+/// only, drawn by indicatif's own ticker.
+pub struct Counter {
+    bar: Option<ProgressBar>,
+}
+
+impl Counter {
+    pub fn show(label: &'static str, quiet: bool) -> Counter {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Counter { bar: None };
+        }
+        let bar = ProgressBar::new(0);
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} ({binary_bytes_per_sec}, ETA {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(label);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Counter { bar: Some(bar) }
+    }
+
+    pub fn set(&self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total.max(done));
+            bar.set_position(done);
+        }
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

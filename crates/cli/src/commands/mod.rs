@@ -1,4 +1,10 @@
 //! One module per top-level command.
 
+pub mod admin;
+pub mod agent;
+pub mod certgen;
+pub mod datacenter;
 pub mod demo;
+pub mod diskprep;
 pub mod repo;
+pub mod server;

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod service;
+
 /// The passphrase every test repository is created with.
 pub const PASSWORD: &str = "correct horse battery staple";
 

@@ -1,0 +1,265 @@
+//! One online backup job: report it to the service, back up the protected paths
+//! into the machine's repository, apply retention, publish the recovery points,
+//! and record the outcome here and on the service.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use offsite_api::types::{JobKind, JobReport, JobState, RecoveryPoint, RecoveryPointSource};
+use offsite_engine::archiver::{self, BackupOptions, SkippedItem};
+use offsite_engine::progress::Progress;
+use offsite_engine::repository::Repository;
+
+use crate::config::AgentConfig;
+use crate::error::{AgentError, AgentResult};
+use crate::history::{self, JobRecord};
+use crate::home::AgentHome;
+use crate::offline::SeedProgress;
+use crate::registration::{stored_passphrase, Registration};
+use crate::throttle::Throttle;
+use crate::vault_backend::VaultBackend;
+
+/// What one backup did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupRun {
+    pub job_id: Option<String>,
+    pub report: JobReport,
+    pub snapshot_id: Option<String>,
+    pub skipped: Vec<SkippedItem>,
+    /// Recovery points removed by retention.
+    pub expired_points: usize,
+    pub recovered_packs: usize,
+}
+
+/// Snapshots tagged so came from an offline seed (the backup into staging tags them).
+pub const OFFLINE_SEED_TAG: &str = "offline-seed";
+
+pub fn recovery_points(repo: &Repository) -> AgentResult<Vec<RecoveryPoint>> {
+    Ok(repo
+        .snapshots()?
+        .into_iter()
+        .map(|(id, s)| RecoveryPoint {
+            snapshot_id: id.to_hex(),
+            time: s.time,
+            size: s.summary.total_bytes,
+            file_count: s.summary.files_new + s.summary.files_changed + s.summary.files_unmodified,
+            source: if s.tags.iter().any(|t| t == OFFLINE_SEED_TAG) {
+                RecoveryPointSource::OfflineSeed
+            } else {
+                RecoveryPointSource::Online
+            },
+        })
+        .collect())
+}
+
+/// Runs a backup now. A failure after the job was reported is recorded as a failed
+/// job (here and on the service) and returned.
+pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRun> {
+    let config = AgentConfig::load(&home.config_file)?;
+    let registration = Registration::load(home)?;
+    if config.protect.is_empty() {
+        return Err(AgentError::NothingProtected);
+    }
+    let passphrase = stored_passphrase(home)?;
+    let client = registration.client()?;
+    let started = OffsetDateTime::now_utc();
+    let mut report = JobReport {
+        kind: JobKind::Backup,
+        state: JobState::Running,
+        started,
+        finished: None,
+        bytes_processed: 0,
+        bytes_uploaded: 0,
+        file_count: 0,
+        message: None,
+        errors: Vec::new(),
+    };
+    // Reporting is best effort: a backup must not fail because the job list could
+    // not be updated, and the service being down is retried by the backend anyway.
+    if let Err(err) = history::report_pending(home, &client, &registration.machine_id) {
+        tracing::warn!(error = %err, "could not send earlier job reports");
+    }
+    let job_id = match client.create_job(&registration.machine_id, &report) {
+        Ok(job) => Some(job.id),
+        // The service knows this machine no longer: backing up would fail anyway.
+        // Recorded here as a failed job, so `status` says why nothing happened.
+        Err(err) if matches!(err.status(), Some(401 | 403)) => {
+            report.state = JobState::Failed;
+            report.finished = Some(OffsetDateTime::now_utc());
+            report.errors = vec![err.to_string()];
+            history::append(home, &JobRecord { id: None, report, snapshot_id: None, reported: true })?;
+            return Err(err.into());
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not report the job start to the service; it will be sent later");
+            None
+        }
+    };
+    let throttle = config.bandwidth.clone().map(|policy| Arc::new(Throttle::new(policy)));
+    let mut backend = None;
+    let mut adopted = None;
+    let result = match &config.offline {
+        // The seed is on its way: nothing large goes over the network until the
+        // import job completes and the seed is adopted into the vault.
+        Some(offline) if offline.staged_snapshot.is_some() => {
+            match crate::offline::adopt_if_complete(home, &registration, &client) {
+                Ok(SeedProgress::Adopted(seed)) => {
+                    adopted = Some(seed);
+                    // Offline seeding is over: this backup is the first incremental.
+                    let config = AgentConfig::load(&home.config_file)?;
+                    run(&registration, &config, &passphrase, throttle, progress, &mut report, &mut backend)
+                }
+                Ok(progress_now) => {
+                    report.message = Some(crate::offline::waiting_message(&offline.import_job));
+                    if let SeedProgress::Travelling(state) = progress_now {
+                        tracing::info!(import_job = %offline.import_job, ?state, "the offline seed is travelling");
+                    }
+                    Ok(Done { waiting: true, ..Done::default() })
+                }
+                Err(err) => Err(err),
+            }
+        }
+        Some(offline) => run_to_staging(home, &config, offline, progress, &mut report),
+        None => run(&registration, &config, &passphrase, throttle, progress, &mut report, &mut backend),
+    };
+    if let (Some(seed), Ok(_)) = (&adopted, &result) {
+        report.message = Some(format!(
+            "offline seed of import job {} adopted into the vault ({} files, {} MiB); then {}",
+            seed.import_job,
+            seed.files,
+            seed.bytes.div_ceil(1 << 20),
+            report.message.as_deref().unwrap_or("an incremental backup")
+        ));
+    }
+    report.finished = Some(OffsetDateTime::now_utc());
+    // Counted by the backend, so a failed run reports what it did send.
+    report.bytes_uploaded = backend.map(|b: Arc<VaultBackend>| b.bytes_sent()).unwrap_or(0);
+    let (snapshot_id, skipped, expired_points, recovered_packs) = match &result {
+        Ok(done) => {
+            report.state = if done.waiting {
+                JobState::Waiting
+            } else if done.skipped.is_empty() {
+                JobState::Completed
+            } else {
+                JobState::CompletedWithWarnings
+            };
+            report.errors = done.skipped.iter().map(|s| format!("{}: {}", s.path, s.reason)).collect();
+            (done.snapshot_id.clone(), done.skipped.clone(), done.expired_points, done.recovered_packs)
+        }
+        Err(err) => {
+            report.state = JobState::Failed;
+            report.errors = vec![err.to_string()];
+            (None, Vec::new(), 0, 0)
+        }
+    };
+    let reported = match &job_id {
+        Some(id) => client.update_job(&registration.machine_id, id, &report).is_ok(),
+        None => false,
+    };
+    if !reported {
+        tracing::warn!("could not report the job result to the service; it will be sent with the next job");
+    }
+    let record = JobRecord { id: job_id.clone(), report: report.clone(), snapshot_id: snapshot_id.clone(), reported };
+    history::append(home, &record)?;
+    result?;
+    Ok(BackupRun { job_id, report, snapshot_id, skipped, expired_points, recovered_packs })
+}
+
+#[derive(Default)]
+struct Done {
+    snapshot_id: Option<String>,
+    skipped: Vec<SkippedItem>,
+    expired_points: usize,
+    recovered_packs: usize,
+    /// The backup did not run: the offline seed is still travelling.
+    waiting: bool,
+}
+
+fn backup_options(config: &AgentConfig) -> BackupOptions {
+    let mut options = BackupOptions::new(config.protect.iter().map(|p| p.path.clone()).collect());
+    options.excludes = config.protect.iter().flat_map(|p| p.excludes.iter().cloned()).collect();
+    options.scan_totals = true;
+    options
+}
+
+fn describe(summary: &offsite_engine::repofile::snapshot::BackupSummary, report: &mut JobReport) {
+    report.bytes_processed = summary.total_bytes;
+    report.file_count = summary.files_new + summary.files_changed + summary.files_unmodified;
+    report.message = Some(format!(
+        "{} new, {} changed, {} unchanged files",
+        summary.files_new, summary.files_changed, summary.files_unmodified
+    ));
+}
+
+/// The initial full backup of offline seeding: into the staging location, not over
+/// the network. Remembers the snapshot, so later backups wait for the import job.
+fn run_to_staging(
+    home: &AgentHome,
+    config: &AgentConfig,
+    offline: &crate::config::OfflineSeeding,
+    progress: &Progress,
+    report: &mut JobReport,
+) -> AgentResult<Done> {
+    let mut options = backup_options(config);
+    // The snapshot inside is encrypted: only the agent can mark it as the seed, so
+    // that its recovery point shows source "offline seed" once it is in the vault.
+    options.tags.push(OFFLINE_SEED_TAG.to_string());
+    let staging = crate::offline::open_staging(home, offline, &options.paths)?;
+    let outcome = archiver::backup(&staging, &options, progress)?;
+    describe(&outcome.snapshot.summary, report);
+    report.message = Some(format!(
+        "offline backup into the staging location {} for import job {}: {}",
+        offline.staging.display(),
+        offline.import_job,
+        report.message.as_deref().unwrap_or_default()
+    ));
+    let snapshot_id = outcome.snapshot_id.to_hex();
+    let mut updated = config.clone();
+    if let Some(o) = updated.offline.as_mut() {
+        o.staged_snapshot = Some(snapshot_id.clone());
+    }
+    updated.save(&home.config_file)?;
+    Ok(Done { snapshot_id: Some(snapshot_id), skipped: outcome.skipped, ..Done::default() })
+}
+
+fn run(
+    registration: &Registration,
+    config: &AgentConfig,
+    passphrase: &str,
+    throttle: Option<Arc<Throttle>>,
+    progress: &Progress,
+    report: &mut JobReport,
+    backend: &mut Option<Arc<VaultBackend>>,
+) -> AgentResult<Done> {
+    let vault = crate::repository::open_or_create(registration, passphrase, &config.retry, throttle)?;
+    *backend = Some(vault.backend.clone());
+    let outcome = archiver::backup(&vault.repo, &backup_options(config), progress)?;
+    describe(&outcome.snapshot.summary, report);
+
+    let mut expired_points = 0;
+    if !config.retention.is_empty() {
+        let decisions = offsite_engine::retention::forget(&vault.repo, &config.retention.policy(), false)?;
+        expired_points = decisions.iter().filter(|d| !d.keep).count();
+        if expired_points > 0 {
+            // Deleting wholly unused packs is free; rewriting mixed ones re-uploads
+            // their live data, so it waits until they hold a tenth of the vault.
+            let options = offsite_engine::prune::PruneOptions { max_unused_fraction: 0.1 };
+            offsite_engine::prune::prune_with(&vault.repo, &options)?;
+        }
+    }
+    let client = registration.client()?;
+    if let Err(err) = client.set_recovery_points(&registration.machine_id, &recovery_points(&vault.repo)?) {
+        tracing::warn!(error = %err, "could not publish the recovery points to the service");
+    }
+    if let Err(err) = client.set_protected_items(&registration.machine_id, &config.protected_items()) {
+        tracing::warn!(error = %err, "could not publish the protected items to the service");
+    }
+    Ok(Done {
+        snapshot_id: Some(outcome.snapshot_id.to_hex()),
+        skipped: outcome.skipped,
+        expired_points,
+        recovered_packs: outcome.recovered_packs,
+        waiting: false,
+    })
+}

@@ -1,0 +1,75 @@
+//! Opening this machine's repository in its vault.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offsite_engine::repository::{InitOptions, Repository};
+
+use crate::config::RetryPolicy;
+use crate::error::{AgentError, AgentResult};
+use crate::registration::Registration;
+use crate::throttle::Throttle;
+use crate::vault_backend::VaultBackend;
+
+/// The repository and the backend under it (for the bytes it sent).
+pub struct VaultRepository {
+    pub repo: Repository,
+    pub backend: Arc<VaultBackend>,
+}
+
+fn backend(
+    registration: &Registration,
+    retry: &RetryPolicy,
+    throttle: Option<Arc<Throttle>>,
+) -> AgentResult<Arc<VaultBackend>> {
+    Ok(Arc::new(VaultBackend::new(
+        registration.client()?,
+        &registration.machine_id,
+        &registration.vault_name,
+        throttle.unwrap_or_else(|| Arc::new(Throttle::unlimited())),
+        Duration::from_secs(retry.network_seconds),
+    )))
+}
+
+/// Opens the machine's repository with `passphrase`.
+pub fn open(
+    registration: &Registration,
+    passphrase: &str,
+    retry: &RetryPolicy,
+    throttle: Option<Arc<Throttle>>,
+) -> AgentResult<VaultRepository> {
+    open_or_maybe_create(registration, passphrase, retry, throttle, false)
+}
+
+/// Opens the repository, creating it first when registration stopped before it was made.
+pub fn open_or_create(
+    registration: &Registration,
+    passphrase: &str,
+    retry: &RetryPolicy,
+    throttle: Option<Arc<Throttle>>,
+) -> AgentResult<VaultRepository> {
+    open_or_maybe_create(registration, passphrase, retry, throttle, true)
+}
+
+fn open_or_maybe_create(
+    registration: &Registration,
+    passphrase: &str,
+    retry: &RetryPolicy,
+    throttle: Option<Arc<Throttle>>,
+    create: bool,
+) -> AgentResult<VaultRepository> {
+    let backend = backend(registration, retry, throttle)?;
+    let missing = || {
+        Repository::read_config(backend.as_ref())
+            .is_err_and(|e| matches!(e, offsite_engine::error::Error::NotARepository { .. }))
+    };
+    let repo = if create && missing() {
+        Repository::init(backend.clone(), passphrase.as_bytes(), InitOptions::default())?
+    } else {
+        Repository::open(backend.clone(), passphrase.as_bytes()).map_err(|e| match e {
+            offsite_engine::error::Error::WrongPassphrase { .. } => AgentError::WrongPassphrase,
+            other => other.into(),
+        })?
+    };
+    Ok(VaultRepository { repo, backend })
+}

@@ -1,0 +1,91 @@
+//! Restoring a recovery point, whole or in part, to its original place (`/`) or
+//! another folder. Newer files already at the target are kept unless the caller
+//! asks to overwrite them.
+
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+
+use offsite_api::types::{JobKind, JobReport, JobState};
+use offsite_engine::progress::Progress;
+use offsite_engine::restorer::{self, OverwritePolicy, RestoreOptions, RestoreOutcome};
+
+use crate::config::AgentConfig;
+use crate::error::AgentResult;
+use crate::history::{self, JobRecord};
+use crate::home::AgentHome;
+use crate::registration::{stored_passphrase, Registration};
+
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// A snapshot id, a unique prefix of one, or `latest`.
+    pub point: String,
+    /// Paths inside the point; empty restores everything.
+    pub paths: Vec<String>,
+    pub target: PathBuf,
+    pub overwrite: bool,
+    pub verify: bool,
+    /// Another passphrase than the stored one (restoring on another machine, or
+    /// after the stored one was lost).
+    pub passphrase: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreRun {
+    pub snapshot_id: String,
+    pub outcome: RestoreOutcome,
+}
+
+pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) -> AgentResult<RestoreRun> {
+    let config = AgentConfig::load(&home.config_file)?;
+    let registration = Registration::load(home)?;
+    let passphrase = match &request.passphrase {
+        Some(p) => p.clone(),
+        None => stored_passphrase(home)?,
+    };
+    let started = OffsetDateTime::now_utc();
+    let vault = crate::repository::open(&registration, &passphrase, &config.retry, None)?;
+    let (id, snapshot) = vault.repo.find_snapshot(&request.point)?;
+    let options = RestoreOptions {
+        target: request.target.clone(),
+        includes: request.paths.clone(),
+        verify: request.verify,
+        overwrite: if request.overwrite { OverwritePolicy::Always } else { OverwritePolicy::KeepNewer },
+    };
+    let result = restorer::restore(&vault.repo, &snapshot, &options, progress);
+    let mut report = JobReport {
+        kind: JobKind::Restore,
+        state: JobState::Completed,
+        started,
+        finished: Some(OffsetDateTime::now_utc()),
+        bytes_processed: 0,
+        bytes_uploaded: 0,
+        file_count: 0,
+        message: Some(format!("recovery point {} to {}", id.short(), request.target.display())),
+        errors: Vec::new(),
+    };
+    match &result {
+        Ok(outcome) => {
+            report.bytes_processed = outcome.bytes;
+            report.file_count = outcome.files;
+            if !outcome.failures.is_empty() {
+                report.state = JobState::CompletedWithWarnings;
+                report.errors = outcome.failures.iter().map(|f| format!("{}: {}", f.path, f.reason)).collect();
+            }
+        }
+        Err(err) => {
+            report.state = JobState::Failed;
+            report.errors = vec![err.to_string()];
+        }
+    }
+    let job_id = match registration.client()?.create_job(&registration.machine_id, &report) {
+        Ok(job) => Some(job.id),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not report the restore to the service; it will be sent later");
+            None
+        }
+    };
+    let reported = job_id.is_some();
+    history::append(home, &JobRecord { id: job_id, report, snapshot_id: Some(id.to_hex()), reported })?;
+    Ok(RestoreRun { snapshot_id: id.to_hex(), outcome: result? })
+}

@@ -1,0 +1,160 @@
+//! The machine's repository in its vault, reached through the service's API: an
+//! engine [`Backend`] whose verbs are HTTP requests. Transient failures (service
+//! down, network gone, 5xx) are retried with backoff for a bounded time; since every
+//! repository file is content-addressed, a retried upload is always safe. Uploads
+//! pass through the bandwidth throttle first.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use offsite_api::{ApiError, Client};
+use offsite_engine::backend::{Backend, BackendError, BackendResult, FileInfo, FileKind};
+
+use crate::throttle::Throttle;
+
+pub struct VaultBackend {
+    client: Client,
+    machine_id: String,
+    location: String,
+    throttle: Arc<Throttle>,
+    retry_for: Duration,
+    /// Bytes of repository files stored on the service by this backend.
+    sent: AtomicU64,
+    /// A call already waited out the retry window.
+    gave_up: AtomicBool,
+}
+
+fn folder(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Config => "config",
+        other => other.folder(),
+    }
+}
+
+impl VaultBackend {
+    pub fn new(
+        client: Client,
+        machine_id: &str,
+        vault_name: &str,
+        throttle: Arc<Throttle>,
+        retry_for: Duration,
+    ) -> Self {
+        let location = format!("the offsite service at {} (vault '{vault_name}')", client.url());
+        VaultBackend {
+            client,
+            machine_id: machine_id.to_string(),
+            location,
+            throttle,
+            retry_for,
+            sent: AtomicU64::new(0),
+            gave_up: AtomicBool::new(false),
+        }
+    }
+
+    /// Bytes uploaded so far (retries of one file count once).
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    fn error(&self, kind: FileKind, name: &str, err: ApiError) -> BackendError {
+        let location = self.location.clone();
+        match err {
+            ApiError::Refused { status: 404, .. } => {
+                BackendError::NotFound { path: format!("{}/{}", folder(kind), name) }
+            }
+            ApiError::Refused { status, message, .. } => BackendError::Refused { location, status, message },
+            ApiError::Unreachable { reason, .. } => BackendError::Unreachable { location, message: reason },
+            other => BackendError::Remote { location, message: other.to_string() },
+        }
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or has failed transiently for
+    /// longer than the retry window (doubling waits from 0.5 s up to 15 s). Once one
+    /// call has waited out the whole window, later ones (removing the lock, saving
+    /// the index of what was stored) try once: the user hears of the failure now,
+    /// not after one window per call.
+    fn with_retry<T>(
+        &self,
+        kind: FileKind,
+        name: &str,
+        mut call: impl FnMut() -> Result<T, ApiError>,
+    ) -> BackendResult<T> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match call() {
+                Ok(value) => return Ok(value),
+                Err(err) if err.is_transient() && started.elapsed() >= self.retry_for => {
+                    self.gave_up.store(true, Ordering::Relaxed);
+                    return Err(self.error(kind, name, err));
+                }
+                Err(err) if err.is_transient() && !self.gave_up.load(Ordering::Relaxed) => {
+                    tracing::warn!(error = %err, "the service did not answer; retrying in {:.1} s", wait.as_secs_f64());
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(15));
+                }
+                Err(err) => return Err(self.error(kind, name, err)),
+            }
+        }
+    }
+}
+
+impl Backend for VaultBackend {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The service creates a machine's place at registration; a listing proves it
+    /// answers and the credential works.
+    fn create(&self) -> BackendResult<()> {
+        self.list(FileKind::Config).map(|_| ())
+    }
+
+    fn save(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
+        self.throttle.consume(data.len() as u64);
+        self.with_retry(kind, name, || self.client.put_file(&self.machine_id, folder(kind), name, data.clone()))?;
+        self.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn load(&self, kind: FileKind, name: &str) -> BackendResult<Bytes> {
+        self.with_retry(kind, name, || self.client.get_file(&self.machine_id, folder(kind), name, None))
+    }
+
+    fn load_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Bytes> {
+        if length == 0 {
+            return Ok(Bytes::new());
+        }
+        let bytes = self.with_retry(kind, name, || {
+            self.client.get_file(&self.machine_id, folder(kind), name, Some((offset, length)))
+        })?;
+        if bytes.len() as u64 != length {
+            return Err(BackendError::Remote {
+                location: self.location.clone(),
+                message: format!("{name}: asked for {length} bytes at {offset}, got {}", bytes.len()),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn size(&self, kind: FileKind, name: &str) -> BackendResult<Option<u64>> {
+        self.with_retry(kind, name, || self.client.file_size(&self.machine_id, folder(kind), name))
+    }
+
+    fn list(&self, kind: FileKind) -> BackendResult<Vec<FileInfo>> {
+        let files = self.with_retry(kind, "", || self.client.list_files(&self.machine_id, folder(kind)))?;
+        Ok(files.into_iter().map(|f| FileInfo { name: f.name, size: f.size }).collect())
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
+        self.with_retry(kind, name, || self.client.delete_file(&self.machine_id, folder(kind), name))
+    }
+
+    /// The service's storage publishes uploads only when complete.
+    fn remove_incomplete(&self) -> BackendResult<usize> {
+        Ok(0)
+    }
+}

@@ -1,0 +1,514 @@
+//! Request and response bodies of the REST API under `/api/v1`. The server derives
+//! its OpenAPI document from these types, so the document and the code cannot drift.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// Every error response: a sentence for people and a stable code for programs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscription {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Subscription {
+    pub id: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+}
+
+/// Returned once, when a subscription is created: the management credential is not
+/// stored in clear anywhere and cannot be shown again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubscriptionCreated {
+    pub subscription: Subscription,
+    pub management_credential: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVault {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Vault {
+    pub id: String,
+    pub subscription_id: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVaultCredentials {
+    /// How long the credentials may be used to register a machine (default 48, at most 240).
+    pub valid_hours: Option<u32>,
+}
+
+/// A one-time registration secret for one vault, valid until `expires`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VaultCredentialsIssued {
+    pub vault_id: String,
+    pub vault_name: String,
+    pub subscription_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires: OffsetDateTime,
+    pub registration_secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterMachine {
+    pub name: String,
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Machine {
+    pub id: String,
+    pub vault_id: String,
+    pub name: String,
+    pub hostname: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub registered: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub removed: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_backup: Option<OffsetDateTime>,
+}
+
+/// Returned once, at registration: the machine's own credential.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MachineRegistered {
+    pub machine: Machine,
+    pub machine_credential: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedItem {
+    pub path: String,
+    #[serde(default)]
+    pub excludes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryPointSource {
+    Online,
+    OfflineSeed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryPoint {
+    pub snapshot_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub time: OffsetDateTime,
+    /// Bytes of file content the point restores.
+    pub size: u64,
+    pub file_count: u64,
+    pub source: RecoveryPointSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Backup,
+    Restore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Completed,
+    CompletedWithWarnings,
+    Failed,
+    /// A scheduled backup that did not run because the offline seed is still on
+    /// its way (the import job is not complete).
+    Waiting,
+}
+
+impl JobState {
+    pub fn is_finished(self) -> bool {
+        self != JobState::Running
+    }
+}
+
+/// What an agent reports about one backup or restore.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobReport {
+    pub kind: JobKind,
+    pub state: JobState,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub started: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub bytes_processed: u64,
+    #[serde(default)]
+    pub bytes_uploaded: u64,
+    #[serde(default)]
+    pub file_count: u64,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    pub id: String,
+    pub machine_id: String,
+    #[serde(flatten)]
+    pub report: JobReport,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStorageAccount {
+    pub name: String,
+}
+
+/// A named object-store location owned by one subscription: where ingested drives
+/// land before adoption.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StorageAccount {
+    pub id: String,
+    pub subscription_id: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateContainer {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Container {
+    pub id: String,
+    pub storage_account_id: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDatacenter {
+    pub name: String,
+    /// The shipping address, several lines.
+    pub address: String,
+    /// The X25519 public key drives for this datacenter are encrypted to, 64 hex
+    /// digits. Its secret stays with the operator's ingest stations.
+    #[schema(example = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")]
+    pub import_public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Datacenter {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    /// The X25519 import public key, 64 lowercase hex digits (empty for a
+    /// datacenter added before import keys existed: it cannot take drives).
+    #[serde(default)]
+    pub import_public_key: String,
+}
+
+/// A file of a machine's repository, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepositoryFile {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Who the caller is, as the service sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum WhoAmI {
+    Operator,
+    Subscription {
+        subscription_id: String,
+    },
+    Machine {
+        machine_id: String,
+        vault_id: String,
+        subscription_id: String,
+    },
+    /// A subscription's offline-seeding application, signing with one of its certificates.
+    Application {
+        application_id: String,
+        subscription_id: String,
+        thumbprint: String,
+    },
+}
+
+/// The names a resource may take: 1–64 letters, digits, `-`, `_`, `.`, starting with
+/// a letter or digit. Checked on both sides so a user hears it before the round trip.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a valid {what} name: use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        ))
+    }
+}
+
+// ------------------------------------------------------------------ import jobs
+
+/// The state of an import job (after the public import services' model):
+/// `creating → shipping → received → transferring → packaging → completed`, or
+/// `closed` (cancelled, or expired when the drives did not arrive in time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportJobState {
+    Creating,
+    Shipping,
+    Received,
+    Transferring,
+    Packaging,
+    Completed,
+    Closed,
+}
+
+/// The state of one drive of an import job: `specified → received → transferring →
+/// completed | completed_more_info`, `specified → never_received`, and a received
+/// drive may end `shipped_back`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportDriveState {
+    Specified,
+    Received,
+    Transferring,
+    Completed,
+    /// Ingested with errors: the error log in the container names what is missing.
+    CompletedMoreInfo,
+    NeverReceived,
+    ShippedBack,
+}
+
+/// One drive of a new import job, as `diskprep` wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportJobDriveSpec {
+    /// The drive id from the drive header, hex.
+    #[schema(example = "3f9c0a1b2c3d4e5f")]
+    pub drive_id: String,
+    /// The drive's place in the drive set, from 0.
+    pub index: u32,
+    /// The drive header's fingerprint (64 hex digits), so the ingest station can
+    /// tell the drive diskprep registered from another with the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "5d1c1f0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccd")]
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateImportJob {
+    /// Unique across the service: 3 to 64 letters, digits, `-` or `_`.
+    pub name: String,
+    /// The name of the subscription's storage account the drives are ingested into.
+    pub storage_account: String,
+    /// The name of a container of that storage account.
+    pub container: String,
+    /// The name of the datacenter the drives are shipped to.
+    pub datacenter: String,
+    pub drives: Vec<ImportJobDriveSpec>,
+}
+
+/// What the customer tells the service about the package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingDetails {
+    pub carrier: String,
+    /// Unique across all import jobs: 4 to 40 letters, digits or `-`.
+    pub tracking_number: String,
+    /// How many drives the package holds: all of the job's drives.
+    pub drive_count: u32,
+    /// The day the package was handed to the carrier, `YYYY-MM-DD`.
+    #[schema(example = "2026-11-02")]
+    pub ship_date: String,
+    /// Where the datacenter ships the drives back.
+    pub return_address: String,
+    /// Who to contact about the package: a name, email or phone number.
+    pub contact: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportJobDrive {
+    pub drive_id: String,
+    pub index: u32,
+    pub state: ImportDriveState,
+    /// The drive header's fingerprint diskprep registered, if any.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// The ingest logs the datacenter stored for this drive (`error`, `verbose`):
+    /// `GET /import-jobs/{id}/drives/{drive_id}/logs/{kind}` reads one.
+    #[serde(default)]
+    pub logs: Vec<String>,
+}
+
+/// One state change of the job (`drive_id` absent) or of one of its drives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportJobEvent {
+    #[serde(default)]
+    pub drive_id: Option<String>,
+    /// An [`ImportJobState`] for the job, an [`ImportDriveState`] for a drive (snake_case).
+    pub state: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// Who did it: `operator`, the subscription id, `service (deadline)`.
+    pub actor: String,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The datacenter an import job ships to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportJobDatacenter {
+    pub name: String,
+    /// The shipping address, several lines.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportJobView {
+    pub id: String,
+    pub name: String,
+    pub subscription_id: String,
+    pub state: ImportJobState,
+    /// Storage account name.
+    pub storage_account: String,
+    /// Container name.
+    pub container: String,
+    pub datacenter: ImportJobDatacenter,
+    #[serde(default)]
+    pub shipping: Option<ShippingDetails>,
+    /// The time by which the drives must arrive, once shipping details exist.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub arrival_deadline: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+    pub drives: Vec<ImportJobDrive>,
+    /// Every state change, oldest first.
+    pub timeline: Vec<ImportJobEvent>,
+}
+
+/// A drive's new state, set by the datacenter.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriveStateUpdate {
+    pub state: ImportDriveState,
+    /// What happened, e.g. which blocks are missing; kept in the timeline.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The body of an import job's step without other data (cancel, receive,
+/// complete): an optional note kept in the timeline, e.g. why it was cancelled.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportJobNote {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+// ------------------------------------------------------------------ offline seeding
+
+/// A certificate to register for a subscription's offline-seeding application.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadCertificate {
+    /// The certificate only (never its private key): PEM, or base64 DER. Its key
+    /// must be ECDSA P-256 or Ed25519.
+    pub certificate: String,
+}
+
+/// A certificate of an application, named by its thumbprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApplicationCertificate {
+    /// Uppercase hex SHA-256 of the DER certificate.
+    pub thumbprint: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub added: OffsetDateTime,
+    /// The end of the certificate's validity, when it could be read.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_after: Option<OffsetDateTime>,
+}
+
+/// The offline-seeding application identity of a subscription (the seed's Azure AD
+/// application): it signs requests with the private key of one of its certificates.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Application {
+    pub id: String,
+    pub subscription_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+    pub certificates: Vec<ApplicationCertificate>,
+}
+
+/// A whole file ingested into an import job's container (a path of the staging
+/// repository, e.g. `data/3f/3f…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportFile {
+    pub path: String,
+    pub size: u64,
+}
+
+/// Which import job's seed a machine adopts into its vault repository.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptSeed {
+    /// The import job's name.
+    pub import_job: String,
+}
+
+/// The seed of an import job copied into a machine's vault repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Adoption {
+    /// The import job's name.
+    pub import_job: String,
+    /// Files and bytes of the seed now in the vault repository.
+    pub files: u64,
+    pub bytes: u64,
+    /// True when an earlier request adopted it; the numbers are that adoption's.
+    pub already_adopted: bool,
+}

@@ -1,0 +1,425 @@
+//! `offsite admin …`: administration through the service's API. Operator commands
+//! use the operator credentials the server wrote into its data folder; subscription
+//! commands use the subscription's publish-settings file (or operator credentials
+//! plus `--subscription`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use offsite_api::files::{OperatorCredentials, PublishSettings, ServiceEndpoint, VaultCredentials};
+use offsite_api::types::{StorageAccount, Vault};
+use offsite_api::Client;
+
+use crate::display::when;
+use offsite_api::XmlCredentialFile;
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The operator credentials file (written by `offsite server run` into its data folder).
+    #[arg(long, global = true, env = "OFFSITE_OPERATOR_CREDENTIALS")]
+    operator_credentials: Option<PathBuf>,
+    /// A subscription's publish-settings file.
+    #[arg(long, global = true, env = "OFFSITE_PUBLISH_SETTINGS")]
+    publish_settings: Option<PathBuf>,
+    /// The subscription to act on, when using operator credentials.
+    #[arg(long, global = true)]
+    subscription: Option<String>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Subscriptions (operator).
+    #[command(subcommand)]
+    Subscription(SubscriptionCommand),
+    /// Vaults of a subscription.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Machines registered to a vault.
+    #[command(subcommand)]
+    Machine(MachineCommand),
+    /// Storage accounts of a subscription.
+    #[command(subcommand, name = "storage-account")]
+    StorageAccount(StorageAccountCommand),
+    /// Containers of a storage account.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Datacenters and their shipping addresses.
+    #[command(subcommand)]
+    Datacenter(DatacenterCommand),
+    /// The subscription's offline-seeding application and its certificates.
+    #[command(subcommand)]
+    Application(ApplicationCommand),
+}
+
+#[derive(Subcommand)]
+enum SubscriptionCommand {
+    /// Create a subscription and write its publish-settings file.
+    Create {
+        name: String,
+        /// Where to write the publish settings [default: NAME.publishsettings].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    Create {
+        name: String,
+    },
+    List,
+    /// Download vault credentials: they register one machine, once, before they expire.
+    Credentials {
+        /// Vault name or id.
+        vault: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Hours until the credentials expire (1–240).
+        #[arg(long, default_value_t = 48)]
+        valid_hours: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum MachineCommand {
+    /// Machines of a vault (name or id).
+    List { vault: String },
+    /// Remove a machine: its credential stops working at once; its recovery points stay.
+    Remove { machine_id: String },
+}
+
+#[derive(Subcommand)]
+enum StorageAccountCommand {
+    Create { name: String },
+    List,
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    Create {
+        name: String,
+        #[arg(long)]
+        storage_account: String,
+    },
+    List {
+        #[arg(long)]
+        storage_account: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatacenterCommand {
+    /// Add a datacenter; its import key pair is made here and only the public key is sent.
+    Add {
+        name: String,
+        /// The shipping address (use \n or several lines).
+        #[arg(long)]
+        address: String,
+        /// Where to write the import secret key (64 hex digits, mode 0600) for the
+        /// datacenter's ingest stations; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        import_key_out: PathBuf,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum ApplicationCommand {
+    /// Register another certificate of the application (the manual path: the
+    /// certificate exported with `offsite certgen export-cert`, without its key).
+    #[command(name = "upload-cert")]
+    UploadCert {
+        /// The certificate file (.cer: PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+    },
+    /// Show the application and the thumbprints of its certificates.
+    Show,
+}
+
+struct Session {
+    client: Client,
+    endpoint: ServiceEndpoint,
+    subscription_id: Option<String>,
+    json: bool,
+}
+
+impl Session {
+    fn operator(args: &AdminArgs) -> Result<Session> {
+        let path = match &args.operator_credentials {
+            Some(path) => path.clone(),
+            None => bail!(
+                "this command needs the operator credentials: pass --operator-credentials FILE \
+                 (the server writes DATA_DIR/operator.credentials) or set OFFSITE_OPERATOR_CREDENTIALS"
+            ),
+        };
+        let creds = OperatorCredentials::read(&path)?;
+        let endpoint = creds.endpoint();
+        Ok(Session {
+            client: Client::new(&endpoint, &creds.token)?,
+            endpoint,
+            subscription_id: args.subscription.clone(),
+            json: args.json,
+        })
+    }
+
+    /// Publish settings when given, else operator credentials plus --subscription.
+    fn subscription(args: &AdminArgs) -> Result<Session> {
+        if let Some(path) = &args.publish_settings {
+            let settings = PublishSettings::read(path)?;
+            return Ok(Session {
+                client: Client::new(&settings.service, &settings.management_credential)?,
+                endpoint: settings.service.clone(),
+                subscription_id: Some(settings.subscription_id),
+                json: args.json,
+            });
+        }
+        if args.operator_credentials.is_some() && args.subscription.is_none() {
+            bail!("with operator credentials, name the subscription with --subscription ID");
+        }
+        if args.operator_credentials.is_none() {
+            bail!("this command needs a subscription: pass --publish-settings FILE (or --operator-credentials FILE --subscription ID)");
+        }
+        Session::operator(args)
+    }
+
+    fn subscription_id(&self) -> &str {
+        self.subscription_id.as_deref().unwrap_or_default()
+    }
+
+    fn vault(&self, name_or_id: &str) -> Result<Vault> {
+        let vaults = self.client.list_vaults(self.subscription_id())?;
+        vaults
+            .into_iter()
+            .find(|v| v.id == name_or_id || v.name == name_or_id)
+            .with_context(|| format!("no vault '{name_or_id}' in this subscription (see `offsite admin vault list`)"))
+    }
+
+    fn storage_account(&self, name_or_id: &str) -> Result<StorageAccount> {
+        let accounts = self.client.list_storage_accounts(self.subscription_id())?;
+        accounts.into_iter().find(|a| a.id == name_or_id || a.name == name_or_id).with_context(|| {
+            format!("no storage account '{name_or_id}' in this subscription (see `offsite admin storage-account list`)")
+        })
+    }
+
+    /// Prints JSON, or the human form.
+    fn show<T: Serialize>(&self, value: &T, human: impl FnOnce(&T)) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            human(value);
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: AdminArgs) -> Result<ExitCode> {
+    match &args.command {
+        AdminCommand::Subscription(SubscriptionCommand::Create { name, output }) => {
+            let session = Session::operator(&args)?;
+            let created = session.client.create_subscription(name)?;
+            let settings = PublishSettings {
+                service: session.endpoint.clone(),
+                subscription_id: created.subscription.id.clone(),
+                subscription_name: created.subscription.name.clone(),
+                management_credential: created.management_credential.clone(),
+            };
+            let path = output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.publishsettings")));
+            settings.write(&path)?;
+            #[derive(Serialize)]
+            struct Out<'a> {
+                subscription: &'a offsite_api::types::Subscription,
+                publish_settings: &'a Path,
+            }
+            session.show(&Out { subscription: &created.subscription, publish_settings: &path }, |out| {
+                println!("subscription {} created: {}", out.subscription.name, out.subscription.id);
+                println!(
+                    "publish settings written to {} (keep it private: it manages the subscription)",
+                    path.display()
+                );
+            })?;
+        }
+        AdminCommand::Subscription(SubscriptionCommand::List) => {
+            let session = Session::operator(&args)?;
+            session.show(&session.client.list_subscriptions()?, |list| {
+                for s in list {
+                    println!("{}  {}  created {}", s.id, s.name, when(s.created));
+                }
+            })?;
+        }
+        AdminCommand::Vault(VaultCommand::Create { name }) => {
+            let session = Session::subscription(&args)?;
+            let vault = session.client.create_vault(session.subscription_id(), name)?;
+            session.show(&vault, |v| println!("vault {} created: {}", v.name, v.id))?;
+        }
+        AdminCommand::Vault(VaultCommand::List) => {
+            let session = Session::subscription(&args)?;
+            session.show(&session.client.list_vaults(session.subscription_id())?, |list| {
+                for v in list {
+                    println!("{}  {}  created {}", v.id, v.name, when(v.created));
+                }
+            })?;
+        }
+        AdminCommand::Vault(VaultCommand::Credentials { vault, output, valid_hours }) => {
+            let session = Session::subscription(&args)?;
+            let vault = session.vault(vault)?;
+            let issued = session.client.vault_credentials(&vault.id, Some(*valid_hours))?;
+            let creds = VaultCredentials {
+                service: session.endpoint.clone(),
+                subscription_id: issued.subscription_id.clone(),
+                vault_id: issued.vault_id.clone(),
+                vault_name: issued.vault_name.clone(),
+                expires: issued.expires,
+                registration_secret: issued.registration_secret.clone(),
+            };
+            creds.write(output)?;
+            #[derive(Serialize)]
+            struct Out<'a> {
+                vault_id: &'a str,
+                file: &'a Path,
+                #[serde(with = "time::serde::rfc3339")]
+                expires: time::OffsetDateTime,
+            }
+            session.show(&Out { vault_id: &vault.id, file: output, expires: issued.expires }, |out| {
+                println!(
+                    "vault credentials for '{}' written to {}: they register one machine and expire at {}",
+                    vault.name,
+                    out.file.display(),
+                    when(out.expires)
+                );
+            })?;
+        }
+        AdminCommand::Machine(MachineCommand::List { vault }) => {
+            let session = Session::subscription(&args)?;
+            let vault = session.vault(vault)?;
+            session.show(&session.client.list_machines(&vault.id)?, |list| {
+                for m in list {
+                    let state = if m.removed.is_some() { "removed" } else { "registered" };
+                    let last = m.last_backup.map(when).unwrap_or_else(|| "never".into());
+                    println!("{}  {} ({})  {}  last backup {}", m.id, m.name, m.hostname, state, last);
+                }
+            })?;
+        }
+        AdminCommand::Machine(MachineCommand::Remove { machine_id }) => {
+            let session = Session::subscription(&args)?;
+            let machine = session.client.remove_machine(machine_id)?;
+            session.show(&machine, |_| println!("machine {machine_id} removed; its credential no longer works"))?;
+        }
+        AdminCommand::StorageAccount(StorageAccountCommand::Create { name }) => {
+            let session = Session::subscription(&args)?;
+            let account = session.client.create_storage_account(session.subscription_id(), name)?;
+            session.show(&account, |a| println!("storage account {} created: {}", a.name, a.id))?;
+        }
+        AdminCommand::StorageAccount(StorageAccountCommand::List) => {
+            let session = Session::subscription(&args)?;
+            session.show(&session.client.list_storage_accounts(session.subscription_id())?, |list| {
+                for a in list {
+                    println!("{}  {}", a.id, a.name);
+                }
+            })?;
+        }
+        AdminCommand::Container(ContainerCommand::Create { name, storage_account }) => {
+            let session = Session::subscription(&args)?;
+            let account = session.storage_account(storage_account)?;
+            let container = session.client.create_container(&account.id, name)?;
+            session.show(&container, |c| println!("container {} created in {}: {}", c.name, account.name, c.id))?;
+        }
+        AdminCommand::Container(ContainerCommand::List { storage_account }) => {
+            let session = Session::subscription(&args)?;
+            let account = session.storage_account(storage_account)?;
+            session.show(&session.client.list_containers(&account.id)?, |list| {
+                for c in list {
+                    println!("{}  {}", c.id, c.name);
+                }
+            })?;
+        }
+        AdminCommand::Datacenter(DatacenterCommand::Add { name, address, import_key_out }) => {
+            let session = Session::operator(&args)?;
+            let address = address.replace("\\n", "\n");
+            if import_key_out.symlink_metadata().is_ok() {
+                bail!(
+                    "{} exists: it may hold the import key of drives already prepared. Choose another --import-key-out",
+                    import_key_out.display()
+                );
+            }
+            let (secret, public) = offsite_api::import_key::generate_import_key();
+            // The secret is written first: a datacenter must not exist whose key is lost.
+            offsite_api::import_key::write_import_secret(import_key_out, &secret)?;
+            let dc = match session.client.add_datacenter(name, &address, &hex_of(&public)) {
+                Ok(dc) => dc,
+                Err(err) => {
+                    let _ = std::fs::remove_file(import_key_out);
+                    return Err(err.into());
+                }
+            };
+            #[derive(Serialize)]
+            struct Out<'a> {
+                datacenter: &'a offsite_api::types::Datacenter,
+                import_key_file: &'a Path,
+            }
+            session.show(&Out { datacenter: &dc, import_key_file: import_key_out }, |out| {
+                println!("datacenter {} added: {}", out.datacenter.name, out.datacenter.id);
+                println!(
+                    "import secret key written to {} (mode 0600): give it to the datacenter's ingest stations only",
+                    import_key_out.display()
+                );
+            })?;
+        }
+        AdminCommand::Datacenter(DatacenterCommand::List) => {
+            let session =
+                if args.publish_settings.is_some() { Session::subscription(&args)? } else { Session::operator(&args)? };
+            session.show(&session.client.list_datacenters()?, |list| {
+                for d in list {
+                    println!("{}  {}\n    {}", d.id, d.name, d.address.replace('\n', "\n    "));
+                }
+            })?;
+        }
+        AdminCommand::Application(ApplicationCommand::UploadCert { cert }) => {
+            let session = Session::subscription(&args)?;
+            let bytes = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            // The service parses the certificate fully and refuses private keys.
+            let text = offsite_api::application_auth::certificate_text(&bytes);
+            let application = session.client.upload_application_certificate(session.subscription_id(), &text)?;
+            session.show(&application, |app| {
+                println!("certificate uploaded to application {}:", app.id);
+                print_certificates(app);
+                println!("record its thumbprint on the agent with `offsite certgen add-agent-entries`");
+            })?;
+        }
+        AdminCommand::Application(ApplicationCommand::Show) => {
+            let session = Session::subscription(&args)?;
+            let application = session.client.application(session.subscription_id())?;
+            session.show(&application, |app| {
+                println!(
+                    "application {} of subscription {}, created {}",
+                    app.id,
+                    app.subscription_id,
+                    when(app.created)
+                );
+                print_certificates(app);
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_certificates(app: &offsite_api::types::Application) {
+    for c in &app.certificates {
+        let until = c.not_after.map(|t| format!(", valid until {}", when(t))).unwrap_or_default();
+        println!("  certificate {}  added {}{until}", c.thumbprint, when(c.added));
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

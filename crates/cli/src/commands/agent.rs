@@ -1,0 +1,654 @@
+//! `offsite agent …`: the backup agent of a machine registered to a vault.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use offsite_agent::config::{AgentConfig, Retention};
+use offsite_agent::daemon::DaemonEvent;
+use offsite_agent::registration::Registration;
+use offsite_agent::restore::RestoreRequest;
+use offsite_agent::schedule::{parse_days, Schedule, TimeOfDay};
+use offsite_agent::throttle::{parse_limit, BandwidthPolicy};
+use offsite_agent::AgentHome;
+use offsite_engine::progress::Progress;
+
+use crate::display::{human, when};
+use crate::exit::INCOMPLETE;
+use crate::progress_bar::Bar;
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// Keep the agent's configuration and state in this folder instead of the usual
+    /// places (/etc/offsite + /var/lib/offsite/agent, or ~/.config + ~/.local/state).
+    #[arg(long, global = true, env = "OFFSITE_AGENT_HOME")]
+    agent_home: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bars and no summaries; errors only.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: AgentCommand,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Register this machine to a vault with a vault credentials file.
+    Register {
+        #[arg(long)]
+        vault_credentials: PathBuf,
+        /// Read the encryption passphrase (16+ characters) from this file
+        /// (otherwise OFFSITE_PASSWORD, or a prompt).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// The machine's name in the vault [default: the host name].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// What to back up.
+    #[command(subcommand)]
+    Protect(ProtectCommand),
+    /// When scheduled backups run.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// How many recovery points to keep.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Bandwidth limits for work hours and other hours.
+    #[command(subcommand)]
+    Throttle(ThrottleCommand),
+    /// Offline seeding: send the first full backup on drives through a staging location.
+    #[command(subcommand)]
+    Offline(OfflineCommand),
+    /// Back up the protected paths now.
+    Backup {
+        /// Run now (scheduled backups run under `offsite agent run`).
+        #[arg(long)]
+        now: bool,
+    },
+    /// The daemon: run scheduled backups until stopped.
+    Run,
+    /// Registration, schedule, last and next backup, recent jobs.
+    Status {
+        /// How many recent jobs to show.
+        #[arg(long, default_value_t = 10)]
+        jobs: usize,
+    },
+    /// Recovery points in the vault.
+    RecoveryPoints,
+    /// Restore a recovery point, whole or in part.
+    Restore {
+        /// A recovery point id (or unique prefix), or `latest`.
+        #[arg(long, default_value = "latest")]
+        point: String,
+        /// Restore only these paths of the point (repeatable).
+        #[arg(long)]
+        path: Vec<String>,
+        /// Where to restore: `/` for the original location, or another folder.
+        #[arg(long)]
+        target: PathBuf,
+        /// Replace existing files even when they are newer than the recovery point's.
+        #[arg(long)]
+        overwrite: bool,
+        /// Read every restored file back and check it.
+        #[arg(long)]
+        verify: bool,
+        /// Use this passphrase (e.g. restoring with the passphrase you kept safe).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OfflineCommand {
+    /// Send the next (first, full) backup to a staging location instead of the network.
+    Configure {
+        /// The staging location: an empty folder here or on a mounted share.
+        #[arg(long)]
+        staging: PathBuf,
+        /// The import job's name: unique; everything tracks the transfer by it.
+        #[arg(long)]
+        import_job: String,
+        #[arg(long)]
+        subscription: String,
+        #[arg(long)]
+        storage_account: String,
+        #[arg(long)]
+        container: String,
+        /// The subscription's publish-settings file (diskprep needs it on the copy computer).
+        #[arg(long)]
+        publish_settings: Option<PathBuf>,
+    },
+    /// The offline-seeding settings and where the seed is.
+    Show,
+    /// Stop offline seeding: later backups go over the network.
+    Cancel,
+}
+
+#[derive(Subcommand)]
+enum ProtectCommand {
+    Add {
+        path: PathBuf,
+        /// Leave out matching entries (a name glob, or a path glob with '/'); repeatable.
+        #[arg(long)]
+        exclude: Vec<String>,
+    },
+    Remove {
+        path: PathBuf,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Set the times of day and days of the week.
+    Set {
+        /// Comma-separated times, e.g. 02:00,13:30.
+        #[arg(long)]
+        times: String,
+        /// Comma-separated days (mon,tue,…) or `daily`.
+        #[arg(long, default_value = "daily")]
+        days: String,
+    },
+    Show,
+    /// No scheduled backups.
+    Clear,
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    Set {
+        #[arg(long, default_value_t = 0)]
+        daily: u32,
+        #[arg(long, default_value_t = 0)]
+        weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        yearly: u32,
+    },
+    Show,
+}
+
+#[derive(Subcommand)]
+enum ThrottleCommand {
+    Set {
+        /// Work days, e.g. mon,tue,wed,thu,fri.
+        #[arg(long, default_value = "mon,tue,wed,thu,fri")]
+        work_days: String,
+        /// Work hours, e.g. 09:00-18:00.
+        #[arg(long, default_value = "09:00-18:00")]
+        work_hours: String,
+        /// Limit in work hours, e.g. 2MiB/s, or `unlimited`.
+        #[arg(long, default_value = "unlimited")]
+        work_limit: String,
+        /// Limit outside work hours.
+        #[arg(long, default_value = "unlimited")]
+        other_limit: String,
+    },
+    Show,
+    /// No limits.
+    Off,
+}
+
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human(value);
+    }
+    Ok(())
+}
+
+fn read_passphrase(file: Option<&std::path::Path>, confirm: bool) -> Result<String> {
+    let bytes = crate::passphrase::read(file, confirm)?;
+    String::from_utf8(bytes).context("the passphrase must be UTF-8 text")
+}
+
+pub fn run(args: AgentArgs) -> Result<ExitCode> {
+    let home = match &args.agent_home {
+        Some(folder) => AgentHome::in_folder(folder),
+        None => AgentHome::default_locations(),
+    };
+    let json = args.json;
+    let edit_config = |change: &mut dyn FnMut(&mut AgentConfig) -> Result<()>| -> Result<AgentConfig> {
+        home.ensure_state_dir()?;
+        let mut config = AgentConfig::load(&home.config_file)?;
+        change(&mut config)?;
+        config.save(&home.config_file)?;
+        Ok(config)
+    };
+    match args.command {
+        AgentCommand::Register { vault_credentials, passphrase_file, name } => {
+            let passphrase = read_passphrase(passphrase_file.as_deref(), true)?;
+            let name = name.unwrap_or_else(offsite_agent::hostname);
+            let registration = offsite_agent::registration::register(&home, &vault_credentials, &passphrase, &name)?;
+            #[derive(Serialize)]
+            struct Out<'a> {
+                machine_id: &'a str,
+                vault: &'a str,
+                service_url: &'a str,
+                state: PathBuf,
+            }
+            let out = Out {
+                machine_id: &registration.machine_id,
+                vault: &registration.vault_name,
+                service_url: &registration.service_url,
+                state: home.state_dir.clone(),
+            };
+            print(json, &out, |out| {
+                println!("registered to vault '{}' as machine {} ({})", out.vault, out.machine_id, out.service_url);
+                println!(
+                    "KEEP YOUR PASSPHRASE SAFE, away from this machine: the service never receives it, and without it \
+                     no one (not even the service) can read or restore these backups."
+                );
+            })?;
+        }
+        AgentCommand::Protect(ProtectCommand::Add { path, exclude }) => {
+            let mut added = PathBuf::new();
+            edit_config(&mut |config| {
+                added = config.protect(&path, exclude.clone())?;
+                Ok(())
+            })?;
+            if !args.quiet && !json {
+                println!("protecting {}", added.display());
+            }
+        }
+        AgentCommand::Protect(ProtectCommand::Remove { path }) => {
+            edit_config(&mut |config| {
+                config.unprotect(&path)?;
+                Ok(())
+            })?;
+            if !args.quiet && !json {
+                println!(
+                    "no longer protecting {} (its recovery points stay until retention removes them)",
+                    path.display()
+                );
+            }
+        }
+        AgentCommand::Protect(ProtectCommand::List) => {
+            let config = AgentConfig::load(&home.config_file)?;
+            print(json, &config.protect, |list| {
+                for p in list {
+                    if p.excludes.is_empty() {
+                        println!("{}", p.path.display());
+                    } else {
+                        println!("{}  (excluding {})", p.path.display(), p.excludes.join(", "));
+                    }
+                }
+            })?;
+        }
+        AgentCommand::Schedule(ScheduleCommand::Set { times, days }) => {
+            let schedule = Schedule::parse(&times, &days)?;
+            let config = edit_config(&mut |config| {
+                config.schedule = Some(schedule.clone());
+                Ok(())
+            })?;
+            if !args.quiet && !json {
+                println!("backups scheduled at {}", schedule);
+                if let Some(s) = &config.schedule {
+                    println!("next backup: {}", s.next_after(&chrono::Local::now()).format("%Y-%m-%d %H:%M %Z"));
+                }
+            }
+        }
+        AgentCommand::Schedule(ScheduleCommand::Show) => {
+            let config = AgentConfig::load(&home.config_file)?;
+            print(json, &config.schedule, |s| match s {
+                Some(s) => println!("{s}"),
+                None => println!("no schedule: set one with `offsite agent schedule set --times 02:00`"),
+            })?;
+        }
+        AgentCommand::Schedule(ScheduleCommand::Clear) => {
+            edit_config(&mut |config| {
+                config.schedule = None;
+                Ok(())
+            })?;
+        }
+        AgentCommand::Retention(RetentionCommand::Set { daily, weekly, monthly, yearly }) => {
+            let retention = Retention { daily, weekly, monthly, yearly };
+            edit_config(&mut |config| {
+                config.retention = retention;
+                Ok(())
+            })?;
+            if !args.quiet && !json {
+                println!("keeping {daily} daily, {weekly} weekly, {monthly} monthly, {yearly} yearly recovery points");
+            }
+        }
+        AgentCommand::Retention(RetentionCommand::Show) => {
+            let config = AgentConfig::load(&home.config_file)?;
+            print(json, &config.retention, |r| {
+                if r.is_empty() {
+                    println!("keeping every recovery point");
+                } else {
+                    println!("daily {}, weekly {}, monthly {}, yearly {}", r.daily, r.weekly, r.monthly, r.yearly);
+                }
+            })?;
+        }
+        AgentCommand::Throttle(ThrottleCommand::Set { work_days, work_hours, work_limit, other_limit }) => {
+            let (start, end) = work_hours
+                .split_once('-')
+                .with_context(|| format!("work hours '{work_hours}' must look like 09:00-18:00"))?;
+            let policy = BandwidthPolicy {
+                work_days: parse_days(&work_days)?,
+                work_start: start.trim().parse::<TimeOfDay>()?,
+                work_end: end.trim().parse::<TimeOfDay>()?,
+                work_limit: parse_limit(&work_limit)?,
+                other_limit: parse_limit(&other_limit)?,
+            };
+            edit_config(&mut |config| {
+                config.bandwidth = Some(policy.clone());
+                Ok(())
+            })?;
+        }
+        AgentCommand::Throttle(ThrottleCommand::Show) => {
+            let config = AgentConfig::load(&home.config_file)?;
+            print(json, &config.bandwidth, |b| match b {
+                Some(b) => println!("{}", toml::to_string(b).unwrap_or_default()),
+                None => println!("no bandwidth limits"),
+            })?;
+        }
+        AgentCommand::Throttle(ThrottleCommand::Off) => {
+            edit_config(&mut |config| {
+                config.bandwidth = None;
+                Ok(())
+            })?;
+        }
+        AgentCommand::Offline(OfflineCommand::Configure {
+            staging,
+            import_job,
+            subscription,
+            storage_account,
+            container,
+            publish_settings,
+        }) => {
+            let settings = offsite_agent::config::OfflineSeeding {
+                staging,
+                import_job,
+                subscription_id: subscription,
+                storage_account,
+                container,
+                publish_settings,
+                staged_snapshot: None,
+            };
+            let settings = offsite_agent::offline::configure(&home, settings)?;
+            print(json, &settings, |s| {
+                println!(
+                    "offline seeding for import job {}: the next backup goes to the staging location {}",
+                    s.import_job,
+                    s.staging.display()
+                );
+                println!("then prepare drives from it with `offsite diskprep --staging {}`", s.staging.display());
+            })?;
+        }
+        AgentCommand::Offline(OfflineCommand::Show) => {
+            let config = AgentConfig::load(&home.config_file)?;
+            #[derive(Serialize)]
+            struct OfflineShow {
+                offline: Option<offsite_agent::config::OfflineSeeding>,
+                adopted_seed: Option<offsite_agent::config::AdoptedSeed>,
+                import_job: Option<offsite_api::types::ImportJobView>,
+            }
+            let import_job = if config.offline.is_some() || config.adopted_seed.is_some() {
+                offsite_agent::offline::import_job(&home)?
+            } else {
+                None
+            };
+            let show =
+                OfflineShow { offline: config.offline.clone(), adopted_seed: config.adopted_seed.clone(), import_job };
+            print(json, &show, |show| {
+                if let Some(job) = &show.import_job {
+                    crate::seeding_display::print_job(job);
+                }
+                if let Some(seed) = &show.adopted_seed {
+                    println!(
+                        "seed adopted into the vault {}: {} files, {}",
+                        when(seed.adopted),
+                        seed.files,
+                        human(seed.bytes)
+                    );
+                }
+            })?;
+            if json {
+                return Ok(ExitCode::SUCCESS);
+            }
+            print(false, &config.offline, |o| match o {
+                None if config.adopted_seed.is_some() => {
+                    println!("offline seeding is over: backups go over the network")
+                }
+                None => println!("offline seeding is not configured: backups go over the network"),
+                Some(o) => {
+                    println!("import job:      {}", o.import_job);
+                    println!("staging:         {}", o.staging.display());
+                    println!("subscription:    {}", o.subscription_id);
+                    println!("storage account: {} / container {}", o.storage_account, o.container);
+                    match &o.staged_snapshot {
+                        Some(id) => {
+                            println!(
+                                "seed:            recovery point {} is in the staging location",
+                                &id[..12.min(id.len())]
+                            );
+                            let complete = show.import_job.as_ref().map(|j| j.state)
+                                == Some(offsite_api::types::ImportJobState::Completed);
+                            if complete {
+                                println!(
+                                    "status:          the import job is complete: the next backup adopts the seed"
+                                );
+                            } else {
+                                println!("status:          {}", offsite_agent::offline::waiting_message(&o.import_job));
+                            }
+                        }
+                        None => println!("seed:            not yet written: run `offsite agent backup --now`"),
+                    }
+                }
+            })?;
+        }
+        AgentCommand::Offline(OfflineCommand::Cancel) => {
+            let previous = offsite_agent::offline::cancel(&home)?;
+            if !args.quiet && !json {
+                match previous {
+                    Some(o) => println!(
+                        "offline seeding for import job {} cancelled; the staging folder {} is left as it is",
+                        o.import_job,
+                        o.staging.display()
+                    ),
+                    None => println!("offline seeding was not configured"),
+                }
+            }
+        }
+        AgentCommand::Backup { now } => {
+            if !now {
+                bail!(
+                    "say `offsite agent backup --now` to back up now; scheduled backups run under `offsite agent run`"
+                );
+            }
+            let progress = Arc::new(Progress::default());
+            let bar = Bar::show("backup", progress.clone(), args.quiet || json);
+            let result = offsite_agent::backup::backup_now(&home, &progress);
+            drop(bar);
+            let run = result?;
+            print(json, &run, |run| {
+                if !args.quiet {
+                    println!(
+                        "backup {:?}: recovery point {} ({}; {} sent)",
+                        run.report.state,
+                        run.snapshot_id.as_deref().map(|s| &s[..s.len().min(12)]).unwrap_or("-"),
+                        run.report.message.as_deref().unwrap_or(""),
+                        human(run.report.bytes_uploaded)
+                    );
+                    for item in &run.skipped {
+                        eprintln!("skipped {}: {}", item.path, item.reason);
+                    }
+                    if run.expired_points > 0 {
+                        println!("retention removed {} recovery points", run.expired_points);
+                    }
+                }
+            })?;
+            if !run.skipped.is_empty() {
+                return Ok(ExitCode::from(INCOMPLETE));
+            }
+        }
+        AgentCommand::Run => {
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(signal, stop.clone()).context("cannot listen for signals")?;
+            }
+            let quiet = args.quiet;
+            offsite_agent::daemon::run(&home, &stop, |event| {
+                match &event {
+                    DaemonEvent::NoSchedule => tracing::warn!("no schedule is set; waiting for one"),
+                    DaemonEvent::Waiting { next } => tracing::info!(next = %next, "waiting for the next backup"),
+                    DaemonEvent::Started { attempt } => tracing::info!(attempt, "backup started"),
+                    DaemonEvent::Finished(run) => tracing::info!(
+                        state = ?run.report.state,
+                        snapshot = run.snapshot_id.as_deref().unwrap_or("-"),
+                        bytes_sent = run.report.bytes_uploaded,
+                        "backup finished"
+                    ),
+                    DaemonEvent::Failed { attempt, error, retry_in } => {
+                        tracing::error!(attempt, %error, retry_in = ?retry_in, "backup failed")
+                    }
+                }
+                if !quiet {
+                    match event {
+                        DaemonEvent::Waiting { next } => {
+                            println!("next backup at {}", next.format("%Y-%m-%d %H:%M:%S"))
+                        }
+                        DaemonEvent::Finished(run) => println!(
+                            "backup {:?}: recovery point {}",
+                            run.report.state,
+                            run.snapshot_id.as_deref().unwrap_or("-")
+                        ),
+                        DaemonEvent::Failed { attempt, error, retry_in } => match retry_in {
+                            Some(wait) => {
+                                println!("backup attempt {attempt} failed: {error}; retrying in {} s", wait.as_secs())
+                            }
+                            None => println!("backup attempt {attempt} failed: {error}"),
+                        },
+                        _ => {}
+                    }
+                }
+            })?;
+        }
+        AgentCommand::Status { jobs } => {
+            let status = offsite_agent::status::status(&home, jobs)?;
+            print(json, &status, |s| {
+                println!("machine {} ({}) in vault '{}' at {}", s.machine_name, s.machine_id, s.vault, s.service_url);
+                println!(
+                    "protected: {}",
+                    if s.protected.is_empty() { "nothing".into() } else { s.protected.join(", ") }
+                );
+                println!("schedule: {}", s.schedule.as_deref().unwrap_or("none"));
+                match &s.next_backup {
+                    Some(next) => println!("next backup: {}", next.format("%Y-%m-%d %H:%M %Z")),
+                    None => println!("next backup: not scheduled"),
+                }
+                match &s.last_backup {
+                    Some(job) => println!(
+                        "last backup: {:?} at {}{}",
+                        job.report.state,
+                        when(job.report.started),
+                        job.report.errors.first().map(|e| format!(" ({e})")).unwrap_or_default()
+                    ),
+                    None => println!("last backup: never"),
+                }
+                if let Some(o) = &s.offline {
+                    match &o.staged_snapshot {
+                        Some(_) => {
+                            println!("offline seeding: {}", offsite_agent::offline::waiting_message(&o.import_job))
+                        }
+                        None => println!(
+                            "offline seeding: the next backup goes to the staging location {} (import job {})",
+                            o.staging.display(),
+                            o.import_job
+                        ),
+                    }
+                    match (&s.import_job, &s.import_job_error) {
+                        (Some(job), _) => println!("import job {}: {}", job.name, crate::seeding_display::stage(job)),
+                        (None, Some(err)) => println!("import job: unknown ({err})"),
+                        (None, None) => println!("import job: not created yet (run `offsite diskprep`)"),
+                    }
+                }
+                if let Some(seed) = &s.adopted_seed {
+                    println!(
+                        "offline seed: import job {} adopted {} (recovery point {})",
+                        seed.import_job,
+                        when(seed.adopted),
+                        &seed.snapshot_id[..12.min(seed.snapshot_id.len())]
+                    );
+                }
+                if let Some(limit) = &s.bandwidth_limit_now {
+                    println!("bandwidth limit now: {limit}");
+                }
+                println!("recent jobs:");
+                for job in &s.jobs {
+                    println!(
+                        "  {:?} {:?} started {} sent {}{}",
+                        job.report.kind,
+                        job.report.state,
+                        when(job.report.started),
+                        human(job.report.bytes_uploaded),
+                        job.report.errors.first().map(|e| format!(": {e}")).unwrap_or_default()
+                    );
+                }
+            })?;
+        }
+        AgentCommand::RecoveryPoints => {
+            let registration = Registration::load(&home)?;
+            let points = registration.client()?.recovery_points(&registration.machine_id)?;
+            print(json, &points, |points| {
+                if points.is_empty() {
+                    println!("no recovery points yet");
+                }
+                for p in points {
+                    println!(
+                        "{}  {}  {} files  {}  {:?}",
+                        &p.snapshot_id[..12.min(p.snapshot_id.len())],
+                        when(p.time),
+                        p.file_count,
+                        human(p.size),
+                        p.source
+                    );
+                }
+            })?;
+        }
+        AgentCommand::Restore { point, path, target, overwrite, verify, passphrase_file } => {
+            let passphrase = match passphrase_file {
+                Some(file) => Some(read_passphrase(Some(&file), false)?),
+                None => None,
+            };
+            let request = RestoreRequest { point, paths: path, target, overwrite, verify, passphrase };
+            let progress = Arc::new(Progress::default());
+            let bar = Bar::show("restore", progress.clone(), args.quiet || json);
+            let result = offsite_agent::restore::restore(&home, &request, &progress);
+            drop(bar);
+            let run = result?;
+            print(json, &run, |run| {
+                if !args.quiet {
+                    let o = &run.outcome;
+                    println!(
+                        "restored recovery point {} to {}: {} files, {}{}",
+                        &run.snapshot_id[..12],
+                        request.target.display(),
+                        o.files,
+                        human(o.bytes),
+                        if o.kept > 0 { format!(", {} newer files kept", o.kept) } else { String::new() }
+                    );
+                    for f in &o.failures {
+                        eprintln!("not restored {}: {}", f.path, f.reason);
+                    }
+                }
+            })?;
+            if !run.outcome.failures.is_empty() {
+                return Ok(ExitCode::from(INCOMPLETE));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

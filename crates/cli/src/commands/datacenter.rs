@@ -1,0 +1,264 @@
+//! `offsite datacenter …`: the ingest station, run by the datacenter's operator.
+//! It records a package's arrival, unlocks each drive with the datacenter's import
+//! key, verifies every block against the manifest, streams the files into the
+//! customer's storage account container through the service, writes an error and a
+//! verbose log per drive into the container, and moves drive and job states on.
+//! Several stations may ingest drives of one service at once: all state lives on
+//! the service, and a drive's files are stored idempotently.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use offsite_api::files::OperatorCredentials;
+use offsite_api::types::{DriveStateUpdate, ImportDriveState, ImportJobNote, ImportJobState, ImportJobView};
+use offsite_api::Client;
+use offsite_seeding::drive::{peek_header_unauthenticated, DriveKey};
+use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartToUpload, PartUploader};
+
+use crate::exit::DRIVE_PROBLEM;
+use crate::seeding_display;
+
+#[derive(Args)]
+pub struct DatacenterArgs {
+    /// The operator credentials file (the server writes DATA_DIR/operator.credentials).
+    #[arg(long, global = true, env = "OFFSITE_OPERATOR_CREDENTIALS")]
+    operator_credentials: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: DatacenterCommand,
+}
+
+#[derive(Subcommand)]
+enum DatacenterCommand {
+    /// Record the arrival of an import job's package.
+    Receive {
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Unlock, verify and upload one drive into its job's storage container.
+    Ingest {
+        /// The drive: a block device, an image file, or a folder holding offsite-drive.img.
+        #[arg(long)]
+        drive: PathBuf,
+        /// The datacenter's import secret key (written by `offsite admin datacenter add --import-key-out`).
+        #[arg(long, env = "OFFSITE_IMPORT_KEY")]
+        import_key: PathBuf,
+    },
+    /// An import job's drives and timeline.
+    Status {
+        #[arg(long)]
+        job: String,
+    },
+}
+
+fn client(args: &DatacenterArgs) -> Result<Client> {
+    let Some(path) = &args.operator_credentials else {
+        bail!(
+            "the ingest station needs the operator credentials: pass --operator-credentials FILE or set \
+             OFFSITE_OPERATOR_CREDENTIALS"
+        );
+    };
+    let creds = OperatorCredentials::read(path)?;
+    Ok(Client::new(&creds.endpoint(), &creds.token)?)
+}
+
+fn show(json: bool, view: &ImportJobView) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(view)?);
+    } else {
+        seeding_display::print_job(view);
+    }
+    Ok(())
+}
+
+pub fn run(args: DatacenterArgs) -> Result<ExitCode> {
+    let client = client(&args)?;
+    match &args.command {
+        DatacenterCommand::Receive { job, note } => {
+            let view = client.find_import_job(job)?;
+            let view = client.receive_import_job(&view.id, &ImportJobNote { message: note.clone() })?;
+            show(args.json, &view)?;
+        }
+        DatacenterCommand::Status { job } => show(args.json, &client.find_import_job(job)?)?,
+        DatacenterCommand::Ingest { drive, import_key } => return ingest_command(&args, &client, drive, import_key),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Uploads each file part of a drive through the service, streaming.
+struct ServiceUploader {
+    client: Client,
+    job_id: String,
+    drive_id: String,
+}
+
+impl PartUploader for ServiceUploader {
+    fn upload(&mut self, part: &PartToUpload, body: Box<dyn Read + Send>) -> Result<(), String> {
+        self.client
+            .put_import_file(
+                &self.job_id,
+                &self.drive_id,
+                &part.path,
+                part.offset_in_file,
+                part.file_size,
+                body,
+                part.length,
+            )
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct Ingested {
+    import_job: String,
+    drive_id: String,
+    drive_state: ImportDriveState,
+    job_state: ImportJobState,
+    bytes_delivered: u64,
+    parts_delivered: usize,
+    bad_blocks: usize,
+    files_needing_repair: Vec<String>,
+}
+
+fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_key: &Path) -> Result<ExitCode> {
+    let refuse = |message: String| -> Result<ExitCode> {
+        eprintln!("offsite: {message}");
+        Ok(ExitCode::from(DRIVE_PROBLEM))
+    };
+    // Unauthenticated: only used to find the job; trusted after the key opens the drive.
+    let peek = match peek_header_unauthenticated(drive) {
+        Ok(peek) => peek,
+        Err(err) => return refuse(format!("{}: {err}. Set the drive aside to return it", drive.display())),
+    };
+    let drive_id = hex::encode(peek.drive_id);
+    let job = match client.find_import_job(&peek.import_job) {
+        Ok(job) => job,
+        Err(err) if err.status() == Some(404) => {
+            return refuse(format!(
+                "drive {drive_id} claims import job '{}', which this service does not know: it belongs to no job \
+                 here. Set it aside to ship it back",
+                peek.import_job
+            ))
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let Some(listed) = job.drives.iter().find(|d| d.drive_id == drive_id) else {
+        return refuse(format!(
+            "drive {drive_id} is not one of import job {}'s drives (a drive of another preparation, or an old \
+             drive sent again). Set it aside to ship it back",
+            job.name
+        ));
+    };
+    if let Some(registered) = &listed.fingerprint {
+        if *registered != hex::encode(peek.fingerprint) {
+            return refuse(format!(
+                "drive {drive_id}'s header is not the one diskprep registered for import job {} (an old or forged \
+                 drive with this drive's id). Set it aside to ship it back",
+                job.name
+            ));
+        }
+    }
+    if matches!(job.state, ImportJobState::Creating | ImportJobState::Shipping) {
+        bail!(
+            "import job {} is {}: record the package's arrival first (offsite datacenter receive --job {})",
+            job.name,
+            seeding_display::state_name(job.state),
+            job.name
+        );
+    }
+    let secret = offsite_api::import_key::read_import_secret(import_key)?;
+    let key = DriveKey::Import(x25519_dalek::StaticSecret::from(secret));
+    let set_state = |state: ImportDriveState, message: Option<String>| {
+        client.set_import_drive_state(&job.id, &drive_id, &DriveStateUpdate { state, message })
+    };
+    if listed.state == ImportDriveState::Specified {
+        set_state(ImportDriveState::Received, None)?;
+    }
+    if listed.state != ImportDriveState::Transferring {
+        set_state(ImportDriveState::Transferring, None)?;
+    }
+    let mut uploader = ServiceUploader { client: client.clone(), job_id: job.id.clone(), drive_id: drive_id.clone() };
+    let bar = crate::progress_bar::Counter::show("ingest", args.json);
+    let progress = |p: &IngestProgress| bar.set(p.bytes_done, p.bytes_total);
+    let result = ingest::ingest_drive(drive, &key, None, &mut uploader, &progress);
+    drop(bar);
+    let report: IngestReport = match result {
+        Ok(report) => report,
+        Err(err) => {
+            // The drive could not be opened at all: nothing of it landed.
+            let message = format!("drive {drive_id} could not be read: {err}");
+            client.put_drive_log(&job.id, &drive_id, "error", &format!("{message}\n"))?;
+            set_state(ImportDriveState::CompletedMoreInfo, Some(message.clone()))?;
+            return refuse(format!(
+                "{message}. The drive is marked completed-more-info; its error log is in the container"
+            ));
+        }
+    };
+    client.put_drive_log(&job.id, &drive_id, "verbose", &report.verbose_log)?;
+    if !report.error_log.is_empty() {
+        client.put_drive_log(&job.id, &drive_id, "error", &report.error_log)?;
+    }
+    let clean = report.is_clean();
+    let (state, message) = if clean {
+        (ImportDriveState::Completed, None)
+    } else {
+        (
+            ImportDriveState::CompletedMoreInfo,
+            Some(format!(
+                "{} bad block(s), {} file(s) need a repair drive: see the drive's error log",
+                report.bad_blocks.len(),
+                report.files_needing_repair.len()
+            )),
+        )
+    };
+    let mut view = set_state(state, message)?;
+    let all_done = view.drives.iter().all(|d| {
+        matches!(
+            d.state,
+            ImportDriveState::Completed
+                | ImportDriveState::CompletedMoreInfo
+                | ImportDriveState::NeverReceived
+                | ImportDriveState::ShippedBack
+        )
+    });
+    if all_done && view.state != ImportJobState::Completed {
+        view = client
+            .package_import_job(&view.id, &ImportJobNote::default())
+            .context("all drives are ingested, but packaging the job failed")?;
+    }
+    let out = Ingested {
+        import_job: job.name.clone(),
+        drive_id: drive_id.clone(),
+        drive_state: state,
+        job_state: view.state,
+        bytes_delivered: report.bytes_delivered,
+        parts_delivered: report.parts_delivered,
+        bad_blocks: report.bad_blocks.len(),
+        files_needing_repair: report.files_needing_repair.clone(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "drive {drive_id} of import job {}: {} in {} file parts delivered; drive {:?}, job {}",
+            job.name,
+            crate::display::human(report.bytes_delivered),
+            report.parts_delivered,
+            state,
+            seeding_display::state_name(view.state)
+        );
+        if !clean {
+            print!("{}", report.error_log);
+        }
+    }
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(DRIVE_PROBLEM) })
+}

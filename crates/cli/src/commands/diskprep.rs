@@ -1,0 +1,530 @@
+//! `offsite diskprep …`: run on the copy computer, as the seed's disk preparation
+//! tool. It finds the import job of a staging location, copies the staging
+//! location onto encrypted drives (asking for another when one is full), creates
+//! the import job on the service with its drive list, prints the datacenter's
+//! shipping address, and records the shipping details. Every question has a flag,
+//! so scripts run it unattended.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use offsite_agent::config::AgentConfig;
+use offsite_agent::offline::StagingMarker;
+use offsite_agent::AgentHome;
+use offsite_api::files::PublishSettings;
+use offsite_api::types::{CreateImportJob, Datacenter, ImportJobDriveSpec, ImportJobView, ShippingDetails};
+use offsite_api::{Client, XmlCredentialFile};
+use offsite_seeding::diskprep::{
+    self, describe_target, DiskprepError, DrivePlan, DriveSupplier, PrepareProgress, PreparedSet, TargetDescription,
+    TargetKind,
+};
+use offsite_seeding::drive::{DriveTarget, DEFAULT_BLOCK_SIZE};
+
+use crate::prompt;
+use crate::seeding_display;
+
+#[derive(Args)]
+pub struct DiskprepArgs {
+    /// The staging location (or a folder holding several staging locations).
+    #[arg(long)]
+    staging: Option<PathBuf>,
+    /// The subscription's publish-settings file: needed when this is not the source machine.
+    #[arg(long, env = "OFFSITE_PUBLISH_SETTINGS")]
+    publish_settings: Option<PathBuf>,
+    /// The agent's folder on the source machine (as `offsite agent --agent-home`).
+    #[arg(long, env = "OFFSITE_AGENT_HOME")]
+    agent_home: Option<PathBuf>,
+    /// The import job, when the staging location holds several.
+    #[arg(long)]
+    import_job: Option<String>,
+    /// A target drive: a block device (/dev/sdX), an image file, or an empty folder
+    /// on a mounted drive; repeat for the next drives of the set.
+    #[arg(long)]
+    drive: Vec<PathBuf>,
+    /// The size of image files to create, e.g. 500GiB or 64MiB.
+    #[arg(long)]
+    drive_size: Option<String>,
+    /// Format drives and commit shipping details without asking.
+    #[arg(long)]
+    yes: bool,
+    /// The datacenter to ship to (by name), when the service has several.
+    #[arg(long)]
+    datacenter: Option<String>,
+    /// Continue an interrupted preparation from its journal.
+    #[arg(long)]
+    resume: bool,
+    /// The journal file [default: ~/.local/state/offsite/diskprep/<import job>.journal.json].
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// Block size of the drive format, in bytes (tests use small ones).
+    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, hide = true)]
+    block_size: u32,
+    /// Enter the shipping details of the import job.
+    #[arg(long)]
+    update_shipping: bool,
+    /// Show the import job's status only.
+    #[arg(long)]
+    status: bool,
+    /// Write a repair drive with the files an ingest error log names.
+    #[arg(long)]
+    repair: bool,
+    /// With --repair: the files to send again (comma-separated, as the error log lists them).
+    #[arg(long, value_delimiter = ',')]
+    files: Vec<String>,
+    #[command(flatten)]
+    shipping: ShippingArgs,
+    /// Print results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ShippingArgs {
+    #[arg(long)]
+    carrier: Option<String>,
+    #[arg(long)]
+    tracking_number: Option<String>,
+    /// How many drives the package holds [default: all of the job's].
+    #[arg(long)]
+    drive_count: Option<u32>,
+    /// YYYY-MM-DD [default: today].
+    #[arg(long)]
+    ship_date: Option<String>,
+    #[arg(long)]
+    return_address: Option<String>,
+    #[arg(long)]
+    contact: Option<String>,
+}
+
+/// The import job diskprep works on and how it talks to the service.
+struct Job {
+    marker: StagingMarker,
+    staging: Option<PathBuf>,
+    client: Client,
+}
+
+pub fn run(args: DiskprepArgs) -> Result<ExitCode> {
+    let home = args.agent_home.as_deref().map(AgentHome::in_folder).unwrap_or_else(AgentHome::default_locations);
+    let job = find_job(&args, &home)?;
+    if args.status {
+        let view = job.client.find_import_job(&job.marker.import_job).with_context(|| {
+            format!("import job {} is not on the service yet: prepare its drives first", job.marker.import_job)
+        })?;
+        return show(&args, &view);
+    }
+    if args.update_shipping {
+        return update_shipping(&args, &job);
+    }
+    let Some(staging) = job.staging.clone() else {
+        bail!("preparing drives needs the staging location: pass --staging PATH");
+    };
+    if args.repair {
+        return repair(&args, &job, &staging);
+    }
+    prepare(&args, &job, &staging)
+}
+
+fn find_job(args: &DiskprepArgs, home: &AgentHome) -> Result<Job> {
+    let on_source = AgentConfig::load(&home.config_file).ok().and_then(|c| c.offline);
+    let (staging, marker) = match (&args.staging, &on_source) {
+        (Some(path), _) => {
+            let found = StagingMarker::find(path)?;
+            let chosen = match (found.len(), &args.import_job) {
+                (0, _) => bail!(
+                    "{} is not a staging location (no {}): give the folder `offsite agent offline configure --staging` named",
+                    path.display(),
+                    StagingMarker::FILE_NAME
+                ),
+                (_, Some(name)) => found.into_iter().find(|(_, m)| &m.import_job == name).with_context(|| {
+                    format!("no import job '{name}' in the staging location {}", path.display())
+                })?,
+                (1, None) => found.into_iter().next().context("staging location")?,
+                (_, None) => {
+                    let names: Vec<String> = found.iter().map(|(_, m)| m.import_job.clone()).collect();
+                    let answer = prompt::ask(
+                        &format!("The staging location holds import jobs {}; which one", names.join(", ")),
+                        None,
+                        "--import-job NAME",
+                    )?;
+                    found
+                        .into_iter()
+                        .find(|(_, m)| m.import_job == answer)
+                        .with_context(|| format!("'{answer}' is not one of {}", names.join(", ")))?
+                }
+            };
+            (Some(chosen.0), chosen.1)
+        }
+        // On the source machine the agent knows its import job.
+        (None, Some(offline)) => {
+            let marker = StagingMarker::read(&offline.staging)?.with_context(|| {
+                format!("the staging location {} has no {}", offline.staging.display(), StagingMarker::FILE_NAME)
+            })?;
+            (Some(offline.staging.clone()), marker)
+        }
+        (None, None) => bail!(
+            "no import job here: pass --staging PATH (the staging location), and --publish-settings FILE when \
+             this is not the source machine"
+        ),
+    };
+    let client = match &args.publish_settings {
+        Some(path) => {
+            let settings = PublishSettings::read(path)?;
+            if settings.subscription_id != marker.subscription_id {
+                bail!(
+                    "{} is for subscription {}, but import job {} belongs to subscription {}: use that \
+                     subscription's publish settings",
+                    path.display(),
+                    settings.subscription_id,
+                    marker.import_job,
+                    marker.subscription_id
+                );
+            }
+            Client::new(&settings.service, &settings.management_credential)?
+        }
+        None => {
+            let (params, identity) = offsite_agent::offline_application::load_identity(home, &marker.storage_account)
+                .map_err(|e| {
+                anyhow::anyhow!("{e}. On a copy computer, pass the subscription's --publish-settings FILE")
+            })?;
+            Client::for_application(&params.service, &identity)?
+        }
+    };
+    Ok(Job { marker, staging, client })
+}
+
+fn show(args: &DiskprepArgs, view: &ImportJobView) -> Result<ExitCode> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(view)?);
+    } else {
+        seeding_display::print_job(view);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the journal and the shipping details live on this computer.
+fn local_folder() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(".local/state"))
+        .join("offsite/diskprep")
+}
+
+fn journal_path(args: &DiskprepArgs, import_job: &str, suffix: &str) -> Result<PathBuf> {
+    if let Some(path) = &args.journal {
+        return Ok(if suffix.is_empty() { path.clone() } else { path.with_extension(format!("{suffix}.json")) });
+    }
+    let folder = local_folder();
+    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let name =
+        if suffix.is_empty() { format!("{import_job}.journal.json") } else { format!("{import_job}.{suffix}.json") };
+    Ok(folder.join(name))
+}
+
+fn datacenter(wanted: Option<&str>, client: &Client) -> Result<Datacenter> {
+    let all = client.list_datacenters()?;
+    let names = || all.iter().map(|d| d.name.clone()).collect::<Vec<_>>().join(", ");
+    let name = match (wanted, all.len()) {
+        (Some(name), _) => name.to_string(),
+        (None, 0) => bail!("the service has no datacenter to ship to: ask the operator to add one"),
+        (None, 1) => all[0].name.clone(),
+        (None, _) => prompt::ask(&format!("Ship to which datacenter ({})", names()), None, "--datacenter NAME")?,
+    };
+    let names = names();
+    all.into_iter().find(|d| d.name == name).with_context(|| format!("no datacenter '{name}' (there are: {names})"))
+}
+
+fn import_key(datacenter: &Datacenter) -> Result<[u8; 32]> {
+    let bytes = hex::decode(&datacenter.import_public_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .with_context(|| format!("datacenter {} has no valid import key: ask the operator", datacenter.name))?;
+    Ok(bytes)
+}
+
+/// Drives from `--drive` flags first, then from questions on a terminal.
+struct Drives {
+    given: std::vec::IntoIter<PathBuf>,
+    size: Option<u64>,
+    yes: bool,
+    quiet: bool,
+}
+
+impl Drives {
+    fn from_args(args: &DiskprepArgs) -> Result<Drives> {
+        Ok(Drives {
+            given: args.drive.clone().into_iter(),
+            size: args.drive_size.as_deref().map(parse_size).transpose()?,
+            yes: args.yes,
+            quiet: args.json,
+        })
+    }
+}
+
+impl DriveSupplier for Drives {
+    fn next_drive(&mut self, index: u32, bytes_left: u64) -> Result<Option<DriveTarget>, DiskprepError> {
+        let failed = |e: anyhow::Error| DiskprepError::Supplier(crate::exit::describe(&e));
+        let path = match self.given.next() {
+            Some(path) => path,
+            None if prompt::interactive() => {
+                let answer = prompt::ask(
+                    &format!(
+                        "Drive {} is needed ({} still to copy): its path (/dev/sdX, an image file or an empty \
+                         folder), or nothing to stop here and resume later",
+                        index + 1,
+                        crate::display::human(bytes_left)
+                    ),
+                    Some(""),
+                    "--drive PATH",
+                )
+                .map_err(failed)?;
+                if answer.is_empty() {
+                    return Ok(None);
+                }
+                PathBuf::from(answer)
+            }
+            None => return Ok(None),
+        };
+        let described = describe_target(&path);
+        if !self.quiet {
+            eprintln!("drive {}: {}", index + 1, shown(&path, &described));
+        }
+        if !described.is_empty
+            && !prompt::confirm(&format!("Everything on {} will be erased.", path.display()), self.yes)
+                .map_err(failed)?
+        {
+            return Err(DiskprepError::NotConfirmed { path });
+        }
+        DriveTarget::open_or_create(&path, self.size).map(Some).map_err(|e| DiskprepError::Supplier(e.to_string()))
+    }
+}
+
+/// What is on a target drive, in a line, before asking to format it.
+fn shown(path: &Path, target: &TargetDescription) -> String {
+    let kind = match target.kind {
+        TargetKind::Device => "block device",
+        TargetKind::Image => "image file",
+        TargetKind::Folder => "folder",
+    };
+    let size = target.size.map(|s| format!(" ({})", crate::display::human(s))).unwrap_or_default();
+    let holds = match (&target.holds_offsite_drive, target.exists, target.is_empty) {
+        (Some(drive), _, _) => format!("holds offsite drive {} of import job {}", drive.index + 1, drive.import_job),
+        (None, false, _) => "does not exist yet: it will be created".to_string(),
+        (None, true, true) => "empty".to_string(),
+        (None, true, false) => "holds data".to_string(),
+    };
+    format!("{kind} {}{size}, {holds}", path.display())
+}
+
+fn parse_size(text: &str) -> Result<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().with_context(|| format!("'{text}' is not a size: use e.g. 64MiB or 500GiB"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "TiB" | "T" => 1 << 40,
+        "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => bail!("'{other}' is not a size unit: use KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"),
+    };
+    number.checked_mul(factor).with_context(|| format!("{text} is too large"))
+}
+
+#[derive(Serialize)]
+struct Prepared<'a> {
+    set: &'a PreparedSet,
+    import_job: &'a ImportJobView,
+    journal: &'a Path,
+}
+
+fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
+    let name = &job.marker.import_job;
+    if let Ok(existing) = job.client.find_import_job(name) {
+        bail!(
+            "import job {name} already exists on the service ({}): its drives are prepared. Use \
+             `offsite diskprep --update-shipping` or `--status`, or `--repair --files …` for a repair drive",
+            seeding_display::state_name(existing.state)
+        );
+    }
+    let datacenter = datacenter(args.datacenter.as_deref(), &job.client)?;
+    let plan = DrivePlan {
+        import_job: name.clone(),
+        staging: staging.to_path_buf(),
+        import_public_key: import_key(&datacenter)?,
+        block_size: args.block_size,
+        journal: journal_path(args, name, "")?,
+    };
+    let mut drives = Drives::from_args(args)?;
+    let bar = crate::progress_bar::Counter::show("diskprep", args.json);
+    let progress = |p: &PrepareProgress| bar.set(p.bytes_done, p.bytes_total);
+    let set = if args.resume {
+        diskprep::resume(&plan.journal, &mut drives, &progress)
+    } else {
+        diskprep::prepare(&plan, &mut drives, &progress)
+    };
+    drop(bar);
+    let set = match set {
+        Ok(set) => set,
+        Err(DiskprepError::Stopped { remaining_bytes }) => bail!(
+            "stopped with {} still to copy; the journal {} keeps the drive set: run again with --resume and the \
+             next --drive",
+            crate::display::human(remaining_bytes),
+            plan.journal.display()
+        ),
+        Err(err) => return Err(err.into()),
+    };
+    let request = CreateImportJob {
+        name: name.clone(),
+        storage_account: job.marker.storage_account.clone(),
+        container: job.marker.container.clone(),
+        datacenter: datacenter.name.clone(),
+        drives: set
+            .drives
+            .iter()
+            .map(|d| ImportJobDriveSpec {
+                drive_id: d.drive_id.clone(),
+                index: d.index,
+                fingerprint: Some(d.fingerprint.clone()),
+            })
+            .collect(),
+    };
+    let view = job.client.create_import_job(&job.marker.subscription_id, &request)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Prepared { set: &set, import_job: &view, journal: &plan.journal })?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("prepared {} drive(s) for import job {name}:", set.drives.len());
+    for drive in &set.drives {
+        println!(
+            "  drive {} ({}) at {}: {} used",
+            drive.index + 1,
+            drive.drive_id,
+            drive.path.display(),
+            crate::display::human(drive.bytes_used)
+        );
+        println!("    recovery key: {}", drive.recovery_key);
+    }
+    println!("Write the recovery keys down and keep them apart from the drives: they are shown only here.");
+    println!("import job {name} created on the service ({}).", seeding_display::state_name(view.state));
+    println!("Ship all drives in one package to:\n{}\n", indent(&datacenter.address));
+    if !args.yes && prompt::interactive() && prompt::confirm("Enter the shipping details now?", false)? {
+        return update_shipping(args, job);
+    }
+    println!("When the package is handed to the carrier, run `offsite diskprep --update-shipping`.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+fn update_shipping(args: &DiskprepArgs, job: &Job) -> Result<ExitCode> {
+    let name = &job.marker.import_job;
+    let view = job.client.find_import_job(name).with_context(|| {
+        format!("import job {name} is not on the service: prepare its drives first (offsite diskprep --staging …)")
+    })?;
+    let s = &args.shipping;
+    let today = crate::display::when(time::OffsetDateTime::now_utc())[..10].to_string();
+    let drives = view.drives.len().to_string();
+    let details = ShippingDetails {
+        carrier: value(&s.carrier, "Carrier (e.g. UPS, DHL)", None, "--carrier")?,
+        tracking_number: value(&s.tracking_number, "Tracking number", None, "--tracking-number")?,
+        drive_count: match s.drive_count {
+            Some(n) => n,
+            None => prompt::ask("Number of drives", Some(&drives), "--drive-count")?
+                .parse()
+                .context("the number of drives must be a whole number")?,
+        },
+        ship_date: value(&s.ship_date, "Ship date (YYYY-MM-DD)", Some(&today), "--ship-date")?,
+        return_address: value(&s.return_address, "Return address", None, "--return-address")?.replace("\\n", "\n"),
+        contact: value(&s.contact, "Contact (name, email or phone)", None, "--contact")?,
+    };
+    if !args.json {
+        println!("Shipping details for import job {name}:");
+        println!("  carrier:         {}", details.carrier);
+        println!("  tracking number: {}", details.tracking_number);
+        println!("  drives:          {}", details.drive_count);
+        println!("  ship date:       {}", details.ship_date);
+        println!("  return address:  {}", details.return_address.replace('\n', ", "));
+        println!("  contact:         {}", details.contact);
+    }
+    if !prompt::confirm("Commit these shipping details?", args.yes)? {
+        bail!("the shipping details were not committed (answer Yes, or pass --yes in scripts)");
+    }
+    // A duplicate tracking number comes back as the service's 409, which names it.
+    let updated = job.client.set_import_job_shipping(&view.id, &details)?;
+    let stored = journal_path(args, name, "shipping")?;
+    let text = serde_json::to_string_pretty(&details)?;
+    std::fs::write(&stored, text + "\n").with_context(|| format!("cannot write {}", stored.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&updated)?);
+    } else {
+        println!("shipping details committed; stored in {}", stored.display());
+        seeding_display::print_job(&updated);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn value(given: &Option<String>, question: &str, default: Option<&str>, flag: &str) -> Result<String> {
+    match given {
+        Some(v) => Ok(v.clone()),
+        None => prompt::ask(question, default, flag),
+    }
+}
+
+fn repair(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
+    let name = &job.marker.import_job;
+    if args.files.is_empty() {
+        bail!(
+            "--repair needs --files: the files the ingest error log names (offsite diskprep --status shows the logs)"
+        );
+    }
+    let view = job.client.find_import_job(name)?;
+    let datacenter = datacenter(Some(&view.datacenter.name), &job.client)?;
+    let plan = DrivePlan {
+        import_job: name.clone(),
+        staging: staging.to_path_buf(),
+        import_public_key: import_key(&datacenter)?,
+        block_size: args.block_size,
+        journal: journal_path(args, name, "repair")?,
+    };
+    let mut drives = Drives::from_args(args)?;
+    let set = diskprep::repair(&plan, &args.files, &mut drives, &|_| {})?;
+    let first_index = view.drives.iter().map(|d| d.index + 1).max().unwrap_or(0);
+    let mut last = view;
+    for drive in &set.drives {
+        let spec = ImportJobDriveSpec {
+            drive_id: drive.drive_id.clone(),
+            index: first_index + drive.index,
+            fingerprint: Some(drive.fingerprint.clone()),
+        };
+        last = job.client.add_import_drive(&last.id, &spec)?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Prepared { set: &set, import_job: &last, journal: &plan.journal })?
+        );
+    } else {
+        println!("repair drive(s) for import job {name} with {} file(s):", args.files.len());
+        for drive in &set.drives {
+            println!("  {} at {}; recovery key {}", drive.drive_id, drive.path.display(), drive.recovery_key);
+        }
+        println!("Ship them to:\n{}", indent(&datacenter.address));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,125 @@
+//! `offsite server run`: the service. Settings come from flags, then `OFFSITE_…`
+//! environment variables, then the TOML file given with `--config`, then defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde::Deserialize;
+
+use offsite_server::{Server, ServerConfig};
+
+#[derive(Args)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    command: ServerCommand,
+}
+
+#[derive(Subcommand)]
+enum ServerCommand {
+    /// Run the service until interrupted (SIGINT or SIGTERM).
+    Run(RunArgs),
+}
+
+#[derive(Args, Default)]
+struct RunArgs {
+    /// A TOML file with any of the settings below (keys as the long flags, with '_').
+    #[arg(long, env = "OFFSITE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8443].
+    #[arg(long, env = "OFFSITE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where the database, certificate, storage and operator credentials live
+    /// [default: /var/lib/offsite/server as root, else ~/.local/share/offsite/server].
+    #[arg(long, env = "OFFSITE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite://FILE or postgres://USER@HOST/DB [default: SQLite in the data folder].
+    #[arg(long, env = "OFFSITE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Where vaults are stored: a folder, s3://, az:// or gs:// [default: DATA_DIR/storage].
+    #[arg(long, env = "OFFSITE_STORAGE")]
+    storage: Option<String>,
+    /// PEM certificate (chain) to serve instead of the generated self-signed one.
+    #[arg(long, env = "OFFSITE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "OFFSITE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The URL clients use, when it differs from the listening address.
+    #[arg(long, env = "OFFSITE_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    storage: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    public_url: Option<String>,
+}
+
+fn default_data_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/offsite/server");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(".local/share"))
+        .join("offsite/server")
+}
+
+pub fn run(args: ServerArgs) -> Result<ExitCode> {
+    match args.command {
+        ServerCommand::Run(run) => serve(run),
+    }
+}
+
+fn serve(args: RunArgs) -> Result<ExitCode> {
+    let file: FileSettings = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?
+        }
+        None => FileSettings::default(),
+    };
+    let mut config = ServerConfig::new(args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir));
+    if let Some(listen) = args.listen.or(file.listen) {
+        config.listen = listen;
+    }
+    config.database_url = args.database_url.or(file.database_url);
+    config.storage = args.storage.or(file.storage);
+    config.tls_cert = args.tls_cert.or(file.tls_cert);
+    config.tls_key = args.tls_key.or(file.tls_key);
+    config.public_url = args.public_url.or(file.public_url);
+
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let server = Server::start(config).await?;
+        println!("offsite service running");
+        println!("  URL:                  {}", server.url);
+        println!("  certificate SHA-256:  {}", server.fingerprint);
+        println!("  database:             {}", server.database);
+        println!("  storage:              {}", server.storage);
+        println!("  operator credentials: {}", server.operator_credentials.display());
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("offsite service stopping");
+        server.shutdown();
+        server.wait().await.context("the service stopped with an error")?;
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,63 @@
+//! How import jobs read on a terminal: the job's state, its drives and its
+//! timeline, as `diskprep --status`, `agent offline show` and `datacenter` show them.
+
+use offsite_api::types::{ImportJobState, ImportJobView};
+
+use crate::display::when;
+
+/// A state in the seed's words ("Shipping", "Completed").
+pub fn state_name(state: ImportJobState) -> &'static str {
+    match state {
+        ImportJobState::Creating => "Creating",
+        ImportJobState::Shipping => "Shipping",
+        ImportJobState::Received => "Received",
+        ImportJobState::Transferring => "Transferring",
+        ImportJobState::Packaging => "Packaging",
+        ImportJobState::Completed => "Completed",
+        ImportJobState::Closed => "Closed",
+    }
+}
+
+/// One line: the state and what it means for the customer.
+pub fn stage(job: &ImportJobView) -> String {
+    let meaning = match job.state {
+        ImportJobState::Creating => "drives prepared; enter the shipping details (offsite diskprep --update-shipping)",
+        ImportJobState::Shipping => "the package is on its way to the datacenter",
+        ImportJobState::Received => "the datacenter received the package",
+        ImportJobState::Transferring => "the datacenter is copying the drives into the storage account",
+        ImportJobState::Packaging => "the drives are copied; the datacenter is packing them to ship them back",
+        ImportJobState::Completed => "the seed is in the storage account; the next backup adopts it into the vault",
+        ImportJobState::Closed => "closed (cancelled or expired)",
+    };
+    let deadline = match (job.state, job.arrival_deadline) {
+        (ImportJobState::Shipping, Some(deadline)) => format!(" (drives must arrive by {})", when(deadline)),
+        _ => String::new(),
+    };
+    format!("{}: {meaning}{deadline}", state_name(job.state))
+}
+
+/// The job, its drives and its timeline.
+pub fn print_job(job: &ImportJobView) {
+    println!("import job {} ({})", job.name, job.id);
+    println!("  state:       {}", stage(job));
+    println!("  destination: storage account {} / container {}", job.storage_account, job.container);
+    println!("  datacenter:  {}", job.datacenter.name);
+    if let Some(shipping) = &job.shipping {
+        println!(
+            "  shipping:    {} tracking {} ({} drives, shipped {})",
+            shipping.carrier, shipping.tracking_number, shipping.drive_count, shipping.ship_date
+        );
+    }
+    for drive in &job.drives {
+        println!("  drive {} {}: {:?}", drive.index, drive.drive_id, drive.state);
+    }
+    println!("  timeline:");
+    for event in &job.timeline {
+        let what = match &event.drive_id {
+            Some(drive) => format!("drive {} → {}", &drive[..8.min(drive.len())], event.state),
+            None => format!("job → {}", event.state),
+        };
+        let note = event.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        println!("    {}  {what} by {}{note}", when(event.at), event.actor);
+    }
+}

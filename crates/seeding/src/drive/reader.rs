@@ -1,0 +1,402 @@
+//! [`DriveReader`]: unlocks a drive and reads it back, for the ingest station.
+//!
+//! [`DriveReader::open`] trusts nothing it has not checked: it parses the header
+//! within its 64 KiB region, unwraps the drive key from a slot, verifies the header's
+//! MAC, then authenticates, decodes and checks the manifest. Lengths are checked
+//! against the format's limits and the drive's real size before anything is
+//! allocated for them.
+//!
+//! [`DriveReader::verify_and_read`] then streams the data blocks one at a time:
+//! each is authenticated, compared with its digest in the manifest, and its file
+//! parts handed to a sink. A bad block does not stop it: the report names every bad
+//! block and the file ranges it held, and every good part is still delivered.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::block::{block_offset, BlockCipher, BlockKind};
+use super::header::{read_header, DriveHeader};
+use super::manifest::{DriveManifest, FilePart, ManifestProblem};
+use super::target::open_for_reading;
+use super::{DriveError, DriveKey};
+
+/// An unlocked drive with an authenticated header and manifest.
+pub struct DriveReader {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    header: DriveHeader,
+    manifest: DriveManifest,
+    cipher: BlockCipher,
+    fingerprint: [u8; 32],
+}
+
+impl std::fmt::Debug for DriveReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriveReader").field("path", &self.path).field("header", &self.header).finish_non_exhaustive()
+    }
+}
+
+/// What went wrong with one block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlockProblem {
+    /// Fails authentication: its bytes changed, or it was moved from another index
+    /// or copied from another drive.
+    Tampered,
+    /// The drive could not read it.
+    Unreadable { error: String },
+    /// Authenticates, but its plaintext does not match its digest in the manifest.
+    DigestMismatch,
+    /// The drive ends before it: the drive (or its image) is truncated.
+    Missing,
+}
+
+impl std::fmt::Display for BlockProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockProblem::Tampered => {
+                f.write_str("fails authentication (corrupted, tampered with, or moved from another place or drive)")
+            }
+            BlockProblem::Unreadable { error } => write!(f, "cannot be read ({error})"),
+            BlockProblem::DigestMismatch => f.write_str("does not match its digest in the manifest"),
+            BlockProblem::Missing => f.write_str("is missing (the drive ends before it)"),
+        }
+    }
+}
+
+/// A range of one file that a bad block held, hence not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRange {
+    pub path: String,
+    pub offset_in_file: u64,
+    pub length: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadBlock {
+    /// The data block's index on this drive.
+    pub index: u64,
+    pub problem: BlockProblem,
+    /// The file ranges it held, in stream order.
+    pub affects: Vec<PartRange>,
+}
+
+/// The outcome of [`DriveReader::verify_and_read`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub data_blocks: u64,
+    pub good_blocks: u64,
+    /// File bytes handed to the sink.
+    pub bytes_delivered: u64,
+    /// Every bad block, in index order.
+    pub bad_blocks: Vec<BadBlock>,
+}
+
+impl VerifyReport {
+    /// True when every block was good and every file part delivered.
+    pub fn is_clean(&self) -> bool {
+        self.bad_blocks.is_empty()
+    }
+}
+
+impl DriveReader {
+    /// Opens the drive at `path` (a device, an image file, or a folder holding
+    /// `offsite-drive.img`) with `key`, reading the manifest from the drive.
+    pub fn open(path: impl AsRef<Path>, key: &DriveKey) -> Result<DriveReader, DriveError> {
+        Self::open_inner(path.as_ref(), key, None)
+    }
+
+    /// Like [`Self::open`], but takes the manifest from `sealed_manifest` (a copy of
+    /// its blocks kept off the drive, [`super::DriveSummary::sealed_manifest`]),
+    /// for a drive whose own manifest is lost or damaged. The copy is authenticated
+    /// under the drive key exactly as if read from the drive.
+    pub fn open_with_manifest(
+        path: impl AsRef<Path>,
+        key: &DriveKey,
+        sealed_manifest: &[u8],
+    ) -> Result<DriveReader, DriveError> {
+        Self::open_inner(path.as_ref(), key, Some(sealed_manifest))
+    }
+
+    fn open_inner(path: &Path, key: &DriveKey, external: Option<&[u8]>) -> Result<DriveReader, DriveError> {
+        let (mut file, path, size) = open_for_reading(path)?;
+        let shown = path.display().to_string();
+        let parsed = read_header(&mut file, &path, size)?;
+        let header = &parsed.header;
+        let drive_key = key
+            .unwrap_drive_key(&header.drive_id, &header.import_slot, &header.recovery_slot)
+            .ok_or_else(|| DriveError::WrongKey { path: shown.clone(), key: key.describe() })?;
+        if !parsed.mac_matches(&drive_key) {
+            return Err(DriveError::HeaderDamaged {
+                path: shown,
+                reason: "its MAC does not match: it was changed by someone without the drive key".into(),
+            });
+        }
+        if !header.finished {
+            return Err(DriveError::NotFinished { path: shown });
+        }
+        let cipher = BlockCipher::new(&drive_key, header.drive_id, header.set_id, header.block_size);
+        let encoded = read_manifest(&mut file, &path, size, header, &cipher, external)?;
+        let damaged = |reason: String| DriveError::ManifestDamaged { path: shown.clone(), reason };
+        let manifest = DriveManifest::decode(&encoded).map_err(damaged)?;
+        manifest.check(header).map_err(|problem| match problem {
+            ManifestProblem::Damaged(reason) => damaged(reason),
+            ManifestProblem::BadPath { file, reason } => {
+                DriveError::BadPathInManifest { path: shown.clone(), file, reason }
+            }
+        })?;
+        Ok(DriveReader { file, path, size, header: parsed.header, manifest, cipher, fingerprint: parsed.fingerprint })
+    }
+
+    /// The authenticated header.
+    pub fn header(&self) -> &DriveHeader {
+        &self.header
+    }
+
+    /// The authenticated, checked manifest.
+    pub fn manifest(&self) -> &DriveManifest {
+        &self.manifest
+    }
+
+    /// The file read (a folder's image file, if a folder was given).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// BLAKE3 of the header as found (see [`super::PublicHeaderInfo::fingerprint`]).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    /// Reads every data block in order, authenticates it, checks it against its
+    /// digest, and hands each file part it holds to `sink(part, offset_in_file,
+    /// bytes)`; an empty file is handed over once with no bytes. Bad blocks do not
+    /// stop the reading: they are listed in the report with the file ranges they
+    /// held, and everything else is delivered. Only an error from `sink` stops it.
+    /// Holds one block in memory.
+    pub fn verify_and_read<E>(
+        &mut self,
+        mut sink: impl FnMut(&FilePart, u64, &[u8]) -> Result<(), E>,
+    ) -> Result<VerifyReport, E> {
+        let bs = u64::from(self.header.block_size);
+        let data_blocks = self.header.data_blocks;
+        let manifest = &self.manifest;
+        let files = &manifest.files;
+        let mut buffer = vec![0u8; self.cipher.stride()];
+        let mut report = VerifyReport { data_blocks, good_blocks: 0, bytes_delivered: 0, bad_blocks: Vec::new() };
+        // The first part not yet wholly handled; parts are contiguous in stream order.
+        let mut cursor = 0;
+
+        for index in 0..data_blocks {
+            let lo = manifest.stream_start + index * bs;
+            let hi = lo.saturating_add(bs).min(manifest.stream_end);
+            let problem = read_block(&mut self.file, self.size, &self.cipher, index, &mut buffer).or_else(|| {
+                let digest = blake3::hash(&buffer[..bs as usize]);
+                (manifest.blocks.get(index as usize).map(|d| blake3::Hash::from(*d)) != Some(digest))
+                    .then_some(BlockProblem::DigestMismatch)
+            });
+            let mut affects = Vec::new();
+            let mut j = cursor;
+            while let Some(part) = files.get(j).filter(|p| p.stream_offset < hi) {
+                if part.length == 0 {
+                    sink(part, part.offset_in_file, &[])?;
+                } else {
+                    let from = lo.max(part.stream_offset);
+                    let to = hi.min(part.stream_end());
+                    if from < to {
+                        let offset_in_file = part.offset_in_file + (from - part.stream_offset);
+                        if problem.is_none() {
+                            sink(part, offset_in_file, &buffer[(from - lo) as usize..(to - lo) as usize])?;
+                            report.bytes_delivered += to - from;
+                        } else {
+                            affects.push(PartRange { path: part.path.clone(), offset_in_file, length: to - from });
+                        }
+                    }
+                }
+                if part.stream_end() <= hi {
+                    cursor = j + 1;
+                }
+                j += 1;
+            }
+            match problem {
+                None => report.good_blocks += 1,
+                Some(problem) => report.bad_blocks.push(BadBlock { index, problem, affects }),
+            }
+        }
+        // Empty files at the very end of the stream lie in no block.
+        for part in files.iter().skip(cursor).filter(|p| p.length == 0) {
+            sink(part, part.offset_in_file, &[])?;
+        }
+        Ok(report)
+    }
+}
+
+/// Reads and opens data block `index` into `buffer`; the problem if it is not good.
+fn read_block(file: &mut File, size: u64, cipher: &BlockCipher, index: u64, buffer: &mut [u8]) -> Option<BlockProblem> {
+    let Some(at) = block_offset_within(cipher, index, size) else {
+        return Some(BlockProblem::Missing);
+    };
+    match file.seek(SeekFrom::Start(at)).and_then(|_| file.read_exact(buffer)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Some(BlockProblem::Missing),
+        Err(e) => return Some(BlockProblem::Unreadable { error: e.to_string() }),
+    }
+    if !cipher.open(index, BlockKind::Data, buffer) {
+        return Some(BlockProblem::Tampered);
+    }
+    None
+}
+
+/// Where block `index` starts, if the whole block lies within a drive of `size` bytes.
+fn block_offset_within(cipher: &BlockCipher, index: u64, size: u64) -> Option<u64> {
+    let block_size = (cipher.stride() as u64 - super::TAG_LEN) as u32;
+    let at = block_offset(block_size, index)?;
+    at.checked_add(cipher.stride() as u64).filter(|end| *end <= size).map(|_| at)
+}
+
+/// Reads the manifest's blocks (from the drive, or from a copy kept elsewhere),
+/// authenticates them, and returns the encoded manifest.
+fn read_manifest(
+    file: &mut File,
+    path: &Path,
+    size: u64,
+    header: &DriveHeader,
+    cipher: &BlockCipher,
+    external: Option<&[u8]>,
+) -> Result<Vec<u8>, DriveError> {
+    let shown = || path.display().to_string();
+    let location = header.manifest;
+    let stride = cipher.stride() as u64;
+    let bs = u64::from(header.block_size);
+    // check_fields bounded byte_length by MAX_MANIFEST_BYTES and block_count by it.
+    let sealed_len = location.block_count * stride;
+    let mut sealed_owned = Vec::new();
+    let sealed: &[u8] = match external {
+        Some(copy) => {
+            if copy.len() as u64 != sealed_len {
+                return Err(DriveError::ManifestDamaged {
+                    path: shown(),
+                    reason: format!("the copy of the manifest has {} bytes instead of {sealed_len}", copy.len()),
+                });
+            }
+            copy
+        }
+        None => {
+            let at = block_offset(header.block_size, location.first_block).unwrap_or(u64::MAX);
+            let end = at.saturating_add(sealed_len);
+            if end > size {
+                return Err(DriveError::Truncated { path: shown(), size, needed: end, what: "manifest" });
+            }
+            // The drive holds these bytes (checked above), so this allocation is
+            // bounded by what is really there, and by MAX_MANIFEST_BYTES.
+            sealed_owned.resize(sealed_len as usize, 0);
+            file.seek(SeekFrom::Start(at))
+                .and_then(|_| file.read_exact(&mut sealed_owned))
+                .map_err(|e| DriveError::io(path, e))?;
+            &sealed_owned
+        }
+    };
+    let mut encoded = Vec::with_capacity(location.byte_length as usize);
+    let mut buffer = vec![0u8; stride as usize];
+    for (k, block) in sealed.chunks(stride as usize).enumerate() {
+        let index = location.first_block + k as u64;
+        buffer.copy_from_slice(block);
+        if !cipher.open(index, BlockKind::Manifest, &mut buffer) {
+            return Err(DriveError::ManifestDamaged {
+                path: shown(),
+                reason: format!("manifest block {index} fails authentication"),
+            });
+        }
+        let take = (location.byte_length - encoded.len() as u64).min(bs) as usize;
+        encoded.extend_from_slice(&buffer[..take]);
+    }
+    Ok(encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drive::header::read_header;
+    use crate::drive::writer::{new_set_id, DriveSpec, DriveWriter};
+    use crate::drive::{DriveTarget, HEADER_REGION, TAG_LEN};
+    use std::io::Write;
+    use x25519_dalek::{PublicKey, StaticSecret};
+
+    /// A finished drive, its drive key and its import secret.
+    fn finished_drive(dir: &Path) -> (PathBuf, [u8; 32], StaticSecret) {
+        let secret = StaticSecret::random_from_rng(rand::rngs::OsRng);
+        let public = PublicKey::from(&secret).to_bytes();
+        let target = DriveTarget::Image { path: dir.join("d.img"), size: HEADER_REGION + 20 * (4096 + TAG_LEN) };
+        let spec = DriveSpec { block_size: 4096, ..DriveSpec::new("job", new_set_id(), 0, 0, public) };
+        let (mut writer, _) = DriveWriter::create(&target, spec).unwrap();
+        let key = writer.drive_key_for_tests();
+        assert!(!writer.header_for_tests().finished);
+        writer.write_file_part("config", 10_000, 0, &[7u8; 10_000]).unwrap();
+        let summary = writer.finish(true).unwrap();
+        (summary.path, key, secret)
+    }
+
+    fn header_of(path: &Path) -> DriveHeader {
+        let mut file = File::open(path).unwrap();
+        let size = file.seek(SeekFrom::End(0)).unwrap();
+        let Ok(parsed) = read_header(&mut file, path, size) else { panic!("header does not parse") };
+        parsed.header
+    }
+
+    /// Rewrites the drive's header as `original` with `change` applied, with a valid
+    /// checksum and MAC, as only a holder of the drive key could.
+    fn forge(path: &Path, key: &[u8; 32], original: &DriveHeader, change: impl FnOnce(&mut DriveHeader)) {
+        let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        let mut header = original.clone();
+        change(&mut header);
+        let (region, _) = header.encode_region(key).unwrap();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.write_all(&region).unwrap();
+    }
+
+    #[test]
+    fn authenticated_but_absurd_lengths_are_refused_without_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key, secret) = finished_drive(dir.path());
+        let secret = DriveKey::Import(secret);
+        assert!(DriveReader::open(&path, &secret).is_ok());
+        let original = header_of(&path);
+
+        // A manifest past the end of the drive: refused by its real size, not read.
+        forge(&path, &key, &original, |h| {
+            h.capacity_blocks = u64::MAX;
+            h.data_blocks = u64::MAX / 2;
+            h.manifest = ManifestLocation { first_block: u64::MAX / 2, block_count: 262_144, byte_length: 1 << 30 };
+        });
+        match DriveReader::open(&path, &secret) {
+            Err(DriveError::Truncated { what: "manifest", .. }) => {}
+            other => panic!("{other:?}"),
+        }
+
+        // A manifest longer than the format allows.
+        forge(&path, &key, &original, |h| {
+            h.manifest.byte_length = (1 << 30) + 1;
+            h.manifest.block_count = h.manifest.byte_length.div_ceil(4096);
+        });
+        assert!(matches!(DriveReader::open(&path, &secret), Err(DriveError::HeaderDamaged { .. })));
+
+        // A block size that would make the reader hold gigabytes.
+        forge(&path, &key, &original, |h| h.block_size = !4095);
+        assert!(matches!(DriveReader::open(&path, &secret), Err(DriveError::HeaderDamaged { .. })));
+    }
+
+    #[test]
+    fn an_authenticated_header_that_disagrees_with_its_manifest_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key, secret) = finished_drive(dir.path());
+        let secret = DriveKey::Import(secret);
+        let original = header_of(&path);
+        forge(&path, &key, &original, |h| h.index = 5);
+        assert!(matches!(DriveReader::open(&path, &secret), Err(DriveError::ManifestDamaged { .. })));
+    }
+
+    use crate::drive::ManifestLocation;
+}

@@ -1,0 +1,498 @@
+//! The ingest station's reading of one drive: every data block is verified
+//! ([`DriveReader::verify_and_read`]) and each file part the drive holds is handed to
+//! a [`PartUploader`] as a streaming body, with bounded memory.
+//!
+//! Two threads: this one reads and verifies blocks; a second one runs the uploader,
+//! one part at a time. They are joined by a bounded channel per part (a few MiB of
+//! blocks in flight at most) read through a [`ChannelReader`], so an uploader such
+//! as an HTTP PUT streams the body as the drive is read. If a bad block falls inside
+//! a part, its [`ChannelReader`] fails with an I/O error, so the upload fails and the
+//! store keeps nothing partial; the part is reported as not delivered, and its file
+//! as needing a repair drive. Everything else is still delivered.
+//!
+//! The report carries two plain-text logs, one item per line: a verbose log (every
+//! part delivered, block counts) and an error log (every bad block with the file
+//! ranges it held, every failed upload, and the command that re-sends what is
+//! missing), empty when the drive is clean.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+
+use crate::drive::{BadBlock, BlockProblem, DriveError, DriveKey, DriveReader, FilePart};
+
+/// Blocks' bytes allowed in flight between the drive reader and the uploader
+/// (at least one block).
+const IN_FLIGHT_BYTES: usize = 4 * 1024 * 1024;
+
+/// One part of one file to store: bytes `[offset_in_file, offset_in_file + length)`
+/// of the file at `path` (relative to the container's repository root), whose
+/// whole size is `file_size`. A file that spans drives arrives in several parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartToUpload {
+    pub path: String,
+    pub offset_in_file: u64,
+    pub length: u64,
+    pub file_size: u64,
+}
+
+impl From<&FilePart> for PartToUpload {
+    fn from(part: &FilePart) -> Self {
+        PartToUpload {
+            path: part.path.clone(),
+            offset_in_file: part.offset_in_file,
+            length: part.length,
+            file_size: part.file_size,
+        }
+    }
+}
+
+/// Stores parts (the CLI: an HTTP PUT streaming `body`).
+pub trait PartUploader {
+    /// Stores `part`, reading exactly `part.length` bytes from `body` (an empty
+    /// file comes with an empty body). When `body` returns an error the part must
+    /// not be stored, not even partly; return an error then.
+    fn upload(&mut self, part: &PartToUpload, body: Box<dyn Read + Send>) -> Result<(), String>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestProgress {
+    /// Stream bytes of this drive read and verified so far.
+    pub bytes_done: u64,
+    /// Stream bytes this drive holds.
+    pub bytes_total: u64,
+    /// File bytes handed to the uploader so far.
+    pub bytes_delivered: u64,
+}
+
+/// The outcome of ingesting one drive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Hex.
+    pub drive_id: String,
+    pub import_job: String,
+    pub index: u32,
+    pub last_in_set: bool,
+    pub parts_delivered: usize,
+    pub bytes_delivered: u64,
+    pub bad_blocks: Vec<BadBlock>,
+    /// Parts not stored, with why.
+    pub failed_parts: Vec<(PartToUpload, String)>,
+    /// Files whose bytes on this drive did not all land, sorted: the files for
+    /// `offsite diskprep --repair --files`.
+    pub files_needing_repair: Vec<String>,
+    pub verbose_log: String,
+    /// Empty when the drive is clean.
+    pub error_log: String,
+}
+
+impl IngestReport {
+    /// Every block good and every part stored.
+    pub fn is_clean(&self) -> bool {
+        self.bad_blocks.is_empty() && self.failed_parts.is_empty()
+    }
+}
+
+enum Message {
+    Data(Vec<u8>),
+    /// The part cannot be completed (a bad block): fail the body.
+    Fail(String),
+}
+
+/// The body of one part, fed by the drive-reading thread. Returns end of file after
+/// exactly the part's length, and an error if the part cannot be completed.
+pub struct ChannelReader {
+    rx: Receiver<Message>,
+    current: Vec<u8>,
+    at: usize,
+    remaining: u64,
+    delivered: Arc<AtomicU64>,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.at < self.current.len() {
+                let n = buf.len().min(self.current.len() - self.at).min(self.remaining as usize);
+                buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+                self.at += n;
+                self.remaining -= n as u64;
+                self.delivered.fetch_add(n as u64, Ordering::SeqCst);
+                return Ok(n);
+            }
+            match self.rx.recv() {
+                Ok(Message::Data(data)) => {
+                    self.current = data;
+                    self.at = 0;
+                }
+                Ok(Message::Fail(reason)) => return Err(std::io::Error::other(reason)),
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the drive reader stopped before the end of the part",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// A part handed to the uploader thread.
+struct Job {
+    index: usize,
+    part: PartToUpload,
+    body: ChannelReader,
+    delivered: Arc<AtomicU64>,
+}
+
+/// What the uploader thread says about one part.
+struct Outcome {
+    index: usize,
+    result: Result<(), String>,
+    /// The uploader read the whole body.
+    complete: bool,
+}
+
+/// The part the drive reader is feeding.
+struct Current {
+    index: usize,
+    end_in_file: u64,
+    next: u64,
+    /// `None` once the part failed or its uploader stopped reading.
+    tx: Option<SyncSender<Message>>,
+}
+
+/// Reads the drive at `path` with `key` (taking its manifest from
+/// `sealed_manifest` when given: diskprep's copy, for a drive whose own manifest
+/// is damaged), verifies every block, and uploads every part it holds. Errors are
+/// those of opening the drive (wrong key, not an offsite drive, damaged header or
+/// manifest, truncated); bad blocks and failed uploads are in the report.
+pub fn ingest_drive(
+    path: &Path,
+    key: &DriveKey,
+    sealed_manifest: Option<&[u8]>,
+    uploader: &mut (dyn PartUploader + Send),
+    progress: &(dyn Fn(&IngestProgress) + Sync),
+) -> Result<IngestReport, DriveError> {
+    let mut reader = match sealed_manifest {
+        Some(copy) => DriveReader::open_with_manifest(path, key, copy)?,
+        None => DriveReader::open(path, key)?,
+    };
+    let header = reader.header().clone();
+    let manifest = reader.manifest().clone();
+    let parts: Vec<PartToUpload> = manifest.files.iter().map(PartToUpload::from).collect();
+    let index_of: HashMap<&str, usize> = parts.iter().enumerate().map(|(i, p)| (p.path.as_str(), i)).collect();
+    let stream_total = manifest.stream_end - manifest.stream_start;
+    let queue_len = (IN_FLIGHT_BYTES / header.block_size as usize).max(1);
+
+    // Parts whose bytes the drive reader could not all hand over (a bad block).
+    let mut lost: BTreeSet<usize> = BTreeSet::new();
+    let mut delivered_bytes = 0u64;
+
+    let (report, outcomes) = std::thread::scope(|scope| {
+        // A rendezvous: the next part is handed over only once the uploader is
+        // done with the previous one, so one part's blocks are in flight at most.
+        let (jobs_tx, jobs_rx) = sync_channel::<Job>(0);
+        let uploads = scope.spawn(move || {
+            let mut outcomes = Vec::new();
+            for job in jobs_rx {
+                let result = uploader.upload(&job.part, Box::new(job.body));
+                let complete = job.delivered.load(Ordering::SeqCst) == job.part.length;
+                outcomes.push(Outcome { index: job.index, result, complete });
+            }
+            outcomes
+        });
+
+        let mut current: Option<Current> = None;
+        // Ends the part being fed; a part cut short fails its body.
+        let close = |current: &mut Option<Current>, lost: &mut BTreeSet<usize>| {
+            if let Some(done) = current.take() {
+                if done.next < done.end_in_file {
+                    lost.insert(done.index);
+                    if let Some(tx) = done.tx {
+                        let _ = tx.send(Message::Fail(format!(
+                            "bytes from offset {} of the part were in a bad block of the drive",
+                            done.next
+                        )));
+                    }
+                }
+            }
+        };
+        let report = reader.verify_and_read(|part, offset, bytes| {
+            let Some(&index) = index_of.get(part.path.as_str()) else {
+                return Ok::<(), std::convert::Infallible>(());
+            };
+            if current.as_ref().map(|c| c.index) != Some(index) {
+                close(&mut current, &mut lost);
+                if offset != part.offset_in_file {
+                    // Its first bytes were in a bad block: do not start the upload.
+                    lost.insert(index);
+                    current = Some(Current { index, end_in_file: part.end_in_file(), next: offset, tx: None });
+                } else {
+                    let (tx, rx) = sync_channel(queue_len);
+                    let delivered = Arc::new(AtomicU64::new(0));
+                    let body = ChannelReader {
+                        rx,
+                        current: Vec::new(),
+                        at: 0,
+                        remaining: part.length,
+                        delivered: delivered.clone(),
+                    };
+                    let job = Job { index, part: parts[index].clone(), body, delivered };
+                    // The uploader thread only stops when this sender is dropped.
+                    let tx = jobs_tx.send(job).ok().map(|_| tx);
+                    current = Some(Current { index, end_in_file: part.end_in_file(), next: offset, tx });
+                }
+            }
+            let Some(feeding) = current.as_mut() else { return Ok(()) };
+            if offset != feeding.next {
+                // A gap: a bad block lay inside this part.
+                lost.insert(index);
+                if let Some(tx) = feeding.tx.take() {
+                    let _ = tx.send(Message::Fail(format!(
+                        "bytes from offset {} of the part were in a bad block of the drive",
+                        feeding.next
+                    )));
+                }
+                feeding.next = feeding.end_in_file;
+                return Ok(());
+            }
+            feeding.next += bytes.len() as u64;
+            if !bytes.is_empty() {
+                if let Some(tx) = &feeding.tx {
+                    if tx.send(Message::Data(bytes.to_vec())).is_err() {
+                        // The uploader stopped reading this body; its result says why.
+                        feeding.tx = None;
+                    }
+                }
+                delivered_bytes += bytes.len() as u64;
+            }
+            if feeding.next == feeding.end_in_file {
+                // Complete: the body ends after exactly `length` bytes.
+                feeding.tx = None;
+            }
+            progress(&IngestProgress {
+                bytes_done: (part.stream_offset + (feeding.next - part.offset_in_file)) - manifest.stream_start,
+                bytes_total: stream_total,
+                bytes_delivered: delivered_bytes,
+            });
+            Ok(())
+        });
+        close(&mut current, &mut lost);
+        drop(jobs_tx);
+        let outcomes = match uploads.join() {
+            Ok(outcomes) => outcomes,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (report, outcomes)
+    });
+    // The sink above never fails.
+    let Ok(report) = report;
+
+    let uploaded: HashMap<usize, Outcome> = outcomes.into_iter().map(|o| (o.index, o)).collect();
+    let block_reasons = bad_block_reasons(&report.bad_blocks);
+    let mut failed_parts = Vec::new();
+    let mut parts_delivered = 0;
+    let mut bytes_delivered = 0;
+    let mut verbose = String::new();
+    let _ = writeln!(
+        verbose,
+        "drive {} of import job {}, index {} of set {}{}",
+        hex::encode(header.drive_id),
+        header.import_job,
+        header.index,
+        hex::encode(header.set_id),
+        if manifest.last_in_set { " (last in set)" } else { "" }
+    );
+    let _ = writeln!(
+        verbose,
+        "stream bytes {}..{}: {} file parts in {} data blocks of {} bytes",
+        manifest.stream_start,
+        manifest.stream_end,
+        parts.len(),
+        report.data_blocks,
+        header.block_size
+    );
+    for (index, part) in parts.iter().enumerate() {
+        let outcome = uploaded.get(&index);
+        let reason = if lost.contains(&index) {
+            Some(block_reasons.get(part.path.as_str()).cloned().unwrap_or_else(|| "lost in a bad block".into()))
+        } else {
+            match outcome {
+                None => Some("not uploaded".to_string()),
+                Some(Outcome { result: Err(e), .. }) => Some(format!("upload failed: {e}")),
+                Some(Outcome { complete: false, .. }) => Some("the uploader did not read the whole part".into()),
+                Some(_) => None,
+            }
+        };
+        match reason {
+            None => {
+                parts_delivered += 1;
+                bytes_delivered += part.length;
+                let _ = writeln!(
+                    verbose,
+                    "delivered {} offset {} length {} (file size {})",
+                    part.path, part.offset_in_file, part.length, part.file_size
+                );
+            }
+            Some(reason) => {
+                let _ = writeln!(
+                    verbose,
+                    "not delivered {} offset {} length {}: {reason}",
+                    part.path, part.offset_in_file, part.length
+                );
+                failed_parts.push((part.clone(), reason));
+            }
+        }
+    }
+    let _ = writeln!(
+        verbose,
+        "blocks: {} good, {} bad of {}; parts: {} delivered, {} not, of {}; {} bytes delivered",
+        report.good_blocks,
+        report.bad_blocks.len(),
+        report.data_blocks,
+        parts_delivered,
+        failed_parts.len(),
+        parts.len(),
+        bytes_delivered
+    );
+
+    let files_needing_repair: Vec<String> =
+        failed_parts.iter().map(|(p, _)| p.path.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let error_log = if report.bad_blocks.is_empty() && failed_parts.is_empty() {
+        String::new()
+    } else {
+        error_log(
+            &header.import_job,
+            header.index,
+            &header.drive_id,
+            &report.bad_blocks,
+            &failed_parts,
+            &files_needing_repair,
+        )
+    };
+    Ok(IngestReport {
+        drive_id: hex::encode(header.drive_id),
+        import_job: header.import_job.clone(),
+        index: header.index,
+        last_in_set: manifest.last_in_set,
+        parts_delivered,
+        bytes_delivered,
+        bad_blocks: report.bad_blocks,
+        failed_parts,
+        files_needing_repair,
+        verbose_log: verbose,
+        error_log,
+    })
+}
+
+/// A short name for a block problem, for one-line log entries.
+fn problem_name(problem: &BlockProblem) -> String {
+    match problem {
+        BlockProblem::Tampered => "tampered".into(),
+        BlockProblem::DigestMismatch => "digest mismatch".into(),
+        BlockProblem::Missing => "missing".into(),
+        BlockProblem::Unreadable { error } => format!("unreadable ({error})"),
+    }
+}
+
+/// For each file a bad block held bytes of: "bad block 3 (tampered), bad block 4 (missing)".
+fn bad_block_reasons(bad: &[BadBlock]) -> BTreeMap<&str, String> {
+    let mut reasons: BTreeMap<&str, String> = BTreeMap::new();
+    for block in bad {
+        for range in &block.affects {
+            let entry = reasons.entry(range.path.as_str()).or_default();
+            if !entry.is_empty() {
+                entry.push_str(", ");
+            }
+            let _ = write!(entry, "bad block {} ({})", block.index, problem_name(&block.problem));
+        }
+    }
+    reasons
+}
+
+fn error_log(
+    import_job: &str,
+    index: u32,
+    drive_id: &[u8; 16],
+    bad: &[BadBlock],
+    failed: &[(PartToUpload, String)],
+    repair: &[String],
+) -> String {
+    let mut log = String::new();
+    let _ = writeln!(
+        log,
+        "drive {} of import job {import_job}, index {index}: {} bad block(s), {} part(s) not delivered",
+        hex::encode(drive_id),
+        bad.len(),
+        failed.len()
+    );
+    for block in bad {
+        if block.affects.is_empty() {
+            let _ = writeln!(
+                log,
+                "bad block {}: {}: holds no file bytes (padding)",
+                block.index,
+                problem_name(&block.problem)
+            );
+        }
+        for range in &block.affects {
+            let _ = writeln!(
+                log,
+                "bad block {}: {}: {} offset {} length {}",
+                block.index,
+                problem_name(&block.problem),
+                range.path,
+                range.offset_in_file,
+                range.length
+            );
+        }
+    }
+    for (part, reason) in failed {
+        let _ = writeln!(
+            log,
+            "not delivered: {} offset {} length {}: {reason}",
+            part.path, part.offset_in_file, part.length
+        );
+    }
+    if !repair.is_empty() {
+        let _ = writeln!(
+            log,
+            "to re-send what is missing: offsite diskprep --repair --import-job {import_job} --files {}",
+            repair.join(",")
+        );
+    }
+    log
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_reader_ends_after_its_length_and_fails_on_a_bad_block() {
+        let (tx, rx) = sync_channel(4);
+        let delivered = Arc::new(AtomicU64::new(0));
+        let mut body = ChannelReader { rx, current: Vec::new(), at: 0, remaining: 5, delivered: delivered.clone() };
+        tx.send(Message::Data(b"abc".to_vec())).unwrap();
+        tx.send(Message::Data(b"de".to_vec())).unwrap();
+        let mut out = Vec::new();
+        body.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abcde");
+        assert_eq!(delivered.load(Ordering::SeqCst), 5);
+
+        let (tx, rx) = sync_channel(4);
+        let mut body = ChannelReader { rx, current: Vec::new(), at: 0, remaining: 5, delivered };
+        tx.send(Message::Data(b"abc".to_vec())).unwrap();
+        tx.send(Message::Fail("bad block 3".into())).unwrap();
+        let err = body.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("bad block 3"));
+    }
+}

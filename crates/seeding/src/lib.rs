@@ -1,0 +1,21 @@
+//! Offline seeding: the first backup travels on drives instead of the network.
+//!
+//! - [`import_job`]: the life cycle of an import job and of each of its drives,
+//!   as states with their allowed transitions;
+//! - [`application`]: the subscription's offline-seeding application identity
+//!   (certgen's key pair and certificate, `OfflineApplicationParams.xml`);
+//! - [`drive`]: the drive format (`docs/DRIVE-FORMAT.md`): header with key slots,
+//!   blocks encrypted under a per-drive key, an authenticated manifest;
+//! - [`staging`]: the staging location's files, in stream order;
+//! - [`diskprep`]: copying a staging location onto a set of drives, with a journal
+//!   to resume, and repair sets;
+//! - [`ingest`]: reading a drive at the datacenter and handing its files to an uploader.
+
+#![forbid(unsafe_code)]
+
+pub mod application;
+pub mod diskprep;
+pub mod drive;
+pub mod import_job;
+pub mod ingest;
+pub mod staging;

@@ -1,0 +1,211 @@
+//! The staging location as diskprep sees it: a folder holding an engine repository
+//! (`config`, `keys/…`, `data/xx/…`, `index/…`, `snapshots/…`), listed as regular
+//! files sorted by path. That order is the set's stream order
+//! (`docs/DRIVE-FORMAT.md`), so the listing fixes what every drive holds.
+//!
+//! Nothing is skipped silently: a symbolic link or a special file is an error (the
+//! engine writes neither). Left out are only the staging marker
+//! [`STAGING_MARKER`] at the root (the agent's bookkeeping, not repository data)
+//! and the engine's incomplete temporary files, named exactly
+//! `.tmp-<name>-<12 lowercase hex>` by `offsite_engine`'s local backend, which
+//! never lists them either.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::diskprep::DiskprepError;
+use crate::drive::validate_path;
+
+/// The prefix the engine's local backend gives a file while writing it; it is
+/// renamed to its real name once complete (`crates/engine/src/backend/local.rs`).
+pub const ENGINE_TEMP_PREFIX: &str = ".tmp-";
+
+/// The agent's marker file at the root of a staging location; it names the import
+/// job and stays on the source machine.
+pub const STAGING_MARKER: &str = "offsite-staging.json";
+
+/// True for the engine's temporary names `.tmp-<name>-<12 lowercase hex>` (6 random
+/// bytes, `crates/engine/src/backend/local.rs`); any other name is a real file.
+pub fn is_engine_temp_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(ENGINE_TEMP_PREFIX) else {
+        return false;
+    };
+    match rest.rsplit_once('-') {
+        Some((inner, random)) => {
+            !inner.is_empty()
+                && random.len() == 12
+                && random.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        None => false,
+    }
+}
+
+/// One regular file of the staging location.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StagingFile {
+    /// Relative to the staging root, `/`-separated.
+    pub path: String,
+    pub size: u64,
+}
+
+/// Every file of a staging location, sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagingListing {
+    pub root: PathBuf,
+    pub files: Vec<StagingFile>,
+    pub total_bytes: u64,
+}
+
+impl StagingListing {
+    /// Lists the staging location at `root`: regular files only, sorted by path
+    /// (byte order of the `/`-separated path). Refuses symbolic links, special
+    /// files and names that are not UTF-8 or not valid drive paths.
+    pub fn read(root: &Path) -> Result<StagingListing, DiskprepError> {
+        let meta = match fs::metadata(root) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DiskprepError::StagingMissing { path: root.to_path_buf() })
+            }
+            Err(e) => return Err(DiskprepError::io(root, e)),
+        };
+        if !meta.is_dir() {
+            return Err(DiskprepError::StagingMissing { path: root.to_path_buf() });
+        }
+        let mut files = Vec::new();
+        walk(root, "", &mut files)?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let total_bytes = files.iter().map(|f| f.size).sum();
+        Ok(StagingListing { root: root.to_path_buf(), files, total_bytes })
+    }
+
+    /// Builds a listing from known files (sorted here); for tests and repairs.
+    pub fn from_files(root: &Path, mut files: Vec<StagingFile>) -> StagingListing {
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let total_bytes = files.iter().map(|f| f.size).sum();
+        StagingListing { root: root.to_path_buf(), files, total_bytes }
+    }
+
+    /// Hex BLAKE3 over every path and size, in order: equal digests mean the same
+    /// stream (repository files are named by the hash of their bytes and never
+    /// rewritten in place, so the same name and size means the same bytes).
+    pub fn digest(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"offsite staging listing v1\0");
+        for file in &self.files {
+            // Length-prefixed, so no two listings hash the same bytes.
+            hasher.update(&(file.path.len() as u64).to_le_bytes());
+            hasher.update(file.path.as_bytes());
+            hasher.update(&file.size.to_le_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
+    }
+
+    /// True when the location holds an engine repository (it has `config`).
+    pub fn is_repository(&self) -> bool {
+        self.files.iter().any(|f| f.path == "config")
+    }
+
+    /// The file at `path`, if listed.
+    pub fn get(&self, path: &str) -> Option<&StagingFile> {
+        self.files.binary_search_by(|f| f.path.as_str().cmp(path)).ok().map(|i| &self.files[i])
+    }
+
+    /// The first difference between this listing and `other`, in path order, as
+    /// (path, what differs), for "the staging location changed" messages.
+    pub fn first_difference(&self, other: &StagingListing) -> Option<(String, String)> {
+        let (mut a, mut b) = (self.files.iter().peekable(), other.files.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (None, None) => return None,
+                (Some(x), None) => return Some((x.path.clone(), "it is no longer there".into())),
+                (None, Some(y)) => return Some((y.path.clone(), "it is new".into())),
+                (Some(x), Some(y)) => match x.path.cmp(&y.path) {
+                    std::cmp::Ordering::Less => return Some((x.path.clone(), "it is no longer there".into())),
+                    std::cmp::Ordering::Greater => return Some((y.path.clone(), "it is new".into())),
+                    std::cmp::Ordering::Equal if x.size != y.size => {
+                        return Some((x.path.clone(), format!("its size changed from {} to {} bytes", x.size, y.size)))
+                    }
+                    std::cmp::Ordering::Equal => {
+                        a.next();
+                        b.next();
+                    }
+                },
+            }
+        }
+    }
+
+    /// The absolute path of a listed file.
+    pub fn full_path(&self, file: &StagingFile) -> PathBuf {
+        self.root.join(&file.path)
+    }
+}
+
+fn walk(dir: &Path, prefix: &str, files: &mut Vec<StagingFile>) -> Result<(), DiskprepError> {
+    let entries = fs::read_dir(dir).map_err(|e| DiskprepError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| DiskprepError::io(dir, e))?;
+        let full = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            return Err(DiskprepError::StagingBadFile { path: full, problem: "its name is not UTF-8".into() });
+        };
+        let meta = fs::symlink_metadata(&full).map_err(|e| DiskprepError::io(&full, e))?;
+        let kind = meta.file_type();
+        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        if kind.is_dir() {
+            walk(&full, &rel, files)?;
+        } else if kind.is_file() {
+            if is_engine_temp_name(&name) || (prefix.is_empty() && name == STAGING_MARKER) {
+                continue;
+            }
+            validate_path(&rel)
+                .map_err(|reason| DiskprepError::StagingBadFile { path: full.clone(), problem: reason })?;
+            files.push(StagingFile { path: rel, size: meta.len() });
+        } else if kind.is_symlink() {
+            return Err(DiskprepError::StagingBadFile { path: full, problem: "it is a symbolic link".into() });
+        } else {
+            return Err(DiskprepError::StagingBadFile {
+                path: full,
+                problem: "it is not a regular file (a device, socket or pipe)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_sorted_regular_files_and_skips_engine_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("data/0a")).unwrap();
+        fs::create_dir_all(root.join("keys")).unwrap();
+        fs::write(root.join("config"), b"{}").unwrap();
+        fs::write(root.join("keys/k"), b"key").unwrap();
+        fs::write(root.join("data/0a/x"), vec![1u8; 100]).unwrap();
+        fs::write(root.join("data/0a/.tmp-x-0123456789ab"), b"partial").unwrap();
+        fs::write(root.join("data/empty"), b"").unwrap();
+        fs::write(root.join("offsite-staging.json"), b"{}").unwrap();
+        // Not the engine's pattern: a real file, listed.
+        fs::write(root.join("keys/.tmp-odd"), b"k").unwrap();
+        let listing = StagingListing::read(root).unwrap();
+        let paths: Vec<_> = listing.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["config", "data/0a/x", "data/empty", "keys/.tmp-odd", "keys/k"]);
+        assert_eq!(listing.total_bytes, 106);
+        assert!(listing.is_repository());
+        let digest = listing.digest();
+        fs::write(root.join("keys/k"), b"key2").unwrap();
+        let changed = StagingListing::read(root).unwrap();
+        assert_ne!(changed.digest(), digest);
+        assert_eq!(listing.first_difference(&changed).unwrap().0, "keys/k");
+
+        std::os::unix::fs::symlink(root.join("config"), root.join("link")).unwrap();
+        match StagingListing::read(root) {
+            Err(DiskprepError::StagingBadFile { path, .. }) => assert!(path.ends_with("link")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(StagingListing::read(&root.join("nope")), Err(DiskprepError::StagingMissing { .. })));
+    }
+}

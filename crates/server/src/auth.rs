@@ -1,0 +1,252 @@
+//! Who is calling. Every API request but `/register`'s vault credential and the
+//! public endpoints presents a bearer credential; this module turns it into a
+//! [`Principal`] and says what each principal may touch. Handlers then check the
+//! tenant of every resource they load against it, answering "not found" for another
+//! tenant's resources so that ids of others cannot even be probed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use time::OffsetDateTime;
+
+use crate::db::{now, CredentialKind, CredentialRow};
+use crate::error::Failure;
+use crate::secrets;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Operator,
+    /// A subscription's management credential (its publish settings).
+    Subscription {
+        subscription_id: String,
+    },
+    /// A vault credentials file: may only register one machine to one vault.
+    Registration {
+        credential_id: String,
+        vault_id: String,
+    },
+    /// A registered machine.
+    Machine {
+        machine_id: String,
+        vault_id: String,
+        subscription_id: String,
+    },
+    /// A subscription's offline-seeding application, by a signed request.
+    Application {
+        application_id: String,
+        subscription_id: String,
+        thumbprint: String,
+    },
+}
+
+impl Principal {
+    pub fn require_operator(&self) -> Result<(), Failure> {
+        match self {
+            Principal::Operator => Ok(()),
+            _ => Err(Failure::Forbidden("only the service operator may do this".into())),
+        }
+    }
+
+    /// Operators and the subscription itself manage a subscription's resources.
+    pub fn manages(&self, subscription_id: &str) -> bool {
+        match self {
+            Principal::Operator => true,
+            Principal::Subscription { subscription_id: own } => own == subscription_id,
+            _ => false,
+        }
+    }
+
+    /// Reading a machine's records: the machine itself, its subscription, operators.
+    pub fn may_read_machine(&self, machine_id: &str, subscription_id: &str) -> bool {
+        match self {
+            Principal::Machine { machine_id: own, .. } => own == machine_id,
+            other => other.manages(subscription_id),
+        }
+    }
+
+    /// What offline seeding needs of a subscription (reading it, its storage
+    /// accounts and containers, its import jobs and their shipping and repair
+    /// drives): its managers, and its own offline-seeding application.
+    pub fn seeds(&self, subscription_id: &str) -> bool {
+        match self {
+            Principal::Application { subscription_id: own, .. } => own == subscription_id,
+            other => other.manages(subscription_id),
+        }
+    }
+
+    pub fn is_machine(&self, machine_id: &str) -> bool {
+        matches!(self, Principal::Machine { machine_id: own, .. } if own == machine_id)
+    }
+}
+
+/// Verified tokens, so the Argon2 check runs once per token and not per request.
+/// The credential row is still read on every request, so revocation is immediate.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    entries: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+const VERIFIED_FOR: Duration = Duration::from_secs(600);
+
+impl VerifiedTokens {
+    fn is_verified(&self, token: &str) -> bool {
+        let key = *blake3::hash(token.as_bytes()).as_bytes();
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(&key).is_some_and(|at| at.elapsed() < VERIFIED_FOR)
+    }
+
+    fn remember(&self, token: &str) {
+        let key = *blake3::hash(token.as_bytes()).as_bytes();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() > 100_000 {
+            entries.retain(|_, at| at.elapsed() < VERIFIED_FOR);
+        }
+        entries.insert(key, Instant::now());
+    }
+}
+
+fn unauthorized(message: &str) -> Failure {
+    Failure::Unauthorized(message.to_string())
+}
+
+fn format_time(seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| seconds.to_string())
+}
+
+/// Checks a bearer token and resolves whom it speaks for.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Failure> {
+    let bad = || unauthorized("the credential is not valid: check the credentials file, or download a new one");
+    let (id, secret) = secrets::split_token(token).ok_or_else(bad)?;
+    let row: CredentialRow = state.db.credential(id).await?.ok_or_else(bad)?;
+    if !state.verified.is_verified(token) {
+        let hash = row.secret_hash.clone();
+        let secret = secret.to_string();
+        let ok = tokio::task::spawn_blocking(move || secrets::verify(&secret, &hash))
+            .await
+            .map_err(|e| Failure::Internal(e.to_string()))?;
+        if !ok {
+            return Err(bad());
+        }
+        state.verified.remember(token);
+    }
+    if let Some(at) = row.revoked {
+        return Err(match row.kind {
+            CredentialKind::Machine => Failure::Unauthorized(format!(
+                "this machine was removed from its vault at {}: its credential no longer works. \
+                 Register it again with new vault credentials",
+                format_time(at)
+            )),
+            _ => Failure::Unauthorized(format!("this credential was revoked at {}", format_time(at))),
+        });
+    }
+    if let Some(expires) = row.expires {
+        if now() >= expires {
+            return Err(Failure::Unauthorized(format!(
+                "these vault credentials expired at {}: download new ones (offsite admin vault credentials)",
+                format_time(expires)
+            )));
+        }
+    }
+    match row.kind {
+        CredentialKind::Operator => Ok(Principal::Operator),
+        CredentialKind::Subscription => Ok(Principal::Subscription { subscription_id: row.subject }),
+        CredentialKind::VaultRegistration => {
+            if let Some(machine) = row.used_by {
+                return Err(Failure::Unauthorized(format!(
+                    "these vault credentials were already used to register machine {machine}: \
+                     each file registers one machine; download new ones"
+                )));
+            }
+            Ok(Principal::Registration { credential_id: row.id, vault_id: row.subject })
+        }
+        CredentialKind::Machine => {
+            let machine = state.db.machine(&row.subject).await?.ok_or_else(bad)?;
+            let vault = state.db.vault(&machine.vault_id).await?.ok_or_else(bad)?;
+            Ok(Principal::Machine {
+                machine_id: machine.id,
+                vault_id: vault.id,
+                subscription_id: vault.subscription_id,
+            })
+        }
+    }
+}
+
+/// Checks a signed application request (`Authorization: OffsiteApp …`): the
+/// certificate must be one of the application's, the time within ±5 minutes of the
+/// service's clock, and the signature over method, path and query, time good.
+pub async fn authenticate_application(
+    state: &AppState,
+    credentials: &str,
+    method: &str,
+    path_and_query: &str,
+) -> Result<Principal, Failure> {
+    use offsite_api::application_auth::{parse_header, signed_message, MAX_SKEW_SECONDS};
+    let header = parse_header(credentials).map_err(|e| unauthorized(&e))?;
+    let bad = || {
+        unauthorized(
+            "the application signature is not valid: the application or certificate is not registered, or the              request was signed with another key. Check OfflineApplicationParams.xml and the application key",
+        )
+    };
+    let now = state.now().unix_timestamp();
+    if (header.unix_seconds - now).abs() > MAX_SKEW_SECONDS {
+        return Err(Failure::Unauthorized(format!(
+            "the signed request's time is {} seconds from the service's clock (at most {MAX_SKEW_SECONDS} are              accepted): set this computer's clock right",
+            header.unix_seconds - now
+        )));
+    }
+    let application = state.db.application(&header.application_id).await?.ok_or_else(bad)?;
+    let certificate = state.db.application_certificate(&application.id, &header.thumbprint).await?.ok_or_else(bad)?;
+    let message = signed_message(method, path_and_query, header.unix_seconds);
+    let signature = header.signature;
+    let ok = tokio::task::spawn_blocking(move || crate::certificates::verify(&certificate, &message, &signature))
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    if !ok {
+        return Err(bad());
+    }
+    Ok(Principal::Application {
+        application_id: application.id,
+        subscription_id: application.subscription_id,
+        thumbprint: header.thumbprint,
+    })
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("this request needs a credential (Authorization: Bearer …)"))?;
+        let text = header.to_str().map_err(|_| unauthorized("the Authorization header is not text"))?;
+        let original = parts.extensions.get::<axum::extract::OriginalUri>().map(|o| o.0.clone());
+        let principal = if let Some(signed) = text.strip_prefix("OffsiteApp ") {
+            let uri = original.as_ref().unwrap_or(&parts.uri);
+            let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
+            authenticate_application(state, signed, parts.method.as_str(), path_and_query).await?
+        } else {
+            let token = text.strip_prefix("Bearer ").ok_or_else(|| {
+                unauthorized("the Authorization header must be 'Bearer <credential>' (or a signed 'OffsiteApp …')")
+            })?;
+            authenticate(state, token.trim()).await?
+        };
+        // Vault credentials do one thing; refusing them everywhere else here means
+        // no handler can forget to.
+        // Inside the nested /api/v1 router the URI has lost its prefix; the original keeps it.
+        let path = parts.extensions.get::<axum::extract::OriginalUri>().map(|o| o.0.path()).unwrap_or(parts.uri.path());
+        if matches!(principal, Principal::Registration { .. }) && path != "/api/v1/register" {
+            return Err(Failure::Forbidden(
+                "vault credentials can only register a machine (POST /api/v1/register)".into(),
+            ));
+        }
+        Ok(principal)
+    }
+}

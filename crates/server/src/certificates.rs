@@ -1,0 +1,191 @@
+//! Offline-seeding application certificates: parsed fully when they are uploaded
+//! (rustls-webpki), and used to verify the signatures of application requests.
+//! Only certificates whose key is ECDSA P-256 or Ed25519 are taken; private keys
+//! and anything that is not a certificate are refused with a sentence saying so.
+
+use base64::Engine;
+use rustls::pki_types::{CertificateDer, SignatureVerificationAlgorithm};
+use webpki::EndEntityCert;
+
+/// The kinds of key an application may sign with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    EcdsaP256,
+    Ed25519,
+}
+
+impl KeyKind {
+    fn algorithm(self) -> &'static dyn SignatureVerificationAlgorithm {
+        match self {
+            KeyKind::EcdsaP256 => webpki::ring::ECDSA_P256_SHA256,
+            KeyKind::Ed25519 => webpki::ring::ED25519,
+        }
+    }
+}
+
+/// A certificate that passed every check.
+#[derive(Debug, Clone)]
+pub struct ParsedCertificate {
+    pub der: Vec<u8>,
+    /// Uppercase hex SHA-256 of the DER.
+    pub thumbprint: String,
+    pub key: KeyKind,
+    /// The end of its validity (Unix seconds), when it could be read.
+    pub not_after: Option<i64>,
+}
+
+const MANUAL_PATH: &str = "export the certificate without its private key with `offsite certgen export-cert`";
+
+/// Reads an uploaded certificate: PEM text, or base64 of the DER.
+pub fn parse_upload(text: &str) -> Result<ParsedCertificate, String> {
+    if text.contains("PRIVATE KEY") {
+        return Err(format!(
+            "this is (or contains) a private key: never upload it; the service needs the certificate only \
+             ({MANUAL_PATH})"
+        ));
+    }
+    let der = if text.contains("-----BEGIN") {
+        offsite_seeding::application::read_certificate(text.as_bytes()).map_err(|e| e.to_string())?
+    } else {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if compact.is_empty() {
+            return Err("no certificate was given: send its PEM text or its DER in base64".into());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|_| "the certificate is neither PEM (-----BEGIN CERTIFICATE-----) nor base64 DER".to_string())?;
+        offsite_seeding::application::read_certificate(&bytes).map_err(|e| e.to_string())?
+    };
+    parse_der(&der)
+}
+
+/// Checks a DER certificate and finds its key kind and validity.
+pub fn parse_der(der: &[u8]) -> Result<ParsedCertificate, String> {
+    // PKCS#8 and SEC1 private keys are SEQUENCEs too; they open with an INTEGER
+    // (their version) where a certificate has its tbsCertificate SEQUENCE.
+    if let Some((_, content, _)) = tlv(der) {
+        if content.first() == Some(&0x02) {
+            return Err(format!("this is a private key, not a certificate: never upload it ({MANUAL_PATH})"));
+        }
+    }
+    let cert_der = CertificateDer::from(der);
+    let cert = EndEntityCert::try_from(&cert_der)
+        .map_err(|e| format!("the file is not an X.509 certificate the service can read ({e:?})"))?;
+    let spki = cert.subject_public_key_info();
+    let algorithm_id = tlv(spki.as_ref())
+        .and_then(|(_, content, _)| tlv(content))
+        .filter(|(tag, _, _)| *tag == 0x30)
+        .map(|(_, content, _)| content)
+        .ok_or_else(|| "the certificate's public key cannot be read".to_string())?;
+    let key = [KeyKind::EcdsaP256, KeyKind::Ed25519]
+        .into_iter()
+        .find(|kind| kind.algorithm().public_key_alg_id().as_ref() == algorithm_id)
+        .ok_or_else(|| {
+            "the certificate's key is neither ECDSA P-256 nor Ed25519 (RSA and other curves are not taken): \
+             create the application certificate with `offsite certgen`"
+                .to_string()
+        })?;
+    Ok(ParsedCertificate {
+        der: der.to_vec(),
+        thumbprint: offsite_seeding::application::thumbprint(der),
+        key,
+        not_after: not_after(der),
+    })
+}
+
+/// Whether `signature` over `message` was made by the certificate's key.
+pub fn verify(der: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(parsed) = parse_der(der) else { return false };
+    let cert_der = CertificateDer::from(der);
+    let Ok(cert) = EndEntityCert::try_from(&cert_der) else { return false };
+    cert.verify_signature(parsed.key.algorithm(), message, signature).is_ok()
+}
+
+/// One DER element: (tag, content, what follows). Lengths up to 4 bytes.
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *input.first()?;
+    let first = *input.get(1)?;
+    let (length, header) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let count = (first & 0x7f) as usize;
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let bytes = input.get(2..2 + count)?;
+        (bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize), 2 + count)
+    };
+    let end = header.checked_add(length)?;
+    Some((tag, input.get(header..end)?, input.get(end..)?))
+}
+
+/// notAfter of tbsCertificate.validity, as Unix seconds.
+fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = tlv(rest)?.2; // version
+    }
+    rest = tlv(rest)?.2; // serialNumber
+    rest = tlv(rest)?.2; // signature
+    rest = tlv(rest)?.2; // issuer
+    let (_, validity, _) = tlv(rest)?;
+    let (_, _, after) = tlv(validity)?; // notBefore
+    let (tag, text, _) = tlv(after)?;
+    let text = std::str::from_utf8(text).ok()?;
+    let digits = text.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 if digits.len() == 12 => {
+            let yy: i32 = digits[..2].parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+        }
+        0x18 if digits.len() == 14 => (digits[..4].parse().ok()?, &digits[4..]),
+        _ => return None,
+    };
+    let field = |i: usize| -> Option<u8> { rest.get(i..i + 2)?.parse().ok() };
+    let month = time::Month::try_from(field(0)?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, field(2)?).ok()?;
+    let at = date.with_hms(field(4)?, field(6)?, field(8)?).ok()?.assume_utc();
+    Some(at.unix_timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certgen_certificates_are_taken_with_their_validity() {
+        let generated = offsite_seeding::application::generate("sub_1").unwrap();
+        let parsed = parse_upload(&generated.cert_pem).unwrap();
+        assert_eq!(parsed.key, KeyKind::EcdsaP256);
+        assert_eq!(parsed.thumbprint, generated.thumbprint);
+        let in_two_years = time::OffsetDateTime::now_utc().unix_timestamp() + 730 * 86_400;
+        assert!(parsed.not_after.is_some_and(|t| (t - in_two_years).abs() < 86_400), "{:?}", parsed.not_after);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&generated.cert_der);
+        assert_eq!(parse_upload(&b64).unwrap().thumbprint, generated.thumbprint);
+    }
+
+    #[test]
+    fn ed25519_certificates_are_taken_and_rsa_is_not() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&key).unwrap();
+        assert_eq!(parse_der(cert.der()).unwrap().key, KeyKind::Ed25519);
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&p384).unwrap();
+        assert!(parse_der(cert.der()).unwrap_err().contains("neither ECDSA P-256 nor Ed25519"));
+    }
+
+    #[test]
+    fn private_keys_and_junk_are_refused_by_name() {
+        let generated = offsite_seeding::application::generate("sub_1").unwrap();
+        assert!(parse_upload(&generated.key_pem).unwrap_err().contains("private key"));
+        let key_der = rcgen::KeyPair::generate().unwrap().serialize_der();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key_der);
+        assert!(parse_upload(&b64).unwrap_err().contains("private key"));
+        assert!(parse_upload("hello").is_err());
+        assert!(parse_upload("").is_err());
+        let junk = base64::engine::general_purpose::STANDARD.encode([0x30, 0x03, 0x30, 0x01, 0x00]);
+        assert!(parse_upload(&junk).unwrap_err().contains("not an X.509 certificate"));
+    }
+}

@@ -1,0 +1,414 @@
+//! The import jobs' tables (migrations/0002): jobs, their drives and the timeline
+//! of every state change. The routes decide transitions with the seeding crate's
+//! state machine; this module stores them, each change in one transaction whose
+//! updates only apply if the states are still the ones the decision started from.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use offsite_api::types::{Container, Datacenter, ImportDriveState, ImportJobState, ShippingDetails, StorageAccount};
+
+use crate::db::{Db, DbError, DbResult};
+
+/// A stored import job, with the names of what it points at.
+#[derive(Debug, Clone)]
+pub struct ImportJobRow {
+    pub id: String,
+    pub subscription_id: String,
+    pub name: String,
+    pub storage_account_id: String,
+    pub storage_account: String,
+    pub container_id: String,
+    pub container: String,
+    pub datacenter_id: String,
+    pub datacenter: String,
+    pub datacenter_address: String,
+    pub state: ImportJobState,
+    pub created: i64,
+    pub shipped_at: Option<i64>,
+    pub shipping: Option<ShippingDetails>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DriveRow {
+    pub drive_id: String,
+    pub index: u32,
+    pub state: ImportDriveState,
+    /// The drive header fingerprint diskprep registered, lowercase hex.
+    pub fingerprint: Option<String>,
+}
+
+/// One line of the timeline; `state` is the snake_case name of a job state
+/// (`drive_id` None) or of a drive state.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub drive_id: Option<String>,
+    pub state: String,
+    pub at: i64,
+    pub actor: String,
+    pub message: Option<String>,
+}
+
+/// New shipping details; `shipped_at` is kept if the job has one already.
+#[derive(Debug, Clone)]
+pub struct ShippingUpdate {
+    pub details: ShippingDetails,
+    pub shipped_at: i64,
+}
+
+/// What one request changes: states (from what they were when the decision was
+/// made, to what they become), shipping details, and the events to append.
+#[derive(Debug, Clone, Default)]
+pub struct ImportJobChange {
+    pub job_state: Option<(ImportJobState, ImportJobState)>,
+    pub drives: Vec<(String, ImportDriveState, ImportDriveState)>,
+    pub shipping: Option<ShippingUpdate>,
+    /// Drives added to the job (repair drives), `specified`.
+    pub new_drives: Vec<DriveRow>,
+    pub events: Vec<EventRow>,
+}
+
+impl ImportJobChange {
+    pub fn is_empty(&self) -> bool {
+        self.job_state.is_none()
+            && self.drives.is_empty()
+            && self.shipping.is_none()
+            && self.new_drives.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// How storing a change can fail besides the database.
+#[derive(Debug)]
+pub enum ChangeOutcome {
+    Stored,
+    /// Someone changed the job meanwhile: nothing was stored.
+    Raced,
+    /// The tracking number is another job's.
+    TrackingNumberTaken,
+    /// A new drive's id or index is taken in the job.
+    DriveTaken,
+}
+
+/// The snake_case name of an API enum, as stored.
+pub fn state_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+pub fn state_from<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|e| sqlx::Error::Decode(format!("unexpected state '{text}': {e}").into()))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|db| db.is_unique_violation())
+}
+
+const JOB_SELECT: &str = "SELECT j.*, sa.name AS storage_account_name, c.name AS container_name, \
+     d.name AS datacenter_name, d.address AS datacenter_address FROM import_jobs j \
+     JOIN storage_accounts sa ON sa.id = j.storage_account_id \
+     JOIN containers c ON c.id = j.container_id \
+     JOIN datacenters d ON d.id = j.datacenter_id";
+
+fn job_row(row: &AnyRow) -> Result<ImportJobRow, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    let tracking_number: Option<String> = row.try_get("tracking_number")?;
+    let shipping = match tracking_number {
+        Some(tracking_number) => Some(ShippingDetails {
+            carrier: row.try_get::<Option<String>, _>("carrier")?.unwrap_or_default(),
+            tracking_number,
+            drive_count: row.try_get::<Option<i64>, _>("drive_count")?.unwrap_or(0) as u32,
+            ship_date: row.try_get::<Option<String>, _>("ship_date")?.unwrap_or_default(),
+            return_address: row.try_get::<Option<String>, _>("return_address")?.unwrap_or_default(),
+            contact: row.try_get::<Option<String>, _>("contact")?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(ImportJobRow {
+        id: row.try_get("id")?,
+        subscription_id: row.try_get("subscription_id")?,
+        name: row.try_get("name")?,
+        storage_account_id: row.try_get("storage_account_id")?,
+        storage_account: row.try_get("storage_account_name")?,
+        container_id: row.try_get("container_id")?,
+        container: row.try_get("container_name")?,
+        datacenter_id: row.try_get("datacenter_id")?,
+        datacenter: row.try_get("datacenter_name")?,
+        datacenter_address: row.try_get("datacenter_address")?,
+        state: state_from(&state)?,
+        created: row.try_get("created")?,
+        shipped_at: row.try_get("shipped_at")?,
+        shipping,
+    })
+}
+
+impl Db {
+    // ---------------------------------------------------------------- lookups by name
+
+    pub async fn storage_account_named(&self, name: &str) -> DbResult<Option<StorageAccount>> {
+        let row = sqlx::query("SELECT * FROM storage_accounts WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(StorageAccount {
+            id: row.try_get("id")?,
+            subscription_id: row.try_get("subscription_id")?,
+            name: row.try_get("name")?,
+            created: time::OffsetDateTime::from_unix_timestamp(row.try_get("created")?)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        }))
+    }
+
+    pub async fn container_named(&self, storage_account_id: &str, name: &str) -> DbResult<Option<Container>> {
+        let row = sqlx::query("SELECT * FROM containers WHERE storage_account_id = $1 AND name = $2")
+            .bind(storage_account_id)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Container {
+            id: row.try_get("id")?,
+            storage_account_id: row.try_get("storage_account_id")?,
+            name: row.try_get("name")?,
+            created: time::OffsetDateTime::from_unix_timestamp(row.try_get("created")?)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        }))
+    }
+
+    pub async fn datacenter_named(&self, name: &str) -> DbResult<Option<Datacenter>> {
+        let row =
+            sqlx::query("SELECT * FROM datacenters WHERE name = $1").bind(name).fetch_optional(self.pool()).await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(crate::db::datacenter_row(&row)?))
+    }
+
+    // ---------------------------------------------------------------- import jobs
+
+    pub async fn import_job_named(&self, name: &str) -> DbResult<Option<ImportJobRow>> {
+        let row =
+            sqlx::query(&format!("{JOB_SELECT} WHERE j.name = $1")).bind(name).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(job_row).transpose()?)
+    }
+
+    pub async fn import_job_name_taken(&self, name: &str) -> DbResult<bool> {
+        let row =
+            sqlx::query("SELECT id FROM import_jobs WHERE name = $1").bind(name).fetch_optional(self.pool()).await?;
+        Ok(row.is_some())
+    }
+
+    /// Whether another job than `job_id` has this tracking number.
+    pub async fn tracking_number_taken(&self, tracking_number: &str, job_id: &str) -> DbResult<bool> {
+        let row = sqlx::query("SELECT id FROM import_jobs WHERE tracking_number = $1 AND id <> $2")
+            .bind(tracking_number)
+            .bind(job_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Stores a new job in state Creating with its drives Specified, and their
+    /// first events. A taken name is [`DbError::Conflict`].
+    pub async fn insert_import_job(
+        &self,
+        job: &ImportJobRow,
+        drives: &[DriveRow],
+        events: &[EventRow],
+    ) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO import_jobs (id, subscription_id, name, storage_account_id, container_id, datacenter_id, \
+             state, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&job.id)
+        .bind(&job.subscription_id)
+        .bind(&job.name)
+        .bind(&job.storage_account_id)
+        .bind(&job.container_id)
+        .bind(&job.datacenter_id)
+        .bind(state_text(&job.state))
+        .bind(job.created)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| {
+            if is_unique_violation(&err) {
+                DbError::Conflict(format!("import job name '{}'", job.name))
+            } else {
+                DbError::Query(err)
+            }
+        })?;
+        for drive in drives {
+            insert_drive(&mut tx, &job.id, drive).await?;
+        }
+        for (seq, event) in events.iter().enumerate() {
+            insert_event(&mut tx, &job.id, seq as i64 + 1, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn import_job(&self, id: &str) -> DbResult<Option<ImportJobRow>> {
+        let row = sqlx::query(&format!("{JOB_SELECT} WHERE j.id = $1")).bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(job_row).transpose()?)
+    }
+
+    pub async fn import_jobs_of(&self, subscription_id: &str) -> DbResult<Vec<ImportJobRow>> {
+        let rows = sqlx::query(&format!("{JOB_SELECT} WHERE j.subscription_id = $1 ORDER BY j.created, j.name"))
+            .bind(subscription_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(job_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn import_job_drives(&self, job_id: &str) -> DbResult<Vec<DriveRow>> {
+        let rows = sqlx::query("SELECT * FROM import_job_drives WHERE job_id = $1 ORDER BY drive_index")
+            .bind(job_id)
+            .fetch_all(self.pool())
+            .await?;
+        let mut drives = Vec::new();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            drives.push(DriveRow {
+                drive_id: row.try_get("drive_id")?,
+                index: row.try_get::<i64, _>("drive_index")? as u32,
+                state: state_from(&state)?,
+                fingerprint: row.try_get("fingerprint")?,
+            });
+        }
+        Ok(drives)
+    }
+
+    /// The timeline of a job, oldest first.
+    pub async fn import_job_events(&self, job_id: &str) -> DbResult<Vec<EventRow>> {
+        let rows = sqlx::query("SELECT * FROM import_job_events WHERE job_id = $1 ORDER BY seq")
+            .bind(job_id)
+            .fetch_all(self.pool())
+            .await?;
+        let mut events = Vec::new();
+        for row in rows {
+            events.push(EventRow {
+                drive_id: row.try_get("drive_id")?,
+                state: row.try_get("state")?,
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                message: row.try_get("message")?,
+            });
+        }
+        Ok(events)
+    }
+
+    /// Stores `change` whole or not at all: every state must still be its `from`.
+    pub async fn apply_import_job_change(&self, job_id: &str, change: &ImportJobChange) -> DbResult<ChangeOutcome> {
+        let mut tx = self.pool().begin().await?;
+        if let Some((from, to)) = change.job_state {
+            let done = sqlx::query("UPDATE import_jobs SET state = $1 WHERE id = $2 AND state = $3")
+                .bind(state_text(&to))
+                .bind(job_id)
+                .bind(state_text(&from))
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Ok(ChangeOutcome::Raced);
+            }
+        }
+        for (drive_id, from, to) in &change.drives {
+            let done = sqlx::query(
+                "UPDATE import_job_drives SET state = $1 WHERE job_id = $2 AND drive_id = $3 AND state = $4",
+            )
+            .bind(state_text(to))
+            .bind(job_id)
+            .bind(drive_id)
+            .bind(state_text(from))
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(ChangeOutcome::Raced);
+            }
+        }
+        if let Some(shipping) = &change.shipping {
+            let d = &shipping.details;
+            let done = sqlx::query(
+                "UPDATE import_jobs SET carrier = $1, tracking_number = $2, ship_date = $3, return_address = $4, \
+                 contact = $5, drive_count = $6, shipped_at = COALESCE(shipped_at, $7) WHERE id = $8",
+            )
+            .bind(&d.carrier)
+            .bind(&d.tracking_number)
+            .bind(&d.ship_date)
+            .bind(&d.return_address)
+            .bind(&d.contact)
+            .bind(i64::from(d.drive_count))
+            .bind(shipping.shipped_at)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await;
+            match done {
+                Err(err) if is_unique_violation(&err) => return Ok(ChangeOutcome::TrackingNumberTaken),
+                other => {
+                    other?;
+                }
+            }
+        }
+        for drive in &change.new_drives {
+            match insert_drive(&mut tx, job_id, drive).await {
+                Err(err) if is_unique_violation(&err) => return Ok(ChangeOutcome::DriveTaken),
+                other => other?,
+            };
+        }
+        if !change.events.is_empty() {
+            let last: i64 =
+                sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM import_job_events WHERE job_id = $1")
+                    .bind(job_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("last")?;
+            for (n, event) in change.events.iter().enumerate() {
+                match insert_event(&mut tx, job_id, last + 1 + n as i64, event).await {
+                    Err(DbError::Query(err)) if is_unique_violation(&err) => return Ok(ChangeOutcome::Raced),
+                    other => other?,
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(ChangeOutcome::Stored)
+    }
+}
+
+async fn insert_drive(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job_id: &str,
+    drive: &DriveRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO import_job_drives (job_id, drive_id, drive_index, state, fingerprint) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(job_id)
+    .bind(&drive.drive_id)
+    .bind(i64::from(drive.index))
+    .bind(state_text(&drive.state))
+    .bind(&drive.fingerprint)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job_id: &str,
+    seq: i64,
+    event: &EventRow,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO import_job_events (job_id, seq, drive_id, state, at, actor, message) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(job_id)
+    .bind(seq)
+    .bind(&event.drive_id)
+    .bind(&event.state)
+    .bind(event.at)
+    .bind(&event.actor)
+    .bind(&event.message)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Backup and restore jobs as agents report them: created when a job starts,
+//! updated when it ends, listed for the machine, its subscription and operators.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use offsite_api::types::{ErrorBody, Job, JobReport};
+
+use super::machines::{machine_for, Access};
+use super::ApiJson;
+use crate::auth::Principal;
+use crate::error::{ApiResult, Failure};
+use crate::secrets;
+use crate::state::AppState;
+
+const HISTORY: i64 = 200;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_jobs, create_job)).routes(routes!(get_job, update_job))
+}
+
+fn check(report: &JobReport) -> ApiResult<()> {
+    let too_big =
+        [report.bytes_processed, report.bytes_uploaded, report.file_count].iter().any(|v| *v > i64::MAX as u64);
+    if too_big || report.errors.len() > 1000 || report.message.as_ref().is_some_and(|m| m.len() > 4096) {
+        return Err(Failure::BadRequest("the job report is out of range (numbers, at most 1000 errors)".into()));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/machines/{machine_id}/jobs", tag = "jobs", security(("bearer" = [])),
+    params(("machine_id" = String, Path)),
+    responses((status = 200, body = Vec<Job>), (status = 404, body = ErrorBody)))]
+async fn list_jobs(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(machine_id): Path<String>,
+) -> ApiResult<Json<Vec<Job>>> {
+    let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Read).await?;
+    Ok(Json(state.db.jobs_of(&machine.id, HISTORY).await?))
+}
+
+#[utoipa::path(post, path = "/machines/{machine_id}/jobs", tag = "jobs", security(("bearer" = [])),
+    params(("machine_id" = String, Path)), request_body = JobReport,
+    responses((status = 200, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn create_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(machine_id): Path<String>,
+    ApiJson(report): ApiJson<JobReport>,
+) -> ApiResult<Json<Job>> {
+    let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Report).await?;
+    check(&report)?;
+    let job = Job { id: secrets::new_id("job"), machine_id: machine.id, report };
+    state.db.insert_job(&job).await?;
+    metrics::counter!("offsite_jobs_total", "kind" => format!("{:?}", job.report.kind), "state" => format!("{:?}", job.report.state)).increment(1);
+    Ok(Json(job))
+}
+
+async fn job_of(state: &AppState, machine_id: &str, job_id: &str) -> ApiResult<Job> {
+    let missing = || Failure::not_found(format!("job {job_id}"));
+    let job = state.db.job(job_id).await?.ok_or_else(missing)?;
+    if job.machine_id != machine_id {
+        return Err(missing());
+    }
+    Ok(job)
+}
+
+#[utoipa::path(get, path = "/machines/{machine_id}/jobs/{job_id}", tag = "jobs", security(("bearer" = [])),
+    params(("machine_id" = String, Path), ("job_id" = String, Path)),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
+async fn get_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((machine_id, job_id)): Path<(String, String)>,
+) -> ApiResult<Json<Job>> {
+    let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Read).await?;
+    Ok(Json(job_of(&state, &machine.id, &job_id).await?))
+}
+
+/// Updates a running job; a finished job is final.
+#[utoipa::path(put, path = "/machines/{machine_id}/jobs/{job_id}", tag = "jobs", security(("bearer" = [])),
+    params(("machine_id" = String, Path), ("job_id" = String, Path)), request_body = JobReport,
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn update_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((machine_id, job_id)): Path<(String, String)>,
+    ApiJson(report): ApiJson<JobReport>,
+) -> ApiResult<Json<Job>> {
+    let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Report).await?;
+    check(&report)?;
+    let mut job = job_of(&state, &machine.id, &job_id).await?;
+    if job.report.state.is_finished() {
+        return Err(Failure::Conflict(format!("job {job_id} has finished; its report is final")));
+    }
+    if report.kind != job.report.kind {
+        return Err(Failure::BadRequest("a job cannot change its kind".into()));
+    }
+    job.report = JobReport { started: job.report.started, ..report };
+    state.db.update_job(&job).await?;
+    metrics::counter!("offsite_jobs_total", "kind" => format!("{:?}", job.report.kind), "state" => format!("{:?}", job.report.state)).increment(1);
+    Ok(Json(job))
+}

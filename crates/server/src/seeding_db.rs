@@ -1,0 +1,198 @@
+//! The offline-seeding tables (migrations/0003): applications and their
+//! certificates, and the adoptions of seeds into vault repositories.
+
+use base64::Engine;
+use sqlx::Row;
+
+use crate::db::{Db, DbError, DbResult};
+
+#[derive(Debug, Clone)]
+pub struct ApplicationRow {
+    pub id: String,
+    pub subscription_id: String,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertificateRow {
+    pub thumbprint: String,
+    pub der: Vec<u8>,
+    pub added: i64,
+    pub added_by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdoptionRow {
+    pub adopted: i64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|db| db.is_unique_violation())
+}
+
+fn application_row(row: &sqlx::any::AnyRow) -> Result<ApplicationRow, sqlx::Error> {
+    Ok(ApplicationRow {
+        id: row.try_get("id")?,
+        subscription_id: row.try_get("subscription_id")?,
+        created: row.try_get("created")?,
+    })
+}
+
+async fn insert_certificate(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    application_id: &str,
+    cert: &CertificateRow,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO application_certificates (thumbprint, application_id, cert_der, added, added_by) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&cert.thumbprint)
+    .bind(application_id)
+    .bind(base64::engine::general_purpose::STANDARD.encode(&cert.der))
+    .bind(cert.added)
+    .bind(&cert.added_by)
+    .execute(&mut **tx)
+    .await
+    .map_err(|err| {
+        if is_unique_violation(&err) {
+            DbError::Conflict(format!("certificate {}", cert.thumbprint))
+        } else {
+            DbError::Query(err)
+        }
+    })?;
+    Ok(())
+}
+
+/// How creating an application can be refused.
+#[derive(Debug)]
+pub enum NewApplication {
+    Created,
+    /// The subscription has one already.
+    Exists,
+    /// The certificate is registered (to this or another application).
+    CertificateTaken,
+}
+
+impl Db {
+    /// Stores a new application with its first certificate.
+    pub async fn insert_application(&self, app: &ApplicationRow, cert: &CertificateRow) -> DbResult<NewApplication> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("INSERT INTO applications (id, subscription_id, created) VALUES ($1, $2, $3)")
+            .bind(&app.id)
+            .bind(&app.subscription_id)
+            .bind(app.created)
+            .execute(&mut *tx)
+            .await;
+        match done {
+            Err(err) if is_unique_violation(&err) => return Ok(NewApplication::Exists),
+            other => {
+                other?;
+            }
+        }
+        match insert_certificate(&mut tx, &app.id, cert).await {
+            Err(DbError::Conflict(_)) => return Ok(NewApplication::CertificateTaken),
+            other => other?,
+        }
+        tx.commit().await?;
+        Ok(NewApplication::Created)
+    }
+
+    /// Adds a certificate; a thumbprint registered already is [`DbError::Conflict`].
+    pub async fn insert_application_certificate(&self, application_id: &str, cert: &CertificateRow) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        insert_certificate(&mut tx, application_id, cert).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn application(&self, id: &str) -> DbResult<Option<ApplicationRow>> {
+        let row = sqlx::query("SELECT * FROM applications WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(application_row).transpose()?)
+    }
+
+    pub async fn application_of(&self, subscription_id: &str) -> DbResult<Option<ApplicationRow>> {
+        let row = sqlx::query("SELECT * FROM applications WHERE subscription_id = $1")
+            .bind(subscription_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(application_row).transpose()?)
+    }
+
+    /// The application's certificates, oldest first.
+    pub async fn application_certificates(&self, application_id: &str) -> DbResult<Vec<CertificateRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM application_certificates WHERE application_id = $1 ORDER BY added, thumbprint")
+                .bind(application_id)
+                .fetch_all(self.pool())
+                .await?;
+        let mut certificates = Vec::new();
+        for row in rows {
+            let der: String = row.try_get("cert_der")?;
+            certificates.push(CertificateRow {
+                thumbprint: row.try_get("thumbprint")?,
+                der: base64::engine::general_purpose::STANDARD
+                    .decode(der)
+                    .map_err(|e| sqlx::Error::Decode(format!("a stored certificate is not base64: {e}").into()))?,
+                added: row.try_get("added")?,
+                added_by: row.try_get("added_by")?,
+            });
+        }
+        Ok(certificates)
+    }
+
+    /// The DER of one of the application's certificates.
+    pub async fn application_certificate(&self, application_id: &str, thumbprint: &str) -> DbResult<Option<Vec<u8>>> {
+        let row =
+            sqlx::query("SELECT cert_der FROM application_certificates WHERE thumbprint = $1 AND application_id = $2")
+                .bind(thumbprint)
+                .bind(application_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let der: String = row.try_get("cert_der")?;
+        Ok(base64::engine::general_purpose::STANDARD.decode(der).ok())
+    }
+
+    // ---------------------------------------------------------------- adoptions
+
+    pub async fn adoption(&self, machine_id: &str, import_job_id: &str) -> DbResult<Option<AdoptionRow>> {
+        let row = sqlx::query("SELECT * FROM adoptions WHERE machine_id = $1 AND import_job_id = $2")
+            .bind(machine_id)
+            .bind(import_job_id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(AdoptionRow {
+            adopted: row.try_get("adopted")?,
+            files: row.try_get::<i64, _>("files")? as u64,
+            bytes: row.try_get::<i64, _>("bytes")? as u64,
+        }))
+    }
+
+    /// Records an adoption; false when one was recorded meanwhile.
+    pub async fn insert_adoption(
+        &self,
+        machine_id: &str,
+        import_job_id: &str,
+        adoption: &AdoptionRow,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO adoptions (machine_id, import_job_id, adopted, files, bytes) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(machine_id)
+        .bind(import_job_id)
+        .bind(adoption.adopted)
+        .bind(adoption.files as i64)
+        .bind(adoption.bytes as i64)
+        .execute(self.pool())
+        .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(err) if is_unique_violation(&err) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use crate::auth::VerifiedTokens;
+use crate::db::Db;
+use crate::storage::VaultStorage;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub db: Db,
+    pub storage: VaultStorage,
+    pub verified: VerifiedTokens,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Added to the system clock by [`Shared::now`] (tests jump ahead in time).
+    pub clock_offset_seconds: i64,
+}
+
+impl Shared {
+    /// The service's idea of the current time: the system clock plus the
+    /// configured offset, so deadlines can be tested without waiting.
+    pub fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(self.clock_offset_seconds)
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

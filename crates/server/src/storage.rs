@@ -1,0 +1,267 @@
+//! Vault storage: the service's object store (a local folder by default, or S3,
+//! Azure Blob, GCS). Each registered machine's repository lives under
+//! `vaults/<vault>/<machine>/` in the engine's own layout, so an operator can open it
+//! with `offsite repo` and adoption can copy a staging repository file for file.
+//!
+//! Uploads stream through in parts and are hashed on the way: a repository file is
+//! named by the BLAKE3 hash of its bytes, so a body that does not match its name is
+//! refused and never becomes visible. Object stores publish an upload only when it
+//! completes, so a retried or interrupted upload never leaves a partial file.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, WriteMultipart};
+
+use offsite_api::types::RepositoryFile;
+use offsite_engine::backend::FileKind;
+
+use crate::error::Failure;
+
+/// Parts of this size are buffered, not whole packs (S3's minimum part size).
+pub(crate) const PART_SIZE: usize = 5 * 1024 * 1024;
+/// No repository file is larger than this; a bigger body is refused while it streams.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Repository config files are tiny; they are buffered to compare with what is stored.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+#[derive(Clone)]
+pub struct VaultStorage {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) prefix: String,
+    location: String,
+}
+
+/// A repository file's place, checked: the folder is one of the engine's and the
+/// name is a content hash (or `config`).
+#[derive(Debug, Clone)]
+pub struct RepoFile {
+    pub kind: FileKind,
+    pub name: String,
+}
+
+impl RepoFile {
+    pub fn parse(folder: &str, name: &str) -> Result<RepoFile, Failure> {
+        let kind = folder_kind(folder)?;
+        let valid = match kind {
+            FileKind::Config => name == "config",
+            _ => name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        };
+        if !valid {
+            return Err(Failure::BadRequest(format!(
+                "'{name}' is not a repository file name for folder '{folder}' (64 lowercase hex digits, or 'config')"
+            )));
+        }
+        Ok(RepoFile { kind, name: name.to_string() })
+    }
+}
+
+pub fn folder_kind(folder: &str) -> Result<FileKind, Failure> {
+    Ok(match folder {
+        "config" => FileKind::Config,
+        "keys" => FileKind::Key,
+        "data" => FileKind::Pack,
+        "index" => FileKind::Index,
+        "snapshots" => FileKind::Snapshot,
+        "locks" => FileKind::Lock,
+        other => {
+            return Err(Failure::BadRequest(format!(
+                "'{other}' is not a repository folder (config, keys, data, index, snapshots, locks)"
+            )))
+        }
+    })
+}
+
+impl VaultStorage {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: String, location: String) -> Self {
+        VaultStorage { store, prefix: prefix.trim_matches('/').to_string(), location }
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    pub(crate) fn root(&self, vault_id: &str, machine_id: &str) -> String {
+        let base = format!("vaults/{vault_id}/{machine_id}");
+        if self.prefix.is_empty() {
+            base
+        } else {
+            format!("{}/{base}", self.prefix)
+        }
+    }
+
+    fn key(&self, vault_id: &str, machine_id: &str, file: &RepoFile) -> StorePath {
+        StorePath::from(format!("{}/{}", self.root(vault_id, machine_id), file.kind.path_of(&file.name)))
+    }
+
+    pub(crate) fn failure(&self, err: object_store::Error) -> Failure {
+        if let object_store::Error::NotFound { .. } = err {
+            return Failure::not_found("the repository file");
+        }
+        if is_storage_full(&err) {
+            return Failure::InsufficientStorage(format!(
+                "the service's storage at {} is full: nothing was stored; retry after the operator frees space",
+                self.location
+            ));
+        }
+        Failure::Unavailable(format!("the service's storage failed: {err}. Retry later"))
+    }
+
+    /// Stores a streamed body as a repository file after checking it against its name.
+    /// Returns the number of bytes stored.
+    pub async fn put(
+        &self,
+        vault_id: &str,
+        machine_id: &str,
+        file: &RepoFile,
+        mut body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+    ) -> Result<u64, Failure> {
+        let key = self.key(vault_id, machine_id, file);
+        if file.kind == FileKind::Config {
+            return self.put_config(&key, body).await;
+        }
+        let upload = self.store.put_multipart(&key).await.map_err(|e| self.failure(e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut hasher = blake3::Hasher::new();
+        let mut total = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(err) => {
+                    let _ = writer.abort().await;
+                    return Err(Failure::BadRequest(format!("the upload broke off: {err}")));
+                }
+            };
+            total += chunk.len() as u64;
+            if total > MAX_FILE_BYTES {
+                let _ = writer.abort().await;
+                return Err(Failure::TooLarge(format!("repository files are at most {MAX_FILE_BYTES} bytes")));
+            }
+            hasher.update(&chunk);
+            if let Err(err) = writer.wait_for_capacity(4).await {
+                return Err(self.failure(err));
+            }
+            writer.write(&chunk);
+        }
+        if hasher.finalize().to_hex().as_str() != file.name {
+            let _ = writer.abort().await;
+            return Err(Failure::BadRequest(format!(
+                "the uploaded bytes do not match their name {}: the upload was damaged on the way; nothing was stored, retry",
+                file.name
+            )));
+        }
+        writer.finish().await.map_err(|e| self.failure(e))?;
+        Ok(total)
+    }
+
+    /// The config is written once: a second, different config would make the
+    /// repository unreadable, so it is refused; the same one again is accepted.
+    async fn put_config(
+        &self,
+        key: &StorePath,
+        mut body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+    ) -> Result<u64, Failure> {
+        let mut data = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Failure::BadRequest(format!("the upload broke off: {e}")))?;
+            if (data.len() + chunk.len()) as u64 > MAX_CONFIG_BYTES {
+                return Err(Failure::TooLarge(format!("a repository config is at most {MAX_CONFIG_BYTES} bytes")));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        match self.store.get(key).await {
+            Ok(existing) => {
+                let existing = existing.bytes().await.map_err(|e| self.failure(e))?;
+                if existing.as_ref() == data.as_slice() {
+                    return Ok(data.len() as u64);
+                }
+                return Err(Failure::Conflict(
+                    "this machine's repository already exists with another configuration".into(),
+                ));
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(err) => return Err(self.failure(err)),
+        }
+        let size = data.len() as u64;
+        self.store.put(key, Bytes::from(data).into()).await.map_err(|e| self.failure(e))?;
+        Ok(size)
+    }
+
+    pub async fn size(&self, vault_id: &str, machine_id: &str, file: &RepoFile) -> Result<u64, Failure> {
+        let key = self.key(vault_id, machine_id, file);
+        Ok(self.store.head(&key).await.map_err(|e| self.failure(e))?.size)
+    }
+
+    /// A stream of the file's bytes (all, or `range`, cut at the end of the file),
+    /// which bytes they are, and the file's size.
+    pub async fn get(
+        &self,
+        vault_id: &str,
+        machine_id: &str,
+        file: &RepoFile,
+        range: Option<Range<u64>>,
+    ) -> Result<(Range<u64>, u64, impl Stream<Item = Result<Bytes, std::io::Error>>), Failure> {
+        let key = self.key(vault_id, machine_id, file);
+        let range = match range {
+            Some(wanted) => {
+                let size = self.store.head(&key).await.map_err(|e| self.failure(e))?.size;
+                if wanted.start >= size {
+                    return Err(Failure::RangeNotSatisfiable { size });
+                }
+                Some(wanted.start..wanted.end.min(size))
+            }
+            None => None,
+        };
+        let options = object_store::GetOptions { range: range.map(Into::into), ..Default::default() };
+        let result = self.store.get_opts(&key, options).await.map_err(|e| self.failure(e))?;
+        let (served, size) = (result.range.clone(), result.meta.size);
+        Ok((served, size, result.into_stream().map_err(std::io::Error::other)))
+    }
+
+    pub async fn list(&self, vault_id: &str, machine_id: &str, kind: FileKind) -> Result<Vec<RepositoryFile>, Failure> {
+        let root = self.root(vault_id, machine_id);
+        if kind == FileKind::Config {
+            let file = RepoFile { kind, name: "config".into() };
+            return match self.store.head(&self.key(vault_id, machine_id, &file)).await {
+                Ok(meta) => Ok(vec![RepositoryFile { name: "config".into(), size: meta.size }]),
+                Err(object_store::Error::NotFound { .. }) => Ok(vec![]),
+                Err(err) => Err(self.failure(err)),
+            };
+        }
+        let prefix = StorePath::from(format!("{root}/{}", kind.folder()));
+        let metas: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.failure(e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|meta| Some(RepositoryFile { name: meta.location.filename()?.to_string(), size: meta.size }))
+            .filter(|file| RepoFile::parse(kind.folder(), &file.name).is_ok())
+            .collect())
+    }
+
+    pub async fn delete(&self, vault_id: &str, machine_id: &str, file: &RepoFile) -> Result<(), Failure> {
+        let key = self.key(vault_id, machine_id, file);
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(self.failure(err)),
+        }
+    }
+}
+
+fn is_storage_full(err: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+                return true;
+            }
+        }
+        if cause.to_string().contains("No space left on device") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}

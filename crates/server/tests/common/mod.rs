@@ -1,0 +1,455 @@
+//! A running service for the API tests, and two tenants in it with one of every
+//! resource, so a test can aim one tenant's credentials at the other's data.
+//!
+//! The service runs on a tokio runtime the fixture owns; tests talk to it from
+//! their own thread with blocking HTTP clients (the typed `offsite_api::Client` for
+//! setting up, a raw pinned-TLS `reqwest` client for requests whose exact status,
+//! headers and body a test inspects).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use offsite_api::application_auth::ApplicationIdentity;
+use offsite_api::files::{OperatorCredentials, ServiceEndpoint};
+use offsite_api::types::*;
+use offsite_api::Client;
+use offsite_server::{Server, ServerConfig};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// One HTTP answer, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// The `Connection` header, if the answer had one.
+    pub connection: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("HTTP {} answered no JSON ({e}): {}", self.status, self.text()))
+    }
+
+    /// The service's error body, if the answer is one (JSON content type and shape).
+    pub fn error_body(&self) -> Option<ErrorBody> {
+        let json = self.content_type.as_deref().is_some_and(|t| t.starts_with("application/json"));
+        json.then(|| serde_json::from_slice(&self.body).ok()).flatten()
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// What a raw request carries as its body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Empty,
+    Json(Value),
+    Bytes(Vec<u8>),
+    /// Bytes sent as-is with this content type, or none if it is empty (malformed bodies).
+    Raw(&'static str, Vec<u8>),
+}
+
+/// A service on a temporary data folder, listening on a free loopback port.
+pub struct Service {
+    // Dropped in this order: the server handle, then the runtime (which stops the
+    // server task), then the data folder.
+    pub server: Server,
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+    /// Opens a connection per request, for requests after which the service may
+    /// close the connection.
+    http_unpooled: reqwest::blocking::Client,
+    pub operator_token: String,
+}
+
+impl Service {
+    pub fn start() -> Service {
+        Service::start_in(tempfile::tempdir().expect("a temporary folder"), 0, None)
+    }
+
+    /// The same on another database (a `postgres://` URL).
+    pub fn start_on(database_url: &str) -> Service {
+        Service::start_in(tempfile::tempdir().expect("a temporary folder"), 0, Some(database_url.to_string()))
+    }
+
+    /// The same on another object store (`az://…`, with its options as
+    /// `object_store` config keys).
+    pub fn start_on_storage(storage: &str, options: Vec<(String, String)>) -> Service {
+        Service::start_full(tempfile::tempdir().expect("a temporary folder"), 0, None, Some((storage.into(), options)))
+    }
+
+    /// Stops this service and starts another on the same data folder whose clock
+    /// runs `seconds` ahead (deadlines without waiting). Credentials stay valid.
+    pub fn restart_with_clock_offset(self, seconds: i64) -> Service {
+        let Service { server, rt, dir, http, http_unpooled, operator_token: _ } = self;
+        drop((http, http_unpooled));
+        server.shutdown();
+        drop(server);
+        drop(rt);
+        Service::start_in(dir, seconds, None)
+    }
+
+    fn start_in(dir: tempfile::TempDir, clock_offset_seconds: i64, database_url: Option<String>) -> Service {
+        Service::start_full(dir, clock_offset_seconds, database_url, None)
+    }
+
+    fn start_full(
+        dir: tempfile::TempDir,
+        clock_offset_seconds: i64,
+        database_url: Option<String>,
+        storage: Option<(String, Vec<(String, String)>)>,
+    ) -> Service {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let mut config = ServerConfig::new(dir.path().join("data"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.clock_offset_seconds = clock_offset_seconds;
+        config.database_url = database_url;
+        if let Some((url, options)) = storage {
+            config.storage = Some(url);
+            config.storage_options = options;
+        }
+        let server = rt.block_on(Server::start(config)).expect("the service starts");
+        let operator = OperatorCredentials::read(&server.operator_credentials).expect("operator credentials");
+        let client = |pooled: bool| {
+            let tls = offsite_api::tls::pinned_client_config(&server.fingerprint).expect("a pinned TLS config");
+            let builder =
+                reqwest::blocking::Client::builder().use_preconfigured_tls(tls).timeout(Duration::from_secs(60));
+            let builder = if pooled { builder } else { builder.pool_max_idle_per_host(0) };
+            builder.build().expect("an HTTP client")
+        };
+        let (http, http_unpooled) = (client(true), client(false));
+        Service { server, rt, dir, http, http_unpooled, operator_token: operator.token }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn endpoint(&self) -> ServiceEndpoint {
+        ServiceEndpoint { url: self.server.url.clone(), fingerprint: self.server.fingerprint.clone() }
+    }
+
+    /// The typed client presenting `token`.
+    pub fn client(&self, token: &str) -> Client {
+        Client::new(&self.endpoint(), token).expect("an API client")
+    }
+
+    pub fn operator(&self) -> Client {
+        self.client(&self.operator_token)
+    }
+
+    /// The typed client signing as an offline-seeding application.
+    pub fn app_client(&self, identity: &ApplicationIdentity) -> Client {
+        Client::for_application(&self.endpoint(), identity).expect("an application client")
+    }
+
+    /// A raw request. `path` starts with `/` (e.g. `/api/v1/whoami`); `authorization`
+    /// is the whole header value, if any.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &Body,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        self.exchange(&self.http, method, path, authorization, body, headers)
+            .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"))
+    }
+
+    /// [`Service::send`] on a connection of its own, with a transport failure as an
+    /// error: for requests the service may answer before reading them whole.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &Body,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
+        self.exchange(&self.http_unpooled, method, path, authorization, body, headers)
+    }
+
+    fn exchange(
+        &self,
+        http: &reqwest::blocking::Client,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &Body,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut request = http.request(method.clone(), format!("{}{path}", self.server.url));
+        if let Some(value) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request = match body {
+            Body::Empty => request,
+            Body::Json(value) => request.json(value),
+            Body::Bytes(bytes) => {
+                request.header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(bytes.clone())
+            }
+            Body::Raw("", bytes) => request.body(bytes.clone()),
+            Body::Raw(content_type, bytes) => {
+                request.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone())
+            }
+        };
+        let response = request.send().map_err(|e| format!("{e:?}"))?;
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let connection =
+            response.headers().get(reqwest::header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = response.bytes().map_err(|e| format!("{e:?}"))?.to_vec();
+        Ok(Reply { status, content_type, connection, body })
+    }
+
+    /// A raw request presenting a bearer token (or nothing).
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: &Body) -> Reply {
+        let header = token.map(|t| format!("Bearer {t}"));
+        self.send(method, path, header.as_deref(), body, &[])
+    }
+
+    /// GET as `token`, which must succeed; the JSON answer.
+    pub fn get_json(&self, path: &str, token: &str) -> Value {
+        let reply = self.call("GET", path, Some(token), &Body::Empty);
+        assert!(reply.is_success(), "GET {path}: HTTP {} {}", reply.status, reply.text());
+        reply.json()
+    }
+
+    /// The OpenAPI document the service serves (no credential needed).
+    pub fn openapi(&self) -> Value {
+        let reply = self.call("GET", "/api/v1/openapi.json", None, &Body::Empty);
+        assert_eq!(reply.status, 200, "the OpenAPI document: {}", reply.text());
+        reply.json()
+    }
+
+    /// A subscription (by the operator) with one of every resource.
+    pub fn tenant(&self, name: &str) -> Tenant {
+        let created = self.operator().create_subscription(name).expect("the operator creates a subscription");
+        let subscription_id = created.subscription.id.clone();
+        let subscription_token = created.management_credential.clone();
+        let sub = self.client(&subscription_token);
+
+        let vault = sub.create_vault(&subscription_id, "main").expect("a vault");
+        let registration = sub.vault_credentials(&vault.id, None).expect("vault credentials");
+        let registered = self
+            .client(&registration.registration_secret)
+            .register(&format!("{name}-web01"), &format!("{name}-web01.example"))
+            .expect("a machine registers");
+        let machine_id = registered.machine.id.clone();
+        let machine_token = registered.machine_credential.clone();
+        let spare_registration =
+            sub.vault_credentials(&vault.id, Some(2)).expect("more vault credentials").registration_secret;
+
+        let machine = self.client(&machine_token);
+        let config_bytes = format!("{{\"version\":2,\"id\":\"{name}-repository\"}}").into_bytes();
+        machine.put_file(&machine_id, "config", "config", Bytes::from(config_bytes.clone())).expect("config upload");
+        let file_bytes: Vec<u8> =
+            (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ name.as_bytes()[0]).collect();
+        let file_name = content_name(&file_bytes);
+        machine.put_file(&machine_id, "data", &file_name, Bytes::from(file_bytes.clone())).expect("pack upload");
+
+        let account =
+            sub.create_storage_account(&subscription_id, &format!("{name}-ingest")).expect("a storage account");
+        let container = sub.create_container(&account.id, &format!("{name}-drive-1")).expect("a container");
+
+        let datacenter = self
+            .operator()
+            .add_datacenter(&format!("{name}-dc"), "1 Dock Road\nPortville", &import_key())
+            .expect("a datacenter");
+        let drive_id = blake3::hash(name.as_bytes()).to_hex()[..16].to_string();
+        let import_job = sub
+            .create_import_job(
+                &subscription_id,
+                &CreateImportJob {
+                    name: format!("{name}-seed"),
+                    storage_account: account.name.clone(),
+                    container: container.name.clone(),
+                    datacenter: datacenter.name.clone(),
+                    drives: vec![ImportJobDriveSpec { drive_id: drive_id.clone(), index: 0, fingerprint: None }],
+                },
+            )
+            .expect("an import job");
+
+        self.operator()
+            .put_drive_log(
+                &import_job.id,
+                &drive_id,
+                "error",
+                &format!("{name}: block 7 of drive {drive_id} is damaged\n"),
+            )
+            .expect("a drive log");
+        let certificate = offsite_seeding::application::generate(&subscription_id).expect("a certificate");
+        let application =
+            sub.create_application(&subscription_id, &certificate.cert_pem).expect("an offline-seeding application");
+        let application = ApplicationIdentity {
+            application_id: application.id,
+            thumbprint: certificate.thumbprint,
+            key_pem: certificate.key_pem,
+        };
+
+        let job = machine.create_job(&machine_id, &running_backup()).expect("a job");
+        let protected_items = vec![ProtectedItem { path: format!("/srv/{name}"), excludes: vec!["*.tmp".into()] }];
+        machine.set_protected_items(&machine_id, &protected_items).expect("protected items");
+        let recovery_points = vec![recovery_point(name, 1), recovery_point(name, 2)];
+        machine.set_recovery_points(&machine_id, &recovery_points).expect("recovery points");
+
+        Tenant {
+            name: name.to_string(),
+            subscription_id,
+            subscription_token,
+            vault_id: vault.id,
+            machine_id,
+            machine_token,
+            spare_registration,
+            storage_account_id: account.id,
+            storage_account_name: account.name,
+            container_id: container.id,
+            container_name: container.name,
+            datacenter_name: datacenter.name,
+            import_job_id: import_job.id,
+            import_job_name: import_job.name,
+            drive_id,
+            application,
+            job_id: job.id,
+            file_name,
+            file_bytes,
+            config_bytes,
+            protected_items,
+            recovery_points,
+        }
+    }
+}
+
+/// Everything one tenant owns, and its credentials.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub subscription_id: String,
+    /// The subscription's management credential (its publish settings).
+    pub subscription_token: String,
+    pub vault_id: String,
+    pub machine_id: String,
+    pub machine_token: String,
+    /// Vault credentials for the tenant's vault, never used.
+    pub spare_registration: String,
+    pub storage_account_id: String,
+    pub storage_account_name: String,
+    pub container_id: String,
+    pub container_name: String,
+    /// A datacenter the operator added for this tenant's import job.
+    pub datacenter_name: String,
+    /// An import job in state `creating` with one drive, `drive_id`.
+    pub import_job_id: String,
+    pub import_job_name: String,
+    pub drive_id: String,
+    /// The subscription's offline-seeding application, with its key.
+    pub application: ApplicationIdentity,
+    /// A running backup job of the machine.
+    pub job_id: String,
+    /// A `data` file of the machine's repository: its name and bytes.
+    pub file_name: String,
+    pub file_bytes: Vec<u8>,
+    /// The machine's repository `config`.
+    pub config_bytes: Vec<u8>,
+    pub protected_items: Vec<ProtectedItem>,
+    pub recovery_points: Vec<RecoveryPoint>,
+}
+
+impl Tenant {
+    /// The `Authorization` header of a request signed by this tenant's application.
+    pub fn app_authorization(&self, method: &str, path_and_query: &str) -> String {
+        sign(&self.application, method, path_and_query, OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// Every identifier and secret of this tenant: none may show up in an answer to
+    /// another tenant.
+    pub fn secrets_and_ids(&self) -> Vec<&str> {
+        vec![
+            &self.subscription_id,
+            &self.subscription_token,
+            &self.vault_id,
+            &self.machine_id,
+            &self.machine_token,
+            &self.spare_registration,
+            &self.storage_account_id,
+            &self.container_id,
+            &self.job_id,
+            &self.file_name,
+            &self.import_job_id,
+            &self.import_job_name,
+        ]
+    }
+}
+
+/// A fresh X25519 import public key, hex.
+pub fn import_key() -> String {
+    hex::encode(offsite_api::import_key::generate_import_key().1)
+}
+
+/// The `Authorization` header value of a request signed by `identity` at `unix_seconds`.
+pub fn sign(identity: &ApplicationIdentity, method: &str, path_and_query: &str, unix_seconds: i64) -> String {
+    let signer = offsite_api::application_auth::Signer::new(identity).expect("an application key");
+    signer.authorization(method, path_and_query, unix_seconds).expect("a signature")
+}
+
+/// The name a repository file's bytes must have.
+pub fn content_name(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+pub fn running_backup() -> JobReport {
+    JobReport {
+        kind: JobKind::Backup,
+        state: JobState::Running,
+        started: OffsetDateTime::from_unix_timestamp(1_714_560_000).unwrap(),
+        finished: None,
+        bytes_processed: 0,
+        bytes_uploaded: 0,
+        file_count: 0,
+        message: None,
+        errors: vec![],
+    }
+}
+
+pub fn recovery_point(tenant: &str, n: u32) -> RecoveryPoint {
+    RecoveryPoint {
+        snapshot_id: content_name(format!("{tenant} snapshot {n}").as_bytes()),
+        time: OffsetDateTime::from_unix_timestamp(1_714_560_000 + i64::from(n) * 86_400).unwrap(),
+        size: 1000 * u64::from(n),
+        file_count: 10 * u64::from(n),
+        source: RecoveryPointSource::Online,
+    }
+}
+
+/// The secret half of a `<id>.<secret>` token.
+pub fn secret_of(token: &str) -> &str {
+    token.split_once('.').expect("tokens are <id>.<secret>").1
+}
+
+/// The id half of a `<id>.<secret>` token.
+pub fn id_of(token: &str) -> &str {
+    token.split_once('.').expect("tokens are <id>.<secret>").0
+}

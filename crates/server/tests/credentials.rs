@@ -1,0 +1,361 @@
+//! Credentials and request bodies at the edge of the service: single-use vault
+//! credentials, removed machines, secrets at rest, malformed JSON, and repository
+//! uploads checked against their content-addressed names.
+
+mod common;
+
+use bytes::Bytes;
+use common::{content_name, secret_of, Body, Reply, Service, Tenant};
+use serde_json::json;
+
+fn api(path: impl std::fmt::Display) -> String {
+    format!("/api/v1{path}")
+}
+
+fn snippet(reply: &Reply) -> String {
+    format!("HTTP {} {:?} {:.200}", reply.status, reply.content_type, reply.text())
+}
+
+/// A JSON error body, or a panic naming what came instead.
+fn error_of(reply: &Reply) -> offsite_api::types::ErrorBody {
+    reply.error_body().unwrap_or_else(|| panic!("not a JSON error body: {}", snippet(reply)))
+}
+
+fn register(service: &Service, secret: &str, name: &str) -> Reply {
+    let body = Body::Json(json!({"name": name, "hostname": format!("{name}.example")}));
+    service.call("POST", &api("/register"), Some(secret), &body)
+}
+
+#[test]
+fn vault_credentials_register_one_machine_once() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let secret =
+        service.client(&a.subscription_token).vault_credentials(&a.vault_id, Some(1)).unwrap().registration_secret;
+
+    let first = register(&service, &secret, "web02");
+    assert_eq!(first.status, 200, "{}", snippet(&first));
+    let machine_id = first.json()["machine"]["id"].as_str().unwrap().to_string();
+
+    for name in ["web02", "web03"] {
+        let again = register(&service, &secret, name);
+        assert_eq!(again.status, 401, "{}", snippet(&again));
+        let error = error_of(&again);
+        assert!(error.error.contains("already used"), "{}", error.error);
+        assert_eq!(error.code, "unauthorized");
+    }
+    // One machine came of it.
+    let machines = service.get_json(&api(format!("/vaults/{}/machines", a.vault_id)), &a.subscription_token);
+    let names: Vec<&str> = machines.as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "web02").count(), 1, "{machines}");
+    assert!(!names.contains(&"web03"), "{machines}");
+    assert!(machines.to_string().contains(&machine_id));
+}
+
+#[test]
+fn a_removed_machine_is_locked_out_and_its_points_stay() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let machine = Some(a.machine_token.as_str());
+    assert_eq!(service.call("GET", &api("/whoami"), machine, &Body::Empty).status, 200);
+
+    let removed =
+        service.call("DELETE", &api(format!("/machines/{}", a.machine_id)), Some(&a.subscription_token), &Body::Empty);
+    assert_eq!(removed.status, 200, "{}", snippet(&removed));
+    assert!(removed.json()["removed"].is_string(), "the answer says when: {}", removed.text());
+
+    for path in [
+        api("/whoami"),
+        api(format!("/machines/{}/recovery-points", a.machine_id)),
+        api(format!("/machines/{}/repository/data/{}", a.machine_id, a.file_name)),
+    ] {
+        let reply = service.call("GET", &path, machine, &Body::Empty);
+        assert_eq!(reply.status, 401, "GET {path}: {}", snippet(&reply));
+        let error = error_of(&reply);
+        assert!(error.error.contains("removed"), "GET {path}: {}", error.error);
+    }
+    // The typed client shows the same sentence.
+    let err = service.client(&a.machine_token).whoami().unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert!(err.to_string().contains("removed"), "{err}");
+
+    // Its subscription still sees the machine, marked removed, and its recovery points.
+    let listed = service.get_json(&api(format!("/machines/{}", a.machine_id)), &a.subscription_token);
+    assert!(listed["removed"].is_string(), "{listed}");
+    let points = service.client(&a.subscription_token).recovery_points(&a.machine_id).unwrap();
+    assert_eq!(points, a.recovery_points);
+}
+
+#[test]
+fn a_machine_cannot_remove_itself() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let reply =
+        service.call("DELETE", &api(format!("/machines/{}", a.machine_id)), Some(&a.machine_token), &Body::Empty);
+    assert_eq!(reply.status, 403, "{}", snippet(&reply));
+    assert_eq!(error_of(&reply).code, "forbidden");
+    // Nothing happened: it still works and is not marked removed.
+    let me = service.get_json(&api(format!("/machines/{}", a.machine_id)), &a.machine_token);
+    assert!(me["removed"].is_null(), "{me}");
+}
+
+/// The database holds hashes of secrets, never the secrets: a copy of it gives no
+/// working credential.
+#[test]
+fn secrets_are_not_stored_in_clear() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let b = service.tenant("bravo");
+    let used = service.client(&a.subscription_token).vault_credentials(&a.vault_id, None).unwrap().registration_secret;
+    assert_eq!(register(&service, &used, "web09").status, 200);
+
+    // SQLite keeps recent writes in its write-ahead log: read every file of the database.
+    let mut stored = Vec::new();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(service.data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("offsite.db") {
+            stored.extend(std::fs::read(&path).unwrap());
+            files.push(path);
+        }
+    }
+    assert!(!files.is_empty(), "no database files in {}", service.data_dir().display());
+    let holds = |needle: &str| stored.windows(needle.len()).any(|w| w == needle.as_bytes());
+    // The ids are there (so this is the right database, write-ahead log included)…
+    for id in [&a.machine_id, &b.subscription_id, &a.job_id, &b.storage_account_id] {
+        assert!(holds(id), "{id} is not in {files:?}: are these the database files?");
+    }
+    // …and no secret is.
+    let tenants: [&Tenant; 2] = [&a, &b];
+    let mut secrets = vec![("operator", service.operator_token.clone()), ("used vault credentials", used)];
+    for t in tenants {
+        secrets.push(("subscription", t.subscription_token.clone()));
+        secrets.push(("machine", t.machine_token.clone()));
+        secrets.push(("unused vault credentials", t.spare_registration.clone()));
+    }
+    for (what, token) in &secrets {
+        let secret = secret_of(token);
+        assert!(secret.len() >= 32, "a {what} secret is only {} characters", secret.len());
+        assert!(!holds(secret), "the {what} secret is in the database in clear");
+        assert!(!holds(&secret[..32]), "half of the {what} secret is in the database in clear");
+    }
+}
+
+/// Bodies that are not the JSON an endpoint takes are refused with the service's
+/// own JSON error body, like every other refusal.
+#[test]
+fn malformed_json_bodies_get_a_json_error() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let path = api(format!("/subscriptions/{}/vaults", a.subscription_id));
+    let cases: Vec<(&str, Body)> = vec![
+        ("a number for a name", Body::Json(json!({"name": 5}))),
+        ("a missing field", Body::Json(json!({}))),
+        ("an array", Body::Json(json!(["main"]))),
+        ("not JSON", Body::Raw("application/json", b"not json".to_vec())),
+        ("truncated JSON", Body::Raw("application/json", br#"{"name": "ma"#.to_vec())),
+        ("no body", Body::Raw("application/json", Vec::new())),
+        ("another content type", Body::Raw("text/plain", br#"{"name": "plain"}"#.to_vec())),
+        ("no content type", Body::Raw("", br#"{"name": "untyped"}"#.to_vec())),
+    ];
+    for (what, body) in cases {
+        let reply = service.call("POST", &path, Some(&a.subscription_token), &body);
+        assert!((400..500).contains(&reply.status), "{what}: {}", snippet(&reply));
+        let error = error_of(&reply);
+        assert!(!error.error.is_empty() && !error.code.is_empty(), "{what}: {error:?}");
+    }
+    // A body over the service's limit for JSON. The service answers before reading
+    // it all and closes the connection, so the client may lose the answer while it
+    // still sends: some of the tries must get it, and every answer is a 413.
+    let huge = Body::Json(json!({"name": "x".repeat(2 << 20)}));
+    let authorization = format!("Bearer {}", a.subscription_token);
+    let answers: Vec<Reply> =
+        (0..5).filter_map(|_| service.try_send("POST", &path, Some(&authorization), &huge, &[]).ok()).collect();
+    assert!(!answers.is_empty(), "no answer to an oversized body in 5 tries");
+    for reply in &answers {
+        assert_eq!(reply.status, 413, "{}", snippet(reply));
+        error_of(reply);
+    }
+    // A name of the wrong shape is the handler's own check.
+    let reply = service.call("POST", &path, Some(&a.subscription_token), &Body::Json(json!({"name": "no spaces"})));
+    assert_eq!(reply.status, 400, "{}", snippet(&reply));
+    assert!(error_of(&reply).error.contains("not a valid vault name"));
+    // None of it made a vault.
+    let vaults = service.client(&a.subscription_token).list_vaults(&a.subscription_id).unwrap();
+    assert_eq!(vaults.len(), 1, "{vaults:?}");
+}
+
+/// Every operation that takes JSON, given something else by a caller allowed to
+/// call it, answers a 4xx JSON error (and registration is not used up by it).
+#[test]
+fn every_json_endpoint_answers_malformed_bodies_with_a_json_error() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let doc = service.openapi();
+    let mut checked = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation["requestBody"]["content"].get("application/json").is_none() {
+                continue;
+            }
+            let token = if template == "/api/v1/register" {
+                &a.spare_registration
+            } else if template == "/api/v1/subscriptions" || template == "/api/v1/datacenters" {
+                &service.operator_token
+            } else if template.starts_with("/api/v1/machines/") {
+                &a.machine_token
+            } else {
+                &a.subscription_token
+            };
+            let path = template
+                .replace("{subscription_id}", &a.subscription_id)
+                .replace("{vault_id}", &a.vault_id)
+                .replace("{machine_id}", &a.machine_id)
+                .replace("{storage_account_id}", &a.storage_account_id)
+                .replace("{job_id}", &a.job_id)
+                .replace("{import_job_id}", &a.import_job_id)
+                .replace("{drive_id}", &a.drive_id);
+            assert!(!path.contains('{'), "{method} {template}: a path parameter this test does not fill");
+            for body in [Body::Raw("application/json", b"not json".to_vec()), Body::Json(json!("a string"))] {
+                let reply = service.call(&method.to_uppercase(), &path, Some(token), &body);
+                let ok = (400..500).contains(&reply.status) && reply.error_body().is_some();
+                assert!(ok, "{method} {template} with {body:?}: {}", snippet(&reply));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} JSON bodies checked");
+    // The malformed registrations did not use the vault credentials up.
+    assert_eq!(register(&service, &a.spare_registration, "web04").status, 200);
+}
+
+#[test]
+fn an_upload_that_does_not_match_its_name_is_refused_and_invisible() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let machine = service.client(&a.machine_token);
+    let meant = b"the bytes that were meant".to_vec();
+    let name = content_name(&meant);
+    let damaged = b"the bytes that arrived".to_vec();
+
+    let path = api(format!("/machines/{}/repository/data/{name}", a.machine_id));
+    let reply = service.call("PUT", &path, Some(&a.machine_token), &Body::Bytes(damaged));
+    assert_eq!(reply.status, 400, "{}", snippet(&reply));
+    assert!(error_of(&reply).error.contains("do not match"), "{}", reply.text());
+
+    let listed = machine.list_files(&a.machine_id, "data").unwrap();
+    assert!(listed.iter().all(|f| f.name != name), "{listed:?}");
+    assert_eq!(machine.file_size(&a.machine_id, "data", &name).unwrap(), None);
+    assert_eq!(service.call("GET", &path, Some(&a.machine_token), &Body::Empty).status, 404);
+
+    // Damaged bytes sent under the name of a file that exists do not harm it.
+    let existing = api(format!("/machines/{}/repository/data/{}", a.machine_id, a.file_name));
+    let reply = service.call("PUT", &existing, Some(&a.machine_token), &Body::Bytes(meant.clone()));
+    assert_eq!(reply.status, 400, "{}", snippet(&reply));
+    let kept = machine.get_file(&a.machine_id, "data", &a.file_name, None).unwrap();
+    assert!(kept.as_ref() == a.file_bytes.as_slice(), "the existing file changed");
+
+    // Names that are not content hashes, and folders that do not exist.
+    for (folder, bad) in [("data", "ABC"), ("data", "config"), ("config", name.as_str()), ("packs", name.as_str())] {
+        let path = api(format!("/machines/{}/repository/{folder}/{bad}", a.machine_id));
+        let reply = service.call("PUT", &path, Some(&a.machine_token), &Body::Bytes(meant.clone()));
+        assert_eq!(reply.status, 400, "{folder}/{bad}: {}", snippet(&reply));
+        error_of(&reply);
+    }
+}
+
+#[test]
+fn the_same_upload_twice_is_stored_once() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let machine = service.client(&a.machine_token);
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let name = content_name(&bytes);
+    for _ in 0..2 {
+        machine.put_file(&a.machine_id, "index", &name, Bytes::from(bytes.clone())).expect("the upload succeeds");
+    }
+    let listed = machine.list_files(&a.machine_id, "index").unwrap();
+    let ours: Vec<_> = listed.iter().filter(|f| f.name == name).collect();
+    assert_eq!(ours.len(), 1, "{listed:?}");
+    assert_eq!(ours[0].size, bytes.len() as u64);
+    assert_eq!(machine.file_size(&a.machine_id, "index", &name).unwrap(), Some(bytes.len() as u64));
+    assert!(machine.get_file(&a.machine_id, "index", &name, None).unwrap().as_ref() == bytes.as_slice());
+
+    // The config is written once too: the same one again is fine, another is refused.
+    machine.put_file(&a.machine_id, "config", "config", Bytes::from(a.config_bytes.clone())).unwrap();
+    let other = machine.put_file(&a.machine_id, "config", "config", Bytes::from_static(b"{}")).unwrap_err();
+    assert_eq!(other.status(), Some(409), "{other}");
+    assert!(machine.get_file(&a.machine_id, "config", "config", None).unwrap().as_ref() == a.config_bytes.as_slice());
+}
+
+#[test]
+fn ranged_reads_return_exactly_those_bytes() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let machine = service.client(&a.machine_token);
+    let all = &a.file_bytes;
+    let len = all.len() as u64;
+    let path = api(format!("/machines/{}/repository/data/{}", a.machine_id, a.file_name));
+
+    for (first, last) in [(0, 0), (100, 1099), (len - 1, len - 1), (0, len - 1), (4096, 12287)] {
+        let range = format!("bytes={first}-{last}");
+        let reply = service.send(
+            "GET",
+            &path,
+            Some(&format!("Bearer {}", a.machine_token)),
+            &Body::Empty,
+            &[("range", &range)],
+        );
+        assert_eq!(reply.status, 206, "{range}: {}", snippet(&reply));
+        assert!(reply.body == all[first as usize..=last as usize], "{range}: {} bytes back", reply.body.len());
+        let typed = machine.get_file(&a.machine_id, "data", &a.file_name, Some((first, last - first + 1))).unwrap();
+        assert!(typed.as_ref() == &all[first as usize..=last as usize], "{range} through the client");
+    }
+    // A range running past the end gives what there is.
+    let range = format!("bytes={}-{}", len - 10, len + 10);
+    let reply =
+        service.send("GET", &path, Some(&format!("Bearer {}", a.machine_token)), &Body::Empty, &[("range", &range)]);
+    assert_eq!(reply.status, 206, "{range}: {}", snippet(&reply));
+    assert!(reply.body == all[len as usize - 10..], "{range}: {} bytes back", reply.body.len());
+    // Without a range: the whole file, 200.
+    let whole = service.call("GET", &path, Some(&a.machine_token), &Body::Empty);
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == *all);
+    // A range the service cannot serve is a 4xx JSON error, not a failure.
+    for range in ["bytes=10-5", "bytes=abc", "items=0-1", &format!("bytes={len}-{}", len + 10)] {
+        let reply =
+            service.send("GET", &path, Some(&format!("Bearer {}", a.machine_token)), &Body::Empty, &[("range", range)]);
+        assert!((400..500).contains(&reply.status), "{range}: {}", snippet(&reply));
+        error_of(&reply);
+    }
+}
+
+/// A 206 says which bytes it holds (RFC 9110 §15.3.7), and a range outside the file
+/// is a 416 that names the file's length.
+#[test]
+fn partial_answers_say_which_bytes() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let len = a.file_bytes.len();
+    let path = api(format!("/machines/{}/repository/data/{}", a.machine_id, a.file_name));
+    let authorization = format!("Bearer {}", a.machine_token);
+    let http = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(offsite_api::tls::pinned_client_config(&service.server.fingerprint).unwrap())
+        .build()
+        .unwrap();
+    let get = |range: &str| {
+        http.get(format!("{}{path}", service.server.url))
+            .header("authorization", &authorization)
+            .header("range", range)
+            .send()
+            .unwrap()
+    };
+    let partial = get("bytes=10-19");
+    assert_eq!(partial.status(), 206);
+    let content_range = partial.headers().get("content-range").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(content_range, Some(format!("bytes 10-19/{len}")));
+    let outside = get(&format!("bytes={len}-{}", len + 10));
+    assert_eq!(outside.status(), 416);
+    let content_range = outside.headers().get("content-range").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(content_range, Some(format!("bytes */{len}")));
+}

@@ -1,0 +1,494 @@
+//! Offline seeding on the service: the application identity and its signed
+//! requests, datacenter import keys, the ingest upload of an import job's files
+//! (whole files, parts, logs), packaging with a repair drive, and adoption of the
+//! seed into a machine's vault repository (on the local folder and on Azurite).
+
+mod common;
+
+use std::io::Cursor;
+
+use common::{content_name, import_key, sign, Body, Service, Tenant};
+use offsite_api::types::*;
+use offsite_api::Client;
+use serde_json::json;
+
+fn refused(result: Result<impl std::fmt::Debug, offsite_api::ApiError>) -> (u16, String, String) {
+    let err = result.expect_err("the service refuses");
+    (err.status().unwrap_or(0), err.code().unwrap_or_default().to_string(), err.to_string())
+}
+
+fn bytes(seed: u32, len: usize) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) as u8).collect()
+}
+
+/// A repository data file's path in the staging layout, and its bytes.
+fn data_file(seed: u32, len: usize) -> (String, Vec<u8>) {
+    let data = bytes(seed, len);
+    let name = content_name(&data);
+    (format!("data/{}/{name}", &name[..2]), data)
+}
+
+fn put(
+    client: &Client,
+    job: &str,
+    drive: &str,
+    path: &str,
+    offset: u64,
+    file_size: u64,
+    data: &[u8],
+) -> Result<(), offsite_api::ApiError> {
+    client.put_import_file(job, drive, path, offset, file_size, Cursor::new(data.to_vec()), data.len() as u64)
+}
+
+fn drive_state(client: &Client, job: &str, drive: &str, state: ImportDriveState) -> ImportJobView {
+    client.set_import_drive_state(job, drive, &DriveStateUpdate { state, message: None }).expect("a drive state change")
+}
+
+fn shipping(tracking_number: &str, drive_count: u32) -> ShippingDetails {
+    ShippingDetails {
+        carrier: "DHL".into(),
+        tracking_number: tracking_number.into(),
+        drive_count,
+        ship_date: "2026-11-02".into(),
+        return_address: "1 Return Way".into(),
+        contact: "ops@example.com".into(),
+    }
+}
+
+/// A new import job of `tenant` with `drives` (ids), shipped and received.
+fn received_job(service: &Service, tenant: &Tenant, name: &str, drives: &[&str]) -> ImportJobView {
+    let app = service.app_client(&tenant.application);
+    let job = app
+        .create_import_job(
+            &tenant.subscription_id,
+            &CreateImportJob {
+                name: name.into(),
+                storage_account: tenant.storage_account_name.clone(),
+                container: tenant.container_name.clone(),
+                datacenter: tenant.datacenter_name.clone(),
+                drives: drives
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| ImportJobDriveSpec {
+                        drive_id: id.to_string(),
+                        index: i as u32,
+                        fingerprint: Some(format!("{:064x}", i + 1)),
+                    })
+                    .collect(),
+            },
+        )
+        .expect("the application creates an import job");
+    app.set_import_job_shipping(&job.id, &shipping(&format!("TRK-{name}"), drives.len() as u32)).expect("shipping");
+    service.operator().receive_import_job(&job.id, &ImportJobNote::default()).expect("received")
+}
+
+// ------------------------------------------------------------------ applications
+
+#[test]
+fn a_subscription_has_one_application_and_more_certificates_are_uploaded_by_hand() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let sub = service.client(&a.subscription_token);
+    let app = sub.application(&a.subscription_id).unwrap();
+    assert_eq!(app.id, a.application.application_id);
+    assert_eq!(app.certificates.len(), 1);
+    assert_eq!(app.certificates[0].thumbprint, a.application.thumbprint);
+    assert!(app.certificates[0].not_after.is_some(), "{app:?}");
+
+    // A second application is refused with the manual path spelled out.
+    let other = offsite_seeding::application::generate(&a.subscription_id).unwrap();
+    let (status, code, message) = refused(sub.create_application(&a.subscription_id, &other.cert_pem));
+    assert_eq!((status, code.as_str()), (409, "application_exists"), "{message}");
+    for step in
+        ["offsite certgen export-cert", "offsite admin application upload-cert", "offsite certgen add-agent-entries"]
+    {
+        assert!(message.contains(step), "{message}");
+    }
+
+    // The manual path: upload the certificate (DER in base64 here), then sign with its key.
+    let text = offsite_api::application_auth::certificate_text(&other.cert_der);
+    let app = sub.upload_application_certificate(&a.subscription_id, &text).unwrap();
+    assert_eq!(app.certificates.len(), 2);
+    assert!(app.certificates.iter().any(|c| c.thumbprint == other.thumbprint));
+    let identity = offsite_api::application_auth::ApplicationIdentity {
+        application_id: app.id.clone(),
+        thumbprint: other.thumbprint.clone(),
+        key_pem: other.key_pem.clone(),
+    };
+    let who = service.app_client(&identity).whoami().unwrap();
+    assert_eq!(
+        who,
+        WhoAmI::Application {
+            application_id: app.id.clone(),
+            subscription_id: a.subscription_id.clone(),
+            thumbprint: other.thumbprint.clone()
+        }
+    );
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &text));
+    assert_eq!(status, 409, "the same certificate twice: {message}");
+
+    // Private keys, junk and unsupported keys are refused by name, and nothing is added.
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &other.key_pem));
+    assert!(status == 400 && message.contains("private key"), "{message}");
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, "hello"));
+    assert!(status == 400 && message.contains("certificate"), "{message}");
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&p384).unwrap();
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &cert.pem()));
+    assert!(status == 400 && message.contains("ECDSA P-256 nor Ed25519"), "{message}");
+    assert_eq!(sub.application(&a.subscription_id).unwrap().certificates.len(), 2);
+
+    // A subscription without an application hears how to make one.
+    let created = service.operator().create_subscription("lonely").unwrap();
+    let lonely = service.client(&created.management_credential);
+    let (status, _, message) = refused(lonely.application(&created.subscription.id));
+    assert!(status == 404 && message.contains("offsite certgen"), "{message}");
+}
+
+#[test]
+fn signed_requests_are_checked_and_the_application_does_only_offline_seeding() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let b = service.tenant("bravo");
+    let app = service.app_client(&a.application);
+
+    // What offline seeding needs works.
+    assert_eq!(app.subscription(&a.subscription_id).unwrap().id, a.subscription_id);
+    assert_eq!(app.list_subscriptions().unwrap().len(), 1);
+    assert_eq!(app.list_storage_accounts(&a.subscription_id).unwrap()[0].id, a.storage_account_id);
+    assert_eq!(app.list_containers(&a.storage_account_id).unwrap()[0].id, a.container_id);
+    assert!(!app.list_datacenters().unwrap().is_empty());
+    assert_eq!(app.find_import_job(&a.import_job_name).unwrap().id, a.import_job_id);
+    assert_eq!(app.list_import_jobs(&a.subscription_id).unwrap().len(), 1);
+    assert!(app.drive_log(&a.import_job_id, &a.drive_id, "error").unwrap().contains("block 7"));
+
+    // Nothing else: vaults, machines, repositories, cancelling, the operator's steps.
+    assert!(matches!(refused(app.list_vaults(&a.subscription_id)).0, 403 | 404));
+    assert!(matches!(refused(app.machine(&a.machine_id)).0, 403 | 404));
+    assert!(matches!(refused(app.list_files(&a.machine_id, "data")).0, 403 | 404));
+    assert!(matches!(refused(app.cancel_import_job(&a.import_job_id, &ImportJobNote::default())).0, 403 | 404));
+    assert!(matches!(refused(app.receive_import_job(&a.import_job_id, &ImportJobNote::default())).0, 403 | 404));
+    assert!(matches!(refused(app.import_files(&a.import_job_id)).0, 403 | 404));
+    assert!(matches!(refused(app.create_vault(&a.subscription_id, "sneaky")).0, 403 | 404));
+    // And nothing of another tenant.
+    assert_eq!(refused(app.find_import_job(&b.import_job_name)).0, 404);
+    assert_eq!(refused(app.import_job(&b.import_job_id)).0, 404);
+    assert_eq!(refused(app.list_storage_accounts(&b.subscription_id)).0, 404);
+
+    // The signature covers method, path with query, and time.
+    let path = "/api/v1/datacenters";
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ok = sign(&a.application, "GET", path, now);
+    assert_eq!(service.send("GET", path, Some(&ok), &Body::Empty, &[]).status, 200);
+    let other_path = sign(&a.application, "GET", "/api/v1/whoami", now);
+    let reply = service.send("GET", path, Some(&other_path), &Body::Empty, &[]);
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    let with_query = sign(&a.application, "GET", path, now);
+    assert_eq!(service.send("GET", &format!("{path}?x=1"), Some(&with_query), &Body::Empty, &[]).status, 401);
+    let other_method = sign(&a.application, "POST", path, now);
+    assert_eq!(service.send("GET", path, Some(&other_method), &Body::Empty, &[]).status, 401);
+    let stale = sign(&a.application, "GET", path, now - 301);
+    let reply = service.send("GET", path, Some(&stale), &Body::Empty, &[]);
+    assert!(reply.status == 401 && reply.text().contains("clock"), "{}", reply.text());
+    let future = sign(&a.application, "GET", path, now + 400);
+    assert_eq!(service.send("GET", path, Some(&future), &Body::Empty, &[]).status, 401);
+    // Another key under A's application and thumbprint; B's certificate under A's application.
+    let forger = offsite_seeding::application::generate("x").unwrap();
+    let forged =
+        offsite_api::application_auth::ApplicationIdentity { key_pem: forger.key_pem, ..a.application.clone() };
+    assert_eq!(service.send("GET", path, Some(&sign(&forged, "GET", path, now)), &Body::Empty, &[]).status, 401);
+    let mixed = offsite_api::application_auth::ApplicationIdentity {
+        application_id: a.application.application_id.clone(),
+        ..b.application.clone()
+    };
+    assert_eq!(service.send("GET", path, Some(&sign(&mixed, "GET", path, now)), &Body::Empty, &[]).status, 401);
+    for garbage in ["OffsiteApp nonsense", "OffsiteApp a:b:c:d", "OffsiteApp ::1:"] {
+        let reply = service.send("GET", path, Some(garbage), &Body::Empty, &[]);
+        assert!(reply.status == 401 && reply.error_body().is_some(), "{garbage}: {}", reply.text());
+    }
+}
+
+// ------------------------------------------------------------------ datacenters
+
+#[test]
+fn datacenters_carry_a_usable_import_key() {
+    let service = Service::start();
+    let operator = service.operator();
+    let key = import_key();
+    let dc = operator.add_datacenter("ams1", "1 Dock\nAmsterdam", &key).unwrap();
+    assert_eq!(dc.import_public_key, key);
+    assert!(operator.list_datacenters().unwrap().iter().any(|d| d.name == "ams1" && d.import_public_key == key));
+    for bad in ["00".repeat(32), "abc".to_string(), "zz".repeat(32), "ab".repeat(33)] {
+        let (status, _, message) = refused(operator.add_datacenter("bad1", "x", &bad));
+        assert!(status == 400 && message.contains("import public key"), "{bad}: {message}");
+    }
+    let upper = operator.add_datacenter("fra1", "2 Dock", &key.to_ascii_uppercase()).unwrap();
+    assert_eq!(upper.import_public_key, key, "kept lowercase");
+    let reply = service.call(
+        "POST",
+        "/api/v1/datacenters",
+        Some(&service.operator_token),
+        &Body::Json(json!({"name": "nokey", "address": "x"})),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text());
+}
+
+// ------------------------------------------------------------------ ingest
+
+#[test]
+fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let operator = service.operator();
+    let sub = service.client(&a.subscription_token);
+    let (d0, d1, d2) = ("aaaa0000aaaa0000", "bbbb1111bbbb1111", "cccc2222cccc2222");
+    let job = received_job(&service, &a, "alpha-big", &[d0, d1]);
+    assert_eq!(job.drives[0].fingerprint.as_deref(), Some(format!("{:064x}", 1).as_str()));
+
+    let (p1, f1) = data_file(1, 300_000);
+    let (p2, f2) = data_file(2, 6 * 1024 * 1024 + 17); // over one 5 MiB part
+    let (p3, f3) = data_file(3, 200_000);
+    let half2 = f2.len() / 2;
+    let half3 = f3.len() / 2;
+
+    // A drive not transferring takes no files.
+    let (status, _, message) = refused(put(&operator, &job.id, d0, &p1, 0, f1.len() as u64, &f1));
+    assert!(status == 409 && message.contains("transferring"), "{message}");
+    drive_state(&operator, &job.id, d0, ImportDriveState::Transferring);
+
+    put(&operator, &job.id, d0, "config", 0, a.config_bytes.len() as u64, &a.config_bytes).unwrap();
+    put(&operator, &job.id, d0, &p1, 0, f1.len() as u64, &f1).unwrap();
+    put(&operator, &job.id, d0, &p2, 0, f2.len() as u64, &f2[..half2]).unwrap();
+    // A whole file whose bytes do not match its name is refused, and not stored.
+    let (bad_path, _) = data_file(9, 1000);
+    let (status, _, message) = refused(put(&operator, &job.id, d0, &bad_path, 0, 1000, &bytes(8, 1000)));
+    assert!(status == 400 && message.contains("do not hash to its name"), "{message}");
+    // Paths stay inside the job; parts inside their file; only the operator uploads.
+    for bad in ["../escape", "/abs", "data/../x", "logs/x", ".parts/x", "a//b"] {
+        let (status, _, message) = refused(put(&operator, &job.id, d0, bad, 0, 3, b"abc"));
+        assert_eq!(status, 400, "{bad}: {message}");
+    }
+    let (status, _, _) = refused(put(&operator, &job.id, d0, "seed/x", 10, 12, b"abc"));
+    assert_eq!(status, 400);
+    assert_eq!(refused(put(&sub, &job.id, d0, "seed/x", 0, 3, b"abc")).0, 403);
+    assert_eq!(refused(put(&operator, &job.id, "dddd3333dddd3333", "seed/x", 0, 3, b"abc")).0, 404);
+
+    let files = sub.import_files(&job.id).unwrap();
+    let listed: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut expected = vec!["config", p1.as_str()];
+    expected.sort();
+    assert_eq!(listed, expected, "whole files only, not parts");
+    assert_eq!(files.iter().find(|f| f.path == p1).unwrap().size, f1.len() as u64);
+
+    drive_state(&operator, &job.id, d0, ImportDriveState::Completed);
+    drive_state(&operator, &job.id, d1, ImportDriveState::Transferring);
+    put(&operator, &job.id, d1, &p2, half2 as u64, f2.len() as u64, &f2[half2..]).unwrap();
+    put(&operator, &job.id, d1, &p3, 0, f3.len() as u64, &f3[..half3]).unwrap();
+
+    // Logs: the operator writes them, the customer and its application read them, the job links them.
+    operator.put_drive_log(&job.id, d1, "error", "block 12 damaged: file part missing\n").unwrap();
+    operator.put_drive_log(&job.id, d1, "verbose", "copied 2 parts\n").unwrap();
+    assert!(sub.drive_log(&job.id, d1, "error").unwrap().contains("block 12"));
+    let app = service.app_client(&a.application);
+    assert!(app.drive_log(&job.id, d1, "verbose").unwrap().contains("2 parts"));
+    assert_eq!(refused(sub.put_drive_log(&job.id, d1, "error", "forged")).0, 403);
+    assert_eq!(refused(operator.put_drive_log(&job.id, d1, "debug", "x")).0, 400);
+    assert_eq!(refused(sub.drive_log(&job.id, d0, "error")).0, 404);
+    let big = "x".repeat(16 * 1024 * 1024 + 1);
+    assert_eq!(refused(operator.put_drive_log(&job.id, d1, "verbose", &big)).0, 413);
+    let view = drive_state(&operator, &job.id, d1, ImportDriveState::CompletedMoreInfo);
+    assert_eq!(view.drives[1].logs, vec!["error".to_string(), "verbose".to_string()]);
+    assert!(view.drives[0].logs.is_empty());
+    assert_eq!(view.state, ImportJobState::Packaging);
+
+    // Completing by hand is refused while parts wait; packaging names what is missing.
+    let (status, _, message) = refused(operator.complete_import_job(&job.id, &ImportJobNote::default()));
+    assert!(status == 409 && message.contains("package"), "{message}");
+    let view = operator.package_import_job(&job.id, &ImportJobNote::default()).unwrap();
+    assert_eq!(view.state, ImportJobState::Packaging, "one file is incomplete");
+    let note = view.timeline.last().and_then(|e| e.message.clone()).unwrap_or_default();
+    let missing = format!("missing bytes {}-{} of {}", half3, f3.len() - 1, f3.len());
+    assert!(note.contains(&p3) && note.contains(&missing) && note.contains("diskprep --repair"), "{note}");
+    assert!(!note.contains(&p2), "{note}");
+    let listed: Vec<String> = sub.import_files(&job.id).unwrap().into_iter().map(|f| f.path).collect();
+    assert!(listed.contains(&p2) && !listed.contains(&p3), "{listed:?}");
+
+    // The repair drive: the customer's application adds it, the datacenter ingests it.
+    let spec = ImportJobDriveSpec { drive_id: d2.into(), index: 2, fingerprint: Some("ef".repeat(32)) };
+    let view = app.add_import_drive(&job.id, &spec).unwrap();
+    assert_eq!(view.drives.len(), 3);
+    assert_eq!(view.drives[2].state, ImportDriveState::Specified);
+    assert!(view.timeline.iter().any(|e| e.drive_id.as_deref() == Some(d2) && e.state == "specified"));
+    assert_eq!(app.add_import_drive(&job.id, &spec).unwrap().drives.len(), 3, "the same drive again changes nothing");
+    let clash = ImportJobDriveSpec { drive_id: "eeee4444eeee4444".into(), index: 2, fingerprint: None };
+    assert_eq!(refused(app.add_import_drive(&job.id, &clash)).0, 409);
+    let (status, _, message) = refused(operator.package_import_job(&job.id, &ImportJobNote::default()));
+    assert!(status == 409 && message.contains(d2), "a drive not yet done: {message}");
+    drive_state(&operator, &job.id, d2, ImportDriveState::Received);
+    drive_state(&operator, &job.id, d2, ImportDriveState::Transferring);
+    put(&operator, &job.id, d2, &p3, half3 as u64, f3.len() as u64, &f3[half3..]).unwrap();
+    drive_state(&operator, &job.id, d2, ImportDriveState::Completed);
+    let view = operator.package_import_job(&job.id, &ImportJobNote::default()).unwrap();
+    assert_eq!(view.state, ImportJobState::Completed, "{:?}", view.timeline.last());
+    let files = sub.import_files(&job.id).unwrap();
+    for (path, data) in [(&p1, &f1), (&p2, &f2), (&p3, &f3)] {
+        let found = files.iter().find(|f| &f.path == path).unwrap_or_else(|| panic!("{path} in {files:?}"));
+        assert_eq!(found.size, data.len() as u64);
+    }
+    assert_eq!(files.len(), 4, "{files:?}");
+    // A completed job takes no more drives or files.
+    let late = ImportJobDriveSpec { drive_id: "ffff5555ffff5555".into(), index: 3, fingerprint: None };
+    assert_eq!(refused(app.add_import_drive(&job.id, &late)).0, 409);
+    assert_eq!(refused(put(&operator, &job.id, d2, "seed/late", 0, 3, b"abc")).0, 409);
+}
+
+/// An upload refused before its body is read leaves the connection unusable; the
+/// service says so (`Connection: close`), so the client's next request opens a
+/// new one instead of failing on the closed one. Accepted uploads keep theirs.
+#[test]
+fn a_refused_upload_says_its_connection_closes_and_the_next_request_succeeds() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let drive = "aaaa0000aaaa0000";
+    let job = received_job(&service, &a, "alpha-close", &[drive]);
+    let auth = format!("Bearer {}", service.operator_token);
+    let upload = |path: &str, data: &[u8]| {
+        let query = format!("path={path}&offset=0&file_size={}&drive_id={drive}", data.len());
+        service.send(
+            "PUT",
+            &format!("/api/v1/import-jobs/{}/files?{query}", job.id),
+            Some(&auth),
+            &Body::Bytes(data.to_vec()),
+            &[],
+        )
+    };
+    let (path, data) = data_file(1, 4 * 1024 * 1024);
+    for round in 0..5 {
+        let reply = upload(&path, &data);
+        assert_eq!(reply.status, 409, "round {round}: the drive is not transferring: {}", reply.text());
+        assert_eq!(reply.connection.as_deref(), Some("close"), "round {round}");
+        // On the same pooled client: must not fail on the closed connection.
+        let next = service.call(
+            "GET",
+            &format!("/api/v1/import-jobs/{}", job.id),
+            Some(&service.operator_token),
+            &Body::Empty,
+        );
+        assert_eq!(next.status, 200, "round {round}: {}", next.text());
+    }
+    drive_state(&service.operator(), &job.id, drive, ImportDriveState::Transferring);
+    let reply = upload(&path, &data);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(reply.connection, None, "an upload read whole keeps its connection");
+}
+
+#[test]
+fn parts_that_do_not_hash_to_their_name_are_dropped_and_named() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let operator = service.operator();
+    let d0 = "aaaa0000aaaa0000";
+    let job = received_job(&service, &a, "alpha-bad", &[d0]);
+    drive_state(&operator, &job.id, d0, ImportDriveState::Transferring);
+    let (path, data) = data_file(4, 10_000);
+    put(&operator, &job.id, d0, &path, 0, 10_000, &data[..4000]).unwrap();
+    put(&operator, &job.id, d0, &path, 4000, 10_000, &bytes(99, 6000)).unwrap();
+    // Parts of one file agree on its size.
+    assert_eq!(refused(put(&operator, &job.id, d0, &path, 4000, 9_999, &data[4000..9999])).0, 409);
+    drive_state(&operator, &job.id, d0, ImportDriveState::Completed);
+    let view = operator.package_import_job(&job.id, &ImportJobNote::default()).unwrap();
+    assert_eq!(view.state, ImportJobState::Packaging);
+    let note = view.timeline.last().and_then(|e| e.message.clone()).unwrap_or_default();
+    assert!(note.contains(&path) && note.contains("do not hash to its name"), "{note}");
+    assert!(service.client(&a.subscription_token).import_files(&job.id).unwrap().is_empty());
+}
+
+// ------------------------------------------------------------------ adoption
+
+/// A completed import job of `tenant` holding `files` (path, bytes) plus `config`.
+fn completed_job(
+    service: &Service,
+    tenant: &Tenant,
+    name: &str,
+    config: &[u8],
+    files: &[(String, Vec<u8>)],
+) -> ImportJobView {
+    let operator = service.operator();
+    let drive = "abcdabcdabcdabcd";
+    let job = received_job(service, tenant, name, &[drive]);
+    drive_state(&operator, &job.id, drive, ImportDriveState::Transferring);
+    put(&operator, &job.id, drive, "config", 0, config.len() as u64, config).unwrap();
+    for (path, data) in files {
+        put(&operator, &job.id, drive, path, 0, data.len() as u64, data).unwrap();
+    }
+    drive_state(&operator, &job.id, drive, ImportDriveState::Completed);
+    operator.put_drive_log(&job.id, drive, "verbose", "all good\n").unwrap();
+    let view = operator.package_import_job(&job.id, &ImportJobNote::default()).unwrap();
+    assert_eq!(view.state, ImportJobState::Completed);
+    view
+}
+
+fn adoption_copies_the_seed_into_the_vault(service: &Service) {
+    let a = service.tenant("alpha");
+    let b = service.tenant("bravo");
+    let machine = service.client(&a.machine_token);
+    let (p1, f1) = data_file(11, 70_000);
+    let (p2, f2) = data_file(12, 6 * 1024 * 1024);
+    let (n3, f3) = {
+        let data = bytes(13, 900);
+        (content_name(&data), data)
+    };
+    let p3 = format!("snapshots/{n3}");
+    let seed = vec![(p1.clone(), f1.clone()), (p2.clone(), f2.clone()), (p3.clone(), f3.clone())];
+
+    // Not yet completed: the machine is told to wait.
+    let (status, _, message) = refused(machine.adopt_seed(&a.machine_id, &a.import_job_name));
+    assert!(
+        status == 409 && message.contains("is creating") && message.contains("wait for it to complete"),
+        "{message}"
+    );
+
+    let job = completed_job(service, &a, "alpha-seed2", &a.config_bytes, &seed);
+    // Only the machine itself; not the subscription, not another tenant's machine.
+    assert!(matches!(refused(service.client(&a.subscription_token).adopt_seed(&a.machine_id, &job.name)).0, 403 | 404));
+    assert_eq!(refused(service.client(&b.machine_token).adopt_seed(&b.machine_id, &job.name)).0, 404);
+    assert_eq!(refused(machine.adopt_seed(&a.machine_id, "no-such-job")).0, 404);
+
+    let adoption = machine.adopt_seed(&a.machine_id, &job.name).unwrap();
+    let total = a.config_bytes.len() + f1.len() + f2.len() + f3.len();
+    assert_eq!(
+        adoption,
+        Adoption { import_job: job.name.clone(), files: 4, bytes: total as u64, already_adopted: false }
+    );
+    // The machine reads the seed through its repository, byte for byte; its own file is still there.
+    let name1 = p1.rsplit('/').next().unwrap();
+    assert_eq!(machine.get_file(&a.machine_id, "data", name1, None).unwrap().as_ref(), f1.as_slice());
+    let name2 = p2.rsplit('/').next().unwrap();
+    assert_eq!(machine.file_size(&a.machine_id, "data", name2).unwrap(), Some(f2.len() as u64));
+    assert_eq!(machine.get_file(&a.machine_id, "snapshots", &n3, None).unwrap().as_ref(), f3.as_slice());
+    assert_eq!(machine.get_file(&a.machine_id, "data", &a.file_name, None).unwrap().as_ref(), a.file_bytes.as_slice());
+    assert_eq!(machine.list_files(&a.machine_id, "data").unwrap().len(), 3);
+    // The logs stay in the container.
+    assert!(machine.list_files(&a.machine_id, "logs").is_err());
+
+    let again = machine.adopt_seed(&a.machine_id, &job.name).unwrap();
+    assert_eq!(again, Adoption { already_adopted: true, ..adoption });
+
+    // A seed of another repository is refused whole.
+    let other = completed_job(service, &a, "alpha-foreign", b"{\"version\":2,\"id\":\"someone else\"}", &seed[..1]);
+    let (status, _, message) = refused(machine.adopt_seed(&a.machine_id, &other.name));
+    assert!(status == 409 && message.contains("belongs to another repository"), "{message}");
+}
+
+#[test]
+fn adoption_copies_the_seed_into_the_vault_on_a_folder() {
+    adoption_copies_the_seed_into_the_vault(&Service::start());
+}
+
+#[test]
+fn adoption_copies_the_seed_into_the_vault_on_azurite() {
+    let azurite = offsite_testbed::Azurite::start().expect("Azurite for tests (run scripts/test)");
+    azurite.create_container("vaults").expect("a container");
+    let options = azurite.object_store_env().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    adoption_copies_the_seed_into_the_vault(&Service::start_on_storage("az://vaults/offsite", options));
+}

@@ -406,6 +406,7 @@ impl Run<'_> {
             return Ok(());
         }
         let Some(active) = self.active.as_mut() else { return Ok(()) };
+        active.writer.write_held_blocks()?;
         let blocks = active.writer.blocks_written();
         let mut journal = self.journal.clone();
         if let Some(in_progress) = journal.in_progress.as_mut() {

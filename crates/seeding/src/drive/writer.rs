@@ -19,6 +19,11 @@
 //! plaintext digest remembered, and sealing a different plaintext at such an index
 //! is refused ([`DriveError::ResumeMismatch`]) before anything is written.
 //!
+//! Batches: full blocks wait in memory until [`BATCH_BYTES`] of them are ready; then
+//! they are hashed and sealed in parallel (rayon) and written with one write, as they
+//! lie next to each other on the drive. Hashing and sealing are diskprep's CPU work;
+//! on one thread they held it to about half the speed of a plain copy.
+//!
 //! Room for the manifest: the writer takes data only while the data blocks plus an
 //! upper bound of the manifest's encoded size (which grows with every file part and
 //! every block) still fit, so `finish` never runs out of space.
@@ -29,6 +34,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
+use rayon::prelude::*;
 
 use super::block::{block_offset, capacity_blocks, BlockCipher, BlockKind};
 use super::header::{check_block_size, check_import_job, read_header, DriveHeader, ManifestLocation};
@@ -38,6 +44,10 @@ use super::{
     DriveError, DriveId, DriveTarget, RecoveryKey, SetId, DEFAULT_BLOCK_SIZE, FORMAT_VERSION, MAX_MANIFEST_BYTES,
     MAX_PATH_BYTES,
 };
+
+/// Plaintext gathered before a batch of blocks is sealed and written (at least one
+/// block): large enough to keep every core busy, small enough to stay in cache.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// What a drive is for: which job, which set and place in it, where in the stream
 /// it starts.
@@ -142,8 +152,11 @@ pub struct DriveWriter {
     header: DriveHeader,
     drive_key: [u8; 32],
     cipher: BlockCipher,
-    /// One sealed block's worth of bytes; the first `filled` hold plaintext not yet written.
-    block: Vec<u8>,
+    /// Room for a batch of sealed blocks, one stride each: the first `batched` slots
+    /// hold full blocks of plaintext not yet written, and the next slot's first
+    /// `filled` bytes the block being filled.
+    batch: Vec<u8>,
+    batched: usize,
     filled: usize,
     blocks_written: u64,
     digests: Vec<[u8; 32]>,
@@ -204,6 +217,13 @@ impl std::fmt::Debug for DriveWriter {
 
 /// The smallest drive for `block_size` and this import job: the header region, one
 /// data block, and a manifest holding one file with the longest allowed path.
+/// A batch buffer for `cipher`'s blocks: [`BATCH_BYTES`] of plaintext, at least one block.
+fn batch_buffer(cipher: &BlockCipher) -> Vec<u8> {
+    let stride = cipher.stride();
+    let blocks = (BATCH_BYTES / stride).max(1);
+    vec![0u8; blocks * stride]
+}
+
 fn minimum_size(block_size: u32, import_job: &str) -> u64 {
     let manifest = bound::fixed(import_job.len()) + bound::part(MAX_PATH_BYTES) + bound::BLOCK;
     let blocks = 1 + manifest.div_ceil(u64::from(block_size));
@@ -260,7 +280,8 @@ impl DriveWriter {
         };
         let cipher = BlockCipher::new(&drive_key, drive_id, spec.set_id, spec.block_size);
         let mut writer = DriveWriter {
-            block: vec![0u8; cipher.stride()],
+            batch: batch_buffer(&cipher),
+            batched: 0,
             cipher,
             file,
             path,
@@ -370,7 +391,8 @@ impl DriveWriter {
         }
 
         Ok(DriveWriter {
-            block: vec![0u8; cipher.stride()],
+            batch: batch_buffer(&cipher),
+            batched: 0,
             cipher,
             file,
             path: path.to_path_buf(),
@@ -408,8 +430,8 @@ impl DriveWriter {
         self.header.index
     }
 
-    /// Data blocks written so far (full blocks; a partial last block is held in
-    /// memory until more data or `finish`).
+    /// Data blocks written so far (full blocks; the blocks of a batch not yet full,
+    /// and a partial last block, are held in memory until more data or `finish`).
     pub fn blocks_written(&self) -> u64 {
         self.blocks_written
     }
@@ -437,10 +459,18 @@ impl DriveWriter {
         self.file.try_clone().map_err(|e| DriveError::io(&self.path, e))
     }
 
-    /// Makes every data block written so far durable and returns how many there
-    /// are: a checkpoint from which [`Self::resume`] can continue.
+    /// Seals and writes the full blocks held in memory now, without waiting for
+    /// their batch to fill (a checkpoint counts only written blocks).
+    pub fn write_held_blocks(&mut self) -> Result<(), DriveError> {
+        self.check_usable()?;
+        self.seal_and_write_batch()
+    }
+
+    /// Writes the full blocks held in memory, makes every data block written so far
+    /// durable and returns how many there are: a checkpoint from which [`Self::resume`] can continue.
     pub fn sync(&mut self) -> Result<u64, DriveError> {
         self.check_usable()?;
+        self.seal_and_write_batch()?;
         self.sync_file()?;
         Ok(self.blocks_written)
     }
@@ -619,14 +649,20 @@ impl DriveWriter {
         self.stream_len += take as u64;
 
         let bs = self.header.block_size as usize;
+        let stride = self.cipher.stride();
         let mut rest = &data[..take];
         while !rest.is_empty() {
             let n = (bs - self.filled).min(rest.len());
-            self.block[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
+            let at = self.batched * stride + self.filled;
+            self.batch[at..at + n].copy_from_slice(&rest[..n]);
             self.filled += n;
             rest = &rest[n..];
             if self.filled == bs {
-                self.seal_and_write_data_block()?;
+                self.batched += 1;
+                self.filled = 0;
+                if (self.batched + 1) * stride > self.batch.len() {
+                    self.seal_and_write_batch()?;
+                }
             }
         }
         Ok(take)
@@ -650,9 +686,12 @@ impl DriveWriter {
         }
         if self.filled > 0 {
             let bs = self.header.block_size as usize;
-            self.block[self.filled..bs].fill(0);
-            self.seal_and_write_data_block()?;
+            let slot = self.batched * self.cipher.stride();
+            self.batch[slot + self.filled..slot + bs].fill(0);
+            self.batched += 1;
+            self.filled = 0;
         }
+        self.seal_and_write_batch()?;
 
         let data_blocks = self.blocks_written;
         let manifest = DriveManifest {
@@ -693,11 +732,12 @@ impl DriveWriter {
 
         let stride = self.cipher.stride();
         let mut sealed_manifest = Vec::with_capacity(location.block_count as usize * stride);
+        let mut block = vec![0u8; stride];
         for (k, chunk) in encoded.chunks(bs as usize).enumerate() {
-            self.block[..chunk.len()].copy_from_slice(chunk);
-            self.block[chunk.len()..].fill(0);
-            self.cipher.seal(data_blocks + k as u64, BlockKind::Manifest, &mut self.block)?;
-            sealed_manifest.extend_from_slice(&self.block);
+            block[..chunk.len()].copy_from_slice(chunk);
+            block[chunk.len()..].fill(0);
+            self.cipher.seal(data_blocks + k as u64, BlockKind::Manifest, &mut block)?;
+            sealed_manifest.extend_from_slice(&block);
         }
         let manifest_at = self.block_position(data_blocks)?;
         self.write_at(manifest_at, &sealed_manifest)?;
@@ -737,29 +777,53 @@ impl DriveWriter {
             .ok_or_else(|| DriveError::InvalidSpec(format!("block {index} lies past any drive")))
     }
 
-    /// Seals the full block buffer as the next data block and writes it.
-    fn seal_and_write_data_block(&mut self) -> Result<(), DriveError> {
+    /// Hashes and seals the batch's full blocks as the next data blocks, in
+    /// parallel, and writes them with one write (consecutive indexes lie next to
+    /// each other). Nothing is written if one of them would change a block an
+    /// interrupted run already sealed at its index.
+    fn seal_and_write_batch(&mut self) -> Result<(), DriveError> {
+        let count = self.batched;
+        if count == 0 {
+            return Ok(());
+        }
         let bs = self.header.block_size as usize;
-        let index = self.blocks_written;
-        let digest = *blake3::hash(&self.block[..bs]).as_bytes();
-        if let Some(before) = index.checked_sub(self.resealed_from).and_then(|k| self.resealed.get(k as usize)) {
-            if *before != digest {
+        let stride = self.cipher.stride();
+        let first = self.blocks_written;
+        let cipher = &self.cipher;
+        let sealed: Result<Vec<[u8; 32]>, DriveError> = self.batch[..count * stride]
+            .par_chunks_mut(stride)
+            .enumerate()
+            .map(|(k, slot)| {
+                let digest = *blake3::hash(&slot[..bs]).as_bytes();
+                cipher.seal(first + k as u64, BlockKind::Data, slot).map(|()| digest)
+            })
+            .collect();
+        let digests = match sealed {
+            Ok(digests) => digests,
+            Err(e) => {
+                self.failed = true;
+                return Err(e);
+            }
+        };
+        for (k, digest) in digests.iter().enumerate() {
+            let index = first + k as u64;
+            let before = index.checked_sub(self.resealed_from).and_then(|j| self.resealed.get(j as usize));
+            if before.is_some_and(|before| before != digest) {
                 self.failed = true;
                 return Err(DriveError::ResumeMismatch { path: self.path.display().to_string(), block: index });
             }
         }
-        self.digests.push(digest);
-        if let Err(e) = self.cipher.seal(index, BlockKind::Data, &mut self.block) {
-            self.failed = true;
-            return Err(e);
-        }
-        let at = self.block_position(index)?;
-        let block = std::mem::take(&mut self.block);
-        let written = self.write_at(at, &block);
-        self.block = block;
+        let at = self.block_position(first)?;
+        let batch = std::mem::take(&mut self.batch);
+        let written = self.write_at(at, &batch[..count * stride]);
+        self.batch = batch;
         written?;
-        self.blocks_written += 1;
-        self.filled = 0;
+        self.digests.extend(digests);
+        self.blocks_written += count as u64;
+        self.batched = 0;
+        // The block being filled (after a flush before the batch was full) moves to the first slot.
+        let partial = count * stride;
+        self.batch.copy_within(partial..partial + self.filled, 0);
         Ok(())
     }
 
@@ -872,6 +936,36 @@ mod tests {
         }
     }
 
+    /// Blocks wait in a batch; a sync in the middle of a block writes the full
+    /// ones and keeps the partial one, and what reads back is what went in.
+    #[test]
+    fn a_sync_inside_a_block_keeps_the_partial_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, public) = keys();
+        let target = DriveTarget::Image { path: dir.path().join("d.img"), size: HEADER_REGION + 40 * (4096 + TAG_LEN) };
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let (mut writer, _) = DriveWriter::create(&target, spec(public, 4096)).unwrap();
+        let mut offset = 0;
+        for (k, piece) in data.chunks(6_000).enumerate() {
+            assert_eq!(writer.write_file_part("data/f", data.len() as u64, offset, piece).unwrap(), piece.len());
+            offset += piece.len() as u64;
+            if k % 3 == 1 {
+                assert_eq!(writer.sync().unwrap(), offset / 4096, "after {offset} bytes");
+            }
+        }
+        let summary = writer.finish(true).unwrap();
+        let mut reader = DriveReader::open(&summary.path, &DriveKey::Import(secret)).unwrap();
+        let mut back = Vec::new();
+        let report = reader
+            .verify_and_read(|_, _, bytes| {
+                back.extend_from_slice(bytes);
+                Ok::<(), DriveError>(())
+            })
+            .unwrap();
+        assert!(report.is_clean());
+        assert_eq!(back, data);
+    }
+
     /// Sealing other plaintext at an index the interrupted run already sealed
     /// would reuse a nonce: refused.
     #[test]
@@ -885,12 +979,18 @@ mod tests {
         writer.sync().unwrap();
         let state = resume_state(&writer, 2, &data);
         drop(writer);
+        let before = std::fs::read(target.file_path()).unwrap();
         let mut resumed = DriveWriter::resume(&target.file_path(), state).unwrap();
         let changed = vec![2u8; 40_000 - 2 * 4096];
-        match resumed.write_file_part("data/f", data.len() as u64, 2 * 4096, &changed) {
+        // Taken into the batch; refused when the batch is sealed, before it is written.
+        let taken = resumed.write_file_part("data/f", data.len() as u64, 2 * 4096, &changed);
+        let refused = taken.and_then(|_| resumed.sync());
+        match refused {
             Err(DriveError::ResumeMismatch { block: 2, .. }) => {}
             other => panic!("{other:?}"),
         }
+        assert_eq!(std::fs::read(target.file_path()).unwrap(), before, "nothing was written");
+        assert!(matches!(resumed.finish(true), Err(DriveError::WriterFailed { .. })));
     }
 
     proptest! {

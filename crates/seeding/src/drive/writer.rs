@@ -879,6 +879,20 @@ mod tests {
         writer.finish(true).unwrap();
     }
 
+    /// The stream a finished drive holds, every block verified.
+    fn read_back(path: &Path, secret: StaticSecret) -> Vec<u8> {
+        let mut reader = DriveReader::open(path, &DriveKey::Import(secret)).unwrap();
+        let mut back = Vec::new();
+        let report = reader
+            .verify_and_read(|_, _, bytes| {
+                back.extend_from_slice(bytes);
+                Ok::<(), DriveError>(())
+            })
+            .unwrap();
+        assert!(report.is_clean());
+        back
+    }
+
     /// The resume state of a drive holding the one file `data`, checkpointed after `blocks` blocks.
     fn resume_state(writer: &DriveWriter, blocks: u64, data: &[u8]) -> ResumeState {
         let bs = writer.bs();
@@ -915,16 +929,7 @@ mod tests {
         assert_eq!(resumed.stream_position(), 5 * 4096);
         resumed.write_file_part("data/f", data.len() as u64, 5 * 4096, &data[5 * 4096..]).unwrap();
         let summary = resumed.finish(true).unwrap();
-        let mut reader = DriveReader::open(&summary.path, &DriveKey::Import(secret)).unwrap();
-        let mut back = Vec::new();
-        let report = reader
-            .verify_and_read(|_, _, bytes| {
-                back.extend_from_slice(bytes);
-                Ok::<(), DriveError>(())
-            })
-            .unwrap();
-        assert!(report.is_clean());
-        assert_eq!(back, data);
+        assert_eq!(read_back(&summary.path, secret), data);
 
         // A finished drive, or another drive, is not resumed.
         assert!(DriveWriter::resume(&target.file_path(), state.clone()).is_err());
@@ -954,16 +959,7 @@ mod tests {
             }
         }
         let summary = writer.finish(true).unwrap();
-        let mut reader = DriveReader::open(&summary.path, &DriveKey::Import(secret)).unwrap();
-        let mut back = Vec::new();
-        let report = reader
-            .verify_and_read(|_, _, bytes| {
-                back.extend_from_slice(bytes);
-                Ok::<(), DriveError>(())
-            })
-            .unwrap();
-        assert!(report.is_clean());
-        assert_eq!(back, data);
+        assert_eq!(read_back(&summary.path, secret), data);
     }
 
     /// Sealing other plaintext at an index the interrupted run already sealed

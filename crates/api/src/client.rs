@@ -4,10 +4,11 @@
 //! ([`crate::application_auth`]). It does not retry: callers know which operations
 //! are safe to repeat.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::Stream;
 use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -71,7 +72,24 @@ enum Auth {
 pub struct Client {
     base: String,
     http: reqwest::blocking::Client,
+    /// For streamed uploads: the blocking client reads a streamed body 8 KiB at a
+    /// time and hands each piece to its own thread, which costs more than the
+    /// copy itself at disk speed; this one sends the caller's chunks as they are.
+    streaming: reqwest::Client,
+    runtime: Arc<OnceLock<Result<StreamingRuntime, String>>>,
     auth: Auth,
+}
+
+/// The runtime that drives streamed uploads, started on the first one.
+struct StreamingRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for StreamingRuntime {
+    fn drop(&mut self) {
+        // A plain drop panics when the last client goes away inside async code.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -95,16 +113,27 @@ impl Client {
 
     fn with_auth(endpoint: &ServiceEndpoint, auth: Auth) -> ApiResult<Client> {
         let setup = |reason: String| ApiError::Setup { url: endpoint.url.clone(), reason };
+        let user_agent = concat!("offsite/", env!("CARGO_PKG_VERSION"));
         let mut builder = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(600))
-            .user_agent(concat!("offsite/", env!("CARGO_PKG_VERSION")));
+            .user_agent(user_agent);
+        // Streamed uploads get a time limit per request, from their length.
+        let mut streaming = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).user_agent(user_agent);
         if endpoint.url.starts_with("https://") {
-            builder =
-                builder.use_preconfigured_tls(crate::tls::pinned_client_config(&endpoint.fingerprint).map_err(setup)?);
+            let tls = crate::tls::pinned_client_config(&endpoint.fingerprint).map_err(setup)?;
+            builder = builder.use_preconfigured_tls(tls.clone());
+            streaming = streaming.use_preconfigured_tls(tls);
         }
         let http = builder.build().map_err(|e| setup(e.to_string()))?;
-        Ok(Client { base: endpoint.url.trim_end_matches('/').to_string(), http, auth })
+        let streaming = streaming.build().map_err(|e| setup(e.to_string()))?;
+        Ok(Client {
+            base: endpoint.url.trim_end_matches('/').to_string(),
+            http,
+            streaming,
+            runtime: Arc::new(OnceLock::new()),
+            auth,
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -112,22 +141,16 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}/api/v1{}", self.base, path));
-        match &self.auth {
-            Auth::Bearer(token) => request.bearer_auth(token),
-            // Signed in `send`, once the URL with its query is final.
-            Auth::Application(_) => request,
-        }
+        self.http.request(method, format!("{}/api/v1{}", self.base, path))
     }
 
-    fn send(&self, request: RequestBuilder) -> ApiResult<Response> {
-        let unreachable = |e: reqwest::Error| ApiError::Unreachable { url: self.base.clone(), reason: cause_chain(&e) };
-        let response = match &self.auth {
-            Auth::Bearer(_) => request.send().map_err(unreachable)?,
+    /// The Authorization header for a request to `url`: the bearer credential, or
+    /// the application's signature over the method and the final path and query.
+    fn authorization(&self, method: &Method, url: &reqwest::Url) -> ApiResult<reqwest::header::HeaderValue> {
+        let setup = |reason: String| ApiError::Setup { url: self.base.clone(), reason };
+        let text = match &self.auth {
+            Auth::Bearer(token) => format!("Bearer {token}"),
             Auth::Application(signer) => {
-                let mut request =
-                    request.build().map_err(|e| ApiError::Setup { url: self.base.clone(), reason: cause_chain(&e) })?;
-                let url = request.url();
                 let path_and_query = match url.query() {
                     Some(query) => format!("{}?{query}", url.path()),
                     None => url.path().to_string(),
@@ -136,26 +159,29 @@ impl Client {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0);
-                let header = signer
-                    .authorization(request.method().as_str(), &path_and_query, now)
-                    .map_err(|reason| ApiError::Setup { url: self.base.clone(), reason })?;
-                let mut value = reqwest::header::HeaderValue::from_str(&header)
-                    .map_err(|e| ApiError::Setup { url: self.base.clone(), reason: e.to_string() })?;
-                value.set_sensitive(true);
-                request.headers_mut().insert(reqwest::header::AUTHORIZATION, value);
-                self.http.execute(request).map_err(unreachable)?
+                signer.authorization(method.as_str(), &path_and_query, now).map_err(setup)?
             }
         };
+        let mut value = reqwest::header::HeaderValue::from_str(&text).map_err(|e| setup(e.to_string()))?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    fn unreachable(&self, err: &reqwest::Error) -> ApiError {
+        ApiError::Unreachable { url: self.base.clone(), reason: cause_chain(err) }
+    }
+
+    fn send(&self, request: RequestBuilder) -> ApiResult<Response> {
+        let mut request =
+            request.build().map_err(|e| ApiError::Setup { url: self.base.clone(), reason: cause_chain(&e) })?;
+        let authorization = self.authorization(request.method(), request.url())?;
+        request.headers_mut().insert(reqwest::header::AUTHORIZATION, authorization);
+        let response = self.http.execute(request).map_err(|e| self.unreachable(&e))?;
         if response.status().is_success() {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let text = response.text().unwrap_or_default();
-        let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => (body.code, body.error),
-            Err(_) => ("http_error".to_string(), format!("{} {}", status, text.chars().take(200).collect::<String>())),
-        };
-        Err(ApiError::Refused { status, code, message })
+        Err(refusal(status, &response.text().unwrap_or_default()))
     }
 
     fn json<T: DeserializeOwned>(&self, response: Response) -> ApiResult<T> {
@@ -387,31 +413,65 @@ impl Client {
         self.post(&format!("/import-jobs/{import_job_id}/drives"), spec)
     }
 
-    /// Uploads one part of an ingested file (operators): `length` bytes from
-    /// `body`, at `offset` of the file `path` of `file_size` bytes, from drive
-    /// `drive_id`. A part covering the whole file is stored as the file.
+    /// Uploads one part of an ingested file (operators): `length` bytes at
+    /// `offset` of the file `path` of `file_size` bytes, from drive `drive_id`,
+    /// streamed from `body` in the chunks it yields. A part covering the whole file
+    /// is stored as the file. An error from `body` aborts the upload, and the
+    /// service stores nothing of it.
     #[allow(clippy::too_many_arguments)]
-    pub fn put_import_file(
+    pub fn put_import_file<S>(
         &self,
         import_job_id: &str,
         drive_id: &str,
         path: &str,
         offset: u64,
         file_size: u64,
-        body: impl std::io::Read + Send + 'static,
+        body: S,
         length: u64,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<()>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let setup = |reason: String| ApiError::Setup { url: self.base.clone(), reason };
+        let mut url = reqwest::Url::parse(&format!("{}/api/v1/import-jobs/{import_job_id}/files", self.base))
+            .map_err(|e| setup(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("path", path)
+            .append_pair("offset", &offset.to_string())
+            .append_pair("file_size", &file_size.to_string())
+            .append_pair("drive_id", drive_id);
+        let authorization = self.authorization(&Method::PUT, &url)?;
         let request = self
-            .request(Method::PUT, &format!("/import-jobs/{import_job_id}/files"))
-            .query(&[
-                ("path", path.to_string()),
-                ("offset", offset.to_string()),
-                ("file_size", file_size.to_string()),
-                ("drive_id", drive_id.to_string()),
-            ])
+            .streaming
+            .put(url)
+            .header(reqwest::header::AUTHORIZATION, authorization)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(reqwest::blocking::Body::sized(body, length));
-        self.send(request).map(|_| ())
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            // Ten minutes, and a second more for each MiB.
+            .timeout(Duration::from_secs(600 + (length >> 20)))
+            .body(reqwest::Body::wrap_stream(body));
+        let runtime = self
+            .runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("offsite-upload")
+                    .enable_all()
+                    .build()
+                    .map(|runtime| StreamingRuntime(Some(runtime)))
+                    .map_err(|e| format!("cannot start the upload runtime: {e}"))
+            })
+            .as_ref()
+            .map_err(|reason| setup(reason.clone()))?;
+        let Some(runtime) = runtime.0.as_ref() else { return Err(setup("the upload runtime stopped".into())) };
+        runtime.block_on(async {
+            let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+            if response.status().is_success() {
+                return Ok(());
+            }
+            let status = response.status().as_u16();
+            Err(refusal(status, &response.text().await.unwrap_or_default()))
+        })
     }
 
     /// Stores a drive's ingest log (`kind` is `error` or `verbose`; operators).
@@ -490,6 +550,15 @@ fn encode_segment(text: &str) -> String {
 
 /// reqwest's top-level message ("error sending request") hides the cause a user can
 /// act on ("connection refused", "certificate fingerprint …"): show the whole chain.
+/// The service's answer to a request it did not carry out.
+fn refusal(status: u16, text: &str) -> ApiError {
+    let (code, message) = match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => (body.code, body.error),
+        Err(_) => ("http_error".to_string(), format!("{} {}", status, text.chars().take(200).collect::<String>())),
+    };
+    ApiError::Refused { status, code, message }
+}
+
 fn cause_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

@@ -2,13 +2,14 @@
 //! ([`DriveReader::verify_and_read`]) and each file part the drive holds is handed to
 //! a [`PartUploader`] as a streaming body, with bounded memory.
 //!
-//! Two threads: this one reads and verifies blocks; a second one runs the uploader,
-//! one part at a time. They are joined by a bounded channel per part (a few MiB of
-//! blocks in flight at most) read through a [`ChannelReader`], so an uploader such
-//! as an HTTP PUT streams the body as the drive is read. If a bad block falls inside
-//! a part, its [`ChannelReader`] fails with an I/O error, so the upload fails and the
-//! store keeps nothing partial; the part is reported as not delivered, and its file
-//! as needing a repair drive. Everything else is still delivered.
+//! This thread reads and verifies blocks; [`UPLOADERS`] more run the uploader, one
+//! part each, so the next part streams while the service finishes storing the
+//! previous one. Each part's body is a bounded channel (a few MiB of blocks in
+//! flight at most) read as a [`PartBody`], so an uploader such as an HTTP PUT
+//! streams the body as the drive is read. If a bad block falls inside a part, its
+//! [`PartBody`] fails with an I/O error, so the upload fails and the store keeps
+//! nothing partial; the part is reported as not delivered, and its file as needing
+//! a repair drive. Everything else is still delivered.
 //!
 //! The report carries two plain-text logs, one item per line: a verbose log (every
 //! part delivered, block counts) and an error log (every bad block with the file
@@ -19,15 +20,24 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::mpsc::{channel, Receiver, Sender};
 
 use crate::drive::{BadBlock, BlockProblem, DriveError, DriveKey, DriveReader, FilePart};
 
-/// Blocks' bytes allowed in flight between the drive reader and the uploader
-/// (at least one block).
+/// Blocks' bytes allowed in flight between the drive reader and each part's
+/// uploader (at least one block).
 const IN_FLIGHT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Parts uploading at once: two keep the drive streaming while the service
+/// finishes storing a part (its hash check, its last write).
+pub const UPLOADERS: usize = 2;
 
 /// One part of one file to store: bytes `[offset_in_file, offset_in_file + length)`
 /// of the file at `path` (relative to the container's repository root), whose
@@ -51,12 +61,13 @@ impl From<&FilePart> for PartToUpload {
     }
 }
 
-/// Stores parts (the CLI: an HTTP PUT streaming `body`).
-pub trait PartUploader {
+/// Stores parts (the CLI: an HTTP PUT streaming `body`). Called from several
+/// threads at once, one part each.
+pub trait PartUploader: Sync {
     /// Stores `part`, reading exactly `part.length` bytes from `body` (an empty
     /// file comes with an empty body). When `body` returns an error the part must
     /// not be stored, not even partly; return an error then.
-    fn upload(&mut self, part: &PartToUpload, body: Box<dyn Read + Send>) -> Result<(), String>;
+    fn upload(&self, part: &PartToUpload, body: PartBody) -> Result<(), String>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,61 +109,90 @@ impl IngestReport {
 }
 
 enum Message {
-    Data(Vec<u8>),
+    Data(Bytes),
     /// The part cannot be completed (a bad block): fail the body.
     Fail(String),
 }
 
-/// The body of one part, fed by the drive-reading thread. Returns end of file after
-/// exactly the part's length, and an error if the part cannot be completed.
-pub struct ChannelReader {
+/// The body of one part, fed by the drive-reading thread: exactly the part's
+/// length, then the end, or an error if the part cannot be completed. Read it as a
+/// [`futures::Stream`] of the drive's chunks (an async uploader, no copy) or
+/// through [`Read`] (a blocking one, on a thread outside any async runtime).
+pub struct PartBody {
     rx: Receiver<Message>,
-    current: Vec<u8>,
-    at: usize,
+    /// What [`Read`] has not handed out yet of the last chunk.
+    current: Bytes,
     remaining: u64,
     delivered: Arc<AtomicU64>,
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.remaining == 0 || buf.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            if self.at < self.current.len() {
-                let n = buf.len().min(self.current.len() - self.at).min(self.remaining as usize);
-                buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-                self.at += n;
-                self.remaining -= n as u64;
-                self.delivered.fetch_add(n as u64, Ordering::SeqCst);
-                return Ok(n);
+impl PartBody {
+    /// Takes the next chunk that is still wanted, counting it as delivered.
+    fn accept(&mut self, message: Option<Message>) -> Option<std::io::Result<Bytes>> {
+        match message {
+            Some(Message::Data(mut data)) => {
+                data.truncate(self.remaining as usize);
+                self.remaining -= data.len() as u64;
+                self.delivered.fetch_add(data.len() as u64, Ordering::SeqCst);
+                Some(Ok(data))
             }
-            match self.rx.recv() {
-                Ok(Message::Data(data)) => {
-                    self.current = data;
-                    self.at = 0;
-                }
-                Ok(Message::Fail(reason)) => return Err(std::io::Error::other(reason)),
-                Err(_) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the drive reader stopped before the end of the part",
-                    ))
-                }
+            Some(Message::Fail(reason)) => {
+                self.remaining = 0;
+                Some(Err(std::io::Error::other(reason)))
+            }
+            None => {
+                self.remaining = 0;
+                Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the drive reader stopped before the end of the part",
+                )))
             }
         }
     }
 }
 
-/// A part handed to the uploader thread.
+impl futures::Stream for PartBody {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(message) => Poll::Ready(self.accept(message)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Read for PartBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            if self.remaining == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            let message = self.rx.blocking_recv();
+            match self.accept(message) {
+                Some(Ok(data)) => self.current = data,
+                Some(Err(err)) => return Err(err),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A part handed to an uploader thread.
 struct Job {
     index: usize,
     part: PartToUpload,
-    body: ChannelReader,
+    body: PartBody,
     delivered: Arc<AtomicU64>,
 }
 
-/// What the uploader thread says about one part.
+/// What an uploader thread says about one part.
 struct Outcome {
     index: usize,
     result: Result<(), String>,
@@ -166,7 +206,7 @@ struct Current {
     end_in_file: u64,
     next: u64,
     /// `None` once the part failed or its uploader stopped reading.
-    tx: Option<SyncSender<Message>>,
+    tx: Option<Sender<Message>>,
 }
 
 /// Reads the drive at `path` with `key` (taking its manifest from
@@ -178,7 +218,7 @@ pub fn ingest_drive(
     path: &Path,
     key: &DriveKey,
     sealed_manifest: Option<&[u8]>,
-    uploader: &mut (dyn PartUploader + Send),
+    uploader: &dyn PartUploader,
     progress: &(dyn Fn(&IngestProgress) + Sync),
 ) -> Result<IngestReport, DriveError> {
     let mut reader = match sealed_manifest {
@@ -196,19 +236,29 @@ pub fn ingest_drive(
     let mut lost: BTreeSet<usize> = BTreeSet::new();
     let mut delivered_bytes = 0u64;
 
+    // A rendezvous: a part is handed over only to an idle uploader, so at most
+    // UPLOADERS parts' blocks are in flight.
+    let (jobs_tx, jobs_rx) = sync_channel::<Job>(0);
+    let jobs_rx = Mutex::new(jobs_rx);
     let (report, outcomes) = std::thread::scope(|scope| {
-        // A rendezvous: the next part is handed over only once the uploader is
-        // done with the previous one, so one part's blocks are in flight at most.
-        let (jobs_tx, jobs_rx) = sync_channel::<Job>(0);
-        let uploads = scope.spawn(move || {
-            let mut outcomes = Vec::new();
-            for job in jobs_rx {
-                let result = uploader.upload(&job.part, Box::new(job.body));
-                let complete = job.delivered.load(Ordering::SeqCst) == job.part.length;
-                outcomes.push(Outcome { index: job.index, result, complete });
-            }
-            outcomes
-        });
+        let uploads: Vec<_> = (0..UPLOADERS)
+            .map(|_| {
+                let jobs_rx = &jobs_rx;
+                scope.spawn(move || {
+                    let mut outcomes = Vec::new();
+                    loop {
+                        // A poisoned lock means another uploader panicked; the join below says so.
+                        let Ok(job) = jobs_rx.lock().map_err(drop).and_then(|rx| rx.recv().map_err(drop)) else {
+                            break;
+                        };
+                        let result = uploader.upload(&job.part, job.body);
+                        let complete = job.delivered.load(Ordering::SeqCst) == job.part.length;
+                        outcomes.push(Outcome { index: job.index, result, complete });
+                    }
+                    outcomes
+                })
+            })
+            .collect();
 
         let mut current: Option<Current> = None;
         // Ends the part being fed; a part cut short fails its body.
@@ -217,7 +267,7 @@ pub fn ingest_drive(
                 if done.next < done.end_in_file {
                     lost.insert(done.index);
                     if let Some(tx) = done.tx {
-                        let _ = tx.send(Message::Fail(format!(
+                        let _ = tx.blocking_send(Message::Fail(format!(
                             "bytes from offset {} of the part were in a bad block of the drive",
                             done.next
                         )));
@@ -236,15 +286,10 @@ pub fn ingest_drive(
                     lost.insert(index);
                     current = Some(Current { index, end_in_file: part.end_in_file(), next: offset, tx: None });
                 } else {
-                    let (tx, rx) = sync_channel(queue_len);
+                    let (tx, rx) = channel(queue_len);
                     let delivered = Arc::new(AtomicU64::new(0));
-                    let body = ChannelReader {
-                        rx,
-                        current: Vec::new(),
-                        at: 0,
-                        remaining: part.length,
-                        delivered: delivered.clone(),
-                    };
+                    let body =
+                        PartBody { rx, current: Bytes::new(), remaining: part.length, delivered: delivered.clone() };
                     let job = Job { index, part: parts[index].clone(), body, delivered };
                     // The uploader thread only stops when this sender is dropped.
                     let tx = jobs_tx.send(job).ok().map(|_| tx);
@@ -256,7 +301,7 @@ pub fn ingest_drive(
                 // A gap: a bad block lay inside this part.
                 lost.insert(index);
                 if let Some(tx) = feeding.tx.take() {
-                    let _ = tx.send(Message::Fail(format!(
+                    let _ = tx.blocking_send(Message::Fail(format!(
                         "bytes from offset {} of the part were in a bad block of the drive",
                         feeding.next
                     )));
@@ -267,7 +312,7 @@ pub fn ingest_drive(
             feeding.next += bytes.len() as u64;
             if !bytes.is_empty() {
                 if let Some(tx) = &feeding.tx {
-                    if tx.send(Message::Data(bytes.to_vec())).is_err() {
+                    if tx.blocking_send(Message::Data(bytes.clone())).is_err() {
                         // The uploader stopped reading this body; its result says why.
                         feeding.tx = None;
                     }
@@ -287,10 +332,13 @@ pub fn ingest_drive(
         });
         close(&mut current, &mut lost);
         drop(jobs_tx);
-        let outcomes = match uploads.join() {
-            Ok(outcomes) => outcomes,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
+        let mut outcomes = Vec::new();
+        for upload in uploads {
+            match upload.join() {
+                Ok(more) => outcomes.extend(more),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
         (report, outcomes)
     });
     // The sink above never fails.
@@ -476,23 +524,46 @@ fn error_log(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_channel_reader_ends_after_its_length_and_fails_on_a_bad_block() {
-        let (tx, rx) = sync_channel(4);
+    fn body(length: u64) -> (Sender<Message>, PartBody, Arc<AtomicU64>) {
+        let (tx, rx) = channel(4);
         let delivered = Arc::new(AtomicU64::new(0));
-        let mut body = ChannelReader { rx, current: Vec::new(), at: 0, remaining: 5, delivered: delivered.clone() };
-        tx.send(Message::Data(b"abc".to_vec())).unwrap();
-        tx.send(Message::Data(b"de".to_vec())).unwrap();
+        (tx, PartBody { rx, current: Bytes::new(), remaining: length, delivered: delivered.clone() }, delivered)
+    }
+
+    #[test]
+    fn a_part_body_ends_after_its_length_and_fails_on_a_bad_block() {
+        let (tx, mut reader, delivered) = body(5);
+        tx.blocking_send(Message::Data(Bytes::from_static(b"abc"))).unwrap();
+        tx.blocking_send(Message::Data(Bytes::from_static(b"de"))).unwrap();
         let mut out = Vec::new();
-        body.read_to_end(&mut out).unwrap();
+        reader.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"abcde");
         assert_eq!(delivered.load(Ordering::SeqCst), 5);
 
-        let (tx, rx) = sync_channel(4);
-        let mut body = ChannelReader { rx, current: Vec::new(), at: 0, remaining: 5, delivered };
-        tx.send(Message::Data(b"abc".to_vec())).unwrap();
-        tx.send(Message::Fail("bad block 3".into())).unwrap();
-        let err = body.read_to_end(&mut Vec::new()).unwrap_err();
+        let (tx, mut reader, _) = body(5);
+        tx.blocking_send(Message::Data(Bytes::from_static(b"abc"))).unwrap();
+        tx.blocking_send(Message::Fail("bad block 3".into())).unwrap();
+        let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("bad block 3"));
+    }
+
+    #[test]
+    fn a_part_body_streams_the_drive_chunks_and_fails_when_the_reader_stops() {
+        use futures::StreamExt;
+        let (tx, stream, delivered) = body(4);
+        tx.blocking_send(Message::Data(Bytes::from_static(b"ab"))).unwrap();
+        tx.blocking_send(Message::Data(Bytes::from_static(b"cd"))).unwrap();
+        let chunks: Vec<_> = futures::executor::block_on(stream.collect::<Vec<_>>());
+        let chunks: Vec<Bytes> = chunks.into_iter().map(|c| c.unwrap()).collect();
+        assert_eq!(chunks, [Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]);
+        assert_eq!(delivered.load(Ordering::SeqCst), 4);
+
+        let (tx, stream, _) = body(4);
+        tx.blocking_send(Message::Data(Bytes::from_static(b"ab"))).unwrap();
+        drop(tx);
+        let chunks: Vec<_> = futures::executor::block_on(stream.collect::<Vec<_>>());
+        assert_eq!(chunks.len(), 2);
+        let err = chunks[1].as_ref().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

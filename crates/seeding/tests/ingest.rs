@@ -5,43 +5,56 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::Mutex;
 
 use common::*;
 use offsite_seeding::diskprep::{prepare, repair};
 use offsite_seeding::drive::{block::block_offset, BlockProblem, DriveError, DriveKey, RecoveryKey, TAG_LEN};
-use offsite_seeding::ingest::{ingest_drive, IngestReport, PartToUpload, PartUploader};
+use offsite_seeding::ingest::{ingest_drive, IngestReport, PartBody, PartToUpload, PartUploader};
 
 const DRIVE: u64 = 3 * 1024 * 1024;
 
 /// Assembles files from parts, storing a part only when its whole body was read.
 #[derive(Default)]
 struct Store {
-    files: BTreeMap<String, Vec<u8>>,
-    uploads: Vec<PartToUpload>,
+    stored: Mutex<Stored>,
     /// Fail the upload of parts of this file.
     refuse: Option<String>,
 }
 
+#[derive(Default)]
+struct Stored {
+    files: BTreeMap<String, Vec<u8>>,
+    uploads: Vec<PartToUpload>,
+}
+
+impl Store {
+    fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        self.stored.lock().unwrap().files.clone()
+    }
+
+    fn uploads(&self) -> Vec<PartToUpload> {
+        self.stored.lock().unwrap().uploads.clone()
+    }
+}
+
 impl PartUploader for Store {
-    fn upload(&mut self, part: &PartToUpload, mut body: Box<dyn Read + Send>) -> Result<(), String> {
+    fn upload(&self, part: &PartToUpload, mut body: PartBody) -> Result<(), String> {
         let mut bytes = Vec::new();
         body.read_to_end(&mut bytes).map_err(|e| format!("reading the body: {e}"))?;
         if Some(&part.path) == self.refuse.as_ref() {
             return Err("503 service unavailable".into());
         }
         assert_eq!(bytes.len() as u64, part.length, "{part:?}");
-        let file = self.files.entry(part.path.clone()).or_insert_with(|| vec![0; part.file_size as usize]);
+        let mut stored = self.stored.lock().unwrap();
+        let file = stored.files.entry(part.path.clone()).or_insert_with(|| vec![0; part.file_size as usize]);
         file[part.offset_in_file as usize..(part.offset_in_file + part.length) as usize].copy_from_slice(&bytes);
-        self.uploads.push(part.clone());
+        stored.uploads.push(part.clone());
         Ok(())
     }
 }
 
-fn ingest_all(
-    paths: &[std::path::PathBuf],
-    secret: &x25519_dalek::StaticSecret,
-    store: &mut Store,
-) -> Vec<IngestReport> {
+fn ingest_all(paths: &[std::path::PathBuf], secret: &x25519_dalek::StaticSecret, store: &Store) -> Vec<IngestReport> {
     paths.iter().map(|p| ingest_drive(p, &DriveKey::Import(secret.clone()), None, store, &|_| {}).unwrap()).collect()
 }
 
@@ -55,11 +68,11 @@ fn a_prepared_set_ingests_byte_identical() {
     let set = prepare(&plan(&staging, &dir.path().join("j.json"), public), &mut images, &|_| {}).unwrap();
     assert!(set.drives.len() >= 3);
 
-    let mut store = Store::default();
+    let store = Store::default();
     let last = std::sync::Mutex::new(None);
     let mut reports = Vec::new();
     for drive in &set.drives {
-        let report = ingest_drive(&drive.path, &DriveKey::Import(secret.clone()), None, &mut store, &|p| {
+        let report = ingest_drive(&drive.path, &DriveKey::Import(secret.clone()), None, &store, &|p| {
             assert!(p.bytes_done <= p.bytes_total);
             *last.lock().unwrap() = Some(p.clone());
         })
@@ -75,23 +88,23 @@ fn a_prepared_set_ingests_byte_identical() {
         assert_eq!(report.verbose_log.lines().filter(|l| l.starts_with("delivered ")).count(), report.parts_delivered);
         reports.push(report);
     }
-    assert_eq!(store.files, files);
+    assert_eq!(store.files(), files);
     // Every empty file is uploaded exactly once, with an empty body.
     for (path, bytes) in &files {
         if bytes.is_empty() {
-            assert_eq!(store.uploads.iter().filter(|u| &u.path == path).count(), 1, "{path}");
+            assert_eq!(store.uploads().iter().filter(|u| &u.path == path).count(), 1, "{path}");
         }
     }
     // The big file spans drives: several parts.
     let big = files.iter().max_by_key(|(_, b)| b.len()).unwrap().0;
-    assert!(store.uploads.iter().filter(|u| &u.path == big).count() >= 2);
+    assert!(store.uploads().iter().filter(|u| &u.path == big).count() >= 2);
 
     // The customer's recovery key and diskprep's manifest copy work too.
     let drive = &set.drives[1];
     let key: RecoveryKey = drive.recovery_key.parse().unwrap();
     let copy = std::fs::read(&drive.manifest_file).unwrap();
-    let mut again = Store::default();
-    let report = ingest_drive(&drive.path, &DriveKey::Recovery(key), Some(&copy), &mut again, &|_| {}).unwrap();
+    let again = Store::default();
+    let report = ingest_drive(&drive.path, &DriveKey::Recovery(key), Some(&copy), &again, &|_| {}).unwrap();
     assert!(report.is_clean());
     assert_eq!(report.parts_delivered, reports[1].parts_delivered);
 }
@@ -111,9 +124,9 @@ fn a_flipped_byte_names_its_block_and_file_and_a_repair_fills_the_gap() {
     image[at as usize] ^= 0x40;
     std::fs::write(&set.drives[0].path, &image).unwrap();
 
-    let mut store = Store::default();
+    let store = Store::default();
     let paths: Vec<_> = set.drives.iter().map(|d| d.path.clone()).collect();
-    let reports = ingest_all(&paths, &secret, &mut store);
+    let reports = ingest_all(&paths, &secret, &store);
     let report = &reports[0];
     assert!(!report.is_clean());
     assert_eq!(report.bad_blocks.len(), 1);
@@ -136,13 +149,13 @@ fn a_flipped_byte_names_its_block_and_file_and_a_repair_fills_the_gap() {
     // not stored from this drive (nothing partial).
     for (path, bytes) in &files {
         if !affected.contains(path) {
-            assert_eq!(store.files.get(path), Some(bytes), "{path}");
+            assert_eq!(store.files().get(path), Some(bytes), "{path}");
         }
     }
     for (part, reason) in &report.failed_parts {
         assert!(affected.contains(&part.path));
         assert!(reason.contains("bad block 5 (tampered)"), "{reason}");
-        assert!(!store.uploads.contains(part));
+        assert!(!store.uploads().contains(part));
     }
 
     // The repair set carries the named files whole; ingesting it completes them.
@@ -154,11 +167,11 @@ fn a_flipped_byte_names_its_block_and_file_and_a_repair_fills_the_gap() {
     )
     .unwrap();
     let repair_paths: Vec<_> = repair_set.drives.iter().map(|d| d.path.clone()).collect();
-    let repaired = ingest_all(&repair_paths, &secret, &mut store);
+    let repaired = ingest_all(&repair_paths, &secret, &store);
     assert!(repaired.iter().all(|r| r.is_clean()));
-    let delivered: std::collections::BTreeSet<_> = store.uploads.iter().map(|u| u.path.clone()).collect();
+    let delivered: std::collections::BTreeSet<_> = store.uploads().iter().map(|u| u.path.clone()).collect();
     assert!(affected.iter().all(|p| delivered.contains(p)));
-    assert_eq!(store.files, files);
+    assert_eq!(store.files(), files);
 }
 
 #[test]
@@ -171,15 +184,15 @@ fn a_failed_upload_is_reported_for_repair_and_the_rest_delivered() {
     let set = prepare(&plan(&staging, &dir.path().join("j.json"), public), &mut images, &|_| {}).unwrap();
     assert_eq!(set.drives.len(), 1);
     let victim = files.keys().find(|p| p.starts_with("index/") && !files[*p].is_empty()).unwrap().clone();
-    let mut store = Store { refuse: Some(victim.clone()), ..Store::default() };
-    let report = ingest_drive(&set.drives[0].path, &DriveKey::Import(secret), None, &mut store, &|_| {}).unwrap();
+    let store = Store { refuse: Some(victim.clone()), ..Store::default() };
+    let report = ingest_drive(&set.drives[0].path, &DriveKey::Import(secret), None, &store, &|_| {}).unwrap();
     assert!(report.bad_blocks.is_empty());
     assert!(!report.is_clean());
     assert_eq!(report.files_needing_repair, vec![victim.clone()]);
     assert_eq!(report.failed_parts.len(), 1);
     assert!(report.failed_parts[0].1.contains("503"), "{}", report.failed_parts[0].1);
     assert!(report.error_log.contains(&format!("not delivered: {victim} offset 0")), "{}", report.error_log);
-    assert_eq!(store.files.len(), files.len() - 1);
+    assert_eq!(store.files().len(), files.len() - 1);
 }
 
 #[test]
@@ -191,18 +204,18 @@ fn opening_errors_are_the_readers() {
     let mut images = Images::new(dir.path(), DRIVE);
     let set = prepare(&plan(&staging, &dir.path().join("j.json"), public), &mut images, &|_| {}).unwrap();
     let (other, _) = import_keys();
-    let mut store = Store::default();
-    match ingest_drive(&set.drives[0].path, &DriveKey::Import(other), None, &mut store, &|_| {}) {
+    let store = Store::default();
+    match ingest_drive(&set.drives[0].path, &DriveKey::Import(other), None, &store, &|_| {}) {
         Err(DriveError::WrongKey { .. }) => {}
         other => panic!("{other:?}"),
     }
     let not_a_drive = dir.path().join("zeros.img");
     std::fs::write(&not_a_drive, vec![0u8; 200_000]).unwrap();
     let (secret, _) = import_keys();
-    match ingest_drive(&not_a_drive, &DriveKey::Import(secret), None, &mut store, &|_| {}) {
+    match ingest_drive(&not_a_drive, &DriveKey::Import(secret), None, &store, &|_| {}) {
         Err(DriveError::NotADrive { .. }) => {}
         other => panic!("{other:?}"),
     }
-    assert!(store.uploads.is_empty());
+    assert!(store.uploads().is_empty());
     let _ = TAG_LEN;
 }

@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
-use object_store::{ObjectMeta, WriteMultipart};
+use object_store::ObjectMeta;
 
 use offsite_api::types::ImportFile;
 
 use crate::error::Failure;
-use crate::storage::{VaultStorage, MAX_FILE_BYTES, PART_SIZE};
+use crate::storage::{VaultStorage, MAX_FILE_BYTES};
 
 /// Ingest logs are text, at most this long.
 pub const MAX_LOG_BYTES: usize = 16 * 1024 * 1024;
@@ -79,23 +79,6 @@ pub fn claimed_hash(path: &str) -> Option<&str> {
     (name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then_some(name)
 }
 
-/// Streams a file's bytes through a hasher into a multipart upload, all or nothing.
-struct Upload {
-    writer: WriteMultipart,
-    hasher: blake3::Hasher,
-    total: u64,
-}
-
-impl Upload {
-    async fn write(&mut self, storage: &VaultStorage, chunk: &[u8]) -> Result<(), Failure> {
-        self.total += chunk.len() as u64;
-        self.hasher.update(chunk);
-        self.writer.wait_for_capacity(4).await.map_err(|e| storage.failure(e))?;
-        self.writer.write(chunk);
-        Ok(())
-    }
-}
-
 impl VaultStorage {
     fn job_root(&self, job: &JobFolder) -> String {
         let base = format!("containers/{}/{}/{}", job.storage_account_id, job.container_id, job.job_name);
@@ -116,15 +99,6 @@ impl VaultStorage {
 
     fn size_key(&self, job: &JobFolder, path: &str) -> StorePath {
         self.job_key(job, &format!("{PARTS}/{path}/size"))
-    }
-
-    async fn start_upload(&self, key: &StorePath) -> Result<Upload, Failure> {
-        let upload = self.store.put_multipart(key).await.map_err(|e| self.failure(e))?;
-        Ok(Upload {
-            writer: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
-            hasher: blake3::Hasher::new(),
-            total: 0,
-        })
     }
 
     /// Stores `length` bytes of `path` at `offset` (the file has `file_size`
@@ -165,7 +139,7 @@ impl VaultStorage {
                 let _ = upload.writer.abort().await;
                 return Err(Failure::BadRequest(format!("the body is longer than its {length} bytes")));
             }
-            if let Err(err) = upload.write(self, &chunk).await {
+            if let Err(err) = upload.write(self, chunk).await {
                 let _ = upload.writer.abort().await;
                 return Err(err);
             }
@@ -355,7 +329,7 @@ impl VaultStorage {
                     self.store.get_opts(part_key, options).await.map_err(|e| self.failure(e))?.into_stream();
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| self.failure(e))?;
-                    upload.write(self, &chunk).await?;
+                    upload.write(self, chunk).await?;
                 }
             }
             Ok::<(), Failure>(())

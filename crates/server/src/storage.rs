@@ -75,7 +75,35 @@ pub fn folder_kind(folder: &str) -> Result<FileKind, Failure> {
     })
 }
 
+/// Streams a file's bytes through a hasher into a multipart upload, all or nothing:
+/// the caller finishes it, or aborts it when the bytes are not what they claim.
+pub(crate) struct Upload {
+    pub(crate) writer: WriteMultipart,
+    pub(crate) hasher: blake3::Hasher,
+    pub(crate) total: u64,
+}
+
+impl Upload {
+    /// Hashes and queues `chunk`; the chunk itself goes to the store, not a copy.
+    pub(crate) async fn write(&mut self, storage: &VaultStorage, chunk: Bytes) -> Result<(), Failure> {
+        self.total += chunk.len() as u64;
+        self.hasher.update(&chunk);
+        self.writer.wait_for_capacity(4).await.map_err(|e| storage.failure(e))?;
+        self.writer.put(chunk);
+        Ok(())
+    }
+}
+
 impl VaultStorage {
+    pub(crate) async fn start_upload(&self, key: &StorePath) -> Result<Upload, Failure> {
+        let upload = self.store.put_multipart(key).await.map_err(|e| self.failure(e))?;
+        Ok(Upload {
+            writer: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
+            hasher: blake3::Hasher::new(),
+            total: 0,
+        })
+    }
+
     pub fn new(store: Arc<dyn ObjectStore>, prefix: String, location: String) -> Self {
         VaultStorage { store, prefix: prefix.trim_matches('/').to_string(), location }
     }
@@ -123,29 +151,22 @@ impl VaultStorage {
         if file.kind == FileKind::Config {
             return self.put_config(&key, body).await;
         }
-        let upload = self.store.put_multipart(&key).await.map_err(|e| self.failure(e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut hasher = blake3::Hasher::new();
-        let mut total = 0u64;
+        let mut upload = self.start_upload(&key).await?;
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(err) => {
-                    let _ = writer.abort().await;
+                    let _ = upload.writer.abort().await;
                     return Err(Failure::BadRequest(format!("the upload broke off: {err}")));
                 }
             };
-            total += chunk.len() as u64;
-            if total > MAX_FILE_BYTES {
-                let _ = writer.abort().await;
+            if upload.total + chunk.len() as u64 > MAX_FILE_BYTES {
+                let _ = upload.writer.abort().await;
                 return Err(Failure::TooLarge(format!("repository files are at most {MAX_FILE_BYTES} bytes")));
             }
-            hasher.update(&chunk);
-            if let Err(err) = writer.wait_for_capacity(4).await {
-                return Err(self.failure(err));
-            }
-            writer.write(&chunk);
+            upload.write(self, chunk).await?;
         }
+        let (writer, hasher, total) = (upload.writer, upload.hasher, upload.total);
         if hasher.finalize().to_hex().as_str() != file.name {
             let _ = writer.abort().await;
             return Err(Failure::BadRequest(format!(

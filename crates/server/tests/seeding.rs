@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Cursor;
-
 use common::{content_name, import_key, sign, Body, Service, Tenant};
 use offsite_api::types::*;
 use offsite_api::Client;
@@ -37,7 +35,8 @@ fn put(
     file_size: u64,
     data: &[u8],
 ) -> Result<(), offsite_api::ApiError> {
-    client.put_import_file(job, drive, path, offset, file_size, Cursor::new(data.to_vec()), data.len() as u64)
+    let body = futures::stream::iter([Ok(bytes::Bytes::copy_from_slice(data))]);
+    client.put_import_file(job, drive, path, offset, file_size, body, data.len() as u64)
 }
 
 fn drive_state(client: &Client, job: &str, drive: &str, state: ImportDriveState) -> ImportJobView {

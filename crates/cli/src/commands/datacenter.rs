@@ -6,7 +6,6 @@
 //! Several stations may ingest drives of one service at once: all state lives on
 //! the service, and a drive's files are stored idempotently.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,7 +17,7 @@ use offsite_api::files::OperatorCredentials;
 use offsite_api::types::{DriveStateUpdate, ImportDriveState, ImportJobNote, ImportJobState, ImportJobView};
 use offsite_api::Client;
 use offsite_seeding::drive::{peek_header_unauthenticated, DriveKey};
-use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartToUpload, PartUploader};
+use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartBody, PartToUpload, PartUploader};
 
 use crate::exit::DRIVE_PROBLEM;
 use crate::seeding_display;
@@ -102,7 +101,7 @@ struct ServiceUploader {
 }
 
 impl PartUploader for ServiceUploader {
-    fn upload(&mut self, part: &PartToUpload, body: Box<dyn Read + Send>) -> Result<(), String> {
+    fn upload(&self, part: &PartToUpload, body: PartBody) -> Result<(), String> {
         self.client
             .put_import_file(
                 &self.job_id,
@@ -186,10 +185,10 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
     if listed.state != ImportDriveState::Transferring {
         set_state(ImportDriveState::Transferring, None)?;
     }
-    let mut uploader = ServiceUploader { client: client.clone(), job_id: job.id.clone(), drive_id: drive_id.clone() };
+    let uploader = ServiceUploader { client: client.clone(), job_id: job.id.clone(), drive_id: drive_id.clone() };
     let bar = crate::progress_bar::Counter::show("ingest", args.json);
     let progress = |p: &IngestProgress| bar.set(p.bytes_done, p.bytes_total);
-    let result = ingest::ingest_drive(drive, &key, None, &mut uploader, &progress);
+    let result = ingest::ingest_drive(drive, &key, None, &uploader, &progress);
     drop(bar);
     let report: IngestReport = match result {
         Ok(report) => report,

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::block::{block_offset, BlockCipher, BlockKind};
@@ -173,19 +174,20 @@ impl DriveReader {
 
     /// Reads every data block in order, authenticates it, checks it against its
     /// digest, and hands each file part it holds to `sink(part, offset_in_file,
-    /// bytes)`; an empty file is handed over once with no bytes. Bad blocks do not
+    /// bytes)` (a view of the block, which the sink may keep without a copy); an
+    /// empty file is handed over once with no bytes. Bad blocks do not
     /// stop the reading: they are listed in the report with the file ranges they
     /// held, and everything else is delivered. Only an error from `sink` stops it.
-    /// Holds one block in memory.
+    /// Holds one block in memory, and the ones the sink kept.
     pub fn verify_and_read<E>(
         &mut self,
-        mut sink: impl FnMut(&FilePart, u64, &[u8]) -> Result<(), E>,
+        mut sink: impl FnMut(&FilePart, u64, &Bytes) -> Result<(), E>,
     ) -> Result<VerifyReport, E> {
         let bs = u64::from(self.header.block_size);
         let data_blocks = self.header.data_blocks;
         let manifest = &self.manifest;
         let files = &manifest.files;
-        let mut buffer = vec![0u8; self.cipher.stride()];
+        let empty = Bytes::new();
         let mut report = VerifyReport { data_blocks, good_blocks: 0, bytes_delivered: 0, bad_blocks: Vec::new() };
         // The first part not yet wholly handled; parts are contiguous in stream order.
         let mut cursor = 0;
@@ -193,23 +195,26 @@ impl DriveReader {
         for index in 0..data_blocks {
             let lo = manifest.stream_start + index * bs;
             let hi = lo.saturating_add(bs).min(manifest.stream_end);
+            // A fresh buffer for each block, so that what the sink keeps is never overwritten.
+            let mut buffer = vec![0u8; self.cipher.stride()];
             let problem = read_block(&mut self.file, self.size, &self.cipher, index, &mut buffer).or_else(|| {
                 let digest = blake3::hash(&buffer[..bs as usize]);
                 (manifest.blocks.get(index as usize).map(|d| blake3::Hash::from(*d)) != Some(digest))
                     .then_some(BlockProblem::DigestMismatch)
             });
+            let block = Bytes::from(buffer);
             let mut affects = Vec::new();
             let mut j = cursor;
             while let Some(part) = files.get(j).filter(|p| p.stream_offset < hi) {
                 if part.length == 0 {
-                    sink(part, part.offset_in_file, &[])?;
+                    sink(part, part.offset_in_file, &empty)?;
                 } else {
                     let from = lo.max(part.stream_offset);
                     let to = hi.min(part.stream_end());
                     if from < to {
                         let offset_in_file = part.offset_in_file + (from - part.stream_offset);
                         if problem.is_none() {
-                            sink(part, offset_in_file, &buffer[(from - lo) as usize..(to - lo) as usize])?;
+                            sink(part, offset_in_file, &block.slice((from - lo) as usize..(to - lo) as usize))?;
                             report.bytes_delivered += to - from;
                         } else {
                             affects.push(PartRange { path: part.path.clone(), offset_in_file, length: to - from });
@@ -228,7 +233,7 @@ impl DriveReader {
         }
         // Empty files at the very end of the stream lie in no block.
         for part in files.iter().skip(cursor).filter(|p| p.length == 0) {
-            sink(part, part.offset_in_file, &[])?;
+            sink(part, part.offset_in_file, &empty)?;
         }
         Ok(report)
     }

@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
+use offsite_seeding::diskprep::journal::JournalLock;
 use offsite_seeding::diskprep::{
     describe_target, prepare, prepare_with, repair, resume, resume_with, DiskprepError, PrepareOptions, TargetKind,
 };
@@ -89,6 +90,39 @@ fn a_stop_is_resumable_and_an_unfinished_journal_is_not_overwritten() {
     assert_eq!(more.calls[0].0, 1, "the finished drive 0 is kept");
     assert_eq!(set.drives[0].path, images.given[0]);
     assert_eq!(set.bytes_written, set.total_bytes - set.drives[0].stream_end);
+    let paths: Vec<_> = set.drives.iter().map(|d| d.path.clone()).collect();
+    assert_eq!(read_back(&paths, &secret), files);
+}
+
+#[test]
+fn a_second_run_on_a_journal_in_use_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join("staging");
+    let files = make_staging(&staging, 3, 2 * 1024 * 1024);
+    let (secret, public) = import_keys();
+    let plan = plan(&staging, &dir.path().join("journal.json"), public);
+
+    // Another diskprep holds the journal: neither a new preparation nor a resume starts.
+    let held = JournalLock::acquire(&plan.journal).unwrap();
+    let mut images = Images::new(dir.path(), DRIVE);
+    let err = prepare_with(&plan, &options(), &mut images, &|_| {}).unwrap_err();
+    assert!(matches!(err, DiskprepError::JournalBusy { .. }), "{err}");
+    assert!(err.to_string().contains(&plan.journal.display().to_string()), "{err}");
+    assert!(images.calls.is_empty(), "no drive was asked for");
+    assert!(!plan.journal.exists(), "nothing was written");
+    drop(held);
+
+    let mut images = Images::new(dir.path(), DRIVE);
+    images.stop_at_call = Some(1);
+    assert!(matches!(prepare_with(&plan, &options(), &mut images, &|_| {}), Err(DiskprepError::Stopped { .. })));
+    let held = JournalLock::acquire(&plan.journal).unwrap();
+    let err = resume_with(&plan.journal, &options(), &mut Images::new(dir.path(), DRIVE), &|_| {}).unwrap_err();
+    assert!(matches!(err, DiskprepError::JournalBusy { .. }), "{err}");
+    assert!(err.to_string().contains("wait for it to finish"), "{err}");
+
+    // Once the other run is gone, the resume finishes the set.
+    drop(held);
+    let set = resume_with(&plan.journal, &options(), &mut Images::new(dir.path(), DRIVE), &|_| {}).unwrap();
     let paths: Vec<_> = set.drives.iter().map(|d| d.path.clone()).collect();
     assert_eq!(read_back(&paths, &secret), files);
 }

@@ -61,6 +61,9 @@ pub enum DiskprepError {
     #[error("the diskprep journal {path} holds an unfinished preparation; run with --resume to continue it")]
     JournalUnfinished { path: PathBuf },
 
+    #[error("another diskprep is using the journal {path} right now (preparing this import job's drives); wait for it to finish, or stop it and run again with --resume")]
+    JournalBusy { path: PathBuf },
+
     #[error("there is no diskprep journal at {path}; check the path, or start the preparation without --resume")]
     JournalMissing { path: PathBuf },
 

@@ -10,6 +10,9 @@
 //!   bytes per synced block, appended at each checkpoint (so the JSON stays small
 //!   and rewriting it every checkpoint stays cheap on a large drive).
 //!
+//! - `<journal>.lock`: held (an advisory `flock`) by the diskprep run using the
+//!   journal, so a second run on the same journal is refused ([`JournalLock`]).
+//!
 //! The journal holds recovery keys and the drive key of the drive in progress, so
 //! every file is created with mode 0600, and each is written atomically (temporary
 //! file, fsync, rename, fsync of the folder): a crash leaves the old or the new
@@ -26,6 +29,35 @@ use super::{DiskprepError, PreparedDrive};
 use crate::staging::StagingFile;
 
 pub const JOURNAL_VERSION: u32 = 1;
+
+/// Held while a preparation uses a journal: a second diskprep on the same journal
+/// (two windows on one copy computer, a script started twice) is refused instead of
+/// interleaving its drives and checkpoints with the first. An advisory lock on
+/// `<journal>.lock`, which the kernel drops when the process ends, so a killed run
+/// never leaves a stale lock behind.
+#[derive(Debug)]
+pub struct JournalLock {
+    _file: File,
+}
+
+impl JournalLock {
+    /// Takes the lock of the journal at `journal`, without waiting.
+    pub fn acquire(journal: &Path) -> Result<JournalLock, DiskprepError> {
+        let path = side_file(journal, "lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| DiskprepError::io(&path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(JournalLock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(DiskprepError::JournalBusy { path: journal.to_path_buf() }),
+            Err(e) => Err(DiskprepError::io(&path, e.into())),
+        }
+    }
+}
 
 /// A place in the stream: the file (index in the listing), the offset in it, and
 /// the stream offset.

@@ -22,7 +22,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::journal::{
     append_digests, digests_path, manifest_path, read_digests, write_private_atomically, FinishedDrive, InProgress,
-    Journal, StreamPos, JOURNAL_VERSION,
+    Journal, JournalLock, StreamPos, JOURNAL_VERSION,
 };
 use super::{DiskprepError, DrivePlan, DriveSupplier, PrepareOptions, PrepareProgress, PreparedDrive, PreparedSet};
 use crate::drive::block::block_offset;
@@ -49,6 +49,7 @@ pub fn prepare_with(
     supplier: &mut dyn DriveSupplier,
     progress: &dyn Fn(&PrepareProgress),
 ) -> Result<PreparedSet, DiskprepError> {
+    let _lock = JournalLock::acquire(&plan.journal)?;
     if let Some(done) = existing_journal(plan)? {
         return Ok(done);
     }
@@ -130,6 +131,11 @@ pub fn resume_with(
     supplier: &mut dyn DriveSupplier,
     progress: &dyn Fn(&PrepareProgress),
 ) -> Result<PreparedSet, DiskprepError> {
+    if Journal::load(path)?.is_none() {
+        return Err(DiskprepError::JournalMissing { path: path.to_path_buf() });
+    }
+    let _lock = JournalLock::acquire(path)?;
+    // Loaded again under the lock: another run may have moved it on meanwhile.
     let journal = Journal::load(path)?.ok_or_else(|| DiskprepError::JournalMissing { path: path.to_path_buf() })?;
     if journal.finished {
         return Ok(prepared_set(&journal, 0));

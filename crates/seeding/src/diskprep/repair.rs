@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use super::journal::JournalLock;
 use super::prepare::{existing_journal, start};
 use super::{DiskprepError, DrivePlan, DriveSupplier, PrepareOptions, PrepareProgress, PreparedSet};
 use crate::staging::StagingListing;
@@ -30,6 +31,7 @@ pub fn repair_with(
     supplier: &mut dyn DriveSupplier,
     progress: &dyn Fn(&PrepareProgress),
 ) -> Result<PreparedSet, DiskprepError> {
+    let _lock = JournalLock::acquire(&plan.journal)?;
     if let Some(done) = existing_journal(plan)? {
         return Ok(done);
     }

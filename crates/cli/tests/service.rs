@@ -60,8 +60,7 @@ fn online_cycle(service: &Service, scratch: &Path) {
 
     // The latest point equals the source now; the first equals it as it was.
     let target = scratch.join("restore-latest");
-    agent.cmd(["restore", "--target", target.to_str().unwrap()]).run().ok();
-    assert_same_tree(&source, &restored(&target, &source));
+    agent.restore_equals(&target, &source);
 
     let old = scratch.join("restore-first");
     agent.cmd(["restore", "--point", &first_point[..12], "--target", old.to_str().unwrap()]).run().ok();
@@ -162,8 +161,7 @@ fn the_daemon_backs_up_on_schedule() {
     let points = recovery_points(&agent);
     assert_eq!(points.len(), 1, "{points:?}");
     let target = root.join("restored");
-    agent.cmd(["restore", "--target", target.to_str().unwrap()]).run().ok();
-    assert_same_tree(&source, &restored(&target, &source));
+    agent.restore_equals(&target, &source);
 }
 
 /// A bandwidth limit holds the upload to it: 4 MiB at 1 MiB/s takes at least 3 s.
@@ -198,6 +196,5 @@ fn bandwidth_limits_slow_the_upload() {
     let run = agent.cmd(["backup", "--now", "--json"]).run().ok();
     assert!(run.elapsed >= std::time::Duration::from_secs(3), "4 MiB at 1 MiB/s took {:?}", run.elapsed);
     let target = root.join("restored");
-    agent.cmd(["restore", "--target", target.to_str().unwrap()]).run().ok();
-    assert_same_tree(&source, &restored(&target, &source));
+    agent.restore_equals(&target, &source);
 }

@@ -183,8 +183,7 @@ fn reused_vault_credentials_are_refused_and_the_first_machine_keeps_working() {
     let report = first.backup();
     assert_eq!(report["report"]["state"], "completed", "{report}");
     let target = root.join("restore");
-    first.cmd(["restore", "--target", utf8(&target)]).run().ok();
-    assert_same_tree(&source, &restored(&target, &source));
+    first.restore_equals(&target, &source);
 }
 
 /// Expired vault credentials are refused by the agent itself, before it contacts
@@ -280,8 +279,7 @@ fn restore_with_a_wrong_passphrase_fails_and_writes_nothing() {
     assert_unchanged(&target, &before, &run);
 
     // The stored passphrase still restores.
-    agent.cmd(["restore", "--target", utf8(&target)]).run().ok();
-    assert_same_tree(&source, &restored(&target, &source));
+    agent.restore_equals(&target, &source);
 }
 
 /// A passphrase shorter than 16 characters is refused at registration, naming the
@@ -397,8 +395,7 @@ fn a_backup_interrupted_by_the_service_dying_resumes_without_resending_packs() {
     );
 
     let target = root.join("restore");
-    agent.cmd(["restore", "--target", utf8(&target)]).run().ok();
-    assert_same_tree(&source, &restored(&target, &source));
+    agent.restore_equals(&target, &source);
 
     // The service's job list holds the interrupted job's final report (sent by the
     // next run, since the service was down when it ended): nothing stays "running".
@@ -446,8 +443,7 @@ fn a_backup_waits_for_a_service_that_comes_back() {
     let status = status(&agent);
     assert_eq!(status["last_backup"]["state"], "completed", "{status}");
     let target = root.join("restore");
-    agent.cmd(["restore", "--target", utf8(&target)]).run().ok();
-    assert_same_tree(&source, &restored(&target, &source));
+    agent.restore_equals(&target, &source);
 }
 
 // ---------------------------------------------------------------- the storage fills up
@@ -492,6 +488,5 @@ fn a_full_storage_fails_the_backup_clearly_and_the_service_keeps_running() {
     let report = agent.backup();
     assert_eq!(report["report"]["state"], "completed", "{report}");
     let target = root.join("restore");
-    agent.cmd(["restore", "--target", utf8(&target)]).run().ok();
-    assert_same_tree(&source, &restored(&target, &source));
+    agent.restore_equals(&target, &source);
 }

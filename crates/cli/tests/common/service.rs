@@ -214,4 +214,11 @@ impl Agent {
     pub fn backup(&self) -> serde_json::Value {
         self.cmd(["backup", "--now", "--json"]).run().ok().json()
     }
+
+    /// Restores the latest recovery point into `target` and checks that `source`
+    /// came back byte for byte (with its metadata) at its place under `target`.
+    pub fn restore_equals(&self, target: &Path, source: &Path) {
+        self.cmd(["restore", "--target", target.to_str().unwrap()]).run().ok();
+        super::assert_same_tree(source, &super::restored(target, source));
+    }
 }

@@ -140,8 +140,13 @@ impl Client {
         &self.base
     }
 
+    /// The URL of an API path such as `/whoami`.
+    fn api_url(&self, path: &str) -> String {
+        format!("{}/api/v1{}", self.base, path)
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}/api/v1{}", self.base, path))
+        self.http.request(method, self.api_url(path))
     }
 
     /// The Authorization header for a request to `url`: the bearer credential, or
@@ -433,7 +438,7 @@ impl Client {
         S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     {
         let setup = |reason: String| ApiError::Setup { url: self.base.clone(), reason };
-        let mut url = reqwest::Url::parse(&format!("{}/api/v1/import-jobs/{import_job_id}/files", self.base))
+        let mut url = reqwest::Url::parse(&self.api_url(&format!("/import-jobs/{import_job_id}/files")))
             .map_err(|e| setup(e.to_string()))?;
         url.query_pairs_mut()
             .append_pair("path", path)
@@ -548,8 +553,6 @@ fn encode_segment(text: &str) -> String {
     out
 }
 
-/// reqwest's top-level message ("error sending request") hides the cause a user can
-/// act on ("connection refused", "certificate fingerprint …"): show the whole chain.
 /// The service's answer to a request it did not carry out.
 fn refusal(status: u16, text: &str) -> ApiError {
     let (code, message) = match serde_json::from_str::<ErrorBody>(text) {
@@ -559,6 +562,8 @@ fn refusal(status: u16, text: &str) -> ApiError {
     ApiError::Refused { status, code, message }
 }
 
+/// reqwest's top-level message ("error sending request") hides the cause a user can
+/// act on ("connection refused", "certificate fingerprint …"): show the whole chain.
 fn cause_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

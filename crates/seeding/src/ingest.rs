@@ -128,24 +128,24 @@ pub struct PartBody {
 
 impl PartBody {
     /// Takes the next chunk that is still wanted, counting it as delivered.
-    fn accept(&mut self, message: Option<Message>) -> Option<std::io::Result<Bytes>> {
+    fn accept(&mut self, message: Option<Message>) -> std::io::Result<Bytes> {
         match message {
             Some(Message::Data(mut data)) => {
                 data.truncate(self.remaining as usize);
                 self.remaining -= data.len() as u64;
                 self.delivered.fetch_add(data.len() as u64, Ordering::SeqCst);
-                Some(Ok(data))
+                Ok(data)
             }
             Some(Message::Fail(reason)) => {
                 self.remaining = 0;
-                Some(Err(std::io::Error::other(reason)))
+                Err(std::io::Error::other(reason))
             }
             None => {
                 self.remaining = 0;
-                Some(Err(std::io::Error::new(
+                Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the drive reader stopped before the end of the part",
-                )))
+                ))
             }
         }
     }
@@ -159,7 +159,7 @@ impl futures::Stream for PartBody {
             return Poll::Ready(None);
         }
         match self.rx.poll_recv(cx) {
-            Poll::Ready(message) => Poll::Ready(self.accept(message)),
+            Poll::Ready(message) => Poll::Ready(Some(self.accept(message))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -172,11 +172,7 @@ impl Read for PartBody {
                 return Ok(0);
             }
             let message = self.rx.blocking_recv();
-            match self.accept(message) {
-                Some(Ok(data)) => self.current = data,
-                Some(Err(err)) => return Err(err),
-                None => return Ok(0),
-            }
+            self.current = self.accept(message)?;
         }
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));

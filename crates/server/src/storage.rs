@@ -166,16 +166,15 @@ impl VaultStorage {
             }
             upload.write(self, chunk).await?;
         }
-        let (writer, hasher, total) = (upload.writer, upload.hasher, upload.total);
-        if hasher.finalize().to_hex().as_str() != file.name {
-            let _ = writer.abort().await;
+        if upload.hasher.finalize().to_hex().as_str() != file.name {
+            let _ = upload.writer.abort().await;
             return Err(Failure::BadRequest(format!(
                 "the uploaded bytes do not match their name {}: the upload was damaged on the way; nothing was stored, retry",
                 file.name
             )));
         }
-        writer.finish().await.map_err(|e| self.failure(e))?;
-        Ok(total)
+        upload.writer.finish().await.map_err(|e| self.failure(e))?;
+        Ok(upload.total)
     }
 
     /// The config is written once: a second, different config would make the

@@ -131,11 +131,13 @@ pub fn resume_with(
     supplier: &mut dyn DriveSupplier,
     progress: &dyn Fn(&PrepareProgress),
 ) -> Result<PreparedSet, DiskprepError> {
-    if Journal::load(path)?.is_none() {
-        return Err(DiskprepError::JournalMissing { path: path.to_path_buf() });
+    // Checked before taking the lock, so a wrong path leaves no lock file behind.
+    match path.try_exists() {
+        Ok(true) => {}
+        Ok(false) => return Err(DiskprepError::JournalMissing { path: path.to_path_buf() }),
+        Err(e) => return Err(DiskprepError::io(path, e)),
     }
     let _lock = JournalLock::acquire(path)?;
-    // Loaded again under the lock: another run may have moved it on meanwhile.
     let journal = Journal::load(path)?.ok_or_else(|| DiskprepError::JournalMissing { path: path.to_path_buf() })?;
     if journal.finished {
         return Ok(prepared_set(&journal, 0));

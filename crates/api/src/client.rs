@@ -366,6 +366,16 @@ impl Client {
         self.get("/datacenters")
     }
 
+    // ------------------------------------------------------------ portal users
+
+    pub fn create_portal_user(&self, user: &CreatePortalUser) -> ApiResult<PortalUser> {
+        self.post("/portal-users", user)
+    }
+
+    pub fn list_portal_users(&self) -> ApiResult<Vec<PortalUser>> {
+        self.get("/portal-users")
+    }
+
     // ------------------------------------------------------------ import jobs
 
     pub fn create_import_job(&self, subscription_id: &str, job: &CreateImportJob) -> ApiResult<ImportJobView> {

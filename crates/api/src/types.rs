@@ -332,6 +332,10 @@ pub struct ImportJobDriveSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "5d1c1f0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccd")]
     pub fingerprint: Option<String>,
+    /// How many bytes of the staging location the drive holds, so ingest progress
+    /// can be shown against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -378,6 +382,12 @@ pub struct ImportJobDrive {
     /// `GET /import-jobs/{id}/drives/{drive_id}/logs/{kind}` reads one.
     #[serde(default)]
     pub logs: Vec<String>,
+    /// The bytes of the staging location on the drive, when diskprep said.
+    #[serde(default)]
+    pub data_bytes: Option<u64>,
+    /// What the ingest station has stored from the drive so far.
+    #[serde(default)]
+    pub bytes_received: u64,
 }
 
 /// One state change of the job (`drive_id` absent) or of one of its drives.
@@ -511,4 +521,30 @@ pub struct Adoption {
     pub bytes: u64,
     /// True when an earlier request adopted it; the numbers are that adoption's.
     pub already_adopted: bool,
+}
+
+// ------------------------------------------------------------------ portal users
+
+/// Someone who may sign in to the web portal (created by operators).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePortalUser {
+    pub email: String,
+    /// At least 12 characters; kept only as an Argon2id hash.
+    pub password: String,
+    /// The subscription the user belongs to; absent for an operator.
+    #[serde(default)]
+    pub subscription_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PortalUser {
+    pub id: String,
+    pub email: String,
+    /// Absent for an operator.
+    #[serde(default)]
+    pub subscription_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
 }

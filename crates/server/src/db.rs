@@ -80,7 +80,7 @@ fn seconds(time: OffsetDateTime) -> i64 {
     time.unix_timestamp()
 }
 
-fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> DbError {
+pub(crate) fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> DbError {
     move |err| match err.as_database_error() {
         Some(db) if db.is_unique_violation() => DbError::Conflict(what),
         _ => DbError::Query(err),

@@ -47,9 +47,10 @@ impl Failure {
     }
 }
 
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl Failure {
+    /// The HTTP status and stable code this failure is answered with.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
             Failure::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Failure::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Failure::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -62,14 +63,25 @@ impl IntoResponse for Failure {
             Failure::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             Failure::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Failure::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        let error = match &self {
+        }
+    }
+
+    /// The sentence told to the caller; an internal failure's details go to the log.
+    pub fn public_message(&self) -> String {
+        match self {
             Failure::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
                 "the service failed inside; its log has the details. Try again later".to_string()
             }
             other => other.to_string(),
-        };
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let error = self.public_message();
         let mut response = (status, Json(ErrorBody { error, code: code.into() })).into_response();
         if let Failure::RangeNotSatisfiable { size } = self {
             if let Ok(value) = axum::http::HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -36,6 +36,10 @@ pub struct DriveRow {
     pub state: ImportDriveState,
     /// The drive header fingerprint diskprep registered, lowercase hex.
     pub fingerprint: Option<String>,
+    /// The bytes of the set's stream diskprep put on the drive, when it said.
+    pub data_bytes: Option<u64>,
+    /// What the ingest station has stored from the drive so far.
+    pub bytes_received: u64,
 }
 
 /// One line of the timeline; `state` is the snake_case name of a job state
@@ -273,9 +277,24 @@ impl Db {
                 index: row.try_get::<i64, _>("drive_index")? as u32,
                 state: state_from(&state)?,
                 fingerprint: row.try_get("fingerprint")?,
+                data_bytes: row.try_get::<Option<i64>, _>("data_bytes")?.map(|b| b.max(0) as u64),
+                bytes_received: row.try_get::<i64, _>("bytes_received")?.max(0) as u64,
             });
         }
         Ok(drives)
+    }
+
+    /// Counts bytes an ingest station stored from a drive (its progress).
+    pub async fn add_bytes_received(&self, job_id: &str, drive_id: &str, bytes: u64) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE import_job_drives SET bytes_received = bytes_received + $1 WHERE job_id = $2 AND drive_id = $3",
+        )
+        .bind(bytes as i64)
+        .bind(job_id)
+        .bind(drive_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// The timeline of a job, oldest first.
@@ -379,13 +398,15 @@ async fn insert_drive(
     drive: &DriveRow,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO import_job_drives (job_id, drive_id, drive_index, state, fingerprint) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO import_job_drives (job_id, drive_id, drive_index, state, fingerprint, data_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(job_id)
     .bind(&drive.drive_id)
     .bind(i64::from(drive.index))
     .bind(state_text(&drive.state))
     .bind(&drive.fingerprint)
+    .bind(drive.data_bytes.map(|b| b as i64))
     .execute(&mut **tx)
     .await?;
     Ok(())

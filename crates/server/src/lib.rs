@@ -17,7 +17,9 @@ pub mod db;
 mod error;
 mod import_jobs_db;
 mod operator;
-mod routes;
+mod portal;
+mod portal_db;
+pub(crate) mod routes;
 mod secrets;
 mod seeding_db;
 mod state;
@@ -175,6 +177,10 @@ impl Server {
             verified: Default::default(),
             metrics: metrics_handle(),
             clock_offset_seconds: config.clock_offset_seconds,
+            endpoint: offsite_api::files::ServiceEndpoint {
+                url: url.clone(),
+                fingerprint: identity.fingerprint.clone(),
+            },
         });
         let app = router(state);
         let handle = axum_server::Handle::new();
@@ -216,7 +222,8 @@ impl Server {
 fn router(state: AppState) -> Router {
     let (api, openapi) = routes::api();
     let openapi = Arc::new(openapi);
-    api.route("/api/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+    api.merge(portal::router())
+        .route("/api/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .fallback(|| async { error::Failure::NotFound("no such endpoint; see /api/v1/openapi.json".into()) })

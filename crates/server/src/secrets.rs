@@ -37,6 +37,19 @@ pub fn issue(prefix: &str) -> IssuedSecret {
     IssuedSecret { token: format!("{id}.{secret}"), id, hash }
 }
 
+/// An Argon2id hash of a portal user's password (PHC string, salted).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    hasher().hash_password(password.as_bytes(), &salt).expect("Argon2id hashes any password").to_string()
+}
+
+/// 32 random bytes as hex: session secrets and CSRF tokens.
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// Splits a bearer token into credential id and secret.
 pub fn split_token(token: &str) -> Option<(&str, &str)> {
     let (id, secret) = token.split_once('.')?;

@@ -172,6 +172,23 @@ impl Db {
         }))
     }
 
+    /// The seeds adopted into a machine's repository, oldest first.
+    pub async fn adoptions_of(&self, machine_id: &str) -> DbResult<Vec<AdoptionRow>> {
+        let rows = sqlx::query("SELECT * FROM adoptions WHERE machine_id = $1 ORDER BY adopted")
+            .bind(machine_id)
+            .fetch_all(self.pool())
+            .await?;
+        let mut adoptions = Vec::new();
+        for row in rows {
+            adoptions.push(AdoptionRow {
+                adopted: row.try_get("adopted")?,
+                files: row.try_get::<i64, _>("files")? as u64,
+                bytes: row.try_get::<i64, _>("bytes")? as u64,
+            });
+        }
+        Ok(adoptions)
+    }
+
     /// Records an adoption; false when one was recorded meanwhile.
     pub async fn insert_adoption(
         &self,

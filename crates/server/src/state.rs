@@ -16,6 +16,9 @@ pub struct Shared {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Added to the system clock by [`Shared::now`] (tests jump ahead in time).
     pub clock_offset_seconds: i64,
+    /// The URL and certificate fingerprint clients are given (in the credential
+    /// files the portal hands out).
+    pub endpoint: offsite_api::files::ServiceEndpoint,
 }
 
 impl Shared {

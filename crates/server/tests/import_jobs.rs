@@ -17,7 +17,12 @@ fn new_job(tenant: &Tenant, name: &str, drives: &[&str]) -> CreateImportJob {
         drives: drives
             .iter()
             .enumerate()
-            .map(|(i, id)| ImportJobDriveSpec { drive_id: id.to_string(), index: i as u32, fingerprint: None })
+            .map(|(i, id)| ImportJobDriveSpec {
+                drive_id: id.to_string(),
+                index: i as u32,
+                fingerprint: None,
+                data_bytes: None,
+            })
             .collect(),
     }
 }

@@ -500,6 +500,10 @@ impl World {
                     "hostname" => json!(format!("probe-{n}.example")),
                     "path" => json!(format!("/srv/probe-{n}")),
                     "address" => json!(format!("{n} Probe Street\nTestville")),
+                    // Portal users: an address, a long enough password, A's subscription.
+                    "email" => json!(format!("probe-{n}@example.com")),
+                    "password" => json!(format!("probe password number {n}")),
+                    "subscription_id" => json!(self.a.subscription_id),
                     // Import jobs name A's storage and a datacenter.
                     "storage_account" => json!(self.a.storage_account_name),
                     "container" => json!(self.a.container_name),
@@ -676,7 +680,10 @@ fn unscoped(op: &Operation, who: Who) -> Expect {
                 Expect::Success
             }
         }
-        ("POST", "/api/v1/subscriptions") | ("POST", "/api/v1/datacenters") => {
+        ("POST", "/api/v1/subscriptions")
+        | ("POST", "/api/v1/datacenters")
+        | ("POST", "/api/v1/portal-users")
+        | ("GET", "/api/v1/portal-users") => {
             if who == Who::Operator {
                 Expect::Success
             } else {
@@ -699,7 +706,12 @@ fn unscoped(op: &Operation, who: Who) -> Expect {
     }
 }
 
-const OPERATOR_ONLY: &[(&str, &str)] = &[("POST", "/api/v1/subscriptions"), ("POST", "/api/v1/datacenters")];
+const OPERATOR_ONLY: &[(&str, &str)] = &[
+    ("POST", "/api/v1/subscriptions"),
+    ("POST", "/api/v1/datacenters"),
+    ("POST", "/api/v1/portal-users"),
+    ("GET", "/api/v1/portal-users"),
+];
 
 // ------------------------------------------------------------------ the tests
 
@@ -851,7 +863,7 @@ fn missing_or_wrong_credentials_get_401_everywhere() {
     world.finish("missing or wrong credentials");
 }
 
-/// Creating subscriptions and datacenters is the operator's alone.
+/// Creating subscriptions, datacenters and portal users is the operator's alone.
 #[test]
 fn operator_only_operations_refuse_everyone_else() {
     let mut world = World::new();

@@ -72,6 +72,7 @@ fn received_job(service: &Service, tenant: &Tenant, name: &str, drives: &[&str])
                         drive_id: id.to_string(),
                         index: i as u32,
                         fingerprint: Some(format!("{:064x}", i + 1)),
+                        data_bytes: None,
                     })
                     .collect(),
             },
@@ -313,13 +314,15 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     assert!(listed.contains(&p2) && !listed.contains(&p3), "{listed:?}");
 
     // The repair drive: the customer's application adds it, the datacenter ingests it.
-    let spec = ImportJobDriveSpec { drive_id: d2.into(), index: 2, fingerprint: Some("ef".repeat(32)) };
+    let spec =
+        ImportJobDriveSpec { drive_id: d2.into(), index: 2, fingerprint: Some("ef".repeat(32)), data_bytes: None };
     let view = app.add_import_drive(&job.id, &spec).unwrap();
     assert_eq!(view.drives.len(), 3);
     assert_eq!(view.drives[2].state, ImportDriveState::Specified);
     assert!(view.timeline.iter().any(|e| e.drive_id.as_deref() == Some(d2) && e.state == "specified"));
     assert_eq!(app.add_import_drive(&job.id, &spec).unwrap().drives.len(), 3, "the same drive again changes nothing");
-    let clash = ImportJobDriveSpec { drive_id: "eeee4444eeee4444".into(), index: 2, fingerprint: None };
+    let clash =
+        ImportJobDriveSpec { drive_id: "eeee4444eeee4444".into(), index: 2, fingerprint: None, data_bytes: None };
     assert_eq!(refused(app.add_import_drive(&job.id, &clash)).0, 409);
     let (status, _, message) = refused(operator.package_import_job(&job.id, &ImportJobNote::default()));
     assert!(status == 409 && message.contains(d2), "a drive not yet done: {message}");
@@ -336,7 +339,8 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     }
     assert_eq!(files.len(), 4, "{files:?}");
     // A completed job takes no more drives or files.
-    let late = ImportJobDriveSpec { drive_id: "ffff5555ffff5555".into(), index: 3, fingerprint: None };
+    let late =
+        ImportJobDriveSpec { drive_id: "ffff5555ffff5555".into(), index: 3, fingerprint: None, data_bytes: None };
     assert_eq!(refused(app.add_import_drive(&job.id, &late)).0, 409);
     assert_eq!(refused(put(&operator, &job.id, d2, "seed/late", 0, 3, b"abc")).0, 409);
 }

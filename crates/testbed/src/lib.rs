@@ -10,6 +10,7 @@
 //! that cannot reach its server must fail.
 
 mod azurite;
+mod chromedriver;
 mod http;
 mod postgres;
 mod process;
@@ -19,6 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use azurite::Azurite;
+pub use chromedriver::ChromeDriver;
 pub use postgres::Postgres;
 pub use s3::S3Server;
 

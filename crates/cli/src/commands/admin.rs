@@ -58,6 +58,26 @@ enum AdminCommand {
     /// The subscription's offline-seeding application and its certificates.
     #[command(subcommand)]
     Application(ApplicationCommand),
+    /// People who sign in to the web portal (operator).
+    #[command(subcommand, name = "portal-user")]
+    PortalUser(PortalUserCommand),
+}
+
+#[derive(Subcommand)]
+enum PortalUserCommand {
+    /// Create a portal user of the subscription given with --subscription, or an
+    /// operator with --operator. The password comes from OFFSITE_PORTAL_PASSWORD,
+    /// --password-file, or a prompt.
+    Create {
+        email: String,
+        /// Make an operator (sees every subscription and the datacenter pages).
+        #[arg(long, conflicts_with = "subscription")]
+        operator: bool,
+        /// A file holding the password (one line).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    List,
 }
 
 #[derive(Subcommand)]
@@ -223,8 +243,55 @@ impl Session {
     }
 }
 
+/// The new user's password: a file, OFFSITE_PORTAL_PASSWORD, or a prompt at a terminal.
+fn portal_password(file: Option<&Path>) -> Result<String> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the password file {}", path.display()))?;
+        return Ok(text.trim_end_matches(['\n', '\r']).to_string());
+    }
+    if let Ok(value) = std::env::var("OFFSITE_PORTAL_PASSWORD") {
+        return Ok(value);
+    }
+    if !crate::prompt::interactive() {
+        bail!("no password given: set OFFSITE_PORTAL_PASSWORD, or pass --password-file FILE");
+    }
+    let first = rpassword::prompt_password("Portal password: ").context("cannot read the password")?;
+    let again = rpassword::prompt_password("Repeat the password: ").context("cannot read the password")?;
+    if first != again {
+        bail!("the two passwords differ; no user was created");
+    }
+    Ok(first)
+}
+
 pub fn run(args: AdminArgs) -> Result<ExitCode> {
     match &args.command {
+        AdminCommand::PortalUser(PortalUserCommand::Create { email, operator, password_file }) => {
+            let session = Session::operator(&args)?;
+            if !operator && args.subscription.is_none() {
+                bail!("say whose user this is: --subscription ID for a subscription's user, or --operator");
+            }
+            let password = portal_password(password_file.as_deref())?;
+            let user = session.client.create_portal_user(&offsite_api::types::CreatePortalUser {
+                email: email.clone(),
+                password,
+                subscription_id: args.subscription.clone(),
+            })?;
+            session.show(&user, |u| match &u.subscription_id {
+                Some(id) => println!("portal user {} created for subscription {id}", u.email),
+                None => println!("portal user {} created: an operator", u.email),
+            })?;
+        }
+        AdminCommand::PortalUser(PortalUserCommand::List) => {
+            let session = Session::operator(&args)?;
+            session.show(&session.client.list_portal_users()?, |list| {
+                for u in list {
+                    let role =
+                        u.subscription_id.as_deref().map(|s| format!("subscription {s}")).unwrap_or("operator".into());
+                    println!("{}  {}  {role}  created {}", u.id, u.email, when(u.created));
+                }
+            })?;
+        }
         AdminCommand::Subscription(SubscriptionCommand::Create { name, output }) => {
             let session = Session::operator(&args)?;
             let created = session.client.create_subscription(name)?;

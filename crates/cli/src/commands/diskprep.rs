@@ -396,6 +396,7 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
                 drive_id: d.drive_id.clone(),
                 index: d.index,
                 fingerprint: Some(d.fingerprint.clone()),
+                data_bytes: Some(d.stream_end - d.stream_start),
             })
             .collect(),
     };
@@ -511,6 +512,7 @@ fn repair(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
             drive_id: drive.drive_id.clone(),
             index: first_index + drive.index,
             fingerprint: Some(drive.fingerprint.clone()),
+            data_bytes: Some(drive.stream_end - drive.stream_start),
         };
         last = job.client.add_import_drive(&last.id, &spec)?;
     }

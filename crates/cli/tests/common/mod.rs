@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod service;
+pub mod site;
 
 /// The passphrase every test repository is created with.
 pub const PASSWORD: &str = "correct horse battery staple";

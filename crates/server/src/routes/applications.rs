@@ -117,7 +117,7 @@ async fn application_of(state: &AppState, subscription_id: &str) -> ApiResult<Ap
 #[utoipa::path(get, path = "/subscriptions/{subscription_id}/application", tag = "applications",
     security(("bearer" = [])), params(("subscription_id" = String, Path)),
     responses((status = 200, body = Application), (status = 404, body = ErrorBody)))]
-async fn get_application(
+pub(crate) async fn get_application(
     State(state): State<AppState>,
     principal: Principal,
     Path(subscription_id): Path<String>,
@@ -133,7 +133,7 @@ async fn get_application(
     security(("bearer" = [])), params(("subscription_id" = String, Path)), request_body = UploadCertificate,
     responses((status = 200, body = Application), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
-async fn upload_certificate(
+pub(crate) async fn upload_certificate(
     State(state): State<AppState>,
     principal: Principal,
     Path(subscription_id): Path<String>,

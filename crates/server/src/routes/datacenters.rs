@@ -49,7 +49,10 @@ async fn add_datacenter(
 
 #[utoipa::path(get, path = "/datacenters", tag = "datacenters", security(("bearer" = [])),
     responses((status = 200, body = Vec<Datacenter>), (status = 401, body = ErrorBody)))]
-async fn list_datacenters(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Datacenter>>> {
+pub(crate) async fn list_datacenters(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Vec<Datacenter>>> {
     if matches!(principal, Principal::Registration { .. }) {
         return Err(Failure::Forbidden("vault credentials can only register a machine".into()));
     }

@@ -52,7 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The actor recorded for the deadline closing a job.
-const DEADLINE_ACTOR: &str = "service (deadline)";
+pub(crate) const DEADLINE_ACTOR: &str = "service (deadline)";
 const MAX_DRIVES: usize = 1000;
 
 // ------------------------------------------------------------------ state names
@@ -376,6 +376,8 @@ fn view_of(
                 index: d.index,
                 state: d.state,
                 fingerprint: d.fingerprint,
+                data_bytes: d.data_bytes,
+                bytes_received: d.bytes_received,
             })
             .collect(),
         timeline: events
@@ -421,6 +423,8 @@ fn drive_row(spec: &ImportJobDriveSpec) -> ApiResult<DriveRow> {
         index: spec.index,
         state: ImportDriveState::Specified,
         fingerprint,
+        data_bytes: spec.data_bytes,
+        bytes_received: 0,
     })
 }
 
@@ -550,7 +554,7 @@ async fn create_import_job(
 #[utoipa::path(get, path = "/subscriptions/{subscription_id}/import-jobs", tag = "import-jobs", security(("bearer" = [])),
     params(("subscription_id" = String, Path)),
     responses((status = 200, body = Vec<ImportJobView>), (status = 404, body = ErrorBody)))]
-async fn list_import_jobs(
+pub(crate) async fn list_import_jobs(
     State(state): State<AppState>,
     principal: Principal,
     Path(subscription_id): Path<String>,
@@ -572,7 +576,7 @@ async fn list_import_jobs(
 #[utoipa::path(get, path = "/import-jobs/{import_job_id}", tag = "import-jobs", security(("bearer" = [])),
     params(("import_job_id" = String, Path)),
     responses((status = 200, body = ImportJobView), (status = 404, body = ErrorBody)))]
-async fn get_import_job(
+pub(crate) async fn get_import_job(
     State(state): State<AppState>,
     principal: Principal,
     Path(import_job_id): Path<String>,
@@ -675,7 +679,7 @@ async fn load_for_operator(state: &AppState, principal: &Principal, job_id: &str
     params(("import_job_id" = String, Path)), request_body = ImportJobNote,
     responses((status = 200, body = ImportJobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
-async fn receive_import_job(
+pub(crate) async fn receive_import_job(
     State(state): State<AppState>,
     principal: Principal,
     Path(import_job_id): Path<String>,
@@ -932,6 +936,7 @@ async fn put_import_file(
         .put_import_part(&folder, &query.path, query.offset, query.file_size, length, body.into_data_stream())
         .await?;
     metrics::counter!("offsite_bytes_in_total").increment(stored);
+    state.db.add_bytes_received(&tracked.row.id, &wanted, stored).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -996,7 +1001,7 @@ async fn put_drive_log(
     security(("bearer" = []), ("offsite_app" = [])),
     params(("import_job_id" = String, Path), ("drive_id" = String, Path), ("kind" = String, Path, description = "error or verbose")),
     responses((status = 200, description = "the log", content_type = "text/plain"), (status = 404, body = ErrorBody)))]
-async fn get_drive_log(
+pub(crate) async fn get_drive_log(
     State(state): State<AppState>,
     principal: Principal,
     Path((import_job_id, drive_id, kind)): Path<(String, String, String)>,

@@ -32,7 +32,7 @@ fn check(report: &JobReport) -> ApiResult<()> {
 #[utoipa::path(get, path = "/machines/{machine_id}/jobs", tag = "jobs", security(("bearer" = [])),
     params(("machine_id" = String, Path)),
     responses((status = 200, body = Vec<Job>), (status = 404, body = ErrorBody)))]
-async fn list_jobs(
+pub(crate) async fn list_jobs(
     State(state): State<AppState>,
     principal: Principal,
     Path(machine_id): Path<String>,

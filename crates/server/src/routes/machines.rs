@@ -117,7 +117,7 @@ async fn set_protected_items(
 #[utoipa::path(get, path = "/machines/{machine_id}/recovery-points", tag = "machines", security(("bearer" = [])),
     params(("machine_id" = String, Path)),
     responses((status = 200, body = Vec<RecoveryPoint>), (status = 404, body = ErrorBody)))]
-async fn get_recovery_points(
+pub(crate) async fn get_recovery_points(
     State(state): State<AppState>,
     principal: Principal,
     Path(machine_id): Path<String>,

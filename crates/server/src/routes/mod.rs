@@ -2,18 +2,19 @@
 //! for the OpenAPI document (utoipa), and registered through `utoipa_axum::routes!`,
 //! so a route cannot exist without its documentation.
 
-mod adoption;
-mod applications;
-mod datacenters;
-mod import_jobs;
-mod jobs;
-mod machines;
-mod registration;
-mod repository;
-mod storage_accounts;
-mod subscriptions;
-mod system;
-mod vaults;
+pub(crate) mod adoption;
+pub(crate) mod applications;
+pub(crate) mod datacenters;
+pub(crate) mod import_jobs;
+pub(crate) mod jobs;
+pub(crate) mod machines;
+mod portal_users;
+pub(crate) mod registration;
+pub(crate) mod repository;
+pub(crate) mod storage_accounts;
+pub(crate) mod subscriptions;
+pub(crate) mod system;
+pub(crate) mod vaults;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -118,7 +119,8 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(datacenters::router())
         .merge(import_jobs::router())
         .merge(applications::router())
-        .merge(adoption::router());
+        .merge(adoption::router())
+        .merge(portal_users::router());
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     // After the routes are in: modifiers run before them.
     document_common_answers(&mut openapi);

@@ -50,7 +50,7 @@ async fn create_storage_account(
 #[utoipa::path(get, path = "/subscriptions/{subscription_id}/storage-accounts", tag = "storage", security(("bearer" = [])),
     params(("subscription_id" = String, Path)),
     responses((status = 200, body = Vec<StorageAccount>), (status = 404, body = ErrorBody)))]
-async fn list_storage_accounts(
+pub(crate) async fn list_storage_accounts(
     State(state): State<AppState>,
     principal: Principal,
     Path(subscription_id): Path<String>,
@@ -92,7 +92,7 @@ async fn create_container(
 #[utoipa::path(get, path = "/storage-accounts/{storage_account_id}/containers", tag = "storage", security(("bearer" = [])),
     params(("storage_account_id" = String, Path)),
     responses((status = 200, body = Vec<Container>), (status = 404, body = ErrorBody)))]
-async fn list_containers(
+pub(crate) async fn list_containers(
     State(state): State<AppState>,
     principal: Principal,
     Path(storage_account_id): Path<String>,

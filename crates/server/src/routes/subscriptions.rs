@@ -43,7 +43,10 @@ async fn create_subscription(
 /// The subscriptions the caller may see: all for operators, its own for a subscription.
 #[utoipa::path(get, path = "/subscriptions", tag = "subscriptions", security(("bearer" = [])),
     responses((status = 200, body = Vec<Subscription>), (status = 401, body = ErrorBody)))]
-async fn list_subscriptions(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Subscription>>> {
+pub(crate) async fn list_subscriptions(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Vec<Subscription>>> {
     let all = state.db.subscriptions().await?;
     Ok(Json(all.into_iter().filter(|s| principal.seeds(&s.id)).collect()))
 }
@@ -51,7 +54,7 @@ async fn list_subscriptions(State(state): State<AppState>, principal: Principal)
 #[utoipa::path(get, path = "/subscriptions/{subscription_id}", tag = "subscriptions", security(("bearer" = [])),
     params(("subscription_id" = String, Path)),
     responses((status = 200, body = Subscription), (status = 404, body = ErrorBody)))]
-async fn get_subscription(
+pub(crate) async fn get_subscription(
     State(state): State<AppState>,
     principal: Principal,
     Path(subscription_id): Path<String>,

@@ -62,7 +62,7 @@ async fn create_vault(
 #[utoipa::path(get, path = "/subscriptions/{subscription_id}/vaults", tag = "vaults", security(("bearer" = [])),
     params(("subscription_id" = String, Path)),
     responses((status = 200, body = Vec<Vault>), (status = 404, body = ErrorBody)))]
-async fn list_vaults(
+pub(crate) async fn list_vaults(
     State(state): State<AppState>,
     principal: Principal,
     Path(subscription_id): Path<String>,
@@ -74,7 +74,7 @@ async fn list_vaults(
 #[utoipa::path(get, path = "/vaults/{vault_id}", tag = "vaults", security(("bearer" = [])),
     params(("vault_id" = String, Path)),
     responses((status = 200, body = Vault), (status = 404, body = ErrorBody)))]
-async fn get_vault(
+pub(crate) async fn get_vault(
     State(state): State<AppState>,
     principal: Principal,
     Path(vault_id): Path<String>,
@@ -86,7 +86,7 @@ async fn get_vault(
 #[utoipa::path(post, path = "/vaults/{vault_id}/credentials", tag = "vaults", security(("bearer" = [])),
     params(("vault_id" = String, Path)), request_body = CreateVaultCredentials,
     responses((status = 200, body = VaultCredentialsIssued), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn create_vault_credentials(
+pub(crate) async fn create_vault_credentials(
     State(state): State<AppState>,
     principal: Principal,
     Path(vault_id): Path<String>,
@@ -113,7 +113,7 @@ async fn create_vault_credentials(
 #[utoipa::path(get, path = "/vaults/{vault_id}/machines", tag = "vaults", security(("bearer" = [])),
     params(("vault_id" = String, Path)),
     responses((status = 200, body = Vec<Machine>), (status = 404, body = ErrorBody)))]
-async fn list_machines(
+pub(crate) async fn list_machines(
     State(state): State<AppState>,
     principal: Principal,
     Path(vault_id): Path<String>,

@@ -288,7 +288,12 @@ impl Service {
                     storage_account: account.name.clone(),
                     container: container.name.clone(),
                     datacenter: datacenter.name.clone(),
-                    drives: vec![ImportJobDriveSpec { drive_id: drive_id.clone(), index: 0, fingerprint: None }],
+                    drives: vec![ImportJobDriveSpec {
+                        drive_id: drive_id.clone(),
+                        index: 0,
+                        fingerprint: None,
+                        data_bytes: None,
+                    }],
                 },
             )
             .expect("an import job");

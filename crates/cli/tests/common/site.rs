@@ -1,0 +1,174 @@
+//! A customer site for the offline-seeding tests: a subscription with a vault,
+//! storage account, container and datacenter, an agent protecting a source tree,
+//! and the commands of each step of the seed's workflow.
+
+use std::path::{Path, PathBuf};
+
+use super::service::{Agent, Service, Tenant};
+use super::*;
+
+pub const JOB: &str = "seed-2026-12";
+pub const DRIVE_SIZE: &str = "5MiB";
+/// Small blocks keep the test drives small; the format is the same.
+pub const BLOCK_SIZE: &str = "262144";
+
+pub struct Site {
+    pub root: PathBuf,
+    pub tenant: Tenant,
+    pub agent: Agent,
+    pub source: PathBuf,
+    pub staging: PathBuf,
+    pub import_key: PathBuf,
+}
+
+impl Site {
+    /// A subscription with a vault, a storage account and container, a datacenter
+    /// with its import key, and an agent registered and protecting a source tree
+    /// of about 8 MiB.
+    pub fn new(service: &Service, root: &Path) -> Site {
+        let tenant = service.subscription("contoso");
+        tenant.create_vault("main");
+        tenant.admin(["storage-account", "create", "contosostore"]).run().ok();
+        tenant.admin(["container", "create", "seeds", "--storage-account", "contosostore"]).run().ok();
+        let import_key = root.join("ams1.importkey");
+        service
+            .admin([
+                "datacenter",
+                "add",
+                "ams1",
+                "--address",
+                "Dock 4\\nAmsterdam",
+                "--import-key-out",
+                utf8(&import_key),
+            ])
+            .run()
+            .ok();
+        let source = root.join("source");
+        std::fs::create_dir_all(&source).unwrap();
+        write_noise_file(&source.join("big.bin"), 7 << 20, 21);
+        small_tree(&source.join("docs"));
+        write(&source.join("empty.txt"), b"");
+        let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+        Site { root: root.to_path_buf(), tenant, agent, source, staging: root.join("staging"), import_key }
+    }
+
+    pub fn certgen(&self, args: &[&str]) -> Cli {
+        let mut all = vec!["certgen", "--agent-home", utf8(&self.agent.home)];
+        all.extend_from_slice(args);
+        offsite(all)
+    }
+
+    /// diskprep on the copy computer, with the subscription's publish settings.
+    pub fn diskprep(&self, args: &[&str]) -> Cli {
+        let mut all =
+            vec!["diskprep", "--staging", utf8(&self.staging), "--publish-settings", utf8(&self.tenant.publish)];
+        all.extend_from_slice(args);
+        offsite(all).env("XDG_STATE_HOME", self.root.join("copy-computer"))
+    }
+
+    pub fn drive(&self, n: u32) -> PathBuf {
+        self.root.join(format!("drive-{n}.img"))
+    }
+
+    /// certgen, offline configure and the first backup into staging.
+    pub fn stage(&self) -> serde_json::Value {
+        let params = self.root.join("OfflineApplicationParams.xml");
+        self.certgen(&[
+            "create-application",
+            "--subscription",
+            &self.tenant.id,
+            "--publish-settings",
+            utf8(&self.tenant.publish),
+            "--params-out",
+            utf8(&params),
+        ])
+        .run()
+        .ok();
+        self.certgen(&[
+            "add-agent-entries",
+            "--subscription",
+            &self.tenant.id,
+            "--params-file",
+            utf8(&params),
+            "--storage-account",
+            "contosostore",
+        ])
+        .run()
+        .ok();
+        self.agent
+            .cmd([
+                "offline",
+                "configure",
+                "--staging",
+                utf8(&self.staging),
+                "--import-job",
+                JOB,
+                "--subscription",
+                &self.tenant.id,
+                "--storage-account",
+                "contosostore",
+                "--container",
+                "seeds",
+            ])
+            .run()
+            .ok();
+        let staged = self.agent.backup();
+        assert_eq!(staged["report"]["state"], "completed", "{staged}");
+        assert_eq!(staged["report"]["bytes_uploaded"], 0, "the seed went over the network: {staged}");
+        staged
+    }
+
+    pub fn prepare_two_drives(&self) -> serde_json::Value {
+        self.diskprep(&[
+            "--drive",
+            utf8(&self.drive(1)),
+            "--drive",
+            utf8(&self.drive(2)),
+            "--drive",
+            utf8(&self.drive(3)),
+            "--drive-size",
+            DRIVE_SIZE,
+            "--block-size",
+            BLOCK_SIZE,
+            "--yes",
+            "--json",
+        ])
+        .run()
+        .ok()
+        .json()
+    }
+
+    pub fn ship(&self, tracking: &str) -> Run {
+        self.diskprep(&[
+            "--update-shipping",
+            "--carrier",
+            "UPS",
+            "--tracking-number",
+            tracking,
+            "--ship-date",
+            "2026-12-01",
+            "--return-address",
+            "Contoso\\n1 Main St",
+            "--contact",
+            "it@contoso.example",
+            "--yes",
+        ])
+        .run()
+    }
+
+    pub fn datacenter(&self, service: &Service, args: &[&str]) -> Cli {
+        let mut all = vec!["datacenter", "--operator-credentials", utf8(&service.operator)];
+        all.extend_from_slice(args);
+        offsite(all)
+    }
+
+    pub fn ingest(&self, service: &Service, drive: &Path) -> Run {
+        self.datacenter(service, &["ingest", "--drive", utf8(drive), "--import-key", utf8(&self.import_key), "--json"])
+            .run()
+    }
+
+    pub fn job_state(&self) -> String {
+        let shown = self.diskprep(&["--status", "--json"]).run().ok().json();
+        shown["state"].as_str().unwrap_or_default().to_string()
+    }
+}

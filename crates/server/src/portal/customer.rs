@@ -1,0 +1,714 @@
+//! The pages of a subscription: its overview, vaults, credential downloads,
+//! storage accounts, offline-seeding application and import jobs.
+//!
+//! Every page loads what it shows through the API's own handlers with the signed-in
+//! user's principal, so a page shows exactly what the API would answer that user.
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, Markup};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use offsite_api::files::{PublishSettings, VaultCredentials, XmlCredentialFile};
+use offsite_api::types::*;
+
+use super::charts::{bar_chart, line_chart, Point};
+use super::layout::{bytes, page, progress, when, when_opt, PortalFailure};
+use super::session::{CsrfForm, SignedIn};
+use crate::auth::Principal;
+use crate::db::CredentialKind;
+use crate::error::Failure;
+use crate::routes::{self, ApiJson};
+use crate::state::AppState;
+
+type PageResult = Result<Response, PortalFailure>;
+
+/// A subscription's user goes straight to their subscription; an operator gets
+/// the list of subscriptions.
+pub async fn overview(State(state): State<AppState>, who: SignedIn) -> PageResult {
+    if let Principal::Subscription { subscription_id } = &who.principal {
+        return Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}")).into_response());
+    }
+    let subscriptions = routes::subscriptions::list_subscriptions(State(state), who.principal.clone()).await?.0;
+    Ok(page(
+        "Subscriptions",
+        Some(&who),
+        html! {
+            h1 { "Subscriptions" }
+            p { a href="/portal/operator" { "Operations: datacenters, packages, ingest, users" } }
+            section.scroll {
+                table {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Id" } th scope="col" { "Created" } } }
+                    tbody {
+                        @for s in &subscriptions {
+                            tr {
+                                td { a href={ "/portal/subscriptions/" (s.id) } { (s.name) } }
+                                td.mono { (s.id) }
+                                td { (when(s.created)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// What the portal shows of one machine, gathered once per page.
+struct MachineSummary {
+    machine: Machine,
+    jobs: Vec<Job>,
+    recovery_points: Vec<RecoveryPoint>,
+    /// Seeds adopted into its repository: (when, bytes).
+    adopted: Vec<(OffsetDateTime, u64)>,
+}
+
+impl MachineSummary {
+    async fn load(state: &AppState, principal: &Principal, machine: Machine) -> Result<Self, PortalFailure> {
+        let id = machine.id.clone();
+        let mut jobs = routes::jobs::list_jobs(State(state.clone()), principal.clone(), Path(id.clone())).await?.0;
+        jobs.sort_by_key(|j| j.report.started);
+        let recovery_points =
+            routes::machines::get_recovery_points(State(state.clone()), principal.clone(), Path(id.clone())).await?.0;
+        let adopted = state
+            .db
+            .adoptions_of(&id)
+            .await?
+            .into_iter()
+            .map(|a| (OffsetDateTime::from_unix_timestamp(a.adopted).unwrap_or(OffsetDateTime::UNIX_EPOCH), a.bytes))
+            .collect();
+        Ok(MachineSummary { machine, jobs, recovery_points, adopted })
+    }
+
+    /// Bytes this machine put into its repository: what its backups uploaded and
+    /// the seeds adopted (the service cannot see inside the encrypted repository,
+    /// and prune's deletions are not reported to it).
+    fn stored(&self) -> u64 {
+        self.jobs.iter().map(|j| j.report.bytes_uploaded).sum::<u64>() + self.adopted.iter().map(|a| a.1).sum::<u64>()
+    }
+
+    /// The last job, as the machine's status.
+    fn status(&self) -> Markup {
+        match self.jobs.last() {
+            None => html! { "no backup yet" },
+            Some(job) => html! {
+                span.state { (job_state(job.report.state)) }
+                @if let Some(message) = &job.report.message { " · " (message) }
+            },
+        }
+    }
+}
+
+fn job_state(state: JobState) -> &'static str {
+    match state {
+        JobState::Running => "running",
+        JobState::Completed => "completed",
+        JobState::CompletedWithWarnings => "completed with warnings",
+        JobState::Failed => "failed",
+        JobState::Waiting => "waiting",
+    }
+}
+
+fn day(time: OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[month]-[day] [hour]:[minute]");
+    time.format(&format).unwrap_or_default()
+}
+
+/// Storage used over time: every upload and adoption added up, in time order.
+fn storage_points(machines: &[MachineSummary]) -> Vec<Point> {
+    // (when, 0 for an adoption or 1 for a backup, bytes): a seed is adopted at the
+    // start of the backup that then finishes in the same second.
+    let mut additions: Vec<(OffsetDateTime, u8, u64)> = machines
+        .iter()
+        .flat_map(|m| {
+            m.jobs
+                .iter()
+                .filter(|j| j.report.bytes_uploaded > 0)
+                .map(|j| (j.report.finished.unwrap_or(j.report.started), 1, j.report.bytes_uploaded))
+                .chain(m.adopted.iter().map(|&(at, bytes)| (at, 0, bytes)))
+        })
+        .collect();
+    additions.sort_by_key(|a| (a.0, a.1));
+    let mut total = 0;
+    additions
+        .into_iter()
+        .map(|(at, _, added)| {
+            total += added;
+            Point { label: day(at), value: total }
+        })
+        .collect()
+}
+
+/// Bytes sent by each of the last 30 backups.
+fn backup_points(machines: &[MachineSummary]) -> Vec<Point> {
+    let mut backups: Vec<&Job> =
+        machines.iter().flat_map(|m| &m.jobs).filter(|j| j.report.kind == JobKind::Backup).collect();
+    backups.sort_by_key(|j| j.report.started);
+    let skip = backups.len().saturating_sub(30);
+    backups
+        .into_iter()
+        .skip(skip)
+        .map(|j| Point { label: day(j.report.started), value: j.report.bytes_uploaded })
+        .collect()
+}
+
+fn in_flight(job: &ImportJobView) -> bool {
+    !matches!(job.state, ImportJobState::Completed | ImportJobState::Closed)
+}
+
+fn import_job_state(state: ImportJobState) -> &'static str {
+    match state {
+        ImportJobState::Creating => "Creating",
+        ImportJobState::Shipping => "Shipping",
+        ImportJobState::Received => "Received",
+        ImportJobState::Transferring => "Transferring",
+        ImportJobState::Packaging => "Packaging",
+        ImportJobState::Completed => "Completed",
+        ImportJobState::Closed => "Closed",
+    }
+}
+
+pub fn drive_state(state: ImportDriveState) -> &'static str {
+    match state {
+        ImportDriveState::Specified => "Specified",
+        ImportDriveState::Received => "Received",
+        ImportDriveState::Transferring => "Transferring",
+        ImportDriveState::Completed => "Completed",
+        ImportDriveState::CompletedMoreInfo => "CompletedMoreInfo",
+        ImportDriveState::NeverReceived => "NeverReceived",
+        ImportDriveState::ShippedBack => "ShippedBack",
+    }
+}
+
+/// How far a drive is: by the bytes ingested while it transfers (when diskprep
+/// said how many it holds), by its state otherwise.
+pub fn drive_percent(drive: &ImportJobDrive) -> u32 {
+    match drive.state {
+        ImportDriveState::Completed | ImportDriveState::CompletedMoreInfo => 100,
+        ImportDriveState::Transferring => match drive.data_bytes {
+            Some(total) if total > 0 => (drive.bytes_received.min(total) * 100 / total).min(99) as u32,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// The job's progress: the mean of its drives'.
+fn job_percent(job: &ImportJobView) -> u32 {
+    if job.state == ImportJobState::Completed {
+        return 100;
+    }
+    if job.drives.is_empty() {
+        return 0;
+    }
+    job.drives.iter().map(drive_percent).sum::<u32>() / job.drives.len() as u32
+}
+
+pub async fn subscription(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(subscription_id): Path<String>,
+) -> PageResult {
+    let principal = who.principal.clone();
+    let subscription =
+        routes::subscriptions::get_subscription(State(state.clone()), principal.clone(), Path(subscription_id.clone()))
+            .await?
+            .0;
+    // The subscription route also answers its offline-seeding application; the
+    // portal is for its managers only.
+    if !principal.manages(&subscription.id) {
+        return Err(Failure::not_found(format!("subscription {subscription_id}")).into());
+    }
+    let vaults =
+        routes::vaults::list_vaults(State(state.clone()), principal.clone(), Path(subscription.id.clone())).await?.0;
+    let mut per_vault = Vec::new();
+    let mut all = Vec::new();
+    for vault in vaults {
+        let machines =
+            routes::vaults::list_machines(State(state.clone()), principal.clone(), Path(vault.id.clone())).await?.0;
+        let mut summaries = Vec::new();
+        for machine in machines {
+            summaries.push(MachineSummary::load(&state, &principal, machine).await?);
+        }
+        per_vault.push((
+            vault,
+            summaries.len(),
+            summaries.iter().map(MachineSummary::stored).sum::<u64>(),
+            summaries.iter().filter_map(|m| m.machine.last_backup).max(),
+        ));
+        all.extend(summaries);
+    }
+    let import_jobs =
+        routes::import_jobs::list_import_jobs(State(state.clone()), principal.clone(), Path(subscription.id.clone()))
+            .await?
+            .0;
+    let flying: Vec<&ImportJobView> = import_jobs.iter().filter(|j| in_flight(j)).collect();
+    let stored: u64 = all.iter().map(MachineSummary::stored).sum();
+    let id = &subscription.id;
+    Ok(page(
+        &subscription.name,
+        Some(&who),
+        html! {
+            h1 { "Subscription " (subscription.name) }
+            div.cards {
+                div.card { div.figure { (per_vault.len()) } div.label { "vaults" } }
+                div.card { div.figure { (all.len()) } div.label { "machines" } }
+                div.card { div.figure { (bytes(stored)) } div.label { "storage used" } }
+                div.card { div.figure { (flying.len()) } div.label { "import jobs in flight" } }
+            }
+            section {
+                h2 { "Vaults" }
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Vault" } th scope="col" { "Machines" } th scope="col" { "Last backup" } th scope="col" { "Storage used" } } }
+                    tbody { @for (vault, machines, used, last) in &per_vault { tr {
+                        td { a href={ "/portal/vaults/" (vault.id) } { (vault.name) } }
+                        td { (machines) } td { (when_opt(*last)) } td { (bytes(*used)) }
+                    } } }
+                } }
+            }
+            section {
+                h2 { "Machines" }
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Machine" } th scope="col" { "Last backup" } th scope="col" { "Status" } } }
+                    tbody { @for m in &all { tr {
+                        td { a href={ "/portal/vaults/" (m.machine.vault_id) "#" (m.machine.id) } { (m.machine.name) } }
+                        td { (when_opt(m.machine.last_backup)) } td { (m.status()) }
+                    } } }
+                } }
+            }
+            section {
+                h2 { "Import jobs in flight" }
+                @if flying.is_empty() { p { "None." } }
+                @else { div.scroll { table {
+                    thead { tr { th scope="col" { "Import job" } th scope="col" { "State" } th scope="col" { "Progress" } } }
+                    tbody { @for job in &flying { tr {
+                        td { a href={ "/portal/import-jobs/" (job.id) } { (job.name) } }
+                        td.state { (import_job_state(job.state)) }
+                        td { (progress(job_percent(job), &format!("import job {}", job.name))) }
+                    } } }
+                } } }
+                p { a href={ "/portal/subscriptions/" (id) "/import-jobs" } { "All import jobs" } }
+            }
+            section {
+                h2 { "Storage and credentials" }
+                ul {
+                    li { a href={ "/portal/subscriptions/" (id) "/storage" } { "Storage accounts and containers" } }
+                    li { a href={ "/portal/subscriptions/" (id) "/application" } { "Offline-seeding application and its certificates" } }
+                }
+                form method="post" action={ "/portal/subscriptions/" (id) "/publish-settings" } {
+                    input type="hidden" name="csrf" value=(who.csrf_token);
+                    button type="submit" { "Download publish settings" }
+                    small { "A new management credential for this subscription, in the file diskprep and certgen read." }
+                }
+            }
+            section {
+                h2 { "Charts" }
+                (line_chart("Storage used over time", &storage_points(&all), bytes))
+                (bar_chart("Bytes sent per backup", &backup_points(&all), bytes))
+            }
+        },
+    ))
+}
+
+pub async fn vault(State(state): State<AppState>, who: SignedIn, Path(vault_id): Path<String>) -> PageResult {
+    let principal = who.principal.clone();
+    let vault = routes::vaults::get_vault(State(state.clone()), principal.clone(), Path(vault_id.clone())).await?.0;
+    let machines =
+        routes::vaults::list_machines(State(state.clone()), principal.clone(), Path(vault.id.clone())).await?.0;
+    let mut summaries = Vec::new();
+    for machine in machines {
+        summaries.push(MachineSummary::load(&state, &principal, machine).await?);
+    }
+    Ok(page(
+        &vault.name,
+        Some(&who),
+        html! {
+            p { a href={ "/portal/subscriptions/" (vault.subscription_id) } { "← subscription" } }
+            h1 { "Vault " (vault.name) }
+            section {
+                h2 { "Register a machine" }
+                form method="post" action={ "/portal/vaults/" (vault.id) "/credentials" } {
+                    input type="hidden" name="csrf" value=(who.csrf_token);
+                    button type="submit" { "Download vault credentials" }
+                    small { "Registers one machine with " code { "offsite agent register" } ", within 48 hours." }
+                }
+            }
+            section {
+                h2 { "Machines" }
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Machine" } th scope="col" { "Host" } th scope="col" { "Last backup" } th scope="col" { "Next backup" } th scope="col" { "Status" } th scope="col" { "Storage used" } } }
+                    tbody { @for m in &summaries { tr {
+                        td { a href={ "#" (m.machine.id) } { (m.machine.name) } } td { (m.machine.hostname) }
+                        td { (when_opt(m.machine.last_backup)) }
+                        td { "on the agent's schedule" }
+                        td { (m.status()) } td { (bytes(m.stored())) }
+                    } } }
+                } }
+            }
+            (bar_chart("Bytes sent per backup", &backup_points(&summaries), bytes))
+            @for m in &summaries {
+                section id=(m.machine.id) {
+                    h2 { (m.machine.name) }
+                    h3 { "Recovery points" }
+                    @if m.recovery_points.is_empty() { p { "None yet." } }
+                    @else { div.scroll { table {
+                        thead { tr { th scope="col" { "Time" } th scope="col" { "Source" } th scope="col" { "Size" } th scope="col" { "Files" } th scope="col" { "Snapshot" } } }
+                        tbody { @for p in m.recovery_points.iter().rev() { tr {
+                            td { (when(p.time)) } td { (source(p.source)) } td { (bytes(p.size)) } td { (p.file_count) }
+                            td.mono { (p.snapshot_id.get(..16).unwrap_or(&p.snapshot_id)) }
+                        } } }
+                    } } }
+                    h3 { "Job history" }
+                    @if m.jobs.is_empty() { p { "None yet." } }
+                    @else { div.scroll { table {
+                        thead { tr { th scope="col" { "Started" } th scope="col" { "Kind" } th scope="col" { "State" } th scope="col" { "Sent" } th scope="col" { "Files" } th scope="col" { "Message and errors" } } }
+                        tbody { @for j in m.jobs.iter().rev() { tr {
+                            td { (when(j.report.started)) }
+                            td { @match j.report.kind { JobKind::Backup => "backup", JobKind::Restore => "restore" } }
+                            td.state { (job_state(j.report.state)) }
+                            td { (bytes(j.report.bytes_uploaded)) } td { (j.report.file_count) }
+                            td {
+                                @if let Some(message) = &j.report.message { (message) }
+                                @for error in &j.report.errors { div.error { (error) } }
+                            }
+                        } } }
+                    } } }
+                }
+            }
+        },
+    ))
+}
+
+fn source(source: RecoveryPointSource) -> &'static str {
+    match source {
+        RecoveryPointSource::Online => "online",
+        RecoveryPointSource::OfflineSeed => "offline seed",
+    }
+}
+
+fn download(file_name: &str, content_type: &'static str, body: String) -> Response {
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    ([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response()
+}
+
+/// Only letters, digits, `-`, `_` and `.` in a file name we suggest.
+fn file_name_part(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
+}
+
+pub async fn vault_credentials(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(vault_id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    who.check_csrf(&form.csrf)?;
+    let issued = routes::vaults::create_vault_credentials(
+        State(state.clone()),
+        who.principal.clone(),
+        Path(vault_id),
+        ApiJson(CreateVaultCredentials { valid_hours: None }),
+    )
+    .await?
+    .0;
+    let file = VaultCredentials {
+        service: state.endpoint.clone(),
+        subscription_id: issued.subscription_id,
+        vault_id: issued.vault_id,
+        vault_name: issued.vault_name.clone(),
+        expires: issued.expires,
+        registration_secret: issued.registration_secret,
+    };
+    let name = format!("{}.VaultCredentials", file_name_part(&issued.vault_name));
+    Ok(download(&name, "application/xml", file.to_xml()))
+}
+
+pub async fn publish_settings(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(subscription_id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    who.check_csrf(&form.csrf)?;
+    let subscription = routes::subscriptions::managed(&state, &who.principal, &subscription_id).await?;
+    let credential = state.db.issue_credential(CredentialKind::Subscription, &subscription.id, None).await?;
+    tracing::info!(subscription = %subscription.id, user = %who.user.id, "publish settings downloaded from the portal");
+    let file = PublishSettings {
+        service: state.endpoint.clone(),
+        subscription_id: subscription.id,
+        subscription_name: subscription.name.clone(),
+        management_credential: credential,
+    };
+    let name = format!("{}.publishsettings", file_name_part(&subscription.name));
+    Ok(download(&name, "application/xml", file.to_xml()))
+}
+
+pub async fn storage(State(state): State<AppState>, who: SignedIn, Path(subscription_id): Path<String>) -> PageResult {
+    let principal = who.principal.clone();
+    let subscription = routes::subscriptions::managed(&state, &principal, &subscription_id).await?;
+    let accounts = routes::storage_accounts::list_storage_accounts(
+        State(state.clone()),
+        principal.clone(),
+        Path(subscription.id.clone()),
+    )
+    .await?
+    .0;
+    let mut rows = Vec::new();
+    for account in accounts {
+        let containers = routes::storage_accounts::list_containers(
+            State(state.clone()),
+            principal.clone(),
+            Path(account.id.clone()),
+        )
+        .await?
+        .0;
+        rows.push((account, containers));
+    }
+    Ok(page(
+        "Storage accounts",
+        Some(&who),
+        html! {
+            p { a href={ "/portal/subscriptions/" (subscription.id) } { "← subscription" } }
+            h1 { "Storage accounts of " (subscription.name) }
+            @if rows.is_empty() { p { "None yet: create one with " code { "offsite admin storage-account create" } "." } }
+            @for (account, containers) in &rows {
+                section {
+                    h2 { (account.name) }
+                    p { "Created " (when(account.created)) }
+                    @if containers.is_empty() { p { "No containers." } }
+                    @else { ul { @for c in containers { li { (c.name) " · created " (when(c.created)) } } } }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ApplicationQuery {
+    added: Option<String>,
+}
+
+pub async fn application(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(subscription_id): Path<String>,
+    Query(query): Query<ApplicationQuery>,
+) -> PageResult {
+    let subscription = routes::subscriptions::managed(&state, &who.principal, &subscription_id).await?;
+    let found = routes::applications::get_application(
+        State(state.clone()),
+        who.principal.clone(),
+        Path(subscription.id.clone()),
+    )
+    .await;
+    let application = match found {
+        Ok(found) => Some(found.0),
+        Err(Failure::NotFound(_)) => None,
+        Err(other) => return Err(other.into()),
+    };
+    Ok(page(
+        "Offline-seeding application",
+        Some(&who),
+        html! {
+            p { a href={ "/portal/subscriptions/" (subscription.id) } { "← subscription" } }
+            h1 { "Offline-seeding application" }
+            @if let Some(thumbprint) = &query.added {
+                p.ok role="status" { "Certificate added. Its thumbprint: " span.mono #added-thumbprint { (thumbprint) } }
+            }
+            @match &application {
+                None => p { "This subscription has no offline-seeding application yet. Create it on the source machine with "
+                    code { "offsite certgen create-application" } "." },
+                Some(app) => {
+                    section {
+                        p { "Application " span.mono { (app.id) } ", created " (when(app.created)) "." }
+                        h2 { "Certificates" }
+                        div.scroll { table {
+                            thead { tr { th scope="col" { "Thumbprint" } th scope="col" { "Added" } th scope="col" { "Valid until" } } }
+                            tbody { @for c in &app.certificates { tr {
+                                td.mono { (c.thumbprint) } td { (when(c.added)) } td { (when_opt(c.not_after)) }
+                            } } }
+                        } }
+                    }
+                    section {
+                        h2 { "Upload a certificate" }
+                        p { "The manual path: export the public certificate on the machine with "
+                            code { "offsite certgen export-cert --out FILE.cer" } " and upload it here. Then record its thumbprint there with "
+                            code { "offsite certgen add-agent-entries" } "." }
+                        form method="post" enctype="multipart/form-data" action={ "/portal/subscriptions/" (subscription.id) "/application/certificates" } {
+                            input type="hidden" name="csrf" value=(who.csrf_token);
+                            label for="certificate" { "Certificate file (.cer: DER or PEM, public part only)" }
+                            input #certificate type="file" name="certificate" accept=".cer,.pem,.crt" required;
+                            button type="submit" { "Upload certificate" }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// Certificates are small; anything bigger is not one.
+const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
+
+pub async fn upload_certificate(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(subscription_id): Path<String>,
+    mut multipart: Multipart,
+) -> PageResult {
+    let bad = |message: String| PortalFailure::Api(Failure::BadRequest(message));
+    let mut csrf = None;
+    let mut certificate = None;
+    while let Some(field) = multipart.next_field().await.map_err(|e| bad(format!("the upload is malformed: {e}")))? {
+        match field.name() {
+            Some("csrf") => csrf = Some(field.text().await.map_err(|e| bad(e.to_string()))?),
+            Some("certificate") => {
+                let data =
+                    field.bytes().await.map_err(|e| bad(format!("the certificate did not arrive whole: {e}")))?;
+                if data.len() > MAX_CERTIFICATE_BYTES {
+                    return Err(bad(format!("the file has {} bytes: a certificate has a few hundred", data.len())));
+                }
+                certificate = Some(data);
+            }
+            _ => {}
+        }
+    }
+    who.check_csrf(csrf.as_deref().unwrap_or(""))?;
+    let data =
+        certificate.filter(|d| !d.is_empty()).ok_or_else(|| bad("choose a certificate file to upload".into()))?;
+    // The API takes PEM text or base64 DER.
+    let text = match std::str::from_utf8(&data) {
+        Ok(text) if text.contains("-----BEGIN") => text.to_string(),
+        _ => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &data),
+    };
+    let before = routes::applications::get_application(
+        State(state.clone()),
+        who.principal.clone(),
+        Path(subscription_id.clone()),
+    )
+    .await?
+    .0;
+    let after = routes::applications::upload_certificate(
+        State(state),
+        who.principal.clone(),
+        Path(subscription_id.clone()),
+        ApiJson(UploadCertificate { certificate: text }),
+    )
+    .await?
+    .0;
+    let added = after
+        .certificates
+        .iter()
+        .find(|c| !before.certificates.iter().any(|b| b.thumbprint == c.thumbprint))
+        .map(|c| c.thumbprint.clone())
+        .unwrap_or_default();
+    Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}/application?added={added}")).into_response())
+}
+
+pub async fn import_jobs(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(subscription_id): Path<String>,
+) -> PageResult {
+    let subscription = routes::subscriptions::managed(&state, &who.principal, &subscription_id).await?;
+    let jobs = routes::import_jobs::list_import_jobs(
+        State(state.clone()),
+        who.principal.clone(),
+        Path(subscription.id.clone()),
+    )
+    .await?
+    .0;
+    Ok(page(
+        "Import jobs",
+        Some(&who),
+        html! {
+            p { a href={ "/portal/subscriptions/" (subscription.id) } { "← subscription" } }
+            h1 { "Import jobs of " (subscription.name) }
+            @if jobs.is_empty() { p { "None yet: " code { "offsite diskprep" } " creates one when the drives are ready." } }
+            @else { section.scroll { table {
+                thead { tr { th scope="col" { "Import job" } th scope="col" { "State" } th scope="col" { "Drives" } th scope="col" { "Created" } th scope="col" { "Progress" } } }
+                tbody { @for job in &jobs { tr {
+                    td { a href={ "/portal/import-jobs/" (job.id) } { (job.name) } }
+                    td.state { (import_job_state(job.state)) } td { (job.drives.len()) } td { (when(job.created)) }
+                    td { (progress(job_percent(job), &format!("import job {}", job.name))) }
+                } } }
+            } } }
+        },
+    ))
+}
+
+pub async fn import_job(State(state): State<AppState>, who: SignedIn, Path(job_id): Path<String>) -> PageResult {
+    let job = routes::import_jobs::get_import_job(State(state), who.principal.clone(), Path(job_id)).await?.0;
+    Ok(page(&job.name, Some(&who), import_job_markup(&job)))
+}
+
+fn import_job_markup(job: &ImportJobView) -> Markup {
+    html! {
+        p { a href={ "/portal/subscriptions/" (job.subscription_id) "/import-jobs" } { "← import jobs" } }
+        h1 { "Import job " (job.name) }
+        div.cards {
+            div.card { div.figure #job-state { (import_job_state(job.state)) } div.label { "state" } }
+            div.card { div.figure { (job.drives.len()) } div.label { "drives" } }
+            div.card { div.figure { (job_percent(job)) " %" } div.label { "ingested" } }
+        }
+        section {
+            h2 { "Where the data goes" }
+            p { "Storage account " strong { (job.storage_account) } ", container " strong { (job.container) } "." }
+            h2 { "Ship the drives to" }
+            p { strong { (job.datacenter.name) } }
+            pre { (job.datacenter.address) }
+            h2 { "Shipping details" }
+            @match &job.shipping {
+                None => p { "Not given yet: " code { "offsite diskprep --update-shipping" } "." },
+                Some(s) => dl {
+                    dt { "Carrier" } dd { (s.carrier) }
+                    dt { "Tracking number" } dd.mono { (s.tracking_number) }
+                    dt { "Drives in the package" } dd { (s.drive_count) }
+                    dt { "Ship date" } dd { (s.ship_date) }
+                    dt { "Return address" } dd { pre { (s.return_address) } }
+                    dt { "Contact" } dd { (s.contact) }
+                },
+            }
+            @if let Some(deadline) = job.arrival_deadline {
+                p { "The drives must arrive by " strong { (when(deadline)) } ", or the job closes." }
+            }
+        }
+        section {
+            h2 { "Drives" }
+            div.scroll { table {
+                thead { tr { th scope="col" { "#" } th scope="col" { "Drive" } th scope="col" { "State" } th scope="col" { "Progress" } th scope="col" { "Ingested" } th scope="col" { "Logs" } } }
+                tbody { @for d in &job.drives { tr {
+                    td { (d.index) } td.mono { (d.drive_id) } td.state { (drive_state(d.state)) }
+                    td { (progress(drive_percent(d), &format!("drive {}", d.index))) }
+                    td { (bytes(d.bytes_received)) @if let Some(total) = d.data_bytes { " of " (bytes(total)) } }
+                    td { @for kind in &d.logs {
+                        a href={ "/portal/import-jobs/" (job.id) "/drives/" (d.drive_id) "/logs/" (kind) } { (kind) " log" } " "
+                    } }
+                } } }
+            } }
+        }
+        section {
+            h2 { "Timeline" }
+            div.scroll { table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "State" } th scope="col" { "Who" } th scope="col" { "Note" } } }
+                tbody { @for e in &job.timeline { tr {
+                    td { (when(e.at)) }
+                    td { @match &e.drive_id { Some(id) => { "drive " span.mono { (id.get(..8).unwrap_or(id)) } }, None => "job" } }
+                    td.state { (e.state) } td { (e.actor) } td { (e.message.as_deref().unwrap_or("")) }
+                } } }
+            } }
+        }
+    }
+}
+
+pub async fn drive_log(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(path): Path<(String, String, String)>,
+) -> PageResult {
+    Ok(routes::import_jobs::get_drive_log(State(state), who.principal.clone(), Path(path)).await?)
+}

@@ -1,0 +1,183 @@
+//! The operator's pages: datacenters and their addresses, packages on their way
+//! (by tracking number) and receiving them, the ingest queue with each drive's
+//! progress, jobs that missed their arrival deadline, and the portal's users.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::html;
+use serde::Deserialize;
+
+use offsite_api::types::*;
+
+use super::customer::{drive_percent, drive_state};
+use super::layout::{bytes, page, progress, when, PortalFailure};
+use super::session::{create_user as create_portal_user, SignedIn, MIN_PASSWORD_CHARS};
+use crate::auth::Principal;
+use crate::routes::{self, import_jobs::DEADLINE_ACTOR, ApiJson};
+use crate::state::AppState;
+
+type PageResult = Result<Response, PortalFailure>;
+
+/// Operators only; anyone else is told the page does not exist, as the API does.
+fn operator_only(who: &SignedIn) -> Result<(), PortalFailure> {
+    if who.is_operator() {
+        Ok(())
+    } else {
+        Err(crate::error::Failure::not_found("this page").into())
+    }
+}
+
+async fn all_import_jobs(state: &AppState) -> Result<Vec<ImportJobView>, PortalFailure> {
+    let mut jobs = Vec::new();
+    for subscription in state.db.subscriptions().await? {
+        let path = Path(subscription.id);
+        jobs.extend(routes::import_jobs::list_import_jobs(State(state.clone()), Principal::Operator, path).await?.0);
+    }
+    Ok(jobs)
+}
+
+#[derive(Deserialize)]
+pub struct OperatorQuery {
+    created: Option<String>,
+}
+
+pub async fn operations(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(query): Query<OperatorQuery>,
+) -> PageResult {
+    operator_only(&who)?;
+    let datacenters = routes::datacenters::list_datacenters(State(state.clone()), Principal::Operator).await?.0;
+    let jobs = all_import_jobs(&state).await?;
+    let incoming: Vec<&ImportJobView> = jobs.iter().filter(|j| j.state == ImportJobState::Shipping).collect();
+    let ingesting: Vec<(&ImportJobView, &ImportJobDrive)> = jobs
+        .iter()
+        .filter(|j| matches!(j.state, ImportJobState::Received | ImportJobState::Transferring))
+        .flat_map(|j| j.drives.iter().map(move |d| (j, d)))
+        .filter(|(_, d)| matches!(d.state, ImportDriveState::Received | ImportDriveState::Transferring))
+        .collect();
+    let overdue: Vec<&ImportJobView> =
+        jobs.iter().filter(|j| j.timeline.iter().any(|e| e.actor == DEADLINE_ACTOR)).collect();
+    let subscriptions = state.db.subscriptions().await?;
+    let users = state.db.portal_users().await?;
+    Ok(page(
+        "Operations",
+        Some(&who),
+        html! {
+            h1 { "Operations" }
+            @if let Some(email) = &query.created { p.ok role="status" { "User " (email) " created." } }
+            section {
+                h2 { "Datacenters" }
+                @if datacenters.is_empty() { p { "None yet: " code { "offsite admin datacenter add" } "." } }
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Datacenter" } th scope="col" { "Shipping address" } } }
+                    tbody { @for d in &datacenters { tr { td { (d.name) } td { pre { (d.address) } } } } }
+                } }
+            }
+            section #incoming {
+                h2 { "Incoming packages" }
+                @if incoming.is_empty() { p { "No package is on its way." } }
+                @else { div.scroll { table {
+                    thead { tr { th scope="col" { "Tracking number" } th scope="col" { "Carrier" } th scope="col" { "Import job" } th scope="col" { "Drives" } th scope="col" { "Arrive by" } th scope="col" { "" } } }
+                    tbody { @for job in &incoming { tr {
+                        @let shipping = job.shipping.as_ref();
+                        td.mono { (shipping.map(|s| s.tracking_number.as_str()).unwrap_or("not given yet")) }
+                        td { (shipping.map(|s| s.carrier.as_str()).unwrap_or("")) }
+                        td { a href={ "/portal/import-jobs/" (job.id) } { (job.name) } }
+                        td { (job.drives.len()) }
+                        td { @if let Some(d) = job.arrival_deadline { (when(d)) } }
+                        td { form.inline method="post" action={ "/portal/operator/import-jobs/" (job.id) "/receive" } {
+                            input type="hidden" name="csrf" value=(who.csrf_token);
+                            button type="submit" aria-label={ "Receive the package of " (job.name) } { "Receive package" }
+                        } }
+                    } } }
+                } } }
+            }
+            section #ingest {
+                h2 { "Ingest queue" }
+                @if ingesting.is_empty() { p { "No drive is waiting for ingest." } }
+                @else { div.scroll { table {
+                    thead { tr { th scope="col" { "Import job" } th scope="col" { "Drive" } th scope="col" { "State" } th scope="col" { "Progress" } th scope="col" { "Ingested" } } }
+                    tbody { @for (job, drive) in &ingesting { tr {
+                        td { a href={ "/portal/import-jobs/" (job.id) } { (job.name) } }
+                        td.mono { (drive.index) " · " (drive.drive_id) }
+                        td.state { (drive_state(drive.state)) }
+                        td { (progress(drive_percent(drive), &format!("drive {} of {}", drive.index, job.name))) }
+                        td { (bytes(drive.bytes_received)) @if let Some(total) = drive.data_bytes { " of " (bytes(total)) } }
+                    } } }
+                } } }
+                p { "Ingest a drive at a station with " code { "offsite datacenter ingest --drive PATH" } "." }
+            }
+            section #overdue {
+                h2 { "Past the 14-day arrival deadline" }
+                @if overdue.is_empty() { p { "None." } }
+                @else { ul { @for job in &overdue {
+                    li { a href={ "/portal/import-jobs/" (job.id) } { (job.name) } " · closed by the deadline" }
+                } } }
+            }
+            section #users {
+                h2 { "Portal users" }
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Created" } } }
+                    tbody { @for u in &users { tr {
+                        td { (u.email) }
+                        td { @match &u.subscription_id { Some(id) => { "subscription " span.mono { (id) } }, None => "operator" } }
+                        td { (when(time::OffsetDateTime::from_unix_timestamp(u.created).unwrap_or(time::OffsetDateTime::UNIX_EPOCH))) }
+                    } } }
+                } }
+                h3 { "Create a user" }
+                form method="post" action="/portal/operator/users" {
+                    input type="hidden" name="csrf" value=(who.csrf_token);
+                    label for="new-email" { "Email address" }
+                    input #new-email type="email" name="email" required;
+                    label for="new-password" { "Password (at least " (MIN_PASSWORD_CHARS) " characters)" }
+                    input #new-password type="password" name="password" autocomplete="new-password" minlength=(MIN_PASSWORD_CHARS) required;
+                    label for="new-subscription" { "Subscription" }
+                    select #new-subscription name="subscription" {
+                        @for s in &subscriptions { option value=(s.id) { (s.name) } }
+                        option value="" { "none: an operator" }
+                    }
+                    button type="submit" { "Create user" }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ReceiveForm {
+    csrf: String,
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(job_id): Path<String>,
+    Form(form): Form<ReceiveForm>,
+) -> PageResult {
+    operator_only(&who)?;
+    who.check_csrf(&form.csrf)?;
+    let note = ImportJobNote { message: Some(format!("received at the datacenter (portal, {})", who.user.email)) };
+    let _received =
+        routes::import_jobs::receive_import_job(State(state), Principal::Operator, Path(job_id), ApiJson(note)).await?;
+    Ok(Redirect::to("/portal/operator#incoming").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    csrf: String,
+    email: String,
+    password: String,
+    /// Empty for an operator.
+    subscription: String,
+}
+
+pub async fn create_user(State(state): State<AppState>, who: SignedIn, Form(form): Form<NewUserForm>) -> PageResult {
+    operator_only(&who)?;
+    who.check_csrf(&form.csrf)?;
+    let subscription = Some(form.subscription).filter(|s| !s.is_empty());
+    let user = create_portal_user(&state, &form.email, &form.password, subscription).await?;
+    let email: String = url::form_urlencoded::byte_serialize(user.email.as_bytes()).collect();
+    Ok(Redirect::to(&format!("/portal/operator?created={email}")).into_response())
+}

@@ -1,0 +1,251 @@
+//! Who is signed in to the portal: sign-in and sign-out, the session cookie, and
+//! the CSRF token every form carries.
+//!
+//! A signed-in user becomes the same [`Principal`] an API credential would (a
+//! subscription's user is `Principal::Subscription`, an operator
+//! `Principal::Operator`), and the portal's pages call the API's own handlers with
+//! it: the portal cannot show or do anything the API would refuse that principal.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use cookie::{Cookie, SameSite};
+use serde::Deserialize;
+
+use super::layout::{page, PortalFailure};
+use crate::auth::Principal;
+use crate::db::now;
+use crate::portal_db::{PortalUserRow, SessionRow};
+use crate::secrets;
+use crate::state::AppState;
+
+const SESSION_COOKIE: &str = "offsite_session";
+/// Set on the sign-in form and sent back with it: a forged sign-in (logging a
+/// victim into the attacker's account) has no way to know it.
+const SIGN_IN_COOKIE: &str = "offsite_sign_in";
+const SESSION_SECONDS: i64 = 12 * 3600;
+/// Shorter passwords are refused when an operator creates a user.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// A request from a signed-in browser.
+pub struct SignedIn {
+    pub user: PortalUserRow,
+    pub principal: Principal,
+    pub csrf_token: String,
+    session_id: String,
+}
+
+impl SignedIn {
+    pub fn is_operator(&self) -> bool {
+        self.principal == Principal::Operator
+    }
+
+    /// Every POST form of the portal carries the session's token; a request forged
+    /// by another site cannot read it.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), PortalFailure> {
+        if constant_time_eq(sent.as_bytes(), self.csrf_token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(PortalFailure::Forbidden(
+                "this form is out of date or was not sent by the portal: reload the page and try again".into(),
+            ))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == name)
+        .map(|cookie| cookie.value().to_string())
+}
+
+fn secret_hash(secret: &str) -> String {
+    blake3::hash(secret.as_bytes()).to_hex().to_string()
+}
+
+fn principal_of(user: &PortalUserRow) -> Principal {
+    match &user.subscription_id {
+        Some(id) => Principal::Subscription { subscription_id: id.clone() },
+        None => Principal::Operator,
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = PortalFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(PortalFailure::SignInNeeded)?;
+        let (id, secret) = secrets::split_token(&token).ok_or(PortalFailure::SignInNeeded)?;
+        let session = state.db.session(id).await?.ok_or(PortalFailure::SignInNeeded)?;
+        if session.expires <= now() || !constant_time_eq(secret_hash(secret).as_bytes(), session.secret_hash.as_bytes())
+        {
+            return Err(PortalFailure::SignInNeeded);
+        }
+        let user = state.db.portal_user(&session.user_id).await?.ok_or(PortalFailure::SignInNeeded)?;
+        Ok(SignedIn { principal: principal_of(&user), user, csrf_token: session.csrf_token, session_id: session.id })
+    }
+}
+
+fn set_cookie(response: &mut Response, cookie: Cookie<'static>) {
+    if let Ok(value) = cookie.to_string().parse() {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+}
+
+/// Cookies of the portal: only over HTTPS, never readable by scripts, sent on
+/// top-level navigation from other sites (links in mail) but not on their forms.
+fn portal_cookie(name: &'static str, value: String, max_age_seconds: i64) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/portal")
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(max_age_seconds))
+        .build()
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    #[serde(default)]
+    failed: bool,
+}
+
+pub async fn sign_in_form(axum::extract::Query(query): axum::extract::Query<SignInQuery>) -> Response {
+    let token = secrets::random_hex();
+    let markup = page(
+        "Sign in",
+        None,
+        maud::html! {
+            h1 { "Sign in to offsite" }
+            @if query.failed {
+                p.error role="alert" { "The email address or password is not right. Try again." }
+            }
+            form method="post" action="/portal/sign-in" {
+                input type="hidden" name="csrf" value=(token);
+                label for="email" { "Email address" }
+                input #email type="email" name="email" autocomplete="username" required;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                button type="submit" { "Sign in" }
+            }
+        },
+    );
+    let mut response = markup.into_response();
+    set_cookie(&mut response, portal_cookie(SIGN_IN_COOKIE, token, 3600));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    email: String,
+    password: String,
+    csrf: String,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, PortalFailure> {
+    let expected = cookie_value(&headers, SIGN_IN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return Err(PortalFailure::Forbidden(
+            "the sign-in form expired or was not sent by the portal: open the sign-in page again".into(),
+        ));
+    }
+    let email = form.email.trim().to_lowercase();
+    let user = state.db.portal_user_by_email(&email).await?;
+    // Without a user the password is still checked against a hash, so the answer
+    // takes as long and says the same: addresses cannot be probed.
+    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.with(|h| h.clone()));
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || secrets::verify(&password, &hash))
+        .await
+        .map_err(|e| PortalFailure::Internal(e.to_string()))?;
+    let Some(user) = user.filter(|_| ok) else {
+        tracing::info!(email = %email, "portal sign-in refused");
+        return Ok(Redirect::to("/portal/sign-in?failed=true").into_response());
+    };
+    let secret = secrets::random_hex();
+    let session = SessionRow {
+        id: secrets::new_id("ses"),
+        user_id: user.id.clone(),
+        secret_hash: secret_hash(&secret),
+        csrf_token: secrets::random_hex(),
+        expires: now() + SESSION_SECONDS,
+    };
+    state.db.insert_session(&session, now()).await?;
+    tracing::info!(user = %user.id, "portal sign-in");
+    let mut response = Redirect::to("/portal/").into_response();
+    set_cookie(&mut response, portal_cookie(SESSION_COOKIE, format!("{}.{secret}", session.id), SESSION_SECONDS));
+    set_cookie(&mut response, portal_cookie(SIGN_IN_COOKIE, String::new(), 0));
+    Ok(response)
+}
+
+thread_local! {
+    static DUMMY_HASH: String = secrets::hash_password("no such user: this hash only spends the same time");
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PortalFailure> {
+    signed_in.check_csrf(&form.csrf)?;
+    state.db.remove_session(&signed_in.session_id, now()).await?;
+    let mut response = Redirect::to("/portal/sign-in").into_response();
+    set_cookie(&mut response, portal_cookie(SESSION_COOKIE, String::new(), 0));
+    Ok(response)
+}
+
+/// Creates a portal user (operators: from the portal's operator page or the API).
+pub async fn create_user(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    subscription_id: Option<String>,
+) -> Result<PortalUserRow, crate::error::Failure> {
+    use crate::error::Failure;
+    let email = email.trim().to_lowercase();
+    let plausible = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.contains(char::is_whitespace);
+    if !plausible {
+        return Err(Failure::BadRequest(format!("'{email}' is not an email address")));
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Failure::BadRequest(format!(
+            "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if let Some(id) = &subscription_id {
+        if state.db.subscription(id).await?.is_none() {
+            return Err(Failure::not_found(format!("subscription {id}")));
+        }
+    }
+    let password = password.to_string();
+    let password_hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let user = PortalUserRow { id: secrets::new_id("usr"), email, subscription_id, password_hash, created: now() };
+    state.db.insert_portal_user(&user).await?;
+    tracing::info!(user = %user.id, subscription = ?user.subscription_id, "portal user created");
+    Ok(user)
+}

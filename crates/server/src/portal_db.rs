@@ -1,0 +1,113 @@
+//! The portal's tables (migrations/0004): the people who sign in and their
+//! browser sessions.
+
+use sqlx::Row;
+
+use crate::db::{conflict, Db, DbResult};
+
+/// Someone who signs in to the portal: a subscription's user, or an operator.
+#[derive(Debug, Clone)]
+pub struct PortalUserRow {
+    pub id: String,
+    pub email: String,
+    /// `None` for an operator.
+    pub subscription_id: Option<String>,
+    pub password_hash: String,
+    pub created: i64,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub secret_hash: String,
+    pub csrf_token: String,
+    pub expires: i64,
+}
+
+fn user_row(row: &sqlx::any::AnyRow) -> Result<PortalUserRow, sqlx::Error> {
+    Ok(PortalUserRow {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        subscription_id: row.try_get("subscription_id")?,
+        password_hash: row.try_get("password_hash")?,
+        created: row.try_get("created")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_portal_user(&self, user: &PortalUserRow) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO portal_users (id, email, subscription_id, password_hash, created) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.subscription_id)
+        .bind(&user.password_hash)
+        .bind(user.created)
+        .execute(self.pool())
+        .await
+        .map_err(conflict(format!("a portal user with the email address '{}'", user.email)))?;
+        Ok(())
+    }
+
+    pub async fn portal_user(&self, id: &str) -> DbResult<Option<PortalUserRow>> {
+        let row = sqlx::query("SELECT * FROM portal_users WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    /// Email addresses are compared as stored: the portal lowercases them first.
+    pub async fn portal_user_by_email(&self, email: &str) -> DbResult<Option<PortalUserRow>> {
+        let row =
+            sqlx::query("SELECT * FROM portal_users WHERE email = $1").bind(email).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    /// Every portal user, operators first, for the operator's user list.
+    pub async fn portal_users(&self) -> DbResult<Vec<PortalUserRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM portal_users ORDER BY subscription_id, email").fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn insert_session(&self, session: &SessionRow, created: i64) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO portal_sessions (id, user_id, secret_hash, csrf_token, created, expires) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&session.id)
+        .bind(&session.user_id)
+        .bind(&session.secret_hash)
+        .bind(&session.csrf_token)
+        .bind(created)
+        .bind(session.expires)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id: &str) -> DbResult<Option<SessionRow>> {
+        let row =
+            sqlx::query("SELECT * FROM portal_sessions WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionRow {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            secret_hash: row.try_get("secret_hash")?,
+            csrf_token: row.try_get("csrf_token")?,
+            expires: row.try_get("expires")?,
+        }))
+    }
+
+    /// Signs a session out; also drops every expired session, so the table only
+    /// holds live ones.
+    pub async fn remove_session(&self, id: &str, now: i64) -> DbResult<()> {
+        sqlx::query("DELETE FROM portal_sessions WHERE id = $1 OR expires <= $2")
+            .bind(id)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

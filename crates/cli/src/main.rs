@@ -46,11 +46,38 @@ enum Command {
     Datacenter(commands::datacenter::DatacenterArgs),
     /// Run the walkthrough on the embedded default, printing each step.
     Demo(commands::demo::DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::docs::CompletionsArgs),
+    /// Write a man page for every command and subcommand.
+    Man(commands::docs::ManArgs),
+}
+
+impl Command {
+    /// The service and the agent daemon run for days under a supervisor that
+    /// collects their stderr, so their logs default to JSON there.
+    fn is_long_running(&self) -> bool {
+        match self {
+            Command::Server(args) => args.is_long_running(),
+            Command::Agent(args) => args.is_long_running(),
+            _ => false,
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let format = match LogFormat::choose(
+        std::env::var("OFFSITE_LOG_FORMAT").ok().as_deref(),
+        cli.command.is_long_running(),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    ) {
+        Ok(format) => format,
+        Err(message) => {
+            eprintln!("offsite: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cli.verbose, format);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -71,6 +98,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Diskprep(args) => commands::diskprep::run(args),
         Command::Datacenter(args) => commands::datacenter::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Completions(args) => commands::docs::completions(args, &mut <Cli as clap::CommandFactory>::command()),
+        Command::Man(args) => commands::docs::man(args, <Cli as clap::CommandFactory>::command()),
     }
 }
 
@@ -80,7 +109,30 @@ fn run_command_line(args: &[&str]) -> anyhow::Result<ExitCode> {
     dispatch(cli.command)
 }
 
-fn init_logging(verbose: u8) {
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    /// One JSON object a line, for journald, Docker and log collectors.
+    Json,
+    /// Lines for people.
+    Text,
+}
+
+impl LogFormat {
+    /// `OFFSITE_LOG_FORMAT` (json or text) wins; otherwise JSON for the
+    /// long-running processes when stderr is not a terminal, text for the rest.
+    fn choose(setting: Option<&str>, long_running: bool, stderr_is_terminal: bool) -> Result<LogFormat, String> {
+        match setting.map(str::trim) {
+            None | Some("") => Ok(if long_running && !stderr_is_terminal { LogFormat::Json } else { LogFormat::Text }),
+            Some(value) if value.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
+            Some(value) if value.eq_ignore_ascii_case("text") => Ok(LogFormat::Text),
+            Some(other) => Err(format!("OFFSITE_LOG_FORMAT is '{other}': use json or text")),
+        }
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -88,11 +140,25 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogFormat;
+
+    #[test]
+    fn long_running_processes_log_json_unless_told_otherwise() {
+        assert_eq!(LogFormat::choose(None, true, false), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::choose(None, true, true), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::choose(None, false, false), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::choose(Some("text"), true, false), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::choose(Some("JSON"), false, true), Ok(LogFormat::Json));
+        let err = LogFormat::choose(Some("xml"), true, false).unwrap_err();
+        assert!(err.contains("xml") && err.contains("json or text"), "{err}");
+    }
 }

@@ -82,6 +82,13 @@ impl ImportJobChange {
     }
 }
 
+/// (state, count) of import jobs and of their drives.
+#[derive(Debug, Clone, Default)]
+pub struct StateCounts {
+    pub jobs: Vec<(String, i64)>,
+    pub drives: Vec<(String, i64)>,
+}
+
 /// How storing a change can fail besides the database.
 #[derive(Debug)]
 pub enum ChangeOutcome {
@@ -314,6 +321,21 @@ impl Db {
             });
         }
         Ok(events)
+    }
+
+    /// How many import jobs are in each stored state, and how many of their drives
+    /// (`/metrics`). States are the stored snake_case names; absent ones are 0.
+    pub async fn import_state_counts(&self) -> DbResult<StateCounts> {
+        let count = |sql: &'static str| async move {
+            let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get::<String, _>("state")?, row.try_get::<i64, _>("n")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        };
+        Ok(StateCounts {
+            jobs: count("SELECT state, COUNT(*) AS n FROM import_jobs GROUP BY state").await?,
+            drives: count("SELECT state, COUNT(*) AS n FROM import_job_drives GROUP BY state").await?,
+        })
     }
 
     /// Stores `change` whole or not at all: every state must still be its `from`.

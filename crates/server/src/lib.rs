@@ -20,6 +20,7 @@ mod operator;
 mod portal;
 mod portal_db;
 pub(crate) mod routes;
+mod scrape;
 mod secrets;
 mod seeding_db;
 mod state;
@@ -32,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -249,15 +250,18 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> String {
-    state.metrics.render()
+    scrape::render(&state).await
 }
 
 async fn count_requests(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
+    // The route template (`/api/v1/vaults/{vault_id}`), not the path: ids would make a series per resource.
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("offsite_http_requests_total", "method" => method, "status" => status).increment(1);
-    metrics::histogram!("offsite_http_request_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("offsite_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("offsite_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     response
 }

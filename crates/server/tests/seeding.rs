@@ -498,3 +498,42 @@ fn adoption_copies_the_seed_into_the_vault_on_azurite() {
     let options = azurite.object_store_env().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     adoption_copies_the_seed_into_the_vault(&Service::start_on_storage("az://vaults/offsite", options));
 }
+
+// ------------------------------------------------------------------ metrics
+
+/// The value of the series `name` (with exactly these labels, in the order the
+/// exporter writes them) in a Prometheus text page.
+fn series(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn metrics_count_import_jobs_and_drives_by_state_and_the_ingested_bytes() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let operator = service.operator();
+    let scrape = || service.call("GET", "/metrics", None, &Body::Empty).text();
+    let before = scrape();
+    let gauge = |page: &str, name: &str| series(page, name).unwrap_or_else(|| panic!("no {name} in:\n{page}"));
+    assert_eq!(gauge(&before, "offsite_import_jobs{state=\"received\"}"), 0.0);
+    assert_eq!(gauge(&before, "offsite_import_drives{state=\"transferring\"}"), 0.0);
+
+    let (d0, d1) = ("aaaa0000aaaa0000", "bbbb1111bbbb1111");
+    let job = received_job(&service, &a, "alpha-metrics", &[d0, d1]);
+    drive_state(&operator, &job.id, d0, ImportDriveState::Transferring);
+    let (path, data) = data_file(7, 250_000);
+    put(&operator, &job.id, d0, &path, 0, data.len() as u64, &data).unwrap();
+
+    let after = scrape();
+    assert_eq!(gauge(&after, "offsite_import_jobs{state=\"transferring\"}"), 1.0, "{after}");
+    assert_eq!(gauge(&after, "offsite_import_jobs{state=\"received\"}"), 0.0);
+    assert_eq!(gauge(&after, "offsite_import_drives{state=\"transferring\"}"), 1.0);
+    assert_eq!(gauge(&after, "offsite_import_drives{state=\"received\"}"), 1.0);
+    // Counters are the process's: other tests of this binary may add to them.
+    let ingested =
+        gauge(&after, "offsite_ingest_bytes_total") - series(&before, "offsite_ingest_bytes_total").unwrap_or(0.0);
+    assert!(ingested >= data.len() as f64, "{ingested} bytes ingested, {} uploaded", data.len());
+    assert!(gauge(&after, "offsite_import_file_upload_seconds_count") >= 1.0, "{after}");
+    let route = "route=\"/api/v1/import-jobs/{import_job_id}/files\"";
+    assert!(after.lines().any(|l| l.starts_with("offsite_http_requests_total") && l.contains(route)), "{after}");
+}

@@ -212,6 +212,13 @@ fn read_passphrase(file: Option<&std::path::Path>, confirm: bool) -> Result<Stri
     String::from_utf8(bytes).context("the passphrase must be UTF-8 text")
 }
 
+impl AgentArgs {
+    /// Whether this is the daemon, which runs until stopped.
+    pub fn is_long_running(&self) -> bool {
+        matches!(self.command, AgentCommand::Run)
+    }
+}
+
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let home = match &args.agent_home {
         Some(folder) => AgentHome::in_folder(folder),

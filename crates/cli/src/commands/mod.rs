@@ -6,5 +6,6 @@ pub mod certgen;
 pub mod datacenter;
 pub mod demo;
 pub mod diskprep;
+pub mod docs;
 pub mod repo;
 pub mod server;

@@ -76,6 +76,13 @@ fn default_data_dir() -> PathBuf {
         .join("offsite/server")
 }
 
+impl ServerArgs {
+    /// Whether this runs until stopped (every `server` command does).
+    pub fn is_long_running(&self) -> bool {
+        matches!(self.command, ServerCommand::Run(_))
+    }
+}
+
 pub fn run(args: ServerArgs) -> Result<ExitCode> {
     match args.command {
         ServerCommand::Run(run) => serve(run),

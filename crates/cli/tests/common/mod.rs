@@ -28,8 +28,12 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const NOBODY: u32 = 65534;
 
 /// Variables of the runner's environment that would change what the binary does.
-const CLEARED_ENV: [&str; 6] = [
+const CLEARED_ENV: [&str; 10] = [
     "OFFSITE_REPOSITORY",
+    "OFFSITE_CONFIG",
+    "OFFSITE_LISTEN",
+    "OFFSITE_DATA_DIR",
+    "OFFSITE_LOG_FORMAT",
     "OFFSITE_PASSWORD",
     "OFFSITE_PASSWORD_FILE",
     "OFFSITE_NEW_PASSWORD",

@@ -931,11 +931,15 @@ async fn put_import_file(
     }
     let length = content_length(&headers)?;
     let folder = folder_of(&tracked.row);
+    let started = std::time::Instant::now();
     let stored = state
         .storage
         .put_import_part(&folder, &query.path, query.offset, query.file_size, length, body.into_data_stream())
         .await?;
     metrics::counter!("offsite_bytes_in_total").increment(stored);
+    // Ingest throughput: bytes from drives, and how long each file (part) took to arrive.
+    metrics::counter!("offsite_ingest_bytes_total").increment(stored);
+    metrics::histogram!("offsite_import_file_upload_seconds").record(started.elapsed().as_secs_f64());
     state.db.add_bytes_received(&tracked.row.id, &wanted, stored).await?;
     Ok(StatusCode::CREATED)
 }

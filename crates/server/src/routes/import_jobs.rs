@@ -139,8 +139,33 @@ struct Tracked {
     change: ImportJobChange,
 }
 
+/// Reads of a job row, its drives and its timeline are separate queries; a change
+/// committed between them (ingest moving a drive on) shows as a disagreement.
+/// Changes commit row and timeline together, so reading again settles it.
+const CONSISTENT_READ_ATTEMPTS: u32 = 10;
+
 impl Tracked {
-    async fn load(state: &AppState, row: ImportJobRow) -> ApiResult<Tracked> {
+    async fn load(state: &AppState, mut row: ImportJobRow) -> ApiResult<Tracked> {
+        let mut attempt = 1;
+        loop {
+            match Self::assemble(state, row.clone()).await {
+                Err(Failure::Internal(reason)) if attempt < CONSISTENT_READ_ATTEMPTS => {
+                    tracing::debug!(%reason, attempt, "import job changed while it was read; reading again");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt))).await;
+                    attempt += 1;
+                    row = state
+                        .db
+                        .import_job(&row.id)
+                        .await?
+                        .ok_or_else(|| Failure::not_found(format!("import job {}", row.name)))?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The job as its rows and timeline say, or `Failure::Internal` when they disagree.
+    async fn assemble(state: &AppState, row: ImportJobRow) -> ApiResult<Tracked> {
         let drive_rows = state.db.import_job_drives(&row.id).await?;
         let events = state.db.import_job_events(&row.id).await?;
         let mut job =

@@ -53,6 +53,13 @@ pub fn recovery_points(repo: &Repository) -> AgentResult<Vec<RecoveryPoint>> {
         .collect())
 }
 
+/// When the schedule runs the next backup after this one, for the service to show
+/// (in local time, as the daemon reads the schedule).
+fn next_scheduled(config: &AgentConfig) -> Option<OffsetDateTime> {
+    let next = config.schedule.as_ref()?.next_after(&chrono::Local::now());
+    OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
+}
+
 /// Runs a backup now. A failure after the job was reported is recorded as a failed
 /// job (here and on the service) and returned.
 pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRun> {
@@ -74,6 +81,7 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
         file_count: 0,
         message: None,
         errors: Vec::new(),
+        next_backup: next_scheduled(&config),
     };
     // Reporting is best effort: a backup must not fail because the job list could
     // not be updated, and the service being down is retried by the backend anyway.

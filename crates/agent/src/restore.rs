@@ -63,6 +63,7 @@ pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) 
         file_count: 0,
         message: Some(format!("recovery point {} to {}", id.short(), request.target.display())),
         errors: Vec::new(),
+        next_backup: None,
     };
     match &result {
         Ok(outcome) => {

@@ -92,6 +92,11 @@ pub struct Machine {
     #[serde(with = "time::serde::rfc3339::option", default)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_backup: Option<OffsetDateTime>,
+    /// When the agent's schedule runs the next backup, as the agent last reported it
+    /// (absent without a schedule).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_backup: Option<OffsetDateTime>,
 }
 
 /// Returned once, at registration: the machine's own credential.
@@ -174,6 +179,11 @@ pub struct JobReport {
     pub message: Option<String>,
     #[serde(default)]
     pub errors: Vec<String>,
+    /// The agent's next scheduled backup, reported with a job so the service can
+    /// show it; kept on the machine, not on the job.
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_backup: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -319,6 +329,36 @@ pub enum ImportDriveState {
 }
 
 /// One drive of a new import job, as `diskprep` wrote it.
+impl ImportJobState {
+    /// The state in the seed's words, as people read it ("Shipping", "Completed").
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportJobState::Creating => "Creating",
+            ImportJobState::Shipping => "Shipping",
+            ImportJobState::Received => "Received",
+            ImportJobState::Transferring => "Transferring",
+            ImportJobState::Packaging => "Packaging",
+            ImportJobState::Completed => "Completed",
+            ImportJobState::Closed => "Closed",
+        }
+    }
+}
+
+impl ImportDriveState {
+    /// The state in the seed's words ("Transferring", "CompletedMoreInfo").
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportDriveState::Specified => "Specified",
+            ImportDriveState::Received => "Received",
+            ImportDriveState::Transferring => "Transferring",
+            ImportDriveState::Completed => "Completed",
+            ImportDriveState::CompletedMoreInfo => "CompletedMoreInfo",
+            ImportDriveState::NeverReceived => "NeverReceived",
+            ImportDriveState::ShippedBack => "ShippedBack",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportJobDriveSpec {

@@ -5,19 +5,6 @@ use offsite_api::types::{ImportJobState, ImportJobView};
 
 use crate::display::when;
 
-/// A state in the seed's words ("Shipping", "Completed").
-pub fn state_name(state: ImportJobState) -> &'static str {
-    match state {
-        ImportJobState::Creating => "Creating",
-        ImportJobState::Shipping => "Shipping",
-        ImportJobState::Received => "Received",
-        ImportJobState::Transferring => "Transferring",
-        ImportJobState::Packaging => "Packaging",
-        ImportJobState::Completed => "Completed",
-        ImportJobState::Closed => "Closed",
-    }
-}
-
 /// One line: the state and what it means for the customer.
 pub fn stage(job: &ImportJobView) -> String {
     let meaning = match job.state {
@@ -33,7 +20,7 @@ pub fn stage(job: &ImportJobView) -> String {
         (ImportJobState::Shipping, Some(deadline)) => format!(" (drives must arrive by {})", when(deadline)),
         _ => String::new(),
     };
-    format!("{}: {meaning}{deadline}", state_name(job.state))
+    format!("{}: {meaning}{deadline}", job.state.name())
 }
 
 /// The job, its drives and its timeline.

@@ -257,7 +257,14 @@ async fn customers_and_operators_follow_the_offline_seeding_in_a_browser() {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         client.goto(&job_url).await.unwrap();
-        let state = client.find(Locator::Css("#job-state")).await.unwrap().text().await.unwrap();
+        let Ok(shown) = client.find(Locator::Css("#job-state")).await else {
+            panic!(
+                "the import job page failed during ingest: {}\nservice log:\n{}",
+                text_of(&client).await,
+                service.log()
+            );
+        };
+        let state = shown.text().await.unwrap();
         seen.lock().unwrap().push(state.clone());
         if state == "Completed" {
             break;
@@ -280,7 +287,9 @@ async fn customers_and_operators_follow_the_offline_seeding_in_a_browser() {
     }
     shoot(&client, "import-job").await;
 
-    // Adoption and an incremental: the charts have their points.
+    // Adoption and an incremental: the charts have their points. The agent now
+    // has a schedule, and tells the service when it runs next.
+    site.agent.cmd(["schedule", "set", "--times", "02:00"]).run().ok();
     write(&site.source.join("docs/changed.txt"), &text(30_000, 5));
     let incremental = site.agent.backup();
     assert_eq!(incremental["report"]["state"], "completed", "{incremental}");
@@ -298,6 +307,13 @@ async fn customers_and_operators_follow_the_offline_seeding_in_a_browser() {
     client.goto(&format!("{}/portal/vaults/{}", service.url, vault_id(&site))).await.unwrap();
     let vault_page = text_of(&client).await;
     assert!(vault_page.contains("offline seed") && vault_page.contains("fs02"), "{vault_page}");
+    let next = client.find_all(Locator::Css("td.next-backup")).await.unwrap();
+    let mut shown = Vec::new();
+    for cell in next {
+        shown.push(cell.text().await.unwrap());
+    }
+    shown.sort();
+    assert!(shown.len() == 2 && shown[0].ends_with(":00 UTC") && shown[1] == "no schedule", "{shown:?}");
     sign_out(&client).await;
 
     // Another subscription's user: none of contoso's pages, by link or guessed URL.

@@ -22,6 +22,9 @@ CREATE TABLE portal_sessions (
 );
 CREATE INDEX portal_sessions_user ON portal_sessions (user_id);
 
+-- The next scheduled backup, as the machine's agent last reported it.
+ALTER TABLE machines ADD COLUMN next_backup BIGINT;
+
 -- What diskprep put on each drive, and what the ingest station has stored so far.
 ALTER TABLE import_job_drives ADD COLUMN data_bytes BIGINT;
 ALTER TABLE import_job_drives ADD COLUMN bytes_received BIGINT NOT NULL DEFAULT 0;

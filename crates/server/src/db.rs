@@ -322,6 +322,7 @@ impl Db {
             registered: time_of(row.try_get("registered")?),
             removed: row.try_get::<Option<i64>, _>("removed")?.map(time_of),
             last_backup: row.try_get::<Option<i64>, _>("last_backup")?.map(time_of),
+            next_backup: row.try_get::<Option<i64>, _>("next_backup")?.map(time_of),
         })
     }
 
@@ -336,6 +337,16 @@ impl Db {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(Self::machine_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Records when the machine's agent runs its next scheduled backup.
+    pub async fn set_next_backup(&self, machine_id: &str, next: OffsetDateTime) -> DbResult<()> {
+        sqlx::query("UPDATE machines SET next_backup = $1 WHERE id = $2")
+            .bind(seconds(next))
+            .bind(machine_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn remove_machine(&self, id: &str) -> DbResult<()> {
@@ -494,6 +505,7 @@ impl Db {
                 file_count: row.try_get::<i64, _>("file_count")? as u64,
                 message: row.try_get("message")?,
                 errors: serde_json::from_str(&errors).unwrap_or_default(),
+                next_backup: None,
             },
         })
     }

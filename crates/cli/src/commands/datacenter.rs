@@ -170,7 +170,7 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         bail!(
             "import job {} is {}: record the package's arrival first (offsite datacenter receive --job {})",
             job.name,
-            seeding_display::state_name(job.state),
+            job.state.name(),
             job.name
         );
     }
@@ -253,7 +253,7 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
             crate::display::human(report.bytes_delivered),
             report.parts_delivered,
             state,
-            seeding_display::state_name(view.state)
+            view.state.name()
         );
         if !clean {
             print!("{}", report.error_log);

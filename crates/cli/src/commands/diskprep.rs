@@ -354,7 +354,7 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
         bail!(
             "import job {name} already exists on the service ({}): its drives are prepared. Use \
              `offsite diskprep --update-shipping` or `--status`, or `--repair --files …` for a repair drive",
-            seeding_display::state_name(existing.state)
+            existing.state.name()
         );
     }
     let datacenter = datacenter(args.datacenter.as_deref(), &job.client)?;
@@ -420,7 +420,7 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
         println!("    recovery key: {}", drive.recovery_key);
     }
     println!("Write the recovery keys down and keep them apart from the drives: they are shown only here.");
-    println!("import job {name} created on the service ({}).", seeding_display::state_name(view.state));
+    println!("import job {name} created on the service ({}).", view.state.name());
     println!("Ship all drives in one package to:\n{}\n", indent(&datacenter.address));
     if !args.yes && prompt::interactive() && prompt::confirm("Enter the shipping details now?", false)? {
         return update_shipping(args, job);

@@ -159,30 +159,6 @@ fn in_flight(job: &ImportJobView) -> bool {
     !matches!(job.state, ImportJobState::Completed | ImportJobState::Closed)
 }
 
-fn import_job_state(state: ImportJobState) -> &'static str {
-    match state {
-        ImportJobState::Creating => "Creating",
-        ImportJobState::Shipping => "Shipping",
-        ImportJobState::Received => "Received",
-        ImportJobState::Transferring => "Transferring",
-        ImportJobState::Packaging => "Packaging",
-        ImportJobState::Completed => "Completed",
-        ImportJobState::Closed => "Closed",
-    }
-}
-
-pub fn drive_state(state: ImportDriveState) -> &'static str {
-    match state {
-        ImportDriveState::Specified => "Specified",
-        ImportDriveState::Received => "Received",
-        ImportDriveState::Transferring => "Transferring",
-        ImportDriveState::Completed => "Completed",
-        ImportDriveState::CompletedMoreInfo => "CompletedMoreInfo",
-        ImportDriveState::NeverReceived => "NeverReceived",
-        ImportDriveState::ShippedBack => "ShippedBack",
-    }
-}
-
 /// How far a drive is: by the bytes ingested while it transfers (when diskprep
 /// said how many it holds), by its state otherwise.
 pub fn drive_percent(drive: &ImportJobDrive) -> u32 {
@@ -286,7 +262,7 @@ pub async fn subscription(
                     thead { tr { th scope="col" { "Import job" } th scope="col" { "State" } th scope="col" { "Progress" } } }
                     tbody { @for job in &flying { tr {
                         td { a href={ "/portal/import-jobs/" (job.id) } { (job.name) } }
-                        td.state { (import_job_state(job.state)) }
+                        td.state { (job.state.name()) }
                         td { (progress(job_percent(job), &format!("import job {}", job.name))) }
                     } } }
                 } } }
@@ -343,7 +319,7 @@ pub async fn vault(State(state): State<AppState>, who: SignedIn, Path(vault_id):
                     tbody { @for m in &summaries { tr {
                         td { a href={ "#" (m.machine.id) } { (m.machine.name) } } td { (m.machine.hostname) }
                         td { (when_opt(m.machine.last_backup)) }
-                        td { "on the agent's schedule" }
+                        td.next-backup { @match m.machine.next_backup { Some(next) => (when(next)), None => "no schedule" } }
                         td { (m.status()) } td { (bytes(m.stored())) }
                     } } }
                 } }
@@ -633,7 +609,7 @@ pub async fn import_jobs(
                 thead { tr { th scope="col" { "Import job" } th scope="col" { "State" } th scope="col" { "Drives" } th scope="col" { "Created" } th scope="col" { "Progress" } } }
                 tbody { @for job in &jobs { tr {
                     td { a href={ "/portal/import-jobs/" (job.id) } { (job.name) } }
-                    td.state { (import_job_state(job.state)) } td { (job.drives.len()) } td { (when(job.created)) }
+                    td.state { (job.state.name()) } td { (job.drives.len()) } td { (when(job.created)) }
                     td { (progress(job_percent(job), &format!("import job {}", job.name))) }
                 } } }
             } } }
@@ -651,7 +627,7 @@ fn import_job_markup(job: &ImportJobView) -> Markup {
         p { a href={ "/portal/subscriptions/" (job.subscription_id) "/import-jobs" } { "← import jobs" } }
         h1 { "Import job " (job.name) }
         div.cards {
-            div.card { div.figure #job-state { (import_job_state(job.state)) } div.label { "state" } }
+            div.card { div.figure #job-state { (job.state.name()) } div.label { "state" } }
             div.card { div.figure { (job.drives.len()) } div.label { "drives" } }
             div.card { div.figure { (job_percent(job)) " %" } div.label { "ingested" } }
         }
@@ -682,7 +658,7 @@ fn import_job_markup(job: &ImportJobView) -> Markup {
             div.scroll { table {
                 thead { tr { th scope="col" { "#" } th scope="col" { "Drive" } th scope="col" { "State" } th scope="col" { "Progress" } th scope="col" { "Ingested" } th scope="col" { "Logs" } } }
                 tbody { @for d in &job.drives { tr {
-                    td { (d.index) } td.mono { (d.drive_id) } td.state { (drive_state(d.state)) }
+                    td { (d.index) } td.mono { (d.drive_id) } td.state { (d.state.name()) }
                     td { (progress(drive_percent(d), &format!("drive {}", d.index))) }
                     td { (bytes(d.bytes_received)) @if let Some(total) = d.data_bytes { " of " (bytes(total)) } }
                     td { @for kind in &d.logs {

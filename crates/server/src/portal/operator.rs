@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use offsite_api::types::*;
 
-use super::customer::{drive_percent, drive_state};
+use super::customer::drive_percent;
 use super::layout::{bytes, page, progress, when, PortalFailure};
 use super::session::{create_user as create_portal_user, SignedIn, MIN_PASSWORD_CHARS};
 use crate::auth::Principal;
@@ -102,7 +102,7 @@ pub async fn operations(
                     tbody { @for (job, drive) in &ingesting { tr {
                         td { a href={ "/portal/import-jobs/" (job.id) } { (job.name) } }
                         td.mono { (drive.index) " · " (drive.drive_id) }
-                        td.state { (drive_state(drive.state)) }
+                        td.state { (drive.state.name()) }
                         td { (progress(drive_percent(drive), &format!("drive {} of {}", drive.index, job.name))) }
                         td { (bytes(drive.bytes_received)) @if let Some(total) = drive.data_bytes { " of " (bytes(total)) } }
                     } } }

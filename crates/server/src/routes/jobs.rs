@@ -52,6 +52,9 @@ async fn create_job(
 ) -> ApiResult<Json<Job>> {
     let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Report).await?;
     check(&report)?;
+    if let Some(next) = report.next_backup {
+        state.db.set_next_backup(&machine.id, next).await?;
+    }
     let job = Job { id: secrets::new_id("job"), machine_id: machine.id, report };
     state.db.insert_job(&job).await?;
     metrics::counter!("offsite_jobs_total", "kind" => format!("{:?}", job.report.kind), "state" => format!("{:?}", job.report.state)).increment(1);
@@ -91,6 +94,9 @@ async fn update_job(
 ) -> ApiResult<Json<Job>> {
     let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Report).await?;
     check(&report)?;
+    if let Some(next) = report.next_backup {
+        state.db.set_next_backup(&machine.id, next).await?;
+    }
     let mut job = job_of(&state, &machine.id, &job_id).await?;
     if job.report.state.is_finished() {
         return Err(Failure::Conflict(format!("job {job_id} has finished; its report is final")));

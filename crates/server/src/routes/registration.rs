@@ -43,6 +43,7 @@ async fn register(
         registered: OffsetDateTime::from_unix_timestamp(now()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         removed: None,
         last_backup: None,
+        next_backup: None,
     };
     // Claim the single-use credential first: of two racing registrations, one wins.
     if !state.db.use_credential(&credential_id, &machine.id).await? {

@@ -436,6 +436,7 @@ pub fn running_backup() -> JobReport {
         file_count: 0,
         message: None,
         errors: vec![],
+        next_backup: None,
     }
 }
 

@@ -176,6 +176,7 @@ impl Server {
             db,
             storage: storage.clone(),
             verified: Default::default(),
+            sign_in_failures: Default::default(),
             metrics: metrics_handle(),
             clock_offset_seconds: config.clock_offset_seconds,
             endpoint: offsite_api::files::ServiceEndpoint {

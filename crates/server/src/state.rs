@@ -13,6 +13,8 @@ pub struct Shared {
     pub db: Db,
     pub storage: VaultStorage,
     pub verified: VerifiedTokens,
+    /// Failed portal sign-ins by address, for the portal's attempt limit.
+    pub sign_in_failures: crate::portal::SignInFailures,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Added to the system clock by [`Shared::now`] (tests jump ahead in time).
     pub clock_offset_seconds: i64,

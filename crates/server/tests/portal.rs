@@ -169,6 +169,38 @@ fn sign_in_sets_a_locked_down_session_that_pages_and_forms_require() {
 }
 
 #[test]
+fn an_address_with_five_failed_sign_ins_waits_even_with_the_right_password() {
+    let service = Service::start();
+    let a = service.tenant("a");
+    let user = |email: &str| CreatePortalUser {
+        email: email.into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(a.subscription_id.clone()),
+    };
+    service.operator().create_portal_user(&user("it@a.example")).unwrap();
+    service.operator().create_portal_user(&user("other@a.example")).unwrap();
+    let http = browser_like(&service);
+    let form = get(&http, &service, "/portal/sign-in", "");
+    let cookie = pair(set_cookie(&form, "offsite_sign_in").expect("the sign-in cookie"));
+    let token = hidden_csrf(&form.body);
+    let attempt = |email: &str, password: &str| {
+        post(&http, &service, "/portal/sign-in", &cookie, &[("email", email), ("password", password), ("csrf", &token)])
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            attempt("it@a.example", "a wrong password!").location.as_deref(),
+            Some("/portal/sign-in?failed=true")
+        );
+    }
+    let refused = attempt("it@a.example", PASSWORD);
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("too many failed sign-ins") && refused.body.contains("minute"), "{}", refused.body);
+    assert!(set_cookie(&refused, "offsite_session").is_none());
+    // Another address is not affected.
+    assert_eq!(attempt("other@a.example", PASSWORD).location.as_deref(), Some("/portal/"));
+}
+
+#[test]
 fn portal_users_need_an_address_a_long_password_and_a_real_subscription() {
     let service = Service::start();
     let a = service.tenant("a");

@@ -16,6 +16,8 @@ pub enum PortalFailure {
     /// No session, or an expired one: to the sign-in page.
     SignInNeeded,
     Forbidden(String),
+    /// Sign-in attempts for an address used up for now.
+    TooManyAttempts(String),
     /// The API's own refusal (not found, bad request, conflict…), shown as a page.
     Api(Failure),
     Internal(String),
@@ -38,6 +40,7 @@ impl IntoResponse for PortalFailure {
         let (status, message) = match self {
             PortalFailure::SignInNeeded => return Redirect::to("/portal/sign-in").into_response(),
             PortalFailure::Forbidden(message) => (StatusCode::FORBIDDEN, message),
+            PortalFailure::TooManyAttempts(message) => (StatusCode::TOO_MANY_REQUESTS, message),
             // The API's status and sentence, as a page: it names the problem.
             PortalFailure::Api(failure) => (failure.status_and_code().0, failure.public_message()),
             PortalFailure::Internal(detail) => {

@@ -23,7 +23,7 @@ use axum::Router;
 
 use crate::state::AppState;
 
-pub use session::create_user;
+pub use session::{create_user, SignInFailures};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -27,6 +27,45 @@ const SESSION_COOKIE: &str = "offsite_session";
 /// victim into the attacker's account) has no way to know it.
 const SIGN_IN_COOKIE: &str = "offsite_sign_in";
 const SESSION_SECONDS: i64 = 12 * 3600;
+/// Failed sign-ins allowed per address within [`FAILURE_WINDOW`] before the address
+/// is refused until the window has passed: password guessing gets five tries a
+/// quarter of an hour, a person who mistyped waits at worst that long.
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Failed sign-ins by address (known or not, so the limit says nothing about which
+/// addresses exist). In memory: each replica counts its own, which bounds guessing
+/// per replica; the Argon2id cost bounds it further.
+#[derive(Default)]
+pub struct SignInFailures {
+    by_email: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
+}
+
+impl SignInFailures {
+    /// Minutes to wait, when the address has used up its tries.
+    fn blocked_for(&self, email: &str) -> Option<u64> {
+        let map = self.by_email.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, since) = map.get(email)?;
+        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= MAX_FAILURES).then(|| left.as_secs().div_ceil(60).max(1))
+    }
+
+    fn failed(&self, email: &str) {
+        let mut map = self.by_email.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = map.entry(email.to_string()).or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, std::time::Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, email: &str) {
+        self.by_email.lock().unwrap_or_else(|e| e.into_inner()).remove(email);
+    }
+}
 /// Shorter passwords are refused when an operator creates a user.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
@@ -166,6 +205,12 @@ pub async fn sign_in(
         ));
     }
     let email = form.email.trim().to_lowercase();
+    if let Some(minutes) = state.sign_in_failures.blocked_for(&email) {
+        tracing::warn!(email = %email, "portal sign-in refused: too many failed attempts");
+        return Err(PortalFailure::TooManyAttempts(format!(
+            "too many failed sign-ins for this address: try again in {minutes} minute(s)"
+        )));
+    }
     let user = state.db.portal_user_by_email(&email).await?;
     // Without a user the password is still checked against a hash, so the answer
     // takes as long and says the same: addresses cannot be probed.
@@ -175,6 +220,7 @@ pub async fn sign_in(
         .await
         .map_err(|e| PortalFailure::Internal(e.to_string()))?;
     let Some(user) = user.filter(|_| ok) else {
+        state.sign_in_failures.failed(&email);
         tracing::info!(email = %email, "portal sign-in refused");
         return Ok(Redirect::to("/portal/sign-in?failed=true").into_response());
     };
@@ -187,6 +233,7 @@ pub async fn sign_in(
         expires: now() + SESSION_SECONDS,
     };
     state.db.insert_session(&session, now()).await?;
+    state.sign_in_failures.succeeded(&email);
     tracing::info!(user = %user.id, "portal sign-in");
     let mut response = Redirect::to("/portal/").into_response();
     set_cookie(&mut response, portal_cookie(SESSION_COOKIE, format!("{}.{secret}", session.id), SESSION_SECONDS));

@@ -223,6 +223,20 @@ struct VaultCredentialsXml {
     secret: String,
 }
 
+impl VaultCredentials {
+    /// The file for credentials the service just issued (CLI and portal downloads).
+    pub fn issued(service: ServiceEndpoint, issued: crate::types::VaultCredentialsIssued) -> Self {
+        VaultCredentials {
+            service,
+            subscription_id: issued.subscription_id,
+            vault_id: issued.vault_id,
+            vault_name: issued.vault_name,
+            expires: issued.expires,
+            registration_secret: issued.registration_secret,
+        }
+    }
+}
+
 impl XmlCredentialFile for VaultCredentials {
     const WHAT: &'static str = "vault credentials";
 

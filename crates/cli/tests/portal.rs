@@ -239,18 +239,7 @@ async fn customers_and_operators_follow_the_offline_seeding_in_a_browser() {
         let import_key = site.import_key.clone();
         std::thread::spawn(move || {
             for drive in drives {
-                offsite([
-                    "datacenter",
-                    "--operator-credentials",
-                    utf8(&operator_credentials),
-                    "ingest",
-                    "--drive",
-                    utf8(&drive),
-                    "--import-key",
-                    utf8(&import_key),
-                ])
-                .run()
-                .ok();
+                ingest(&operator_credentials, &import_key, &drive).ok();
             }
         })
     };

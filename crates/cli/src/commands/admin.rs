@@ -341,15 +341,8 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             let session = Session::subscription(&args)?;
             let vault = session.vault(vault)?;
             let issued = session.client.vault_credentials(&vault.id, Some(*valid_hours))?;
-            let creds = VaultCredentials {
-                service: session.endpoint.clone(),
-                subscription_id: issued.subscription_id.clone(),
-                vault_id: issued.vault_id.clone(),
-                vault_name: issued.vault_name.clone(),
-                expires: issued.expires,
-                registration_secret: issued.registration_secret.clone(),
-            };
-            creds.write(output)?;
+            let expires = issued.expires;
+            VaultCredentials::issued(session.endpoint.clone(), issued).write(output)?;
             #[derive(Serialize)]
             struct Out<'a> {
                 vault_id: &'a str,
@@ -357,7 +350,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 #[serde(with = "time::serde::rfc3339")]
                 expires: time::OffsetDateTime,
             }
-            session.show(&Out { vault_id: &vault.id, file: output, expires: issued.expires }, |out| {
+            session.show(&Out { vault_id: &vault.id, file: output, expires }, |out| {
                 println!(
                     "vault credentials for '{}' written to {}: they register one machine and expire at {}",
                     vault.name,

@@ -163,12 +163,28 @@ impl Site {
     }
 
     pub fn ingest(&self, service: &Service, drive: &Path) -> Run {
-        self.datacenter(service, &["ingest", "--drive", utf8(drive), "--import-key", utf8(&self.import_key), "--json"])
-            .run()
+        ingest(&service.operator, &self.import_key, drive)
     }
 
     pub fn job_state(&self) -> String {
         let shown = self.diskprep(&["--status", "--json"]).run().ok().json();
         shown["state"].as_str().unwrap_or_default().to_string()
     }
+}
+
+/// `offsite datacenter ingest --drive DRIVE --json` at a station with these
+/// operator credentials and import key (owned paths only: stations run on threads).
+pub fn ingest(operator_credentials: &Path, import_key: &Path, drive: &Path) -> Run {
+    offsite([
+        "datacenter",
+        "--operator-credentials",
+        utf8(operator_credentials),
+        "ingest",
+        "--drive",
+        utf8(drive),
+        "--import-key",
+        utf8(import_key),
+        "--json",
+    ])
+    .run()
 }

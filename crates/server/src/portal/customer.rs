@@ -391,15 +391,8 @@ pub async fn vault_credentials(
     )
     .await?
     .0;
-    let file = VaultCredentials {
-        service: state.endpoint.clone(),
-        subscription_id: issued.subscription_id,
-        vault_id: issued.vault_id,
-        vault_name: issued.vault_name.clone(),
-        expires: issued.expires,
-        registration_secret: issued.registration_secret,
-    };
     let name = format!("{}.VaultCredentials", file_name_part(&issued.vault_name));
+    let file = VaultCredentials::issued(state.endpoint.clone(), issued);
     Ok(download(&name, "application/xml", file.to_xml()))
 }
 
@@ -561,27 +554,15 @@ pub async fn upload_certificate(
         Ok(text) if text.contains("-----BEGIN") => text.to_string(),
         _ => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &data),
     };
-    let before = routes::applications::get_application(
-        State(state.clone()),
-        who.principal.clone(),
-        Path(subscription_id.clone()),
-    )
-    .await?
-    .0;
-    let after = routes::applications::upload_certificate(
+    let added = crate::certificates::parse_upload(&text).map(|parsed| parsed.thumbprint).unwrap_or_default();
+    // The API's handler checks the certificate (and refuses what parse_upload refuses).
+    let _application = routes::applications::upload_certificate(
         State(state),
         who.principal.clone(),
         Path(subscription_id.clone()),
         ApiJson(UploadCertificate { certificate: text }),
     )
-    .await?
-    .0;
-    let added = after
-        .certificates
-        .iter()
-        .find(|c| !before.certificates.iter().any(|b| b.thumbprint == c.thumbprint))
-        .map(|c| c.thumbprint.clone())
-        .unwrap_or_default();
+    .await?;
     Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}/application?added={added}")).into_response())
 }
 

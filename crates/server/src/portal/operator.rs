@@ -28,10 +28,13 @@ fn operator_only(who: &SignedIn) -> Result<(), PortalFailure> {
     }
 }
 
-async fn all_import_jobs(state: &AppState) -> Result<Vec<ImportJobView>, PortalFailure> {
+async fn all_import_jobs(
+    state: &AppState,
+    subscriptions: &[Subscription],
+) -> Result<Vec<ImportJobView>, PortalFailure> {
     let mut jobs = Vec::new();
-    for subscription in state.db.subscriptions().await? {
-        let path = Path(subscription.id);
+    for subscription in subscriptions {
+        let path = Path(subscription.id.clone());
         jobs.extend(routes::import_jobs::list_import_jobs(State(state.clone()), Principal::Operator, path).await?.0);
     }
     Ok(jobs)
@@ -49,7 +52,8 @@ pub async fn operations(
 ) -> PageResult {
     operator_only(&who)?;
     let datacenters = routes::datacenters::list_datacenters(State(state.clone()), Principal::Operator).await?.0;
-    let jobs = all_import_jobs(&state).await?;
+    let subscriptions = state.db.subscriptions().await?;
+    let jobs = all_import_jobs(&state, &subscriptions).await?;
     let incoming: Vec<&ImportJobView> = jobs.iter().filter(|j| j.state == ImportJobState::Shipping).collect();
     let ingesting: Vec<(&ImportJobView, &ImportJobDrive)> = jobs
         .iter()
@@ -59,7 +63,6 @@ pub async fn operations(
         .collect();
     let overdue: Vec<&ImportJobView> =
         jobs.iter().filter(|j| j.timeline.iter().any(|e| e.actor == DEADLINE_ACTOR)).collect();
-    let subscriptions = state.db.subscriptions().await?;
     let users = state.db.portal_users().await?;
     Ok(page(
         "Operations",

@@ -148,8 +148,9 @@ impl Tracked {
     async fn load(state: &AppState, mut row: ImportJobRow) -> ApiResult<Tracked> {
         let mut attempt = 1;
         loop {
-            match Self::assemble(state, row.clone()).await {
-                Err(Failure::Internal(reason)) if attempt < CONSISTENT_READ_ATTEMPTS => {
+            match Self::assemble(state, row.clone()).await? {
+                Ok(tracked) => return Ok(tracked),
+                Err(reason) if attempt < CONSISTENT_READ_ATTEMPTS => {
                     tracing::debug!(%reason, attempt, "import job changed while it was read; reading again");
                     tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt))).await;
                     attempt += 1;
@@ -159,13 +160,14 @@ impl Tracked {
                         .await?
                         .ok_or_else(|| Failure::not_found(format!("import job {}", row.name)))?;
                 }
-                other => return other,
+                Err(reason) => return Err(Failure::Internal(reason)),
             }
         }
     }
 
-    /// The job as its rows and timeline say, or `Failure::Internal` when they disagree.
-    async fn assemble(state: &AppState, row: ImportJobRow) -> ApiResult<Tracked> {
+    /// The job as its rows and timeline say; the inner error names how they
+    /// disagree (read again: a change was committed between the queries).
+    async fn assemble(state: &AppState, row: ImportJobRow) -> ApiResult<Result<Tracked, String>> {
         let drive_rows = state.db.import_job_drives(&row.id).await?;
         let events = state.db.import_job_events(&row.id).await?;
         let mut job =
@@ -193,7 +195,7 @@ impl Tracked {
         // The rows are what conditional updates check: they and the timeline agree.
         let stored_job = job_state_from_api(row.state);
         if job.state() != stored_job {
-            return Err(Failure::Internal(format!(
+            return Ok(Err(format!(
                 "import job {}: timeline ends {} but the job is {}",
                 row.id,
                 job.state(),
@@ -202,10 +204,10 @@ impl Tracked {
         }
         for (drive, stored) in drives.iter().zip(&drive_rows) {
             if drive.state() != drive_state_from_api(stored.state) {
-                return Err(Failure::Internal(format!("import job {}: drive {} disagrees", row.id, drive.drive_id)));
+                return Ok(Err(format!("import job {}: drive {} disagrees", row.id, drive.drive_id)));
             }
         }
-        Ok(Tracked { row, job, drives, change: ImportJobChange::default() })
+        Ok(Ok(Tracked { row, job, drives, change: ImportJobChange::default() }))
     }
 
     fn advance_job(

@@ -94,15 +94,15 @@ async fn update_job(
 ) -> ApiResult<Json<Job>> {
     let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Report).await?;
     check(&report)?;
-    if let Some(next) = report.next_backup {
-        state.db.set_next_backup(&machine.id, next).await?;
-    }
     let mut job = job_of(&state, &machine.id, &job_id).await?;
     if job.report.state.is_finished() {
         return Err(Failure::Conflict(format!("job {job_id} has finished; its report is final")));
     }
     if report.kind != job.report.kind {
         return Err(Failure::BadRequest("a job cannot change its kind".into()));
+    }
+    if let Some(next) = report.next_backup {
+        state.db.set_next_backup(&machine.id, next).await?;
     }
     job.report = JobReport { started: job.report.started, ..report };
     state.db.update_job(&job).await?;

@@ -181,7 +181,20 @@ impl Client {
             request.build().map_err(|e| ApiError::Setup { url: self.base.clone(), reason: cause_chain(&e) })?;
         let authorization = self.authorization(request.method(), request.url())?;
         request.headers_mut().insert(reqwest::header::AUTHORIZATION, authorization);
+        let method = request.method().clone();
+        let path = request.url().path().to_string();
+        let started = std::time::Instant::now();
         let response = self.http.execute(request).map_err(|e| self.unreachable(&e))?;
+        // One line per request (until the answer's headers): the load test's
+        // latency figures come from these, and they help an operator see a slow service.
+        tracing::debug!(
+            target: "offsite_api::request",
+            method = %method,
+            path,
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request answered"
+        );
         if response.status().is_success() {
             return Ok(response);
         }

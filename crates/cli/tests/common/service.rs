@@ -101,6 +101,15 @@ impl Service {
         self.launch();
     }
 
+    /// The service process's peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_memory_bytes(&self) -> Option<u64> {
+        let pid = self.process.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     pub fn log(&self) -> String {
         self.process.as_ref().map(|p| p.output()).unwrap_or_default()
     }

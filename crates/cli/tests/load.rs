@@ -1,0 +1,178 @@
+//! A bounded load test on the loopback interface: many agents back up at once to
+//! one service while an ingest station ingests a seed's drives, on SQLite with a
+//! local folder and on PostgreSQL with Azurite. Afterwards every agent's backup
+//! restores equal to its source, the import job is completed, and no request was
+//! answered with a server error.
+//!
+//! The figures (throughput, the latency of every request as the agents and the
+//! station saw it, the service's peak memory) are printed as one line starting
+//! `load figures:`; `scripts/bench-load` runs this test with more agents and data
+//! and collects those lines for BENCHMARKS.md. Timings are never asserted: the
+//! machines are shared.
+//!
+//! `OFFSITE_LOAD_AGENTS` (default 6) and `OFFSITE_LOAD_MIB` (MiB per agent,
+//! default 4) size the load.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use common::service::{Agent, Service};
+use common::site::*;
+use common::*;
+use serde_json::{json, Value};
+
+fn setting(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => text.parse().unwrap_or_else(|_| panic!("{name}={text} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// What one agent protects: mostly its own incompressible data, some text, and a
+/// file every agent has (each machine has its own repository, so it is stored once
+/// per machine: the service sees the full load).
+fn source_for(root: &Path, agent: u64, mib: u64) -> PathBuf {
+    let source = root.join(format!("source-{agent}"));
+    let files = 4;
+    std::fs::create_dir_all(source.join("data")).expect("a source folder");
+    for file in 0..files {
+        write_noise_file(&source.join(format!("data/part{file}.bin")), (mib << 20) / files, 1000 * agent + file);
+    }
+    write(&source.join("notes.txt"), &text(50_000, 7 + agent));
+    write(&source.join("common/shared.bin"), &noise(256 << 10, 42));
+    source
+}
+
+/// The request lines (`request answered`, with `micros` and `status`) in a run's
+/// JSON log.
+fn requests(log: &str) -> Vec<(u64, u64)> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == "request answered")
+        .filter_map(|entry| Some((entry["fields"]["micros"].as_u64()?, entry["fields"]["status"].as_u64()?)))
+        .collect()
+}
+
+fn percentile(sorted: &[u64], fraction: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64) * fraction).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+const MIB: f64 = 1048576.0;
+
+fn load(service: &Service, root: &Path, backend: &str) {
+    let agents = setting("OFFSITE_LOAD_AGENTS", 6);
+    let mib = setting("OFFSITE_LOAD_MIB", 4);
+
+    // A seed ready for the station: staged, on drives, shipped and received.
+    let site = Site::new(service, root);
+    site.stage();
+    let prepared = site.prepare_two_drives();
+    let drive_count = prepared["set"]["drives"].as_array().map_or(0, Vec::len) as u32;
+    assert!(drive_count >= 2, "{prepared}");
+    site.ship("1Z999AA10123456784").ok();
+    site.datacenter(service, &["receive", "--job", JOB]).run().ok();
+
+    // The agents, registered one after the other (registration is not the load).
+    let machines: Vec<(Agent, PathBuf)> = (0..agents)
+        .map(|n| {
+            let source = source_for(root, n, mib);
+            let agent = Agent::registered(root, &site.tenant, "main", &format!("load{n:02}"), &[&source]);
+            (agent, source)
+        })
+        .collect();
+
+    let logged = |cli: Cli| cli.env("RUST_LOG", "warn,offsite_api::request=debug").env("OFFSITE_LOG_FORMAT", "json");
+    let started = Instant::now();
+    let (backups, ingests) = std::thread::scope(|scope| {
+        let station = scope.spawn(|| {
+            (1..=drive_count)
+                .map(|n| {
+                    logged(site.datacenter(
+                        service,
+                        &["ingest", "--drive", utf8(&site.drive(n)), "--import-key", utf8(&site.import_key), "--json"],
+                    ))
+                    .run()
+                })
+                .collect::<Vec<Run>>()
+        });
+        let running: Vec<_> = machines
+            .iter()
+            .map(|(agent, _)| scope.spawn(|| logged(agent.cmd(["backup", "--now", "--json"])).run()))
+            .collect();
+        let backups: Vec<Run> = running.into_iter().map(|t| t.join().expect("an agent thread")).collect();
+        (backups, station.join().expect("the station thread"))
+    });
+    let wall = started.elapsed();
+
+    let mut latencies = Vec::new();
+    let mut server_errors = 0;
+    let mut bytes_sent = 0;
+    for run in backups.iter().chain(&ingests) {
+        for (micros, status) in requests(&run.stderr) {
+            latencies.push(micros);
+            server_errors += usize::from(status >= 500);
+        }
+    }
+    for run in &backups {
+        assert_eq!(run.code, Some(0), "{run}");
+        let report = run.json();
+        assert_eq!(report["report"]["state"], "completed", "{report}");
+        bytes_sent += report["report"]["bytes_uploaded"].as_u64().expect("bytes_uploaded");
+    }
+    let mut ingested = 0;
+    for run in &ingests {
+        assert_eq!(run.code, Some(0), "{run}");
+        let report = run.json();
+        assert_eq!(report["drive_state"], "completed", "{report}");
+        ingested += report["bytes_delivered"].as_u64().expect("bytes_delivered");
+    }
+    assert_eq!(site.job_state(), "completed");
+    assert_eq!(server_errors, 0, "the service answered {server_errors} requests with a server error under load");
+    let peak_memory = service.peak_memory_bytes().expect("the service's memory from /proc");
+
+    // Every backup restores equal to its source.
+    for (n, (agent, source)) in machines.iter().enumerate() {
+        agent.restore_equals(&root.join(format!("restored-{n}")), source);
+    }
+
+    latencies.sort_unstable();
+    assert!(latencies.len() as u64 >= agents * 5, "too few request lines were logged: {}", latencies.len());
+    let seconds = wall.as_secs_f64();
+    let figures = json!({
+        "backend": backend,
+        "agents": agents,
+        "mib_per_agent": mib,
+        "drives_ingested": ingests.len(),
+        "wall_seconds": (seconds * 100.0).round() / 100.0,
+        "backup_mib_sent": (bytes_sent as f64 / MIB * 10.0).round() / 10.0,
+        "backup_mib_per_s": (bytes_sent as f64 / MIB / seconds * 10.0).round() / 10.0,
+        "ingest_mib": (ingested as f64 / MIB * 10.0).round() / 10.0,
+        "requests": latencies.len(),
+        "requests_per_s": (latencies.len() as f64 / seconds).round(),
+        "p50_ms": percentile(&latencies, 0.50) as f64 / 1000.0,
+        "p99_ms": percentile(&latencies, 0.99) as f64 / 1000.0,
+        "max_ms": percentile(&latencies, 1.0) as f64 / 1000.0,
+        "service_peak_rss_mib": (peak_memory as f64 / MIB).round(),
+    });
+    println!("load figures: {figures}");
+}
+
+#[test]
+fn many_agents_and_an_ingest_at_once_on_sqlite() {
+    let scratch = temp();
+    let service = Service::start(scratch.path());
+    load(&service, scratch.path(), "sqlite+folder");
+}
+
+#[test]
+fn many_agents_and_an_ingest_at_once_on_postgresql_and_azurite() {
+    let scratch = temp();
+    let (service, _postgres, _azurite) = Service::start_on_postgres_and_azurite(scratch.path());
+    load(&service, scratch.path(), "postgresql+azurite");
+}

@@ -99,6 +99,7 @@ fn enum_from<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Erro
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    postgres: bool,
 }
 
 impl Db {
@@ -122,12 +123,23 @@ impl Db {
         }
         let pool = options.connect(url).await.map_err(|e| unavailable(e.to_string()))?;
         MIGRATOR.run(&pool).await.map_err(|e| DbError::Migration(e.to_string()))?;
-        Ok(Db { pool })
+        Ok(Db { pool, postgres: !sqlite })
     }
 
     /// The connection pool, for queries kept beside their feature (`import_jobs_db`).
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A transaction whose reads all see one committed state of the database:
+    /// REPEATABLE READ on PostgreSQL (its default, READ COMMITTED, takes a new
+    /// snapshot per statement); on SQLite every transaction reads one snapshot.
+    pub(crate) async fn snapshot(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+        }
+        Ok(tx)
     }
 
     pub async fn ping(&self) -> DbResult<()> {

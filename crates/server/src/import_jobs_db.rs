@@ -54,6 +54,14 @@ pub struct EventRow {
 }
 
 /// New shipping details; `shipped_at` is kept if the job has one already.
+/// A job as one committed state of the database shows it.
+#[derive(Debug, Clone)]
+pub struct JobSnapshot {
+    pub row: ImportJobRow,
+    pub drives: Vec<DriveRow>,
+    pub events: Vec<EventRow>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ShippingUpdate {
     pub details: ShippingDetails,
@@ -272,23 +280,7 @@ impl Db {
     }
 
     pub async fn import_job_drives(&self, job_id: &str) -> DbResult<Vec<DriveRow>> {
-        let rows = sqlx::query("SELECT * FROM import_job_drives WHERE job_id = $1 ORDER BY drive_index")
-            .bind(job_id)
-            .fetch_all(self.pool())
-            .await?;
-        let mut drives = Vec::new();
-        for row in rows {
-            let state: String = row.try_get("state")?;
-            drives.push(DriveRow {
-                drive_id: row.try_get("drive_id")?,
-                index: row.try_get::<i64, _>("drive_index")? as u32,
-                state: state_from(&state)?,
-                fingerprint: row.try_get("fingerprint")?,
-                data_bytes: row.try_get::<Option<i64>, _>("data_bytes")?.map(|b| b.max(0) as u64),
-                bytes_received: row.try_get::<i64, _>("bytes_received")?.max(0) as u64,
-            });
-        }
-        Ok(drives)
+        drives_of(self.pool(), job_id).await
     }
 
     /// Counts bytes an ingest station stored from a drive (its progress).
@@ -304,23 +296,19 @@ impl Db {
         Ok(())
     }
 
-    /// The timeline of a job, oldest first.
-    pub async fn import_job_events(&self, job_id: &str) -> DbResult<Vec<EventRow>> {
-        let rows = sqlx::query("SELECT * FROM import_job_events WHERE job_id = $1 ORDER BY seq")
-            .bind(job_id)
-            .fetch_all(self.pool())
-            .await?;
-        let mut events = Vec::new();
-        for row in rows {
-            events.push(EventRow {
-                drive_id: row.try_get("drive_id")?,
-                state: row.try_get("state")?,
-                at: row.try_get("at")?,
-                actor: row.try_get("actor")?,
-                message: row.try_get("message")?,
-            });
-        }
-        Ok(events)
+    /// A job's row, drives and timeline as one committed state shows them: a
+    /// change committed while they are read (ingest moving a drive on) is either
+    /// wholly in it or not at all.
+    pub async fn import_job_snapshot(&self, id: &str) -> DbResult<Option<JobSnapshot>> {
+        let mut tx = self.snapshot().await?;
+        let row = sqlx::query(&format!("{JOB_SELECT} WHERE j.id = $1")).bind(id).fetch_optional(&mut *tx).await?;
+        let Some(row) = row.as_ref().map(job_row).transpose()? else {
+            return Ok(None);
+        };
+        let drives = drives_of(&mut *tx, id).await?;
+        let events = events_of(&mut *tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(JobSnapshot { row, drives, events }))
     }
 
     /// How many import jobs are in each stored state, and how many of their drives
@@ -454,4 +442,44 @@ async fn insert_event(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A job's drives in drive order.
+async fn drives_of<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, job_id: &str) -> DbResult<Vec<DriveRow>> {
+    let rows = sqlx::query("SELECT * FROM import_job_drives WHERE job_id = $1 ORDER BY drive_index")
+        .bind(job_id)
+        .fetch_all(db)
+        .await?;
+    let mut drives = Vec::new();
+    for row in rows {
+        let state: String = row.try_get("state")?;
+        drives.push(DriveRow {
+            drive_id: row.try_get("drive_id")?,
+            index: row.try_get::<i64, _>("drive_index")? as u32,
+            state: state_from(&state)?,
+            fingerprint: row.try_get("fingerprint")?,
+            data_bytes: row.try_get::<Option<i64>, _>("data_bytes")?.map(|b| b.max(0) as u64),
+            bytes_received: row.try_get::<i64, _>("bytes_received")?.max(0) as u64,
+        });
+    }
+    Ok(drives)
+}
+
+/// A job's timeline, oldest first.
+async fn events_of<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, job_id: &str) -> DbResult<Vec<EventRow>> {
+    let rows = sqlx::query("SELECT * FROM import_job_events WHERE job_id = $1 ORDER BY seq")
+        .bind(job_id)
+        .fetch_all(db)
+        .await?;
+    let mut events = Vec::new();
+    for row in rows {
+        events.push(EventRow {
+            drive_id: row.try_get("drive_id")?,
+            state: row.try_get("state")?,
+            at: row.try_get("at")?,
+            actor: row.try_get("actor")?,
+            message: row.try_get("message")?,
+        });
+    }
+    Ok(events)
 }

@@ -176,6 +176,61 @@ fn whole_life(service: &Service) {
 }
 
 #[test]
+fn a_job_read_while_its_drives_move_is_always_one_committed_state() {
+    reads_during_changes(&Service::start());
+}
+
+#[test]
+fn a_job_read_while_its_drives_move_is_always_one_committed_state_on_postgresql() {
+    let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
+    reads_during_changes(&Service::start_on(&postgres.url()));
+}
+
+/// An operator moves a dozen drives through ingest while the customer reads the
+/// job over and over: every read succeeds, and in each one the job's and every
+/// drive's state equal the last entry of its timeline (a read that mixed two
+/// commits would not, and used to answer 500).
+fn reads_during_changes(service: &Service) {
+    let a = service.tenant("alpha");
+    let sub = service.client(&a.subscription_token);
+    let operator = service.operator();
+    let ids: Vec<String> = (1..=12).map(|n| format!("cc{n:014}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let job = sub.create_import_job(&a.subscription_id, &new_job(&a, "alpha-busy", &id_refs)).unwrap();
+    sub.set_import_job_shipping(&job.id, &shipping("1Z999AA10123456799", 12)).unwrap();
+    operator.receive_import_job(&job.id, &ImportJobNote::default()).unwrap();
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reads = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let view = sub.import_job(&job.id).unwrap_or_else(|e| panic!("read {reads} failed: {e}"));
+                let last_of = |drive: Option<&str>| {
+                    view.timeline.iter().rev().find(|e| e.drive_id.as_deref() == drive).map(|e| e.state.clone())
+                };
+                let name = |state: serde_json::Value| state.as_str().map(str::to_string);
+                assert_eq!(last_of(None), name(json!(view.state)), "{view:?}");
+                for drive in &view.drives {
+                    assert_eq!(last_of(Some(&drive.drive_id)), name(json!(drive.state)), "{view:?}");
+                }
+                reads += 1;
+            }
+            reads
+        });
+        let update = |state| DriveStateUpdate { state, message: None };
+        for id in &ids {
+            operator.set_import_drive_state(&job.id, id, &update(ImportDriveState::Transferring)).unwrap();
+            operator.set_import_drive_state(&job.id, id, &update(ImportDriveState::Completed)).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().expect("the reader")
+    });
+    assert!(reads > 0);
+    assert_eq!(sub.import_job(&job.id).unwrap().state, ImportJobState::Packaging);
+}
+
+#[test]
 fn job_names_are_unique_and_what_a_job_names_must_exist() {
     let service = Service::start();
     let a = service.tenant("alpha");

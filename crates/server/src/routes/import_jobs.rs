@@ -30,7 +30,8 @@ use crate::auth::Principal;
 use crate::container_storage::{check_import_path, Incomplete, JobFolder, MAX_LOG_BYTES};
 use crate::error::{ApiResult, Failure};
 use crate::import_jobs_db::{
-    state_from, state_text, ChangeOutcome, DriveRow, EventRow, ImportJobChange, ImportJobRow, ShippingUpdate,
+    state_from, state_text, ChangeOutcome, DriveRow, EventRow, ImportJobChange, ImportJobRow, JobSnapshot,
+    ShippingUpdate,
 };
 use crate::secrets;
 use crate::state::AppState;
@@ -139,37 +140,23 @@ struct Tracked {
     change: ImportJobChange,
 }
 
-/// Reads of a job row, its drives and its timeline are separate queries; a change
-/// committed between them (ingest moving a drive on) shows as a disagreement.
-/// Changes commit row and timeline together, so reading again settles it.
-const CONSISTENT_READ_ATTEMPTS: u32 = 10;
-
 impl Tracked {
-    async fn load(state: &AppState, mut row: ImportJobRow) -> ApiResult<Tracked> {
-        let mut attempt = 1;
-        loop {
-            match Self::assemble(state, row.clone()).await? {
-                Ok(tracked) => return Ok(tracked),
-                Err(reason) if attempt < CONSISTENT_READ_ATTEMPTS => {
-                    tracing::debug!(%reason, attempt, "import job changed while it was read; reading again");
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt))).await;
-                    attempt += 1;
-                    row = state
-                        .db
-                        .import_job(&row.id)
-                        .await?
-                        .ok_or_else(|| Failure::not_found(format!("import job {}", row.name)))?;
-                }
-                Err(reason) => return Err(Failure::Internal(reason)),
-            }
-        }
+    /// The job as one committed state of the database shows it (row, drives and
+    /// timeline read in one snapshot, so a change committed meanwhile is wholly in
+    /// it or not at all).
+    async fn load(state: &AppState, job_id: &str) -> ApiResult<Tracked> {
+        let snapshot = state
+            .db
+            .import_job_snapshot(job_id)
+            .await?
+            .ok_or_else(|| Failure::not_found(format!("import job {job_id}")))?;
+        Self::assemble(snapshot)
     }
 
-    /// The job as its rows and timeline say; the inner error names how they
-    /// disagree (read again: a change was committed between the queries).
-    async fn assemble(state: &AppState, row: ImportJobRow) -> ApiResult<Result<Tracked, String>> {
-        let drive_rows = state.db.import_job_drives(&row.id).await?;
-        let events = state.db.import_job_events(&row.id).await?;
+    /// The job as its rows and timeline say; they are written together, so a
+    /// disagreement is a damaged database, not a race.
+    fn assemble(snapshot: JobSnapshot) -> ApiResult<Tracked> {
+        let JobSnapshot { row, drives: drive_rows, events } = snapshot;
         let mut job =
             ImportJob { name: row.name.clone(), history: Vec::new(), shipped_at: row.shipped_at.map(time_of) };
         let mut drives: Vec<DriveRecord> = drive_rows
@@ -195,7 +182,7 @@ impl Tracked {
         // The rows are what conditional updates check: they and the timeline agree.
         let stored_job = job_state_from_api(row.state);
         if job.state() != stored_job {
-            return Ok(Err(format!(
+            return Err(Failure::Internal(format!(
                 "import job {}: timeline ends {} but the job is {}",
                 row.id,
                 job.state(),
@@ -204,10 +191,10 @@ impl Tracked {
         }
         for (drive, stored) in drives.iter().zip(&drive_rows) {
             if drive.state() != drive_state_from_api(stored.state) {
-                return Ok(Err(format!("import job {}: drive {} disagrees", row.id, drive.drive_id)));
+                return Err(Failure::Internal(format!("import job {}: drive {} disagrees", row.id, drive.drive_id)));
             }
         }
-        Ok(Ok(Tracked { row, job, drives, change: ImportJobChange::default() }))
+        Ok(Tracked { row, job, drives, change: ImportJobChange::default() })
     }
 
     fn advance_job(
@@ -329,7 +316,7 @@ async fn load_seeded_as_stored(state: &AppState, principal: &Principal, job_id: 
     if !principal.seeds(&row.subscription_id) {
         return Err(missing());
     }
-    Tracked::load(state, row).await
+    Tracked::load(state, &row.id).await
 }
 
 /// Applies the arrival deadline to a loaded job.
@@ -363,9 +350,11 @@ pub(super) fn folder_of(row: &ImportJobRow) -> JobFolder {
 /// The job as the API shows it, read again from the database, with the drives'
 /// logs found in the container.
 pub(super) async fn view(state: &AppState, job_id: &str) -> ApiResult<ImportJobView> {
-    let row = state.db.import_job(job_id).await?.ok_or_else(|| Failure::not_found(format!("import job {job_id}")))?;
-    let drives = state.db.import_job_drives(job_id).await?;
-    let events = state.db.import_job_events(job_id).await?;
+    let JobSnapshot { row, drives, events } = state
+        .db
+        .import_job_snapshot(job_id)
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("import job {job_id}")))?;
     // A job is still shown when the storage cannot list its logs.
     let logs = match state.storage.logs(&folder_of(&row)).await {
         Ok(logs) => logs,
@@ -590,7 +579,7 @@ pub(crate) async fn list_import_jobs(
     let mut views = Vec::new();
     for row in state.db.import_jobs_of(&subscription.id).await? {
         let id = row.id.clone();
-        let mut tracked = Tracked::load(&state, row).await?;
+        let mut tracked = Tracked::load(&state, &row.id).await?;
         if tracked.expire_if_due(state.now()) {
             tracked.store(&state).await?;
         }
@@ -821,7 +810,7 @@ async fn find_import_job(
     if !(principal.seeds(&row.subscription_id) || machine_of_subscription) {
         return Err(missing());
     }
-    let tracked = expire(&state, Tracked::load(&state, row).await?).await?;
+    let tracked = expire(&state, Tracked::load(&state, &row.id).await?).await?;
     Ok(Json(view(&state, &tracked.row.id).await?))
 }
 

@@ -9,6 +9,7 @@ pub mod application_auth;
 pub mod client;
 pub mod files;
 pub mod import_key;
+pub mod size;
 pub mod tls;
 pub mod types;
 

@@ -555,18 +555,7 @@ fn listing_time(t: time::OffsetDateTime) -> Result<String> {
     Ok(t.format(&time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))?)
 }
 
-/// Sizes for people: 1.5 GiB.
+/// A byte count as people read it.
 pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    offsite_api::size::ByteSize(bytes).to_string()
 }

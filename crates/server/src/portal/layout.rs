@@ -152,18 +152,7 @@ pub fn when_opt(time: Option<OffsetDateTime>) -> String {
 
 /// Binary units, as the CLI prints them.
 pub fn bytes(count: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = count as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{count} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    offsite_api::size::ByteSize(count).to_string()
 }
 
 /// A progress bar (the native element: accessible, and no inline style, which the

@@ -176,3 +176,38 @@ fn many_agents_and_an_ingest_at_once_on_postgresql_and_azurite() {
     let (service, _postgres, _azurite) = Service::start_on_postgres_and_azurite(scratch.path());
     load(&service, scratch.path(), "postgresql+azurite");
 }
+
+/// Many requests at once whose credential names a real id with a wrong secret: each
+/// costs an Argon2 check (19 MiB). The service runs as many at once as it has cores,
+/// in memory it keeps for them, so its memory does not grow with the flood (64 at
+/// once grew it by 1.2 GiB before); every request is refused and the service
+/// answers afterwards.
+#[test]
+fn a_flood_of_wrong_credentials_is_refused_without_growing_the_service() {
+    let scratch = temp();
+    let service = Service::start(scratch.path());
+    let operator = offsite_api::files::OperatorCredentials::read(&service.operator).expect("operator credentials");
+    let endpoint = operator.endpoint();
+    let (id, _) = operator.token.split_once('.').expect("a token <id>.<secret>");
+    // Warm up: the service's first requests allocate what it keeps.
+    offsite_api::Client::new(&endpoint, &operator.token).unwrap().whoami().expect("the operator is known");
+    let before = service.peak_memory_bytes().expect("the service's memory");
+
+    let flood = 64;
+    let refused = std::thread::scope(|scope| {
+        let attempts: Vec<_> = (0..flood)
+            .map(|n| {
+                let token = format!("{id}.{n:064x}");
+                let endpoint = endpoint.clone();
+                scope.spawn(move || offsite_api::Client::new(&endpoint, &token).unwrap().whoami().err())
+            })
+            .collect();
+        attempts.into_iter().filter_map(|a| a.join().expect("a request thread")).collect::<Vec<_>>()
+    });
+    assert_eq!(refused.len(), flood, "every wrong secret is refused");
+    assert!(refused.iter().all(|e| e.status() == Some(401)), "{refused:?}");
+    let grown = service.peak_memory_bytes().expect("the service's memory").saturating_sub(before);
+    assert!(grown < 128 << 20, "the flood grew the service's peak memory by {} MiB", grown >> 20);
+    offsite_api::Client::new(&endpoint, &operator.token).unwrap().whoami().expect("the service still answers");
+    eprintln!("64 wrong credentials at once grew the service's peak memory by {} MiB", grown >> 20);
+}

@@ -128,9 +128,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
     if !state.verified.is_verified(token) {
         let hash = row.secret_hash.clone();
         let secret = secret.to_string();
-        let ok = tokio::task::spawn_blocking(move || secrets::verify(&secret, &hash))
-            .await
-            .map_err(|e| Failure::Internal(e.to_string()))?;
+        let ok = secrets::verify_bounded(secret, hash).await.map_err(Failure::Internal)?;
         if !ok {
             return Err(bad());
         }

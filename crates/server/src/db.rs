@@ -234,10 +234,8 @@ impl Db {
             CredentialKind::VaultRegistration => "reg",
             CredentialKind::Machine => "mcred",
         };
-        // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let issued = tokio::task::spawn_blocking(move || crate::secrets::issue(prefix))
-            .await
-            .map_err(|e| DbError::Query(sqlx::Error::Protocol(e.to_string())))?;
+        let issued =
+            crate::secrets::issue_bounded(prefix).await.map_err(|e| DbError::Query(sqlx::Error::Protocol(e)))?;
         self.insert_credential(&CredentialRow {
             id: issued.id,
             kind,

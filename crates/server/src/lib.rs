@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod argon2_slots;
 mod auth;
 mod certificates;
 mod container_storage;

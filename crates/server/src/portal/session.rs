@@ -216,9 +216,7 @@ pub async fn sign_in(
     // takes as long and says the same: addresses cannot be probed.
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.with(|h| h.clone()));
     let password = form.password;
-    let ok = tokio::task::spawn_blocking(move || secrets::verify(&password, &hash))
-        .await
-        .map_err(|e| PortalFailure::Internal(e.to_string()))?;
+    let ok = secrets::verify_bounded(password, hash).await.map_err(PortalFailure::Internal)?;
     let Some(user) = user.filter(|_| ok) else {
         state.sign_in_failures.failed(&email);
         tracing::info!(email = %email, "portal sign-in refused");
@@ -287,10 +285,7 @@ pub async fn create_user(
             return Err(Failure::not_found(format!("subscription {id}")));
         }
     }
-    let password = password.to_string();
-    let password_hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-        .await
-        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let password_hash = secrets::hash_password_bounded(password.to_string()).await.map_err(Failure::Internal)?;
     let user = PortalUserRow { id: secrets::new_id("usr"), email, subscription_id, password_hash, created: now() };
     state.db.insert_portal_user(&user).await?;
     tracing::info!(user = %user.id, subscription = ?user.subscription_id, "portal user created");

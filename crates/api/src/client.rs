@@ -183,6 +183,7 @@ impl Client {
         request.headers_mut().insert(reqwest::header::AUTHORIZATION, authorization);
         let method = request.method().clone();
         let path = request.url().path().to_string();
+        let sent = request.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len);
         let started = std::time::Instant::now();
         let response = self.http.execute(request).map_err(|e| self.unreachable(&e))?;
         // One line per request (until the answer's headers): the load test's
@@ -192,6 +193,7 @@ impl Client {
             method = %method,
             path,
             status = response.status().as_u16(),
+            bytes_sent = sent,
             micros = started.elapsed().as_micros() as u64,
             "request answered"
         );

@@ -45,13 +45,29 @@ fn source_for(root: &Path, agent: u64, mib: u64) -> PathBuf {
     source
 }
 
-/// The request lines (`request answered`, with `micros` and `status`) in a run's
-/// JSON log.
-fn requests(log: &str) -> Vec<(u64, u64)> {
+/// One request as the client logged it (`request answered`).
+struct Request {
+    micros: u64,
+    status: u64,
+    bytes_sent: u64,
+}
+
+/// Requests carrying more than this are uploads of repository files, whose time
+/// is mostly the transfer: their latency is reported apart from the rest.
+const UPLOAD_BYTES: u64 = 64 << 10;
+
+fn requests(log: &str) -> Vec<Request> {
     log.lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|entry| entry["fields"]["message"] == "request answered")
-        .filter_map(|entry| Some((entry["fields"]["micros"].as_u64()?, entry["fields"]["status"].as_u64()?)))
+        .filter_map(|entry| {
+            let fields = &entry["fields"];
+            Some(Request {
+                micros: fields["micros"].as_u64()?,
+                status: fields["status"].as_u64()?,
+                bytes_sent: fields["bytes_sent"].as_u64()?,
+            })
+        })
         .collect()
 }
 
@@ -110,13 +126,17 @@ fn load(service: &Service, root: &Path, backend: &str) {
     });
     let wall = started.elapsed();
 
-    let mut latencies = Vec::new();
+    let (mut latencies, mut uploads) = (Vec::new(), Vec::new());
     let mut server_errors = 0;
     let mut bytes_sent = 0;
     for run in backups.iter().chain(&ingests) {
-        for (micros, status) in requests(&run.stderr) {
-            latencies.push(micros);
-            server_errors += usize::from(status >= 500);
+        for request in requests(&run.stderr) {
+            if request.bytes_sent > UPLOAD_BYTES {
+                uploads.push(request.micros);
+            } else {
+                latencies.push(request.micros);
+            }
+            server_errors += usize::from(request.status >= 500);
         }
     }
     for run in &backups {
@@ -142,7 +162,10 @@ fn load(service: &Service, root: &Path, backend: &str) {
     }
 
     latencies.sort_unstable();
+    uploads.sort_unstable();
     assert!(latencies.len() as u64 >= agents * 5, "too few request lines were logged: {}", latencies.len());
+    assert!(uploads.len() as u64 >= agents, "too few uploads were logged: {}", uploads.len());
+    let ms = |sorted: &[u64], fraction: f64| percentile(sorted, fraction) as f64 / 1000.0;
     let seconds = wall.as_secs_f64();
     let figures = json!({
         "backend": backend,
@@ -153,11 +176,14 @@ fn load(service: &Service, root: &Path, backend: &str) {
         "backup_mib_sent": (bytes_sent as f64 / MIB * 10.0).round() / 10.0,
         "backup_mib_per_s": (bytes_sent as f64 / MIB / seconds * 10.0).round() / 10.0,
         "ingest_mib": (ingested as f64 / MIB * 10.0).round() / 10.0,
-        "requests": latencies.len(),
-        "requests_per_s": (latencies.len() as f64 / seconds).round(),
-        "p50_ms": percentile(&latencies, 0.50) as f64 / 1000.0,
-        "p99_ms": percentile(&latencies, 0.99) as f64 / 1000.0,
-        "max_ms": percentile(&latencies, 1.0) as f64 / 1000.0,
+        "requests": latencies.len() + uploads.len(),
+        "requests_per_s": ((latencies.len() + uploads.len()) as f64 / seconds).round(),
+        "p50_ms": ms(&latencies, 0.50),
+        "p99_ms": ms(&latencies, 0.99),
+        "max_ms": ms(&latencies, 1.0),
+        "uploads": uploads.len(),
+        "upload_p50_ms": ms(&uploads, 0.50),
+        "upload_p99_ms": ms(&uploads, 0.99),
         "service_peak_rss_mib": (peak_memory as f64 / MIB).round(),
     });
     println!("load figures: {figures}");

@@ -240,7 +240,9 @@ fn agent_backup_killed_at_several_points_resumes_and_the_service_agrees() {
         assert_eq!(done["report"]["state"], "completed", "{done}");
         let sent = json_u64(&done, &["report", "bytes_uploaded"]);
         let resent = sent.saturating_sub(total.saturating_sub(bytes(&before)));
-        eprintln!("agent backup: {survived} kills survived; the rerun sent {sent} B, {resent} B again (bound {in_flight})");
+        eprintln!(
+            "agent backup: {survived} kills survived; the rerun sent {sent} B, {resent} B again (bound {in_flight})"
+        );
         assert!(resent <= in_flight, "the rerun sent {resent} bytes again (bound {in_flight}): {done}");
         break;
     }

@@ -153,10 +153,16 @@ fn config_md_names_every_flag_and_variable_of_server_check() {
     let flags: Vec<String> = words("--").into_iter().filter(|f| f != "--help").collect();
     assert!(flags.iter().any(|f| f == "--read-data") && flags.iter().any(|f| f == "--data-dir"), "{flags:?}");
     for flag in &flags {
-        assert!(section.contains(&format!("`{flag}")), "docs/CONFIG.md's server check section does not describe {flag}");
+        assert!(
+            section.contains(&format!("`{flag}")),
+            "docs/CONFIG.md's server check section does not describe {flag}"
+        );
     }
     for variable in words("OFFSITE_") {
-        assert!(section.contains(&format!("`{variable}`")), "docs/CONFIG.md's server check section does not name {variable}");
+        assert!(
+            section.contains(&format!("`{variable}`")),
+            "docs/CONFIG.md's server check section does not name {variable}"
+        );
     }
 }
 

@@ -168,7 +168,9 @@ fn remove_dead_uploads(config: &ServerConfig) -> Result<(), ServerError> {
     let staged = consistency::staged_uploads(&folder).map_err(|e| ServerError::Storage(e.to_string()))?;
     for (path, bytes) in staged {
         match std::fs::remove_file(&path) {
-            Ok(()) => tracing::info!(path = %path.display(), bytes, "removed an upload a stopped service left unfinished"),
+            Ok(()) => {
+                tracing::info!(path = %path.display(), bytes, "removed an upload a stopped service left unfinished")
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => return Err(ServerError::Storage(format!("cannot remove {}: {err}", path.display()))),
         }

@@ -138,6 +138,34 @@ fn config_md_names_every_flag_and_variable_of_server_run() {
     }
 }
 
+#[test]
+fn config_md_names_every_flag_and_variable_of_server_check() {
+    let help = offsite(["server", "check", "--help"]).run().ok().stdout;
+    let doc = read(&repo_file("docs/CONFIG.md"));
+    let section = doc.split("## Checking the service: `offsite server check`").nth(1).expect("a server check section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let words = |prefix: &str| -> Vec<String> {
+        help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .filter(|w| w.starts_with(prefix) && w.len() > prefix.len())
+            .map(str::to_string)
+            .collect()
+    };
+    let flags: Vec<String> = words("--").into_iter().filter(|f| f != "--help").collect();
+    assert!(flags.iter().any(|f| f == "--read-data") && flags.iter().any(|f| f == "--data-dir"), "{flags:?}");
+    for flag in &flags {
+        assert!(
+            section.contains(&format!("`{flag}")),
+            "docs/CONFIG.md's server check section does not describe {flag}"
+        );
+    }
+    for variable in words("OFFSITE_") {
+        assert!(
+            section.contains(&format!("`{variable}`")),
+            "docs/CONFIG.md's server check section does not name {variable}"
+        );
+    }
+}
+
 /// The service's log lines, as written to a pipe.
 fn service_log(root: &Path, name: &str, format: Option<&str>) -> (String, String) {
     let data_dir = root.join(name);

@@ -67,28 +67,6 @@ fn tenant_client(tenant: &Tenant) -> offsite_api::Client {
     offsite_api::Client::new(&settings.service, &settings.management_credential).expect("a client")
 }
 
-/// The complete pack files in the service's storage folder (uploads in progress,
-/// named `<hash>#<n>` by the local object store, are left out), with sizes.
-fn stored_packs(storage: &Path) -> Vec<(PathBuf, u64)> {
-    fn walk(dir: &Path, in_data: bool, out: &mut Vec<(PathBuf, u64)>) {
-        let Ok(entries) = fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if meta.is_dir() {
-                walk(&path, in_data || name == "data", out);
-            } else if in_data && name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                out.push((path, meta.len()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(storage, false, &mut out);
-    out.sort();
-    out
-}
-
 /// The JSON document a background `--json` run printed after its log lines.
 fn json_in_log(text: &str) -> Value {
     let start = text.find("\n{\n").map(|i| i + 1).or_else(|| text.starts_with("{\n").then_some(0));

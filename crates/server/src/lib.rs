@@ -13,6 +13,7 @@
 mod argon2_slots;
 mod auth;
 mod certificates;
+pub mod consistency;
 mod container_storage;
 pub mod db;
 mod error;
@@ -120,24 +121,62 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-async fn open_storage(config: &ServerConfig) -> Result<storage::VaultStorage, ServerError> {
+/// The folder vaults are stored in, when the storage is a local folder.
+fn local_storage_folder(config: &ServerConfig) -> Option<PathBuf> {
     match &config.storage {
-        Some(url) if url.contains("://") && !url.starts_with("file://") => {
-            let (store, prefix) = offsite_engine::backend::open_object_store(url, &config.storage_options)
+        Some(url) if url.contains("://") && !url.starts_with("file://") => None,
+        Some(path) => Some(PathBuf::from(path.trim_start_matches("file://"))),
+        None => Some(config.data_dir.join("storage")),
+    }
+}
+
+async fn open_storage(config: &ServerConfig) -> Result<storage::VaultStorage, ServerError> {
+    match local_storage_folder(config) {
+        None => {
+            let url = config.storage.clone().unwrap_or_default();
+            let (store, prefix) = offsite_engine::backend::open_object_store(&url, &config.storage_options)
                 .map_err(|e| ServerError::Storage(e.to_string()))?;
-            Ok(storage::VaultStorage::new(store, prefix, url.clone()))
+            Ok(storage::VaultStorage::new(store, prefix, url))
         }
-        other => {
-            let folder = match other {
-                Some(path) => PathBuf::from(path.trim_start_matches("file://")),
-                None => config.data_dir.join("storage"),
-            };
+        Some(folder) => {
             std::fs::create_dir_all(&folder).map_err(|source| ServerError::DataDir { path: folder.clone(), source })?;
             let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)
                 .map_err(|e| ServerError::Storage(e.to_string()))?;
             Ok(storage::VaultStorage::new(Arc::new(store), String::new(), folder.display().to_string()))
         }
     }
+}
+
+/// The database of `config`, migrated.
+async fn open_database(config: &ServerConfig) -> Result<db::Db, ServerError> {
+    let database_url = database_url(config);
+    Ok(db::Db::connect(&database_url).await?)
+}
+
+fn database_url(config: &ServerConfig) -> String {
+    config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", config.data_dir.join("offsite.db").display()))
+}
+
+/// Removes the uploads a killed service left staged in its local storage folder:
+/// object_store writes `<name>#<n>` and renames it when the upload completes, and
+/// nothing else ever removes one. A local folder has one service, and this one is
+/// not serving yet, so every staged file is a dead upload.
+fn remove_dead_uploads(config: &ServerConfig) -> Result<(), ServerError> {
+    let Some(folder) = local_storage_folder(config) else { return Ok(()) };
+    let staged = consistency::staged_uploads(&folder).map_err(|e| ServerError::Storage(e.to_string()))?;
+    for (path, bytes) in staged {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), bytes, "removed an upload a stopped service left unfinished")
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(ServerError::Storage(format!("cannot remove {}: {err}", path.display()))),
+        }
+    }
+    Ok(())
 }
 
 impl Server {
@@ -149,12 +188,10 @@ impl Server {
         }
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir { path: data_dir.clone(), source })?;
-        let database_url = config
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("offsite.db").display()));
+        let database_url = database_url(&config);
         let db = db::Db::connect(&database_url).await?;
         let storage = open_storage(&config).await?;
+        remove_dead_uploads(&config)?;
         let given = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
         let identity = tls::load_or_generate(data_dir, given)?;
 

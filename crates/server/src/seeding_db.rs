@@ -189,6 +189,27 @@ impl Db {
         Ok(adoptions)
     }
 
+    /// The import jobs whose seeds were adopted into a machine's repository, with
+    /// each adoption, oldest first.
+    pub async fn adopted_jobs_of(&self, machine_id: &str) -> DbResult<Vec<(String, AdoptionRow)>> {
+        let rows = sqlx::query("SELECT * FROM adoptions WHERE machine_id = $1 ORDER BY adopted")
+            .bind(machine_id)
+            .fetch_all(self.pool())
+            .await?;
+        let mut adoptions = Vec::new();
+        for row in rows {
+            adoptions.push((
+                row.try_get("import_job_id")?,
+                AdoptionRow {
+                    adopted: row.try_get("adopted")?,
+                    files: row.try_get::<i64, _>("files")? as u64,
+                    bytes: row.try_get::<i64, _>("bytes")? as u64,
+                },
+            ));
+        }
+        Ok(adoptions)
+    }
+
     /// Records an adoption; false when one was recorded meanwhile.
     pub async fn insert_adoption(
         &self,

@@ -21,6 +21,35 @@ pub struct ServerArgs {
 enum ServerCommand {
     /// Run the service until interrupted (SIGINT or SIGTERM).
     Run(RunArgs),
+    /// Check that the database agrees with the storage: every recovery point's
+    /// snapshot, machine repository config, completed import job and adopted seed
+    /// is stored, and no upload was left half-written. Exits 1 naming each
+    /// disagreement. Best run while the service is stopped: uploads in flight show
+    /// as unfinished.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Default)]
+struct CheckArgs {
+    /// The TOML file `server run` uses (only the settings below are read from it).
+    #[arg(long, env = "OFFSITE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The service's data folder [default: as `server run`].
+    #[arg(long, env = "OFFSITE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite://FILE or postgres://USER@HOST/DB [default: SQLite in the data folder].
+    #[arg(long, env = "OFFSITE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Where vaults are stored: a folder, s3://, az:// or gs:// [default: DATA_DIR/storage].
+    #[arg(long, env = "OFFSITE_STORAGE")]
+    storage: Option<String>,
+    /// Also read every content-named file and check that it hashes to its name
+    /// (finds short and damaged files; reads the whole storage).
+    #[arg(long)]
+    read_data: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Default)]
@@ -86,18 +115,63 @@ impl ServerArgs {
 pub fn run(args: ServerArgs) -> Result<ExitCode> {
     match args.command {
         ServerCommand::Run(run) => serve(run),
+        ServerCommand::Check(check) => check_consistency(check),
+    }
+}
+
+fn read_settings(path: Option<&PathBuf>) -> Result<FileSettings> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))
+        }
+        None => Ok(FileSettings::default()),
+    }
+}
+
+fn check_consistency(args: CheckArgs) -> Result<ExitCode> {
+    let file = read_settings(args.config.as_ref())?;
+    let mut config = ServerConfig::new(args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir));
+    config.database_url = args.database_url.or(file.database_url);
+    config.storage = args.storage.or(file.storage);
+    if config.database_url.is_none() && !config.data_dir.join("offsite.db").exists() {
+        anyhow::bail!(
+            "{} holds no service database (offsite.db): give the --data-dir (or --database-url) of the service to check",
+            config.data_dir.display()
+        );
+    }
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let report = runtime.block_on(offsite_server::consistency::check(&config, args.read_data))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "checked {} machine(s), {} recovery point(s), {} completed import job(s), {} adoption(s){}",
+            report.machines,
+            report.recovery_points,
+            report.import_jobs_completed,
+            report.adoptions,
+            if args.read_data { format!(", read {} file(s)", report.files_read) } else { String::new() }
+        );
+        for disagreement in &report.disagreements {
+            println!("DISAGREES: {disagreement}");
+        }
+        if report.agrees() {
+            println!("the database agrees with the storage");
+        }
+    }
+    if report.agrees() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("the database and the storage disagree in {} place(s)", report.disagreements.len());
+        Ok(ExitCode::from(1))
     }
 }
 
 fn serve(args: RunArgs) -> Result<ExitCode> {
-    let file: FileSettings = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?
-        }
-        None => FileSettings::default(),
-    };
+    let file = read_settings(args.config.as_ref())?;
     let mut config = ServerConfig::new(args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir));
     if let Some(listen) = args.listen.or(file.listen) {
         config.listen = listen;

@@ -70,8 +70,8 @@ impl Site {
         self.root.join(format!("drive-{n}.img"))
     }
 
-    /// certgen, offline configure and the first backup into staging.
-    pub fn stage(&self) -> serde_json::Value {
+    /// certgen and offline configure: the next backup goes into staging.
+    pub fn configure_offline(&self) {
         let params = self.root.join("OfflineApplicationParams.xml");
         self.certgen(&[
             "create-application",
@@ -112,6 +112,11 @@ impl Site {
             ])
             .run()
             .ok();
+    }
+
+    /// certgen, offline configure and the first backup into staging.
+    pub fn stage(&self) -> serde_json::Value {
+        self.configure_offline();
         let staged = self.agent.backup();
         assert_eq!(staged["report"]["state"], "completed", "{staged}");
         assert_eq!(staged["report"]["bytes_uploaded"], 0, "the seed went over the network: {staged}");

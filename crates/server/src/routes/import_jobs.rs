@@ -339,7 +339,7 @@ async fn load_seeded(state: &AppState, principal: &Principal, job_id: &str) -> A
 }
 
 /// Where a job's files are in the object store.
-pub(super) fn folder_of(row: &ImportJobRow) -> JobFolder {
+pub(crate) fn folder_of(row: &ImportJobRow) -> JobFolder {
     JobFolder {
         storage_account_id: row.storage_account_id.clone(),
         container_id: row.container_id.clone(),

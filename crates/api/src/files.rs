@@ -58,7 +58,8 @@ fn read_capped(path: &Path, what: &'static str) -> Result<String, FileError> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(invalid(format!("it is larger than {MAX_FILE_BYTES} bytes")));
     }
-    String::from_utf8(bytes).map_err(|e| invalid(format!("it is not text (invalid UTF-8 at byte {})", e.utf8_error().valid_up_to())))
+    String::from_utf8(bytes)
+        .map_err(|e| invalid(format!("it is not text (invalid UTF-8 at byte {})", e.utf8_error().valid_up_to())))
 }
 
 /// Writes a file holding a secret: created with mode 0600 before any byte is written.
@@ -294,7 +295,8 @@ impl OperatorCredentials {
 
     pub fn read(path: &Path) -> Result<Self, FileError> {
         let invalid = |reason: String| FileError::Invalid { path: path.into(), what: Self::WHAT, reason };
-        let creds: OperatorCredentials = toml::from_str(&read_capped(path, Self::WHAT)?).map_err(|e| invalid(e.to_string()))?;
+        let creds: OperatorCredentials =
+            toml::from_str(&read_capped(path, Self::WHAT)?).map_err(|e| invalid(e.to_string()))?;
         creds.endpoint().check().map_err(invalid)?;
         Ok(creds)
     }

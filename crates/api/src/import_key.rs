@@ -54,7 +54,8 @@ pub fn read_import_secret(path: &Path) -> Result<[u8; 32], FileError> {
     let mut bytes = Vec::new();
     file.take(1024).read_to_end(&mut bytes).map_err(|source| FileError::Read { path: path.into(), source })?;
     let invalid = |reason: String| FileError::Invalid { path: path.into(), what: "import secret key", reason };
-    let text = std::str::from_utf8(&bytes).map_err(|_| invalid("it is not text: an import key is 64 hex digits".into()))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| invalid("it is not text: an import key is 64 hex digits".into()))?;
     parse_key_hex(text).map_err(invalid)
 }
 

@@ -10,7 +10,9 @@
 use std::path::Path;
 
 use offsite_api::application_auth::parse_header;
-use offsite_api::files::{FileError, OperatorCredentials, PublishSettings, ServiceEndpoint, VaultCredentials, XmlCredentialFile};
+use offsite_api::files::{
+    FileError, OperatorCredentials, PublishSettings, ServiceEndpoint, VaultCredentials, XmlCredentialFile,
+};
 use offsite_api::import_key::{parse_key_hex, read_import_secret};
 use offsite_testbed::allocation::{cases, is_counting, peak_during, CountingAllocator};
 use proptest::prelude::*;
@@ -46,9 +48,13 @@ fn vault_credentials() -> String {
 
 fn operator_credentials(dir: &Path) -> String {
     let path = dir.join("operator.toml");
-    OperatorCredentials { url: "https://backup.example:8443".into(), fingerprint: "ab".repeat(32), token: "op.secret".into() }
-        .write(&path)
-        .unwrap();
+    OperatorCredentials {
+        url: "https://backup.example:8443".into(),
+        fingerprint: "ab".repeat(32),
+        token: "op.secret".into(),
+    }
+    .write(&path)
+    .unwrap();
     std::fs::read_to_string(path).unwrap()
 }
 

@@ -97,7 +97,12 @@ pub fn check(path: &Path, header: PublicHeaderInfo, job: &RegisteredJob) -> Resu
         }
     }
     if let Some(state) = &registered.done {
-        return Err(AdmissionError::AlreadyIngested { path: shown, drive_id, job: job.name.clone(), state: state.clone() });
+        return Err(AdmissionError::AlreadyIngested {
+            path: shown,
+            drive_id,
+            job: job.name.clone(),
+            state: state.clone(),
+        });
     }
     Ok(Admitted { path: path.to_path_buf(), header, registered: registered.clone() })
 }

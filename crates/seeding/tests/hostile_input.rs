@@ -17,7 +17,9 @@ use offsite_api::files::XmlCredentialFile;
 use offsite_seeding::application::{read_certificate, ApplicationError, OfflineApplicationParams};
 use offsite_seeding::diskprep::journal::{digests_path, read_digests, Journal};
 use offsite_seeding::diskprep::{prepare, resume, DiskprepError};
-use offsite_seeding::drive::{peek_header_unauthenticated, DriveError, DriveKey, DriveReader, RecoveryKey, HEADER_REGION};
+use offsite_seeding::drive::{
+    peek_header_unauthenticated, DriveError, DriveKey, DriveReader, RecoveryKey, HEADER_REGION,
+};
 use offsite_testbed::allocation::{cases, is_counting, peak_during, CountingAllocator};
 use proptest::prelude::*;
 use x25519_dalek::StaticSecret;
@@ -54,8 +56,12 @@ fn sample() -> &'static (Vec<u8>, [u8; 32]) {
             }
         }
         let (secret, public) = import_keys();
-        let set = prepare(&plan(&staging, &dir.path().join("j.json"), public), &mut Images::new(dir.path(), 4 << 20), &|_| {})
-            .unwrap();
+        let set = prepare(
+            &plan(&staging, &dir.path().join("j.json"), public),
+            &mut Images::new(dir.path(), 4 << 20),
+            &|_| {},
+        )
+        .unwrap();
         assert_eq!(set.drives.len(), 1);
         (std::fs::read(&set.drives[0].path).unwrap(), secret.to_bytes())
     })
@@ -198,7 +204,10 @@ proptest! {
 
 fn params_xml() -> String {
     OfflineApplicationParams {
-        service: offsite_api::files::ServiceEndpoint { url: "https://backup.example".into(), fingerprint: "ab".repeat(32) },
+        service: offsite_api::files::ServiceEndpoint {
+            url: "https://backup.example".into(),
+            fingerprint: "ab".repeat(32),
+        },
         subscription_id: "sub_1".into(),
         application_id: "app_1".into(),
         cert_thumbprint: "AB".repeat(32),
@@ -247,7 +256,9 @@ fn extreme() -> impl Strategy<Value = serde_json::Value> {
 fn leaves(value: &serde_json::Value, at: String, out: &mut Vec<String>) {
     match value {
         serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| leaves(v, format!("{at}/{k}"), out)),
-        serde_json::Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| leaves(v, format!("{at}/{i}"), out)),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().for_each(|(i, v)| leaves(v, format!("{at}/{i}"), out))
+        }
         _ => out.push(at),
     }
 }

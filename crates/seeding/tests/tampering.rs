@@ -16,7 +16,9 @@ use std::sync::OnceLock;
 use common::*;
 use offsite_seeding::admission::{admit, AdmissionError, RegisteredDrive, RegisteredJob};
 use offsite_seeding::diskprep::{prepare, repair, PreparedSet};
-use offsite_seeding::drive::{block::block_offset, BlockProblem, DriveError, DriveKey, DriveReader, HEADER_REGION, TAG_LEN};
+use offsite_seeding::drive::{
+    block::block_offset, BlockProblem, DriveError, DriveKey, DriveReader, HEADER_REGION, TAG_LEN,
+};
 use offsite_seeding::ingest::{ingest_admitted, ingest_drive, IngestReport};
 use proptest::prelude::*;
 use x25519_dalek::StaticSecret;
@@ -205,7 +207,9 @@ fn check_flip(f: &Fixture, drive: usize, at: u64, image: &[u8]) -> Result<(), Te
             prop_assert!(report.is_clean(), "flip at {} in unused bytes: {}", at, report.error_log);
             prop_assert!(store.files() == f.clean[drive], "flip at {} changed what was stored", at);
         }
-        (region, Ok(report)) => prop_assert!(false, "flip at {} ({:?}) not detected: {:?}", at, region, report.bad_blocks),
+        (region, Ok(report)) => {
+            prop_assert!(false, "flip at {} ({:?}) not detected: {:?}", at, region, report.bad_blocks)
+        }
         (region, Err(e)) => prop_assert!(false, "flip at {} ({:?}): unexpected {}", at, region, e),
     }
     Ok(())
@@ -358,7 +362,9 @@ fn a_drive_of_another_import_job_is_refused_before_it_is_read() {
     let mut unfingerprinted = job.clone();
     unfingerprinted.drives.iter_mut().for_each(|d| d.fingerprint = None);
     match station(&forged_path, &unfingerprinted, &f.key()) {
-        Err(AdmissionError::Drive(DriveError::WrongKey { path, .. })) => assert_eq!(path, forged_path.display().to_string()),
+        Err(AdmissionError::Drive(DriveError::WrongKey { path, .. })) => {
+            assert_eq!(path, forged_path.display().to_string())
+        }
         other => panic!("a forged drive id without fingerprints: {other:?}"),
     }
     let renamed = claim(&f.image(2), JOB, None);
@@ -375,7 +381,9 @@ fn a_drive_of_another_import_job_is_refused_before_it_is_read() {
     };
     let renamed_path = write_image(dir.path(), "renumbered.img", &renamed);
     match station(&renamed_path, &unfingerprinted, &f.key()) {
-        Err(AdmissionError::Drive(DriveError::HeaderDamaged { reason, .. })) => assert!(reason.contains("MAC"), "{reason}"),
+        Err(AdmissionError::Drive(DriveError::HeaderDamaged { reason, .. })) => {
+            assert!(reason.contains("MAC"), "{reason}")
+        }
         other => panic!("a renumbered drive without fingerprints: {other:?}"),
     }
 }
@@ -410,8 +418,12 @@ fn a_replayed_old_drive_is_refused_and_named() {
     let f = shared();
     let dir = tempfile::tempdir().unwrap();
     // An earlier preparation of the same job, abandoned for the set that was registered.
-    let earlier = prepare(&plan(&f.staging, &dir.path().join("earlier.json"), f.public), &mut Images::new(dir.path(), DRIVE), &|_| {})
-        .unwrap();
+    let earlier = prepare(
+        &plan(&f.staging, &dir.path().join("earlier.json"), f.public),
+        &mut Images::new(dir.path(), DRIVE),
+        &|_| {},
+    )
+    .unwrap();
     let job = f.registered(&[&f.set]);
     let path = &earlier.drives[0].path;
     match station(path, &job, &f.key()) {
@@ -427,8 +439,13 @@ fn a_replayed_old_drive_is_refused_and_named() {
     let files: Vec<String> = f.clean[0].keys().take(2).cloned().collect();
     let repair_dir = dir.path().join("repair");
     std::fs::create_dir(&repair_dir).unwrap();
-    let repair_set = repair(&plan(&f.staging, &dir.path().join("repair.json"), f.public), &files, &mut Images::new(&repair_dir, DRIVE), &|_| {})
-        .unwrap();
+    let repair_set = repair(
+        &plan(&f.staging, &dir.path().join("repair.json"), f.public),
+        &files,
+        &mut Images::new(&repair_dir, DRIVE),
+        &|_| {},
+    )
+    .unwrap();
     let mut job = f.registered(&[&f.set, &repair_set]);
     job.drives[0].done = Some("completed".into());
     let report = station(&repair_set.drives[0].path, &job, &f.key()).unwrap();
@@ -445,7 +462,10 @@ fn a_replayed_old_drive_is_refused_and_named() {
     // same id): its fingerprint is not the registered one.
     let mut job = f.registered(&[&f.set]);
     job.drives[1].fingerprint = Some(earlier.drives[1].fingerprint.clone());
-    assert!(matches!(station(&f.set.drives[1].path, &job, &f.key()), Err(AdmissionError::NotTheRegisteredHeader { .. })));
+    assert!(matches!(
+        station(&f.set.drives[1].path, &job, &f.key()),
+        Err(AdmissionError::NotTheRegisteredHeader { .. })
+    ));
 }
 
 #[test]

@@ -200,7 +200,8 @@ fn check_positions(journal: &Journal, listing: &StagingListing) -> Result<(), St
     }
     let in_stream = |p: &StreamPos| match listing.files.get(p.file) {
         Some(file) => {
-            (p.offset_in_file < file.size || p.offset_in_file == 0) && p.stream_offset == starts[p.file] + p.offset_in_file
+            (p.offset_in_file < file.size || p.offset_in_file == 0)
+                && p.stream_offset == starts[p.file] + p.offset_in_file
         }
         None => p.file == listing.files.len() && p.offset_in_file == 0 && p.stream_offset == end,
     };

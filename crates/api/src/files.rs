@@ -45,20 +45,21 @@ impl ServiceEndpoint {
     }
 }
 
-fn read_capped(path: &Path) -> Result<String, FileError> {
+/// Reads a credential file of at most [`MAX_FILE_BYTES`] as text; a larger or
+/// binary file is not one of ours, and is named as such (not as unreadable).
+fn read_capped(path: &Path, what: &'static str) -> Result<String, FileError> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|source| FileError::Read { path: path.into(), source })?;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|source| FileError::Read { path: path.into(), source })?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(FileError::Read {
-            path: path.into(),
-            source: std::io::Error::other(format!("larger than {MAX_FILE_BYTES} bytes")),
-        });
+    let invalid = |reason: String| FileError::Invalid { path: path.into(), what, reason };
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(invalid(format!("it is larger than {MAX_FILE_BYTES} bytes")));
     }
-    Ok(text)
+    String::from_utf8(bytes)
+        .map_err(|e| invalid(format!("it is not text (invalid UTF-8 at byte {})", e.utf8_error().valid_up_to())))
 }
 
 /// Writes a file holding a secret: created with mode 0600 before any byte is written.
@@ -83,7 +84,7 @@ pub trait XmlCredentialFile: Sized {
     fn parse(text: &str) -> Result<Self, String>;
 
     fn read(path: &Path) -> Result<Self, FileError> {
-        Self::parse(&read_capped(path)?).map_err(|reason| FileError::Invalid {
+        Self::parse(&read_capped(path, Self::WHAT)?).map_err(|reason| FileError::Invalid {
             path: path.into(),
             what: Self::WHAT,
             reason,
@@ -294,7 +295,8 @@ impl OperatorCredentials {
 
     pub fn read(path: &Path) -> Result<Self, FileError> {
         let invalid = |reason: String| FileError::Invalid { path: path.into(), what: Self::WHAT, reason };
-        let creds: OperatorCredentials = toml::from_str(&read_capped(path)?).map_err(|e| invalid(e.to_string()))?;
+        let creds: OperatorCredentials =
+            toml::from_str(&read_capped(path, Self::WHAT)?).map_err(|e| invalid(e.to_string()))?;
         creds.endpoint().check().map_err(invalid)?;
         Ok(creds)
     }

@@ -51,9 +51,12 @@ pub fn write_import_secret(path: &Path, secret: &[u8; 32]) -> Result<(), FileErr
 pub fn read_import_secret(path: &Path) -> Result<[u8; 32], FileError> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|source| FileError::Read { path: path.into(), source })?;
-    let mut text = String::new();
-    file.take(1024).read_to_string(&mut text).map_err(|source| FileError::Read { path: path.into(), source })?;
-    parse_key_hex(&text).map_err(|reason| FileError::Invalid { path: path.into(), what: "import secret key", reason })
+    let mut bytes = Vec::new();
+    file.take(1024).read_to_end(&mut bytes).map_err(|source| FileError::Read { path: path.into(), source })?;
+    let invalid = |reason: String| FileError::Invalid { path: path.into(), what: "import secret key", reason };
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| invalid("it is not text: an import key is 64 hex digits".into()))?;
+    parse_key_hex(text).map_err(invalid)
 }
 
 #[cfg(test)]

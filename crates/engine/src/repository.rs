@@ -107,17 +107,46 @@ impl Repository {
         if keys.is_empty() {
             return Err(Error::damaged(format!("the repository at {}", backend.location()), "it has no key files"));
         }
+        // Key files that could not even be tried: when no other key file could, the
+        // passphrase is not what is wrong, and saying so would mislead.
+        let mut unusable = Vec::new();
+        let mut tried = false;
         for info in keys {
-            let Ok(bytes) = backend.load(FileKind::Key, &info.name) else { continue };
-            let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else { continue };
+            let short = info.name.get(..8).unwrap_or(&info.name).to_string();
+            let bytes = match backend.load(FileKind::Key, &info.name) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    unusable.push(format!("keys/{short}: {e}"));
+                    continue;
+                }
+            };
+            let file = match serde_json::from_slice::<KeyFile>(&bytes) {
+                Ok(file) => file,
+                Err(e) => {
+                    unusable.push(format!("keys/{short} is not a key file ({e})"));
+                    continue;
+                }
+            };
             match file.unwrap(passphrase) {
                 Ok(master) => {
                     let id = info.name.parse().unwrap_or_else(|_| Id::of_stored(&bytes));
                     return Ok(Self::assemble(backend, config, master, id));
                 }
-                Err(CryptoError::Authentication) => continue,
-                Err(other) => tracing::warn!("key file {} is unusable: {other}", info.name),
+                Err(CryptoError::Authentication) => tried = true,
+                Err(other) => {
+                    tracing::warn!("key file {} is unusable: {other}", info.name);
+                    unusable.push(format!("keys/{short}: {other}"));
+                }
             }
+        }
+        if !tried {
+            return Err(Error::damaged(
+                format!("the key files of the repository at {}", backend.location()),
+                format!("none can be used: {}; restore a key file from a copy", unusable.join("; ")),
+            ));
+        }
+        for problem in &unusable {
+            tracing::warn!("{problem}");
         }
         Err(Error::WrongPassphrase { location: backend.location().to_string() })
     }

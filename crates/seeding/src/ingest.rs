@@ -29,6 +29,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::mpsc::{channel, Receiver, Sender};
 
+use crate::admission::{AdmissionError, Admitted};
 use crate::drive::{BadBlock, BlockProblem, DriveError, DriveKey, DriveReader, FilePart};
 
 /// Blocks' bytes allowed in flight between the drive reader and each part's
@@ -205,6 +206,22 @@ struct Current {
     tx: Option<Sender<Message>>,
 }
 
+/// Like [`ingest_drive`], for a drive [`crate::admission::admit`] admitted: refuses
+/// it unless the header the key authenticates is the one admitted (same
+/// fingerprint), so a drive swapped after the check is not read.
+pub fn ingest_admitted(
+    admitted: &Admitted,
+    key: &DriveKey,
+    uploader: &dyn PartUploader,
+    progress: &(dyn Fn(&IngestProgress) + Sync),
+) -> Result<IngestReport, AdmissionError> {
+    let reader = DriveReader::open(&admitted.path, key)?;
+    if reader.fingerprint() != admitted.header.fingerprint {
+        return Err(AdmissionError::ChangedSinceAdmission { path: admitted.path.display().to_string() });
+    }
+    Ok(ingest_reader(reader, uploader, progress))
+}
+
 /// Reads the drive at `path` with `key` (taking its manifest from
 /// `sealed_manifest` when given: diskprep's copy, for a drive whose own manifest
 /// is damaged), verifies every block, and uploads every part it holds. Errors are
@@ -217,10 +234,18 @@ pub fn ingest_drive(
     uploader: &dyn PartUploader,
     progress: &(dyn Fn(&IngestProgress) + Sync),
 ) -> Result<IngestReport, DriveError> {
-    let mut reader = match sealed_manifest {
+    let reader = match sealed_manifest {
         Some(copy) => DriveReader::open_with_manifest(path, key, copy)?,
         None => DriveReader::open(path, key)?,
     };
+    Ok(ingest_reader(reader, uploader, progress))
+}
+
+fn ingest_reader(
+    mut reader: DriveReader,
+    uploader: &dyn PartUploader,
+    progress: &(dyn Fn(&IngestProgress) + Sync),
+) -> IngestReport {
     let header = reader.header().clone();
     let manifest = reader.manifest().clone();
     let parts: Vec<PartToUpload> = manifest.files.iter().map(PartToUpload::from).collect();
@@ -422,7 +447,7 @@ pub fn ingest_drive(
             &files_needing_repair,
         )
     };
-    Ok(IngestReport {
+    IngestReport {
         drive_id: hex::encode(header.drive_id),
         import_job: header.import_job.clone(),
         index: header.index,
@@ -434,7 +459,7 @@ pub fn ingest_drive(
         files_needing_repair,
         verbose_log: verbose,
         error_log,
-    })
+    }
 }
 
 /// A short name for a block problem, for one-line log entries.

@@ -9,10 +9,12 @@
 //! - [`staging`]: the staging location's files, in stream order;
 //! - [`diskprep`]: copying a staging location onto a set of drives, with a journal
 //!   to resume, and repair sets;
+//! - [`admission`]: whether a drive presented at the datacenter is one its import job expects;
 //! - [`ingest`]: reading a drive at the datacenter and handing its files to an uploader.
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod application;
 pub mod diskprep;
 pub mod drive;

@@ -3,56 +3,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::sync::Mutex;
-
 use common::*;
 use offsite_seeding::diskprep::{prepare, repair};
 use offsite_seeding::drive::{block::block_offset, BlockProblem, DriveError, DriveKey, RecoveryKey, TAG_LEN};
-use offsite_seeding::ingest::{ingest_drive, IngestReport, PartBody, PartToUpload, PartUploader};
+use offsite_seeding::ingest::{ingest_drive, IngestReport};
 
 const DRIVE: u64 = 3 * 1024 * 1024;
-
-/// Assembles files from parts, storing a part only when its whole body was read.
-#[derive(Default)]
-struct Store {
-    stored: Mutex<Stored>,
-    /// Fail the upload of parts of this file.
-    refuse: Option<String>,
-}
-
-#[derive(Default)]
-struct Stored {
-    files: BTreeMap<String, Vec<u8>>,
-    uploads: Vec<PartToUpload>,
-}
-
-impl Store {
-    fn files(&self) -> BTreeMap<String, Vec<u8>> {
-        self.stored.lock().unwrap().files.clone()
-    }
-
-    fn uploads(&self) -> Vec<PartToUpload> {
-        self.stored.lock().unwrap().uploads.clone()
-    }
-}
-
-impl PartUploader for Store {
-    fn upload(&self, part: &PartToUpload, mut body: PartBody) -> Result<(), String> {
-        let mut bytes = Vec::new();
-        body.read_to_end(&mut bytes).map_err(|e| format!("reading the body: {e}"))?;
-        if Some(&part.path) == self.refuse.as_ref() {
-            return Err("503 service unavailable".into());
-        }
-        assert_eq!(bytes.len() as u64, part.length, "{part:?}");
-        let mut stored = self.stored.lock().unwrap();
-        let file = stored.files.entry(part.path.clone()).or_insert_with(|| vec![0; part.file_size as usize]);
-        file[part.offset_in_file as usize..(part.offset_in_file + part.length) as usize].copy_from_slice(&bytes);
-        stored.uploads.push(part.clone());
-        Ok(())
-    }
-}
 
 fn ingest_all(paths: &[std::path::PathBuf], secret: &x25519_dalek::StaticSecret, store: &Store) -> Vec<IngestReport> {
     paths.iter().map(|p| ingest_drive(p, &DriveKey::Import(secret.clone()), None, store, &|_| {}).unwrap()).collect()
@@ -184,7 +140,7 @@ fn a_failed_upload_is_reported_for_repair_and_the_rest_delivered() {
     let set = prepare(&plan(&staging, &dir.path().join("j.json"), public), &mut images, &|_| {}).unwrap();
     assert_eq!(set.drives.len(), 1);
     let victim = files.keys().find(|p| p.starts_with("index/") && !files[*p].is_empty()).unwrap().clone();
-    let store = Store { refuse: Some(victim.clone()), ..Store::default() };
+    let store = Store::refusing(&victim);
     let report = ingest_drive(&set.drives[0].path, &DriveKey::Import(secret), None, &store, &|_| {}).unwrap();
     assert!(report.bad_blocks.is_empty());
     assert!(!report.is_clean());

@@ -133,8 +133,8 @@ fn not_after(der: &[u8]) -> Option<i64> {
     let (_, validity, _) = tlv(rest)?;
     let (_, _, after) = tlv(validity)?; // notBefore
     let (tag, text, _) = tlv(after)?;
-    let text = std::str::from_utf8(text).ok()?;
-    let digits = text.strip_suffix('Z')?;
+    // Only ASCII digits are sliced below (other bytes could split a character).
+    let digits = std::str::from_utf8(text).ok()?.strip_suffix('Z').filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
     let (year, rest) = match tag {
         0x17 if digits.len() == 12 => {
             let yy: i32 = digits[..2].parse().ok()?;
@@ -174,6 +174,82 @@ mod tests {
         let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
         let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&p384).unwrap();
         assert!(parse_der(cert.der()).unwrap_err().contains("neither ECDSA P-256 nor Ed25519"));
+    }
+
+    /// The DER of a certgen certificate with its notAfter time's content replaced.
+    fn with_not_after(content: &[u8]) -> Vec<u8> {
+        let mut der = offsite_seeding::application::generate("sub_1").unwrap().cert_der;
+        // Validity is SEQUENCE { notBefore, notAfter }: two UTCTimes of 13 bytes.
+        let at = der.windows(2).rposition(|w| w == [0x17, 0x0d]).expect("a UTCTime");
+        der[at + 2..at + 15].copy_from_slice(content);
+        der
+    }
+
+    #[test]
+    fn a_validity_time_that_is_not_ascii_is_ignored_not_a_panic() {
+        // 12 bytes before the Z, as a UTCTime has, but with a 3-byte character at byte 1.
+        let der = with_not_after("1\u{20ac}23456789Z".as_bytes());
+        let parsed = parse_der(&der).unwrap();
+        assert_eq!(parsed.not_after, None);
+        let der = with_not_after(b"3012312359 9Z");
+        assert_eq!(parse_der(&der).unwrap().not_after, None);
+    }
+
+    fn a_certificate() -> &'static [u8] {
+        static CERT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        CERT.get_or_init(|| offsite_seeding::application::generate("sub_1").unwrap().cert_der)
+    }
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// A real certificate with bytes changed or cut, as DER (base64) and PEM:
+        /// taken, or refused with a message; never a panic.
+        #[test]
+        fn mutated_certificates_are_taken_or_refused_by_name(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+            pem in any::<bool>(),
+        ) {
+            let mut der = a_certificate().to_vec();
+            for (at, value) in edits {
+                let i = at.index(der.len());
+                der[i] = value;
+            }
+            if let Some(cut) = cut {
+                der.truncate(cut.index(der.len() + 1));
+            }
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+            let text = if pem { format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n") } else { b64 };
+            match parse_upload(&text) {
+                Ok(parsed) => prop_assert_eq!(parsed.der, der),
+                Err(message) => prop_assert!(message.len() > 20, "{}", message),
+            }
+        }
+
+        /// Random DER-looking bytes and random text.
+        #[test]
+        fn random_uploads_are_refused_by_name(bytes in proptest::collection::vec(any::<u8>(), 0..1500), text in "\\PC{0,300}") {
+            let mut der = bytes.clone();
+            if der.len() >= 4 {
+                // A SEQUENCE spanning the input, so the parser gets past the outer check.
+                let len = der.len() - 4;
+                der[..4].copy_from_slice(&[0x30, 0x82, (len >> 8) as u8, len as u8]);
+            }
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+            for upload in [b64, text.clone(), format!("-----BEGIN CERTIFICATE-----\n{text}\n-----END CERTIFICATE-----")] {
+                if let Err(message) = parse_upload(&upload) {
+                    prop_assert!(message.len() > 20, "{}", message);
+                }
+            }
+            let _ = verify(&der, b"message", &bytes);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! `scripts/test` fills. A missing program is an error, never a silent skip: a test
 //! that cannot reach its server must fail.
 
+pub mod allocation;
 mod azurite;
 mod chromedriver;
 mod http;

@@ -16,6 +16,7 @@ use serde::Serialize;
 use offsite_api::files::OperatorCredentials;
 use offsite_api::types::{DriveStateUpdate, ImportDriveState, ImportJobNote, ImportJobState, ImportJobView};
 use offsite_api::Client;
+use offsite_seeding::admission::{self, RegisteredDrive, RegisteredJob};
 use offsite_seeding::drive::{peek_header_unauthenticated, DriveKey};
 use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartBody, PartToUpload, PartUploader};
 
@@ -150,22 +151,34 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         }
         Err(err) => return Err(err.into()),
     };
-    let Some(listed) = job.drives.iter().find(|d| d.drive_id == drive_id) else {
-        return refuse(format!(
-            "drive {drive_id} is not one of import job {}'s drives (a drive of another preparation, or an old \
-             drive sent again). Set it aside to ship it back",
-            job.name
-        ));
+    // The drive must be one of the job's, with the header diskprep registered, not
+    // ingested already (another job's drive, an old set's, a replay).
+    let registered = RegisteredJob {
+        name: job.name.clone(),
+        drives: job
+            .drives
+            .iter()
+            .map(|d| RegisteredDrive {
+                drive_id: d.drive_id.clone(),
+                fingerprint: d.fingerprint.clone(),
+                done: matches!(
+                    d.state,
+                    ImportDriveState::Completed
+                        | ImportDriveState::CompletedMoreInfo
+                        | ImportDriveState::NeverReceived
+                        | ImportDriveState::ShippedBack
+                )
+                .then(|| d.state.name().to_string()),
+            })
+            .collect(),
     };
-    if let Some(registered) = &listed.fingerprint {
-        if *registered != hex::encode(peek.fingerprint) {
-            return refuse(format!(
-                "drive {drive_id}'s header is not the one diskprep registered for import job {} (an old or forged \
-                 drive with this drive's id). Set it aside to ship it back",
-                job.name
-            ));
-        }
-    }
+    let admitted = match admission::check(drive, peek, &registered) {
+        Ok(admitted) => admitted,
+        Err(err) => return refuse(err.to_string()),
+    };
+    let Some(listed) = job.drives.iter().find(|d| d.drive_id == admitted.drive_id()) else {
+        bail!("drive {drive_id} was admitted but is not listed in import job {}", job.name);
+    };
     if matches!(job.state, ImportJobState::Creating | ImportJobState::Shipping) {
         bail!(
             "import job {} is {}: record the package's arrival first (offsite datacenter receive --job {})",
@@ -188,7 +201,7 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
     let uploader = ServiceUploader { client: client.clone(), job_id: job.id.clone(), drive_id: drive_id.clone() };
     let bar = crate::progress_bar::Counter::show("ingest", args.json);
     let progress = |p: &IngestProgress| bar.set(p.bytes_done, p.bytes_total);
-    let result = ingest::ingest_drive(drive, &key, None, &uploader, &progress);
+    let result = ingest::ingest_admitted(&admitted, &key, &uploader, &progress);
     drop(bar);
     let report: IngestReport = match result {
         Ok(report) => report,

@@ -21,4 +21,6 @@ pub enum CryptoError {
     UnknownVersion(u8),
     #[error("key derivation failed: {0}")]
     Kdf(String),
+    #[error("the key file is malformed: {0}")]
+    MalformedKeyFile(&'static str),
 }

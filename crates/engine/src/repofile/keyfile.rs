@@ -38,8 +38,9 @@ impl KeyFile {
 
     /// Unwraps the master key; fails with `Authentication` for a wrong passphrase.
     pub fn unwrap(&self, passphrase: &[u8]) -> Result<MasterKey, CryptoError> {
-        let salt = hex::decode(&self.salt).map_err(|_| CryptoError::Kdf("salt is not hex".into()))?;
-        let sealed = hex::decode(&self.sealed_master_key).map_err(|_| CryptoError::TooShort(0))?;
+        let salt = hex::decode(&self.salt).map_err(|_| CryptoError::MalformedKeyFile("its salt is not hex"))?;
+        let sealed = hex::decode(&self.sealed_master_key)
+            .map_err(|_| CryptoError::MalformedKeyFile("its sealed master key is not hex"))?;
         let wrapping = self.kdf.derive(passphrase, &salt)?;
         let plaintext = wrapping.open(Purpose::MasterKey, &sealed)?;
         serde_json::from_slice(&plaintext).map_err(|_| CryptoError::Authentication)

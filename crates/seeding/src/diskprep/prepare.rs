@@ -180,6 +180,44 @@ fn decode_hex<const N: usize>(path: &Path, what: &str, text: &str) -> Result<[u8
     })
 }
 
+/// Checks that the journal's settings and stream positions fit `listing`, the
+/// drives one after the other: a damaged or edited journal is refused, naming
+/// what is wrong, instead of writing drives that disagree with it.
+fn check_positions(journal: &Journal, listing: &StagingListing) -> Result<(), String> {
+    crate::drive::header::check_block_size(journal.block_size)?;
+    if journal.total_bytes != listing.total_bytes {
+        return Err(format!(
+            "it counts {} stream bytes, the staging location's files {}",
+            journal.total_bytes, listing.total_bytes
+        ));
+    }
+    // The stream offset at which each file starts, and the stream's end.
+    let mut starts = Vec::with_capacity(listing.files.len() + 1);
+    let mut end = 0u64;
+    for file in &listing.files {
+        starts.push(end);
+        end += file.size;
+    }
+    let in_stream = |p: &StreamPos| match listing.files.get(p.file) {
+        Some(file) => {
+            (p.offset_in_file < file.size || p.offset_in_file == 0)
+                && p.stream_offset == starts[p.file] + p.offset_in_file
+        }
+        None => p.file == listing.files.len() && p.offset_in_file == 0 && p.stream_offset == end,
+    };
+    let mut previous = StreamPos::default();
+    for (k, drive) in journal.drives.iter().enumerate() {
+        if drive.drive.index as usize != k {
+            return Err(format!("finished drive {k} is numbered {}", drive.drive.index));
+        }
+        if drive.start != previous || !in_stream(&drive.end) || drive.end.stream_offset < drive.start.stream_offset {
+            return Err(format!("finished drive {k}'s place in the stream does not follow the drive before it"));
+        }
+        previous = drive.end;
+    }
+    Ok(())
+}
+
 /// A slice of a staging file read ahead by the reader thread; empty for an empty file.
 struct Chunk {
     file: usize,
@@ -221,6 +259,8 @@ fn run(
 ) -> Result<PreparedSet, DiskprepError> {
     let set_id = decode_hex::<16>(path, "set id", &journal.set_id)?;
     let import_public_key = decode_hex::<32>(path, "import public key", &journal.import_public_key)?;
+    check_positions(&journal, listing)
+        .map_err(|reason| DiskprepError::JournalDamaged { path: path.to_path_buf(), reason })?;
     let pos = journal.drives.last().map_or(StreamPos { file: 0, offset_in_file: 0, stream_offset: 0 }, |d| d.end);
     let mut run =
         Run { path, journal, listing, options, set_id, import_public_key, pos, active: None, bytes_written: 0 };

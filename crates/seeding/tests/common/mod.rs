@@ -1,13 +1,17 @@
 //! Helpers shared by the diskprep and ingest tests: real staging folders of random
-//! files, image-file drive suppliers, and reading a set back.
+//! files, image-file drive suppliers, reading a set back, and an in-memory store
+//! for ingest.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use offsite_seeding::diskprep::{DiskprepError, DrivePlan, DriveSupplier};
 use offsite_seeding::drive::{DriveKey, DriveReader, DriveTarget};
+use offsite_seeding::ingest::{PartBody, PartToUpload, PartUploader};
 use rand::{Rng, RngCore, SeedableRng};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -132,5 +136,50 @@ impl Killer {
         if done > self.kill_after {
             panic!("simulated kill at {done} bytes");
         }
+    }
+}
+
+/// Assembles files from parts, storing a part only when its whole body was read.
+#[derive(Default)]
+pub struct Store {
+    stored: Mutex<Stored>,
+    /// Fail the upload of parts of this file.
+    refuse: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Stored {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub uploads: Vec<PartToUpload>,
+}
+
+impl Store {
+    /// A store that fails the upload of every part of `path`.
+    pub fn refusing(path: &str) -> Self {
+        Store { refuse: Some(path.to_string()), ..Store::default() }
+    }
+
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        self.stored.lock().unwrap().files.clone()
+    }
+
+    pub fn uploads(&self) -> Vec<PartToUpload> {
+        self.stored.lock().unwrap().uploads.clone()
+    }
+}
+
+impl PartUploader for Store {
+    fn upload(&self, part: &PartToUpload, mut body: PartBody) -> Result<(), String> {
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes).map_err(|e| format!("reading the body: {e}"))?;
+        if Some(&part.path) == self.refuse.as_ref() {
+            return Err("503 service unavailable".into());
+        }
+        assert_eq!(bytes.len() as u64, part.length, "{part:?}");
+        let mut stored = self.stored.lock().unwrap();
+        let file = stored.files.entry(part.path.clone()).or_insert_with(|| vec![0; part.file_size as usize]);
+        file[part.offset_in_file as usize..(part.offset_in_file + part.length) as usize].copy_from_slice(&bytes);
+        stored.uploads.push(part.clone());
+        Ok(())
     }
 }

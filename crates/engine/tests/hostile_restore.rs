@@ -86,10 +86,8 @@ fn failure_for<'a>(outcome: &'a RestoreOutcome, path: &str) -> Option<&'a str> {
 
 /// Everything under `dir`, as paths relative to it.
 fn listing(dir: &Path) -> Vec<String> {
-    let mut found: Vec<String> = common::walk_files(dir)
-        .into_iter()
-        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
-        .collect();
+    let mut found: Vec<String> =
+        common::walk_files(dir).into_iter().map(|p| p.strip_prefix(dir).unwrap().display().to_string()).collect();
     found.sort();
     found
 }
@@ -120,8 +118,8 @@ fn names_that_climb_out_of_the_target_are_refused_and_named() {
     assert_eq!(fs::read(target.join("honest.txt")).unwrap(), b"honest bytes");
     assert_eq!(listing(&outside), ["target/honest.txt"], "only the honest file is written");
     for bad in ["/..", "/.", "/", "/a/../../escaped", &format!("/{escape}"), "/nul\0name", "/folder/.."] {
-        let reason = failure_for(&outcome, bad)
-            .unwrap_or_else(|| panic!("{bad:?} is not named among {:?}", outcome.failures));
+        let reason =
+            failure_for(&outcome, bad).unwrap_or_else(|| panic!("{bad:?} is not named among {:?}", outcome.failures));
         assert!(reason.contains("unsafe file name"), "{bad}: {reason}");
     }
 }

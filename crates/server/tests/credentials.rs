@@ -77,7 +77,11 @@ fn a_removed_machine_is_locked_out_and_its_points_stay() {
     // Nor may it write: neither its repository nor its job reports.
     let bytes = b"written after removal".to_vec();
     let writes = [
-        ("PUT", api(format!("/machines/{}/repository/data/{}", a.machine_id, content_name(&bytes))), Body::Bytes(bytes)),
+        (
+            "PUT",
+            api(format!("/machines/{}/repository/data/{}", a.machine_id, content_name(&bytes))),
+            Body::Bytes(bytes),
+        ),
         ("POST", api(format!("/machines/{}/jobs", a.machine_id)), Body::Json(json!(common::running_backup()))),
     ];
     for (method, path, body) in writes {
@@ -210,7 +214,8 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
             }
             let token = if template == "/api/v1/register" {
                 &a.spare_registration
-            } else if ["/api/v1/subscriptions", "/api/v1/datacenters", "/api/v1/portal-users"].contains(&template.as_str())
+            } else if ["/api/v1/subscriptions", "/api/v1/datacenters", "/api/v1/portal-users"]
+                .contains(&template.as_str())
             {
                 &service.operator_token
             } else if template.starts_with("/api/v1/machines/") {

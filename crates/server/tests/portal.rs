@@ -283,7 +283,11 @@ enum Token {
 
 /// The request one route gets: the path with the owner's ids, and for a form its
 /// fields (a multipart body for the certificate upload).
-fn portal_request(route: &offsite_server::PortalRoute, owner: &common::Tenant, n: usize) -> (String, Vec<(String, String)>) {
+fn portal_request(
+    route: &offsite_server::PortalRoute,
+    owner: &common::Tenant,
+    n: usize,
+) -> (String, Vec<(String, String)>) {
     let path = route
         .path
         .split('/')
@@ -427,8 +431,11 @@ fn every_portal_page_against_every_visitor_and_tenant() {
     for route in ordered {
         for visitor in visitors {
             for owner in [&a, &b] {
-                let tokens: &[Token] =
-                    if route.method == "POST" { &[Token::Wrong, Token::Missing, Token::Valid] } else { &[Token::Valid] };
+                let tokens: &[Token] = if route.method == "POST" {
+                    &[Token::Wrong, Token::Missing, Token::Valid]
+                } else {
+                    &[Token::Valid]
+                };
                 for &token in tokens {
                     // Signing out with the right token ends the session the rest of the matrix uses.
                     if route.path == "/portal/sign-out" && token == Token::Valid {

@@ -550,13 +550,14 @@ pub async fn upload_certificate(
     while let Some(field) = multipart.next_field().await.map_err(|e| unreadable("the upload is malformed", e))? {
         parts += 1;
         if parts > MAX_UPLOAD_PARTS {
-            return Err(bad(format!("the upload has more than {MAX_UPLOAD_PARTS} parts: send the form as the page has it")));
+            return Err(bad(format!(
+                "the upload has more than {MAX_UPLOAD_PARTS} parts: send the form as the page has it"
+            )));
         }
         match field.name() {
             Some("csrf") => csrf = Some(field.text().await.map_err(|e| unreadable("the form is malformed", e))?),
             Some("certificate") => {
-                let data =
-                    field.bytes().await.map_err(|e| unreadable("the certificate did not arrive whole", e))?;
+                let data = field.bytes().await.map_err(|e| unreadable("the certificate did not arrive whole", e))?;
                 if data.len() > MAX_CERTIFICATE_BYTES {
                     return Err(bad(format!("the file has {} bytes: a certificate has a few hundred", data.len())));
                 }

@@ -128,7 +128,8 @@ impl FromRequestParts<AppState> for SignedIn {
         let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(PortalFailure::SignInNeeded)?;
         let (id, secret) = secrets::split_token(&token).ok_or(PortalFailure::SignInNeeded)?;
         let session = state.db.session(id).await?.ok_or(PortalFailure::SignInNeeded)?;
-        if session.expires <= state.now().unix_timestamp() || !constant_time_eq(secret_hash(secret).as_bytes(), session.secret_hash.as_bytes())
+        if session.expires <= state.now().unix_timestamp()
+            || !constant_time_eq(secret_hash(secret).as_bytes(), session.secret_hash.as_bytes())
         {
             return Err(PortalFailure::SignInNeeded);
         }

@@ -325,10 +325,9 @@ fn send_portal(
     http: &reqwest::blocking::Client,
     service: &Service,
     route: &offsite_server::PortalRoute,
-    path: &str,
+    (path, fields): (&str, &[(String, String)]),
     visitor: Visitor,
     sessions: &std::collections::HashMap<&str, Session>,
-    fields: &[(String, String)],
     token: Token,
 ) -> Answer {
     let url = format!("{}{path}", service.server.url);
@@ -443,7 +442,7 @@ fn every_portal_page_against_every_visitor_and_tenant() {
                     }
                     n += 1;
                     let (path, fields) = portal_request(route, owner, n);
-                    let reply = send_portal(&http, &service, route, &path, visitor, &sessions, &fields, token);
+                    let reply = send_portal(&http, &service, route, (&path, &fields), visitor, &sessions, token);
                     checks += 1;
                     // A page naming no tenant's resource is every signed-in user's own.
                     let own = match visitor {

@@ -131,6 +131,7 @@ impl Planner<'_> {
                 return;
             }
         };
+        let mut seen = std::collections::HashSet::new();
         for node in tree.nodes {
             let name_display = node.name_lossy();
             let child_snapshot_path = format!("{}/{}", snapshot_path.trim_end_matches('/'), name_display);
@@ -138,6 +139,16 @@ impl Planner<'_> {
                 self.failures.push(RestoreFailure {
                     path: child_snapshot_path,
                     reason: "unsafe file name in the snapshot".into(),
+                });
+                continue;
+            }
+            // A second entry of one name (say a link, then a folder through it) is
+            // not something a backup writes: only the first is restored.
+            if !seen.insert(node.name.clone()) {
+                self.failures.push(RestoreFailure {
+                    path: child_snapshot_path,
+                    reason: "the snapshot's folder lists this name more than once: only the first entry is restored"
+                        .into(),
                 });
                 continue;
             }
@@ -214,7 +225,7 @@ pub fn restore(
 
     // Folders first (outermost first, as planned deepest last), so files have a home.
     for (path, _) in plan.dirs.iter().rev() {
-        if let Err(e) = fs::create_dir_all(path) {
+        if let Err(e) = create_folder(path) {
             failures.push(RestoreFailure { path: path.display().to_string(), reason: e.to_string() });
         }
     }
@@ -345,6 +356,21 @@ pub fn restore(
     );
     outcome.failures = failures;
     Ok(outcome)
+}
+
+/// Creates one folder whose parent exists. Whatever else is in its place (a link
+/// left in the target, which must never be followed out of it, or a file) is
+/// replaced, as files replace what is in theirs.
+fn create_folder(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => {
+            fs::remove_file(path)?;
+            fs::create_dir(path)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir(path),
+        Err(e) => Err(e),
+    }
 }
 
 fn create_sized(path: &Path, size: u64) -> std::io::Result<()> {

@@ -12,7 +12,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use time::OffsetDateTime;
 
-use crate::db::{now, CredentialKind, CredentialRow};
+use crate::db::{CredentialKind, CredentialRow};
 use crate::error::Failure;
 use crate::secrets;
 use crate::state::AppState;
@@ -145,7 +145,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
         });
     }
     if let Some(expires) = row.expires {
-        if now() >= expires {
+        if state.now().unix_timestamp() >= expires {
             return Err(Failure::Unauthorized(format!(
                 "these vault credentials expired at {}: download new ones (offsite admin vault credentials)",
                 format_time(expires)
@@ -189,13 +189,15 @@ pub async fn authenticate_application(
     let header = parse_header(credentials).map_err(|e| unauthorized(&e))?;
     let bad = || {
         unauthorized(
-            "the application signature is not valid: the application or certificate is not registered, or the              request was signed with another key. Check OfflineApplicationParams.xml and the application key",
+            "the application signature is not valid: the application or certificate is not registered, or the \
+             request was signed with another key. Check OfflineApplicationParams.xml and the application key",
         )
     };
     let now = state.now().unix_timestamp();
     if (header.unix_seconds - now).abs() > MAX_SKEW_SECONDS {
         return Err(Failure::Unauthorized(format!(
-            "the signed request's time is {} seconds from the service's clock (at most {MAX_SKEW_SECONDS} are              accepted): set this computer's clock right",
+            "the signed request's time is {} seconds from the service's clock (at most {MAX_SKEW_SECONDS} are \
+             accepted): set this computer's clock right",
             header.unix_seconds - now
         )));
     }

@@ -30,6 +30,9 @@ pub mod storage;
 pub mod tls;
 mod unread_body;
 
+/// The portal's routes, for tests that must cover every page.
+pub use portal::{PortalAccess, PortalRoute, ROUTES as PORTAL_ROUTES};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

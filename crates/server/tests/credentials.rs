@@ -74,6 +74,21 @@ fn a_removed_machine_is_locked_out_and_its_points_stay() {
         let error = error_of(&reply);
         assert!(error.error.contains("removed"), "GET {path}: {}", error.error);
     }
+    // Nor may it write: neither its repository nor its job reports.
+    let bytes = b"written after removal".to_vec();
+    let writes = [
+        (
+            "PUT",
+            api(format!("/machines/{}/repository/data/{}", a.machine_id, content_name(&bytes))),
+            Body::Bytes(bytes),
+        ),
+        ("POST", api(format!("/machines/{}/jobs", a.machine_id)), Body::Json(json!(common::running_backup()))),
+    ];
+    for (method, path, body) in writes {
+        let reply = service.call(method, &path, machine, &body);
+        assert_eq!(reply.status, 401, "{method} {path}: {}", snippet(&reply));
+        assert!(error_of(&reply).error.contains("removed"), "{method} {path}: {}", snippet(&reply));
+    }
     // The typed client shows the same sentence.
     let err = service.client(&a.machine_token).whoami().unwrap_err();
     assert_eq!(err.status(), Some(401));
@@ -187,12 +202,11 @@ fn malformed_json_bodies_get_a_json_error() {
 
 /// Every operation that takes JSON, given something else by a caller allowed to
 /// call it, answers a 4xx JSON error (and registration is not used up by it).
-#[test]
-fn every_json_endpoint_answers_malformed_bodies_with_a_json_error() {
-    let service = Service::start();
-    let a = service.tenant("alpha");
+/// Every documented operation that takes JSON: (method, template, path with A's
+/// ids, the credential allowed to call it).
+fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String, String)> {
     let doc = service.openapi();
-    let mut checked = 0;
+    let mut found = Vec::new();
     for (template, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             if operation["requestBody"]["content"].get("application/json").is_none() {
@@ -200,7 +214,9 @@ fn every_json_endpoint_answers_malformed_bodies_with_a_json_error() {
             }
             let token = if template == "/api/v1/register" {
                 &a.spare_registration
-            } else if template == "/api/v1/subscriptions" || template == "/api/v1/datacenters" {
+            } else if ["/api/v1/subscriptions", "/api/v1/datacenters", "/api/v1/portal-users"]
+                .contains(&template.as_str())
+            {
                 &service.operator_token
             } else if template.starts_with("/api/v1/machines/") {
                 &a.machine_token
@@ -216,12 +232,23 @@ fn every_json_endpoint_answers_malformed_bodies_with_a_json_error() {
                 .replace("{import_job_id}", &a.import_job_id)
                 .replace("{drive_id}", &a.drive_id);
             assert!(!path.contains('{'), "{method} {template}: a path parameter this test does not fill");
-            for body in [Body::Raw("application/json", b"not json".to_vec()), Body::Json(json!("a string"))] {
-                let reply = service.call(&method.to_uppercase(), &path, Some(token), &body);
-                let ok = (400..500).contains(&reply.status) && reply.error_body().is_some();
-                assert!(ok, "{method} {template} with {body:?}: {}", snippet(&reply));
-                checked += 1;
-            }
+            found.push((method.to_uppercase(), template.clone(), path, token.clone()));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_json_endpoint_answers_malformed_bodies_with_a_json_error() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let mut checked = 0;
+    for (method, template, path, token) in json_operations(&service, &a) {
+        for body in [Body::Raw("application/json", b"not json".to_vec()), Body::Json(json!("a string"))] {
+            let reply = service.call(&method, &path, Some(&token), &body);
+            let ok = (400..500).contains(&reply.status) && reply.error_body().is_some();
+            assert!(ok, "{method} {template} with {body:?}: {}", snippet(&reply));
+            checked += 1;
         }
     }
     assert!(checked >= 20, "only {checked} JSON bodies checked");
@@ -358,4 +385,70 @@ fn partial_answers_say_which_bytes() {
     assert_eq!(outside.status(), 416);
     let content_range = outside.headers().get("content-range").map(|v| v.to_str().unwrap().to_string());
     assert_eq!(content_range, Some(format!("bytes */{len}")));
+}
+
+/// Requests too big for the service: a JSON body over the limit on every JSON
+/// endpoint is a 413 that says so; a header of 1 MiB and a request with
+/// 500 headers are refused; and the service keeps serving others meanwhile.
+#[test]
+fn oversized_requests_are_refused_and_the_service_keeps_serving() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let huge = Body::Json(json!({"name": "x".repeat(2 << 20)}));
+    let mut checked = 0;
+    for (method, template, path, token) in json_operations(&service, &a) {
+        let authorization = format!("Bearer {token}");
+        // The service answers before reading it all and closes the connection, so
+        // the client may lose the answer while it still sends (see above).
+        let answers: Vec<Reply> =
+            (0..5).filter_map(|_| service.try_send(&method, &path, Some(&authorization), &huge, &[]).ok()).collect();
+        assert!(!answers.is_empty(), "{method} {template}: no answer to an oversized body in 5 tries");
+        for reply in &answers {
+            assert_eq!(reply.status, 413, "{method} {template}: {}", snippet(reply));
+            let error = error_of(reply);
+            assert!(error.code == "too_large" && error.error.contains("too large"), "{method} {template}: {error:?}");
+        }
+        checked += 1;
+        // Someone else is served at once.
+        assert_eq!(service.call("GET", "/api/v1/whoami", Some(&a.machine_token), &Body::Empty).status, 200);
+    }
+    assert!(checked >= 20, "only {checked} JSON endpoints checked");
+
+    let whoami = "/api/v1/whoami";
+    let bearer = format!("Bearer {}", a.subscription_token);
+    let long = "y".repeat(1 << 20);
+    let reply = service.try_send("GET", whoami, Some(&bearer), &Body::Empty, &[("x-padding", &long)]);
+    if let Ok(reply) = &reply {
+        assert!(matches!(reply.status, 400 | 413 | 431), "a 1 MiB header: {}", snippet(reply));
+    }
+    let names: Vec<String> = (0..500).map(|i| format!("x-header-{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let reply = service.try_send("GET", whoami, Some(&bearer), &Body::Empty, &many);
+    if let Ok(reply) = &reply {
+        assert!(matches!(reply.status, 400 | 413 | 431), "500 headers: {}", snippet(reply));
+    }
+    assert_eq!(service.call("GET", whoami, Some(&a.subscription_token), &Body::Empty).status, 200);
+}
+
+/// Vault credentials past their lifetime are refused with a 401 that says when
+/// they expired, without repeating the credential; credentials still in time work.
+#[test]
+fn expired_vault_credentials_are_refused_saying_when() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let sub = service.client(&a.subscription_token);
+    let short = sub.vault_credentials(&a.vault_id, Some(1)).unwrap().registration_secret;
+    let long = sub.vault_credentials(&a.vault_id, Some(3)).unwrap().registration_secret;
+    let service = service.restart_with_clock_offset(2 * 3600);
+    let reply = register(&service, &short, "late");
+    assert_eq!(reply.status, 401, "{}", snippet(&reply));
+    let error = error_of(&reply);
+    assert!(error.error.contains("expired at") && error.error.contains("download new ones"), "{}", error.error);
+    assert!(!reply.text().contains(secret_of(&short)), "the refusal repeats the secret: {}", snippet(&reply));
+    // A wrong secret is not repeated either.
+    let wrong = format!("{}.{}", common::id_of(&short), "ab".repeat(32));
+    let reply = register(&service, &wrong, "forged");
+    assert_eq!(reply.status, 401, "{}", snippet(&reply));
+    assert!(!reply.text().contains(secret_of(&wrong)), "{}", snippet(&reply));
+    assert_eq!(register(&service, &long, "in-time").status, 200);
 }

@@ -46,6 +46,10 @@ enum Who {
     StaleApplication,
     /// A's application id and certificate thumbprint, signed with another key.
     ForgedApplication,
+    /// The credential of a machine A removed from its vault.
+    RemovedMachine,
+    /// Vault credentials of A's that already registered a machine.
+    UsedRegistration,
 }
 
 impl Who {
@@ -67,6 +71,8 @@ impl Who {
             Who::OtherApplication => "B application",
             Who::StaleApplication => "A app, stale time",
             Who::ForgedApplication => "A app, other key",
+            Who::RemovedMachine => "A removed machine",
+            Who::UsedRegistration => "A used vault creds",
         }
     }
 }
@@ -83,6 +89,8 @@ const UNAUTHENTICATED: &[Who] = &[
     Who::NotBearer,
     Who::StaleApplication,
     Who::ForgedApplication,
+    Who::RemovedMachine,
+    Who::UsedRegistration,
 ];
 
 /// What a request must answer.
@@ -296,6 +304,9 @@ struct World {
     b: Tenant,
     /// The credential of a second machine in A's vault.
     sibling_token: String,
+    /// A machine of A's vault that was removed, and the vault credentials it used.
+    removed_token: String,
+    used_registration: String,
     doc: Value,
     names: Cell<u32>,
     rows: Vec<Row>,
@@ -309,8 +320,26 @@ impl World {
         let secret = service.client(&a.subscription_token).vault_credentials(&a.vault_id, None).unwrap();
         let sibling = service.client(&secret.registration_secret).register("alpha-web02", "alpha-web02.example");
         let sibling_token = sibling.expect("a second machine registers").machine_credential;
+        let used_registration = secret.registration_secret;
+        let spare = service.client(&a.subscription_token).vault_credentials(&a.vault_id, None).unwrap();
+        let old = service.client(&spare.registration_secret).register("alpha-old03", "alpha-old03.example");
+        let old = old.expect("a third machine registers");
+        let path = format!("/api/v1/machines/{}", old.machine.id);
+        let removed = service.call("DELETE", &path, Some(&a.subscription_token), &Body::Empty);
+        assert_eq!(removed.status, 200, "the third machine is removed: {}", removed.text());
+        let removed_token = old.machine_credential;
         let doc = service.openapi();
-        World { service, a, b, sibling_token, doc, names: Cell::new(0), rows: Vec::new() }
+        World {
+            service,
+            a,
+            b,
+            sibling_token,
+            removed_token,
+            used_registration,
+            doc,
+            names: Cell::new(0),
+            rows: Vec::new(),
+        }
     }
 
     fn operations(&self) -> Vec<Operation> {
@@ -364,6 +393,8 @@ impl World {
             Who::OtherSubscription => bearer(&self.b.subscription_token),
             Who::OtherMachine => bearer(&self.b.machine_token),
             Who::SiblingMachine => bearer(&self.sibling_token),
+            Who::RemovedMachine => bearer(&self.removed_token),
+            Who::UsedRegistration => bearer(&self.used_registration),
             Who::Registration => bearer(&self.a.spare_registration),
             Who::Operator => bearer(&self.service.operator_token),
             Who::NoCredential => None,
@@ -532,6 +563,9 @@ impl World {
             problem = Some(format!("expected {}: {}", expected.label(), snippet(&reply)));
         } else if !reply.is_success() && op.method != "HEAD" && reply.error_body().is_none() {
             problem = Some(format!("the refusal is not a JSON error body: {}", snippet(&reply)));
+        } else if reply.error_body().is_some_and(|e| e.error.contains("   ")) {
+            // A string literal continued without `\` keeps the next line's indentation.
+            problem = Some(format!("the message has a run of spaces: {}", snippet(&reply)));
         } else if reply.is_success()
             && (matches!(who, Who::OtherSubscription | Who::OtherMachine | Who::OtherApplication)
                 || UNAUTHENTICATED.contains(&who))
@@ -828,8 +862,9 @@ fn vault_credentials_only_register() {
     world.finish("vault credentials");
 }
 
-/// No credential, a malformed one, a real credential id with a wrong secret, or a
-/// real credential in the wrong scheme: 401 everywhere, before anything else.
+/// No credential, a malformed one, a real credential id with a wrong secret, a
+/// real credential in the wrong scheme, a removed machine's credential or used
+/// vault credentials: 401 everywhere, before anything else.
 #[test]
 fn missing_or_wrong_credentials_get_401_everywhere() {
     let mut world = World::new();

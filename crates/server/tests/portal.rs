@@ -236,3 +236,356 @@ fn portal_users_need_an_address_a_long_password_and_a_real_subscription() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert!(!listed.to_string().contains("argon2"), "{listed}");
 }
+
+// ------------------------------------------------------------------ the page matrix
+
+/// Who opens a portal page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Visitor {
+    Anonymous,
+    /// A's subscription management credential, sent as an API bearer token.
+    SubscriptionBearer,
+    /// The operator's API credential as a bearer token.
+    OperatorBearer,
+    /// A session cookie whose user signed out.
+    SignedOut,
+    UserA,
+    UserB,
+    Operator,
+}
+
+/// A signed-in browser: its session cookie and the session's CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+fn sign_in(http: &reqwest::blocking::Client, service: &Service, email: &str, home: &str) -> Session {
+    let form = get(http, service, "/portal/sign-in", "");
+    let cookie = pair(set_cookie(&form, "offsite_sign_in").expect("the sign-in cookie"));
+    let token = hidden_csrf(&form.body);
+    let signed =
+        post(http, service, "/portal/sign-in", &cookie, &[("email", email), ("password", PASSWORD), ("csrf", &token)]);
+    assert_eq!(signed.location.as_deref(), Some("/portal/"), "{email} signs in: {}", signed.body);
+    let cookie = pair(set_cookie(&signed, "offsite_session").expect("a session cookie"));
+    let page = get(http, service, home, &cookie);
+    assert_eq!(page.status, 200, "{email} opens {home}: {}", page.body);
+    Session { csrf: hidden_csrf(&page.body), cookie }
+}
+
+/// What a form carries as its CSRF token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Valid,
+    Wrong,
+    Missing,
+}
+
+/// The request one route gets: the path with the owner's ids, and for a form its
+/// fields (a multipart body for the certificate upload).
+fn portal_request(
+    route: &offsite_server::PortalRoute,
+    owner: &common::Tenant,
+    n: usize,
+) -> (String, Vec<(String, String)>) {
+    let path = route
+        .path
+        .split('/')
+        .map(|part| match part {
+            "{subscription_id}" => owner.subscription_id.clone(),
+            "{vault_id}" => owner.vault_id.clone(),
+            "{import_job_id}" => owner.import_job_id.clone(),
+            "{drive_id}" => owner.drive_id.clone(),
+            "{kind}" => "error".to_string(),
+            other if other.starts_with('{') => {
+                panic!("{} {} has a parameter {other} the page matrix cannot fill: teach it", route.method, route.path)
+            }
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    let mut fields = Vec::new();
+    if route.path == "/portal/operator/users" {
+        fields.push(("email".to_string(), format!("matrix-{n}@{}.example", owner.name)));
+        fields.push(("password".to_string(), PASSWORD.to_string()));
+        fields.push(("subscription".to_string(), owner.subscription_id.clone()));
+    }
+    if route.path == "/portal/sign-in" {
+        fields.push(("email".to_string(), format!("user@{}.example", owner.name)));
+        fields.push(("password".to_string(), PASSWORD.to_string()));
+    }
+    if route.path.ends_with("/application/certificates") {
+        let cert = offsite_seeding::application::generate(&format!("matrix-{n}")).expect("a certificate").cert_pem;
+        fields.push(("certificate".to_string(), cert));
+    }
+    (path, fields)
+}
+
+fn send_portal(
+    http: &reqwest::blocking::Client,
+    service: &Service,
+    route: &offsite_server::PortalRoute,
+    (path, fields): (&str, &[(String, String)]),
+    visitor: Visitor,
+    sessions: &std::collections::HashMap<&str, Session>,
+    token: Token,
+) -> Answer {
+    let url = format!("{}{path}", service.server.url);
+    let mut request = if route.method == "GET" { http.get(url) } else { http.post(url) };
+    let session = match visitor {
+        Visitor::Anonymous => None,
+        Visitor::SubscriptionBearer | Visitor::OperatorBearer => None,
+        Visitor::SignedOut => sessions.get("signed out"),
+        Visitor::UserA => sessions.get("A"),
+        Visitor::UserB => sessions.get("B"),
+        Visitor::Operator => sessions.get("operator"),
+    };
+    if let Some(session) = session {
+        request = request.header("cookie", &session.cookie);
+    }
+    if let Some(token) = match visitor {
+        Visitor::SubscriptionBearer => sessions.get("bearer A").map(|s| s.cookie.clone()),
+        Visitor::OperatorBearer => sessions.get("bearer operator").map(|s| s.cookie.clone()),
+        _ => None,
+    } {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if route.method == "POST" {
+        let mut all: Vec<(String, String)> = fields.to_vec();
+        let csrf = session.map(|s| s.csrf.clone()).unwrap_or_else(|| "0".repeat(64));
+        match token {
+            Token::Valid => all.push(("csrf".into(), csrf)),
+            Token::Wrong => all.push(("csrf".into(), "0".repeat(64))),
+            Token::Missing => {}
+        }
+        if route.path.ends_with("/application/certificates") {
+            let boundary = "offsite-matrix-boundary";
+            let mut body = String::new();
+            for (name, value) in &all {
+                body.push_str(&format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.pem\"\r\n\r\n{value}\r\n"
+                ));
+            }
+            body.push_str(&format!("--{boundary}--\r\n"));
+            request = request.header("content-type", format!("multipart/form-data; boundary={boundary}")).body(body);
+        } else {
+            request = request.form(&all);
+        }
+    }
+    answer(request.send().expect("an answer"))
+}
+
+/// Every route the portal serves (from the router's own list, so a new page is
+/// covered without editing this test) against every kind of visitor, on tenant
+/// A's and tenant B's resources: anonymous visitors and API credentials are sent
+/// to sign in; a subscription's user sees their own tenant only and gets the API's
+/// "does not exist" for the other and for operator pages; every form refuses a
+/// wrong or missing CSRF token; the operator reaches everything.
+#[test]
+fn every_portal_page_against_every_visitor_and_tenant() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let b = service.tenant("bravo");
+    let operator = service.operator();
+    for (email, subscription) in [
+        ("user@alpha.example", Some(&a.subscription_id)),
+        ("user@bravo.example", Some(&b.subscription_id)),
+        ("ops@datacenter.example", None),
+        ("leaver@alpha.example", Some(&a.subscription_id)),
+    ] {
+        let user =
+            CreatePortalUser { email: email.into(), password: PASSWORD.into(), subscription_id: subscription.cloned() };
+        operator.create_portal_user(&user).expect("the operator creates a portal user");
+    }
+    let http = browser_like(&service);
+    let home = |t: &common::Tenant| format!("/portal/subscriptions/{}", t.subscription_id);
+    let mut sessions = std::collections::HashMap::new();
+    sessions.insert("A", sign_in(&http, &service, "user@alpha.example", &home(&a)));
+    sessions.insert("B", sign_in(&http, &service, "user@bravo.example", &home(&b)));
+    sessions.insert("operator", sign_in(&http, &service, "ops@datacenter.example", "/portal/operator"));
+    let leaver = sign_in(&http, &service, "leaver@alpha.example", &home(&a));
+    let out = post(&http, &service, "/portal/sign-out", &leaver.cookie, &[("csrf", &leaver.csrf)]);
+    assert_eq!(out.location.as_deref(), Some("/portal/sign-in"));
+    sessions.insert("signed out", leaver);
+    sessions.insert("bearer A", Session { cookie: a.subscription_token.clone(), csrf: String::new() });
+    sessions.insert("bearer operator", Session { cookie: service.operator_token.clone(), csrf: String::new() });
+
+    let routes = offsite_server::PORTAL_ROUTES;
+    assert!(routes.len() >= 15, "the portal lists only {} routes", routes.len());
+    let visitors = [
+        Visitor::Anonymous,
+        Visitor::SubscriptionBearer,
+        Visitor::OperatorBearer,
+        Visitor::SignedOut,
+        Visitor::UserA,
+        Visitor::UserB,
+        Visitor::Operator,
+    ];
+    let mut failures = Vec::new();
+    let mut checks = 0;
+    let mut n = 0;
+    // The receive step moves A's job on: the operator's own control comes last.
+    let mut ordered: Vec<_> = routes.iter().collect();
+    ordered.sort_by_key(|r| r.path.ends_with("/receive"));
+    for route in ordered {
+        for visitor in visitors {
+            for owner in [&a, &b] {
+                let tokens: &[Token] = if route.method == "POST" {
+                    &[Token::Wrong, Token::Missing, Token::Valid]
+                } else {
+                    &[Token::Valid]
+                };
+                for &token in tokens {
+                    // Signing out with the right token ends the session the rest of the matrix uses.
+                    if route.path == "/portal/sign-out" && token == Token::Valid {
+                        continue;
+                    }
+                    n += 1;
+                    let (path, fields) = portal_request(route, owner, n);
+                    let reply = send_portal(&http, &service, route, (&path, &fields), visitor, &sessions, token);
+                    checks += 1;
+                    // A page naming no tenant's resource is every signed-in user's own.
+                    let own = match visitor {
+                        Visitor::UserA => std::ptr::eq(owner, &a) || !route.path.contains('{'),
+                        Visitor::UserB => std::ptr::eq(owner, &b) || !route.path.contains('{'),
+                        _ => false,
+                    };
+                    let signed_in = matches!(visitor, Visitor::UserA | Visitor::UserB | Visitor::Operator);
+                    let to_sign_in = reply.status == 303 && reply.location.as_deref() == Some("/portal/sign-in");
+                    let not_found = reply.status == 404 && reply.body.contains("does not exist, or you may not see it");
+                    let success = (200..400).contains(&reply.status) && !to_sign_in;
+                    let (want, ok) = match route.access {
+                        offsite_server::PortalAccess::Public => {
+                            // The sign-in form is bound to its own cookie, never sent here.
+                            if route.method == "POST" {
+                                ("403 (no sign-in cookie)", reply.status == 403)
+                            } else {
+                                ("a page or a redirect", (200..400).contains(&reply.status))
+                            }
+                        }
+                        _ if !signed_in => ("303 to sign-in", to_sign_in),
+                        offsite_server::PortalAccess::Operator if visitor != Visitor::Operator => {
+                            ("404 (not an operator)", not_found)
+                        }
+                        _ if route.method == "POST" && token != Token::Valid => {
+                            ("403 for the CSRF token", reply.status == 403 && reply.body.contains("reload the page"))
+                        }
+                        // Receiving needs a job on its way: A's is still being made, so the
+                        // operator's request reaches it and is judged on its state (409).
+                        _ if visitor == Visitor::Operator && route.path.ends_with("/receive") => {
+                            ("409 (the job is not shipping)", reply.status == 409)
+                        }
+                        _ if visitor == Visitor::Operator || own => ("success", success),
+                        _ => ("404 (another tenant)", not_found),
+                    };
+                    let leaked = if own || visitor == Visitor::Operator {
+                        None
+                    } else {
+                        owner
+                            .secrets_and_ids()
+                            .into_iter()
+                            .filter(|s| !path.contains(*s))
+                            .find(|s| reply.body.contains(*s))
+                            .map(str::to_string)
+                    };
+                    if !ok || leaked.is_some() {
+                        failures.push(format!(
+                            "{:4} {:66} {visitor:?} on {} ({token:?} token): {} {:?}, want {want}{} {:.120}",
+                            route.method,
+                            route.path,
+                            owner.name,
+                            reply.status,
+                            reply.location,
+                            leaked.map(|l| format!(", shows {l}")).unwrap_or_default(),
+                            reply.body.replace('\n', " ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    println!("portal matrix: {} routes x {} visitors x 2 tenants, {checks} requests", routes.len(), visitors.len());
+    assert!(failures.is_empty(), "{} of {checks} portal checks failed:\n{}", failures.len(), failures.join("\n"));
+    // The sessions the matrix used still work: the refused forms did not end them.
+    for who in ["A", "B", "operator"] {
+        let session = &sessions[who];
+        let home = get(&http, &service, "/portal/", &session.cookie);
+        assert_ne!(home.location.as_deref(), Some("/portal/sign-in"), "{who}'s session ended");
+    }
+}
+
+/// A session lasts 12 hours on the service's clock: at 11 hours it opens pages, at
+/// 13 the browser is sent to sign in again (and its forms are refused).
+#[test]
+fn a_session_past_its_lifetime_is_sent_to_sign_in() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let user = CreatePortalUser {
+        email: "it@alpha.example".into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(a.subscription_id.clone()),
+    };
+    service.operator().create_portal_user(&user).unwrap();
+    let home = format!("/portal/subscriptions/{}", a.subscription_id);
+    let session = sign_in(&browser_like(&service), &service, "it@alpha.example", &home);
+
+    let service = service.restart_with_clock_offset(11 * 3600);
+    let http = browser_like(&service);
+    assert_eq!(get(&http, &service, &home, &session.cookie).status, 200, "an 11-hour-old session still works");
+    let service = service.restart_with_clock_offset(13 * 3600);
+    let http = browser_like(&service);
+    let page = get(&http, &service, &home, &session.cookie);
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/portal/sign-in")), "{}", page.body);
+    let credentials = format!("/portal/vaults/{}/credentials", a.vault_id);
+    let form = post(&http, &service, &credentials, &session.cookie, &[("csrf", &session.csrf)]);
+    assert_eq!((form.status, form.location.as_deref()), (303, Some("/portal/sign-in")));
+}
+
+/// The certificate upload, oversized (a 2 MiB file) and with thousands of parts:
+/// refused with a sentence that says which, and the portal keeps serving.
+#[test]
+fn oversized_and_many_part_uploads_are_refused() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let user = CreatePortalUser {
+        email: "it@alpha.example".into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(a.subscription_id.clone()),
+    };
+    service.operator().create_portal_user(&user).unwrap();
+    let home = format!("/portal/subscriptions/{}", a.subscription_id);
+    let http = browser_like(&service);
+    let session = sign_in(&http, &service, "it@alpha.example", &home);
+    let path = format!("/portal/subscriptions/{}/application/certificates", a.subscription_id);
+    let upload = |parts: &[(&str, String)]| {
+        let boundary = "offsite-upload-boundary";
+        let mut body = String::new();
+        for (name, value) in parts {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"c.pem\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{boundary}--\r\n"));
+        http.post(format!("{}{path}", service.server.url))
+            .header("cookie", &session.cookie)
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .map(answer)
+    };
+    let huge = vec![("csrf", session.csrf.clone()), ("certificate", "A".repeat(2 << 20))];
+    // The service may answer before reading it all and close the connection: one of
+    // a few tries gets the answer.
+    let answers: Vec<Answer> = (0..5).filter_map(|_| upload(&huge).ok()).collect();
+    assert!(!answers.is_empty(), "no answer to a 2 MiB upload");
+    for reply in &answers {
+        assert_eq!(reply.status, 413, "{}", reply.body);
+        assert!(reply.body.contains("too large"), "{}", reply.body);
+    }
+    let mut many = vec![("csrf", session.csrf.clone())];
+    many.extend((0..5000).map(|_| ("filler", "x".to_string())));
+    let reply = upload(&many).expect("an answer");
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("more than 8 parts"), "{}", reply.body);
+    assert_eq!(get(&http, &service, &home, &session.cookie).status, 200, "the portal keeps serving");
+}

@@ -24,6 +24,22 @@ pub mod site;
 /// The passphrase every test repository is created with.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Set by [`trace_every_command`]: every command runs with `RUST_LOG=trace` and
+/// JSON logs, and [`Cli::run`] keeps what each one wrote to stderr.
+static TRACING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static TRANSCRIPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// From now on every `offsite` command of this test binary logs everything it can
+/// (for the test that secrets never reach a log); see [`stderr_transcript`].
+pub fn trace_every_command() {
+    TRACING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The command line and stderr of every command run since [`trace_every_command`].
+pub fn stderr_transcript() -> Vec<String> {
+    TRANSCRIPT.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// uid and gid of `nobody`, used to make files unreadable when the tests run as root.
 pub const NOBODY: u32 = 65534;
 
@@ -65,6 +81,9 @@ where
         cmd.env_remove(name);
     }
     cmd.env("OFFSITE_PASSWORD", PASSWORD).stdin(Stdio::null());
+    if TRACING.load(std::sync::atomic::Ordering::SeqCst) {
+        cmd.env("RUST_LOG", "trace").env("OFFSITE_LOG_FORMAT", "json");
+    }
     Cli { cmd, shown }
 }
 
@@ -108,6 +127,10 @@ impl Cli {
     pub fn run(mut self) -> Run {
         let started = Instant::now();
         let output = self.cmd.output().unwrap_or_else(|e| panic!("cannot start `{}`: {e}", self.shown));
+        if TRACING.load(std::sync::atomic::Ordering::SeqCst) {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            TRANSCRIPT.lock().unwrap_or_else(|e| e.into_inner()).push(format!("$ {}\n{stderr}", self.shown));
+        }
         Run {
             shown: self.shown,
             code: output.status.code(),

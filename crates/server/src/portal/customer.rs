@@ -523,6 +523,10 @@ pub async fn application(
 /// Certificates are small; anything bigger is not one.
 const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 
+/// The certificate form has two parts (its token and the file); a few more are
+/// tolerated, thousands are not read.
+const MAX_UPLOAD_PARTS: usize = 8;
+
 pub async fn upload_certificate(
     State(state): State<AppState>,
     who: SignedIn,
@@ -530,14 +534,30 @@ pub async fn upload_certificate(
     mut multipart: Multipart,
 ) -> PageResult {
     let bad = |message: String| PortalFailure::Api(Failure::BadRequest(message));
+    // Over the service's body limit is "too large", not "malformed".
+    let unreadable = |what: &str, e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            PortalFailure::Api(Failure::TooLarge(format!(
+                "the upload is too large: a certificate file has a few hundred bytes ({e})"
+            )))
+        } else {
+            bad(format!("{what}: {e}"))
+        }
+    };
     let mut csrf = None;
     let mut certificate = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| bad(format!("the upload is malformed: {e}")))? {
+    let mut parts = 0;
+    while let Some(field) = multipart.next_field().await.map_err(|e| unreadable("the upload is malformed", e))? {
+        parts += 1;
+        if parts > MAX_UPLOAD_PARTS {
+            return Err(bad(format!(
+                "the upload has more than {MAX_UPLOAD_PARTS} parts: send the form as the page has it"
+            )));
+        }
         match field.name() {
-            Some("csrf") => csrf = Some(field.text().await.map_err(|e| bad(e.to_string()))?),
+            Some("csrf") => csrf = Some(field.text().await.map_err(|e| unreadable("the form is malformed", e))?),
             Some("certificate") => {
-                let data =
-                    field.bytes().await.map_err(|e| bad(format!("the certificate did not arrive whole: {e}")))?;
+                let data = field.bytes().await.map_err(|e| unreadable("the certificate did not arrive whole", e))?;
                 if data.len() > MAX_CERTIFICATE_BYTES {
                     return Err(bad(format!("the file has {} bytes: a certificate has a few hundred", data.len())));
                 }

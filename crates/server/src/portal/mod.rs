@@ -25,25 +25,65 @@ use crate::state::AppState;
 
 pub use session::{create_user, SignInFailures};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/portal/") }))
-        .route("/portal", get(|| async { Redirect::to("/portal/") }))
-        .route("/portal/", get(customer::overview))
-        .route("/portal/style.css", get(layout::style_sheet))
-        .route("/portal/sign-in", get(session::sign_in_form).post(session::sign_in))
-        .route("/portal/sign-out", post(session::sign_out))
-        .route("/portal/subscriptions/{subscription_id}", get(customer::subscription))
-        .route("/portal/subscriptions/{subscription_id}/publish-settings", post(customer::publish_settings))
-        .route("/portal/subscriptions/{subscription_id}/storage", get(customer::storage))
-        .route("/portal/subscriptions/{subscription_id}/application", get(customer::application))
-        .route("/portal/subscriptions/{subscription_id}/application/certificates", post(customer::upload_certificate))
-        .route("/portal/subscriptions/{subscription_id}/import-jobs", get(customer::import_jobs))
-        .route("/portal/vaults/{vault_id}", get(customer::vault))
-        .route("/portal/vaults/{vault_id}/credentials", post(customer::vault_credentials))
-        .route("/portal/import-jobs/{import_job_id}", get(customer::import_job))
-        .route("/portal/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}", get(customer::drive_log))
-        .route("/portal/operator", get(operator::operations))
-        .route("/portal/operator/import-jobs/{import_job_id}/receive", post(operator::receive))
-        .route("/portal/operator/users", post(operator::create_user))
+/// Who may open a portal route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortalAccess {
+    /// Anyone: the sign-in page, the style sheet, redirects to them.
+    Public,
+    /// A signed-in user; the API's tenant rules decide what they see.
+    SignedIn,
+    /// A signed-in operator; anyone else is told the page does not exist.
+    Operator,
+}
+
+/// One route of the portal, as the router serves it.
+#[derive(Debug, Clone, Copy)]
+pub struct PortalRoute {
+    /// `GET` or `POST` (every `POST` is a form that carries a CSRF token).
+    pub method: &'static str,
+    /// axum's path template, `{name}` for a path parameter.
+    pub path: &'static str,
+    pub access: PortalAccess,
+}
+
+/// Builds both the router and [`ROUTES`] from one list, so a page cannot be served
+/// without being listed (the security tests walk the list).
+macro_rules! portal_routes {
+    ($($method:ident $path:literal $access:ident => $handler:expr;)*) => {
+        /// Every route the portal serves.
+        pub const ROUTES: &[PortalRoute] = &[$(PortalRoute {
+            method: portal_routes!(@upper $method),
+            path: $path,
+            access: PortalAccess::$access,
+        }),*];
+
+        pub fn router() -> Router<AppState> {
+            Router::new()$(.route($path, $method($handler)))*
+        }
+    };
+    (@upper get) => { "GET" };
+    (@upper post) => { "POST" };
+}
+
+portal_routes! {
+    get "/" Public => || async { Redirect::to("/portal/") };
+    get "/portal" Public => || async { Redirect::to("/portal/") };
+    get "/portal/" SignedIn => customer::overview;
+    get "/portal/style.css" Public => layout::style_sheet;
+    get "/portal/sign-in" Public => session::sign_in_form;
+    post "/portal/sign-in" Public => session::sign_in;
+    post "/portal/sign-out" SignedIn => session::sign_out;
+    get "/portal/subscriptions/{subscription_id}" SignedIn => customer::subscription;
+    post "/portal/subscriptions/{subscription_id}/publish-settings" SignedIn => customer::publish_settings;
+    get "/portal/subscriptions/{subscription_id}/storage" SignedIn => customer::storage;
+    get "/portal/subscriptions/{subscription_id}/application" SignedIn => customer::application;
+    post "/portal/subscriptions/{subscription_id}/application/certificates" SignedIn => customer::upload_certificate;
+    get "/portal/subscriptions/{subscription_id}/import-jobs" SignedIn => customer::import_jobs;
+    get "/portal/vaults/{vault_id}" SignedIn => customer::vault;
+    post "/portal/vaults/{vault_id}/credentials" SignedIn => customer::vault_credentials;
+    get "/portal/import-jobs/{import_job_id}" SignedIn => customer::import_job;
+    get "/portal/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}" SignedIn => customer::drive_log;
+    get "/portal/operator" Operator => operator::operations;
+    post "/portal/operator/import-jobs/{import_job_id}/receive" Operator => operator::receive;
+    post "/portal/operator/users" Operator => operator::create_user;
 }

@@ -150,6 +150,8 @@ pub async fn operations(
 
 #[derive(Deserialize)]
 pub struct ReceiveForm {
+    /// Missing counts as wrong: refused as a forged form, not as a malformed one.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -169,6 +171,8 @@ pub async fn receive(
 
 #[derive(Deserialize)]
 pub struct NewUserForm {
+    /// Missing counts as wrong: refused as a forged form, not as a malformed one.
+    #[serde(default)]
     csrf: String,
     email: String,
     password: String,

@@ -128,7 +128,8 @@ impl FromRequestParts<AppState> for SignedIn {
         let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(PortalFailure::SignInNeeded)?;
         let (id, secret) = secrets::split_token(&token).ok_or(PortalFailure::SignInNeeded)?;
         let session = state.db.session(id).await?.ok_or(PortalFailure::SignInNeeded)?;
-        if session.expires <= now() || !constant_time_eq(secret_hash(secret).as_bytes(), session.secret_hash.as_bytes())
+        if session.expires <= state.now().unix_timestamp()
+            || !constant_time_eq(secret_hash(secret).as_bytes(), session.secret_hash.as_bytes())
         {
             return Err(PortalFailure::SignInNeeded);
         }
@@ -190,6 +191,8 @@ pub async fn sign_in_form(axum::extract::Query(query): axum::extract::Query<Sign
 pub struct SignInForm {
     email: String,
     password: String,
+    /// Missing counts as wrong: refused as a forged form, not as a malformed one.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -228,7 +231,7 @@ pub async fn sign_in(
         user_id: user.id.clone(),
         secret_hash: secret_hash(&secret),
         csrf_token: secrets::random_hex(),
-        expires: now() + SESSION_SECONDS,
+        expires: state.now().unix_timestamp() + SESSION_SECONDS,
     };
     state.db.insert_session(&session, now()).await?;
     state.sign_in_failures.succeeded(&email);
@@ -245,6 +248,8 @@ thread_local! {
 
 #[derive(Deserialize)]
 pub struct CsrfForm {
+    /// Missing counts as wrong: refused as a forged form, not as a malformed one.
+    #[serde(default)]
     pub csrf: String,
 }
 

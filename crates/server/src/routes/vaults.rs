@@ -99,7 +99,7 @@ pub(crate) async fn create_vault_credentials(
             "vault credentials are valid for 1 to {MAX_VALID_HOURS} hours, not {hours}"
         )));
     }
-    let expires = now() + i64::from(hours) * 3600;
+    let expires = state.now().unix_timestamp() + i64::from(hours) * 3600;
     let token = state.db.issue_credential(CredentialKind::VaultRegistration, &vault.id, Some(expires)).await?;
     Ok(Json(VaultCredentialsIssued {
         vault_id: vault.id,

@@ -10,6 +10,7 @@
 //! that cannot reach its server must fail.
 
 mod azurite;
+mod faulty_store;
 mod chromedriver;
 mod http;
 mod postgres;
@@ -20,6 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use azurite::Azurite;
+pub use faulty_store::{FaultCounts, FaultKind, FaultPlan, FaultyStore};
 pub use chromedriver::ChromeDriver;
 pub use postgres::Postgres;
 pub use s3::S3Server;

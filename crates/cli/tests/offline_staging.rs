@@ -5,6 +5,7 @@
 mod common;
 
 use common::service::{Agent, Service, AGENT_PASSPHRASE};
+use common::tmpfs::Tmpfs;
 use common::*;
 
 fn configure(agent: &Agent, staging: &std::path::Path, job: &str) -> Run {
@@ -102,20 +103,7 @@ fn a_staging_folder_that_is_not_empty_or_too_small_is_refused() {
 
     // A 16 MiB tmpfs cannot take 30 MiB: the backup says how much it needs.
     let small = root.join("small");
-    std::fs::create_dir_all(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs", utf8(&small)])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(mounted, "mounting a tmpfs needs root (the tests run as root here)");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(small.clone());
+    let _tmpfs = Tmpfs::mount(&small, "16m");
     configure(&agent, &small, "seed-1").ok();
     agent.cmd(["backup", "--now"]).run().fails().stderr_has("may need up to 30 MiB").stderr_has("free space");
 }

@@ -17,13 +17,10 @@ use offsite_server::StorageWrapper;
 use offsite_testbed::{FaultPlan, FaultyStore};
 use serde_json::Value;
 
-use common::service::{Agent, Service, AGENT_PASSPHRASE};
+use common::faults::*;
+use common::service::{Agent, Service};
 use common::site::*;
 use common::*;
-
-fn soak() -> bool {
-    std::env::var_os("OFFSITE_SOAK").is_some_and(|v| v != "0")
-}
 
 fn plan(seed: u64) -> FaultPlan {
     let mut plan = FaultPlan::uniform(seed, if soak() { 0.12 } else { 0.05 });
@@ -46,45 +43,6 @@ fn faulty_service(root: &Path, plan: FaultPlan) -> (Service, FaultyStore) {
     let service = Service::in_process(root, Some(wrap), 0);
     let faulty = slot.lock().unwrap().take().expect("the service wrapped its storage");
     (service, faulty)
-}
-
-/// Runs `attempt` until it reports success, at most `limit` times; every failed run
-/// must have failed clearly (checked by `clear`). Returns the last report and the runs.
-fn until_done(limit: u32, mut attempt: impl FnMut() -> (bool, Run), clear: impl Fn(&Run)) -> (Run, u32) {
-    for n in 1..=limit {
-        let (done, run) = attempt();
-        if done {
-            return (run, n);
-        }
-        clear(&run);
-        eprintln!("run {n} stopped, running again: {}", run.stderr.trim());
-    }
-    panic!("not done after {limit} runs");
-}
-
-fn backup_run(agent: &Agent) -> (bool, Run) {
-    let run = agent.cmd(["backup", "--now", "--json"]).run();
-    let report: Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-    let done = run.code == Some(0) && report["report"]["state"] == "completed";
-    (done, run)
-}
-
-/// A failed run names the service or its storage and says it can be run again.
-fn clear_backup_failure(run: &Run) {
-    let text = format!("{}{}", run.stdout, run.stderr);
-    assert!(!text.contains("panicked"), "{run}");
-    assert!(text.contains("storage") || text.contains("service") || text.contains("cannot reach"), "unclear: {run}");
-}
-
-/// `offsite repo check --read-data` straight on the machine's repository in the
-/// service's storage folder.
-fn check_service_copy(service: &Service) {
-    let vaults = service.data_dir.join("storage/vaults");
-    let vault = std::fs::read_dir(&vaults).unwrap().next().unwrap().unwrap().path();
-    for machine in std::fs::read_dir(&vault).unwrap() {
-        let machine = machine.unwrap().path();
-        repo(&machine, ["check", "--read-data"]).password(AGENT_PASSPHRASE).run().ok();
-    }
 }
 
 #[test]
@@ -111,7 +69,7 @@ fn an_agent_backup_over_a_faulty_service_storage_finishes_and_restores_equal() {
     assert!(counts.total() >= 5, "too few faults to prove anything: {counts}");
 
     faulty.set_active(false);
-    check_service_copy(&service);
+    check_service_copies(&service);
 }
 
 fn ingest_run(site: &Site, service: &Service, drive: &Path) -> (bool, Run) {
@@ -161,5 +119,5 @@ fn ingest_and_adoption_over_a_faulty_service_storage_finish_and_restore_equal() 
     assert!(counts.total() >= 5, "too few faults to prove anything: {counts}");
 
     faulty.set_active(false);
-    check_service_copy(&service);
+    check_service_copies(&service);
 }

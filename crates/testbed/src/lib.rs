@@ -10,6 +10,7 @@
 //! that cannot reach its server must fail.
 
 mod azurite;
+mod faulty_proxy;
 mod faulty_store;
 mod chromedriver;
 mod http;
@@ -21,6 +22,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use azurite::Azurite;
+pub use faulty_proxy::{FaultyProxy, NetFault, NetworkCounts, NetworkPlan};
 pub use faulty_store::{FaultCounts, FaultKind, FaultPlan, FaultyStore};
 pub use chromedriver::ChromeDriver;
 pub use postgres::Postgres;

@@ -89,7 +89,12 @@ impl fmt::Display for RetryingStore {
 
 #[async_trait]
 impl ObjectStore for RetryingStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         retrying("a put", || self.inner.put_opts(location, payload.clone(), opts.clone())).await
     }
 

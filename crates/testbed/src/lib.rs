@@ -10,9 +10,9 @@
 //! that cannot reach its server must fail.
 
 mod azurite;
+mod chromedriver;
 mod faulty_proxy;
 mod faulty_store;
-mod chromedriver;
 mod http;
 mod postgres;
 mod process;
@@ -22,9 +22,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use azurite::Azurite;
+pub use chromedriver::ChromeDriver;
 pub use faulty_proxy::{FaultyProxy, NetFault, NetworkCounts, NetworkPlan};
 pub use faulty_store::{FaultCounts, FaultKind, FaultPlan, FaultyStore};
-pub use chromedriver::ChromeDriver;
 pub use postgres::Postgres;
 pub use s3::S3Server;
 

@@ -336,9 +336,8 @@ impl Backend for CloudBackend {
             other => self.key(other, "").to_string(),
         };
         let prefix = StorePath::from(folder.trim_end_matches('/'));
-        let metas: Vec<object_store::ObjectMeta> = self.retrying("listing", &prefix, || async {
-            Ok(self.store.list(Some(&prefix)).try_collect().await?)
-        })?;
+        let metas: Vec<object_store::ObjectMeta> =
+            self.retrying("listing", &prefix, || async { Ok(self.store.list(Some(&prefix)).try_collect().await?) })?;
         Ok(metas
             .into_iter()
             .filter_map(|meta| {

@@ -127,6 +127,7 @@ fn a_staging_location_that_fills_during_the_backup_stops_clearly_and_finishes_af
     let tenant = service.subscription("contoso");
     tenant.create_vault("main");
     let source = root.join("source");
+    std::fs::create_dir_all(&source).unwrap();
     for i in 0..6u64 {
         write_noise_file(&source.join(format!("part{i}.bin")), 16 << 20, 40 + i);
     }

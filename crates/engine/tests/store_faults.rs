@@ -61,7 +61,7 @@ fn a_backup_through_a_faulty_store_retries_and_restores_equal_to_the_source() {
     let source = dir.path().join("source");
     make_tree(&source, 7);
     let rate = if soak() { 0.15 } else { 0.06 };
-    let mut plan = FaultPlan::uniform(0x0ff5_17e, rate);
+    let mut plan = FaultPlan::uniform(0x00ff_517e, rate);
     plan.hang = Duration::from_secs(30);
     // One of each whatever the rolls: an early call hangs past the deadline, and
     // writes and reads of the backup are lost and cut short.

@@ -68,7 +68,10 @@ pub struct ServerConfig {
 
 /// A function from the opened object store to the one the service uses.
 #[derive(Clone)]
-pub struct StorageWrapper(pub Arc<dyn Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send + Sync>);
+pub struct StorageWrapper(pub Arc<WrapStore>);
+
+/// What a [`StorageWrapper`] holds.
+pub type WrapStore = dyn Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send + Sync;
 
 impl std::fmt::Debug for StorageWrapper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

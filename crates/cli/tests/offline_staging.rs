@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::service::{Agent, Service, AGENT_PASSPHRASE};
+use common::tmpfs::Tmpfs;
 use common::*;
 
 fn configure(agent: &Agent, staging: &std::path::Path, job: &str) -> Run {
@@ -102,20 +105,59 @@ fn a_staging_folder_that_is_not_empty_or_too_small_is_refused() {
 
     // A 16 MiB tmpfs cannot take 30 MiB: the backup says how much it needs.
     let small = root.join("small");
-    std::fs::create_dir_all(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs", utf8(&small)])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(mounted, "mounting a tmpfs needs root (the tests run as root here)");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(small.clone());
+    let _tmpfs = Tmpfs::mount(&small, "16m");
     configure(&agent, &small, "seed-1").ok();
     agent.cmd(["backup", "--now"]).run().fails().stderr_has("may need up to 30 MiB").stderr_has("free space");
+}
+
+/// Bytes of the files under `dir` (recursively).
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    listing(dir).values().map(|size| size.unwrap_or(0)).sum()
+}
+
+/// The staging location fills up while the backup writes (after the up-front space
+/// check passed): the backup stops with one clear error naming the place and what
+/// to do, the staging repository stays sound, and once space is freed the next
+/// backup finishes and the staging copy restores equal to the source.
+#[test]
+fn a_staging_location_that_fills_during_the_backup_stops_clearly_and_finishes_after_space_is_freed() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    let tenant = service.subscription("contoso");
+    tenant.create_vault("main");
+    let source = root.join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    for i in 0..6u64 {
+        write_noise_file(&source.join(format!("part{i}.bin")), 16 << 20, 40 + i);
+    }
+    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let staging = root.join("staging");
+    let tmpfs = Tmpfs::mount(&staging, "160m");
+    configure(&agent, &staging, "seed-1").ok();
+
+    let mut backup = agent.cmd(["backup", "--now"]).spawn(&root.join("backup.log"));
+    // Once the first pack is written (the space check is behind it), the disk fills.
+    assert!(wait_for(Duration::from_secs(60), || bytes_under(&staging.join("data")) > 0), "no pack was written");
+    let filler = tmpfs.fill(0);
+    let mut code = None;
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            code = backup.try_wait();
+            code.is_some()
+        }),
+        "the backup hung"
+    );
+    let log = backup.output();
+    assert_ne!(code.and_then(|c| c.code()), Some(0), "the backup did not notice the full disk:\n{log}");
+    assert!(log.contains("no space left") && log.contains(utf8(&staging)), "unclear:\n{log}");
+    assert!(log.contains("free some space") && !log.contains("panicked"), "{log}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let report = agent.backup();
+    assert_eq!(report["report"]["state"], "completed", "{report}");
+    repo(&staging, ["check", "--read-data"]).password(AGENT_PASSPHRASE).run().ok();
+    let target = root.join("restored");
+    repo(&staging, ["restore", "latest", "--target", utf8(&target)]).password(AGENT_PASSPHRASE).run().ok();
+    assert_same_tree(&source, &restored(&target, &source));
 }

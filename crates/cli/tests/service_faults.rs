@@ -7,13 +7,13 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use common::service::{Agent, Service, Tenant};
+use common::tmpfs::Tmpfs;
 use common::*;
 
 const MIB: u64 = 1 << 20;
@@ -100,35 +100,6 @@ fn expire(credentials: &Path) {
     let past = past.format(&time::format_description::well_known::Rfc3339).unwrap();
     let edited = format!("{}{}{}", &text[..start], past, &text[end..]);
     fs::write(credentials, edited).unwrap();
-}
-
-/// A small tmpfs, unmounted (lazily, if something still holds it) when dropped.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
-        fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(Tmpfs { dir: dir.to_path_buf() })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
 }
 
 // ---------------------------------------------------------------- credentials
@@ -434,7 +405,7 @@ fn a_full_storage_fails_the_backup_clearly_and_the_service_keeps_running() {
     let scratch = temp();
     let root = scratch.path();
     let storage_dir = root.join("small-storage");
-    let _tmpfs = Tmpfs::mount(&storage_dir, "40m").unwrap_or_else(|e| panic!("this test needs a tmpfs: {e}"));
+    let _tmpfs = Tmpfs::mount(&storage_dir, "40m");
     let service = Service::start_with(root, &["--storage", utf8(&storage_dir)], &[]);
     let tenant = service.subscription("contoso");
     tenant.create_vault("main");

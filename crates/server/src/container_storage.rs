@@ -169,9 +169,8 @@ impl VaultStorage {
     /// Records a partial file's size beside its parts; parts of one file must agree.
     async fn record_part_size(&self, job: &JobFolder, path: &str, file_size: u64) -> Result<(), Failure> {
         let key = self.size_key(job, path);
-        match self.store.get(&key).await {
-            Ok(found) => {
-                let bytes = found.bytes().await.map_err(|e| self.failure(e))?;
+        match self.read_whole(&key).await {
+            Ok(bytes) => {
                 let known = std::str::from_utf8(&bytes).ok().and_then(|t| t.trim().parse::<u64>().ok());
                 match known {
                     Some(size) if size == file_size => return Ok(()),
@@ -249,8 +248,7 @@ impl VaultStorage {
         for (path, (size_key, parts)) in files {
             let file_size = match &size_key {
                 Some(key) => {
-                    let bytes = self.store.get(key).await.map_err(|e| self.failure(e))?.bytes().await;
-                    let bytes = bytes.map_err(|e| self.failure(e))?;
+                    let bytes = self.read_whole(key).await.map_err(|e| self.failure(e))?;
                     std::str::from_utf8(&bytes).ok().and_then(|t| t.trim().parse::<u64>().ok())
                 }
                 None => None,
@@ -327,9 +325,20 @@ impl VaultStorage {
                 let options = object_store::GetOptions { range: Some((from..*length).into()), ..Default::default() };
                 let mut stream =
                     self.store.get_opts(part_key, options).await.map_err(|e| self.failure(e))?.into_stream();
+                let before = upload.total;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| self.failure(e))?;
                     upload.write(self, chunk).await?;
+                }
+                // A read cut short is the storage's fault, not the part's: fail
+                // (transient) and keep the parts, rather than judge them damaged.
+                if upload.total - before != length - from {
+                    return Err(Failure::Unavailable(format!(
+                        "reading a part of {path} from the service's storage ended after {} of {} bytes; nothing \
+                         was changed, retry",
+                        upload.total - before,
+                        length - from
+                    )));
                 }
             }
             Ok::<(), Failure>(())
@@ -375,8 +384,8 @@ impl VaultStorage {
     }
 
     pub async fn get_log(&self, job: &JobFolder, drive_id: &str, kind: &str) -> Result<Bytes, Failure> {
-        match self.store.get(&self.log_key(job, drive_id, kind)).await {
-            Ok(found) => found.bytes().await.map_err(|e| self.failure(e)),
+        match self.read_whole(&self.log_key(job, drive_id, kind)).await {
+            Ok(found) => Ok(found),
             Err(object_store::Error::NotFound { .. }) => Err(Failure::NotFound(format!(
                 "drive {drive_id} has no {kind} log (yet): the datacenter writes it when it ingests the drive"
             ))),
@@ -405,12 +414,13 @@ impl VaultStorage {
 
     /// The seed's `config`, if the job has one (bounded: configs are small).
     pub async fn seed_config(&self, job: &JobFolder) -> Result<Option<Bytes>, Failure> {
-        match self.store.get(&self.job_key(job, "config")).await {
-            Ok(found) => {
-                if found.meta.size > 64 * 1024 {
+        let key = self.job_key(job, "config");
+        match self.store.head(&key).await {
+            Ok(meta) => {
+                if meta.size > 64 * 1024 {
                     return Err(Failure::Conflict("the seed's config is larger than any repository config".into()));
                 }
-                Ok(Some(found.bytes().await.map_err(|e| self.failure(e))?))
+                Ok(Some(self.read_whole(&key).await.map_err(|e| self.failure(e))?))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(self.failure(err)),
@@ -420,8 +430,8 @@ impl VaultStorage {
     /// A machine repository's `config`, if it has one.
     pub async fn vault_config(&self, vault_id: &str, machine_id: &str) -> Result<Option<Bytes>, Failure> {
         let key = StorePath::from(format!("{}/config", self.root(vault_id, machine_id)));
-        match self.store.get(&key).await {
-            Ok(found) => Ok(Some(found.bytes().await.map_err(|e| self.failure(e))?)),
+        match self.read_whole(&key).await {
+            Ok(found) => Ok(Some(found)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(self.failure(err)),
         }
@@ -456,10 +466,21 @@ impl VaultStorage {
     ) -> Result<Result<(), String>, Failure> {
         let Some(name) = claimed_hash(path) else { return Ok(Ok(())) };
         let key = StorePath::from(format!("{}/{path}", self.root(vault_id, machine_id)));
-        let mut stream = self.store.get(&key).await.map_err(|e| self.failure(e))?.into_stream();
+        let found = self.store.get(&key).await.map_err(|e| self.failure(e))?;
+        let size = found.meta.size;
+        let mut stream = found.into_stream();
         let mut hasher = blake3::Hasher::new();
+        let mut read = 0u64;
         while let Some(chunk) = stream.next().await {
-            hasher.update(&chunk.map_err(|e| self.failure(e))?);
+            let chunk = chunk.map_err(|e| self.failure(e))?;
+            read += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        // A read cut short says nothing about the copy: fail (transient), keep it.
+        if read != size {
+            return Err(Failure::Unavailable(format!(
+                "reading {path} back from the service's storage ended after {read} of its {size} bytes; retry"
+            )));
         }
         if hasher.finalize().to_hex().as_str() == name {
             return Ok(Ok(()));

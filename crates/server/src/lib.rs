@@ -21,6 +21,7 @@ mod import_jobs_db;
 mod operator;
 mod portal;
 mod portal_db;
+mod retrying_store;
 pub(crate) mod routes;
 mod scrape;
 mod secrets;
@@ -44,6 +45,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use object_store::ObjectStore;
 
 use crate::state::{AppState, Shared};
 
@@ -64,6 +66,22 @@ pub struct ServerConfig {
     /// Seconds added to the system clock where deadlines are judged (import job
     /// expiry); 0 but in tests.
     pub clock_offset_seconds: i64,
+    /// Wraps the object store the service opens for vaults and containers, below
+    /// the service's own retries (tests inject faults with it); `None` but in tests.
+    pub wrap_storage: Option<StorageWrapper>,
+}
+
+/// A function from the opened object store to the one the service uses.
+#[derive(Clone)]
+pub struct StorageWrapper(pub Arc<WrapStore>);
+
+/// What a [`StorageWrapper`] holds.
+pub type WrapStore = dyn Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send + Sync;
+
+impl std::fmt::Debug for StorageWrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageWrapper")
+    }
 }
 
 impl ServerConfig {
@@ -78,6 +96,7 @@ impl ServerConfig {
             tls_key: None,
             public_url: None,
             clock_offset_seconds: 0,
+            wrap_storage: None,
         }
     }
 }
@@ -133,19 +152,31 @@ fn local_storage_folder(config: &ServerConfig) -> Option<PathBuf> {
     }
 }
 
+/// The configured store, wrapped as the config says, under the service's retries.
 async fn open_storage(config: &ServerConfig) -> Result<storage::VaultStorage, ServerError> {
+    let (store, prefix, location) = open_store(config)?;
+    let store = match &config.wrap_storage {
+        Some(wrap) => (wrap.0)(store),
+        None => store,
+    };
+    Ok(storage::VaultStorage::new(Arc::new(retrying_store::RetryingStore::new(store)), prefix, location))
+}
+
+/// The store the config names: a cloud URL or a local folder; with its prefix and
+/// a description of where it is.
+fn open_store(config: &ServerConfig) -> Result<(Arc<dyn ObjectStore>, String, String), ServerError> {
     match local_storage_folder(config) {
         None => {
             let url = config.storage.clone().unwrap_or_default();
             let (store, prefix) = offsite_engine::backend::open_object_store(&url, &config.storage_options)
                 .map_err(|e| ServerError::Storage(e.to_string()))?;
-            Ok(storage::VaultStorage::new(store, prefix, url))
+            Ok((store, prefix, url))
         }
         Some(folder) => {
             std::fs::create_dir_all(&folder).map_err(|source| ServerError::DataDir { path: folder.clone(), source })?;
             let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)
                 .map_err(|e| ServerError::Storage(e.to_string()))?;
-            Ok(storage::VaultStorage::new(Arc::new(store), String::new(), folder.display().to_string()))
+            Ok((Arc::new(store), String::new(), folder.display().to_string()))
         }
     }
 }

@@ -20,6 +20,7 @@ use offsite_api::types::RepositoryFile;
 use offsite_engine::backend::FileKind;
 
 use crate::error::Failure;
+use crate::retrying_store::is_storage_full;
 
 /// Parts of this size are buffered, not whole packs (S3's minimum part size).
 pub(crate) const PART_SIZE: usize = 5 * 1024 * 1024;
@@ -192,9 +193,8 @@ impl VaultStorage {
             }
             data.extend_from_slice(&chunk);
         }
-        match self.store.get(key).await {
+        match self.read_whole(key).await {
             Ok(existing) => {
-                let existing = existing.bytes().await.map_err(|e| self.failure(e))?;
                 if existing.as_ref() == data.as_slice() {
                     return Ok(data.len() as u64);
                 }
@@ -238,7 +238,24 @@ impl VaultStorage {
         let options = object_store::GetOptions { range: range.map(Into::into), ..Default::default() };
         let result = self.store.get_opts(&key, options).await.map_err(|e| self.failure(e))?;
         let (served, size) = (result.range.clone(), result.meta.size);
-        Ok((served, size, result.into_stream().map_err(std::io::Error::other)))
+        Ok((served.clone(), size, whole_stream(result.into_stream(), served.end - served.start)))
+    }
+
+    /// A small object's bytes (configs, size markers, logs), all of them: a read
+    /// that comes back short is read again, and is an error (transient) if it
+    /// stays short, never taken for the object.
+    pub(crate) async fn read_whole(&self, key: &StorePath) -> Result<Bytes, object_store::Error> {
+        let mut last = None;
+        for _ in 0..3 {
+            let found = self.store.get(key).await?;
+            let size = found.meta.size;
+            match found.bytes().await {
+                Ok(bytes) if bytes.len() as u64 == size => return Ok(bytes),
+                Ok(bytes) => last = Some(format!("a read of {key} ended after {} of its {size} bytes", bytes.len())),
+                Err(err) => last = Some(err.to_string()),
+            }
+        }
+        Err(object_store::Error::Generic { store: "vault storage", source: last.unwrap_or_default().into() })
     }
 
     pub async fn list(&self, vault_id: &str, machine_id: &str, kind: FileKind) -> Result<Vec<RepositoryFile>, Failure> {
@@ -270,18 +287,28 @@ impl VaultStorage {
     }
 }
 
-fn is_storage_full(err: &object_store::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
-                return true;
+/// The stream of a read that should yield `expected` bytes; if the store's stream
+/// ends early it ends with an error, so a client never takes a cut-off body for
+/// the file (the response breaks off, and the client retries).
+fn whole_stream(
+    inner: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    expected: u64,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::unfold((inner, 0u64, false), move |(mut inner, seen, done)| async move {
+        if done {
+            return None;
+        }
+        match inner.next().await {
+            Some(Ok(bytes)) => {
+                let seen = seen + bytes.len() as u64;
+                Some((Ok(bytes), (inner, seen, false)))
             }
+            Some(Err(err)) => Some((Err(std::io::Error::other(err)), (inner, seen, true))),
+            None if seen < expected => {
+                let err = format!("the storage's read ended after {seen} of {expected} bytes");
+                Some((Err(std::io::Error::other(err)), (inner, seen, true)))
+            }
+            None => None,
         }
-        if cause.to_string().contains("No space left on device") {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
+    })
 }

@@ -463,5 +463,74 @@ fn a_job_whose_drives_do_not_arrive_within_14_days_expires() {
     // The operator cannot receive an expired job.
     let (status, message) =
         refusal(&service, "POST", &format!("/import-jobs/{}/receive", late.id), &service.operator_token, no_note());
-    assert!(status == 409 && message.contains("Closed"), "{message}");
+    assert!(status == 409 && message.contains("expired") && message.contains("alpha-late"), "{message}");
+}
+
+/// The service's clock jumping around the 14-day arrival deadline: a minute before
+/// it the job still waits; a minute after it expires once, with the job and the
+/// deadline named to whoever acts on it (shipping details, receiving, ingest); a
+/// jump back does not revive it. A job received before its deadline is no longer
+/// bound by it (its drives are at the datacenter): ingest goes on after the clock
+/// passes the deadline.
+#[test]
+fn clock_jumps_around_the_deadline_expire_a_job_once_and_never_revive_it() {
+    const DAY: i64 = 86_400;
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let sub = service.client(&a.subscription_token);
+    let late = sub.create_import_job(&a.subscription_id, &new_job(&a, "alpha-late", &["ee00000000000011"])).unwrap();
+    let just_in =
+        sub.create_import_job(&a.subscription_id, &new_job(&a, "alpha-just-in", &["ee00000000000012"])).unwrap();
+    sub.set_import_job_shipping(&late.id, &shipping("1Z999AB1", 1)).unwrap();
+    sub.set_import_job_shipping(&just_in.id, &shipping("1Z999AB2", 1)).unwrap();
+    let deadline = sub.import_job(&late.id).unwrap().arrival_deadline.expect("a deadline once shipped");
+
+    // A minute before: still waiting; the other package is received in time.
+    let before = service.restart_with_clock_offset(14 * DAY - 60);
+    assert_eq!(before.client(&a.subscription_token).import_job(&late.id).unwrap().state, ImportJobState::Shipping);
+    before.operator().receive_import_job(&just_in.id, &ImportJobNote::default()).unwrap();
+
+    // A minute after: expired, once; every step on it names the job and the deadline.
+    let after = before.restart_with_clock_offset(14 * DAY + 60);
+    let sub = after.client(&a.subscription_token);
+    let expired = sub.import_job(&late.id).unwrap();
+    assert_eq!(expired.state, ImportJobState::Closed);
+    let closings = |view: &ImportJobView| view.timeline.iter().filter(|e| e.state == "closed").count();
+    assert_eq!(closings(&expired), 1, "{:?}", expired.timeline);
+    let deadline_text = expired.timeline.last().and_then(|e| e.message.clone()).unwrap_or_default();
+    assert!(deadline_text.contains("did not reach"), "{deadline_text}");
+    let named = |(status, message): (u16, String)| {
+        assert_eq!(status, 409, "{message}");
+        assert!(message.contains("alpha-late") && message.contains("expired"), "the job is not named: {message}");
+        assert!(message.contains(&deadline.year().to_string()), "the deadline is not named: {message}");
+    };
+    named(refusal(
+        &after,
+        "PUT",
+        &format!("/import-jobs/{}/shipping", late.id),
+        &a.subscription_token,
+        Body::Json(serde_json::to_value(shipping("1Z999AB3", 1)).unwrap()),
+    ));
+    named(refusal(&after, "POST", &format!("/import-jobs/{}/receive", late.id), &after.operator_token, no_note()));
+    let ingest = Body::Json(json!({ "state": "transferring" }));
+    named(refusal(
+        &after,
+        "PUT",
+        &format!("/import-jobs/{}/drives/ee00000000000011/state", late.id),
+        &after.operator_token,
+        ingest,
+    ));
+
+    // The job received a minute before its deadline goes on being ingested.
+    let update = DriveStateUpdate { state: ImportDriveState::Transferring, message: None };
+    let moving = after.operator().set_import_drive_state(&just_in.id, "ee00000000000012", &update).unwrap();
+    assert_eq!(moving.state, ImportJobState::Transferring, "{:?}", moving.timeline);
+
+    // The clock jumps back: the expired job stays closed, its timeline unchanged.
+    let back = after.restart_with_clock_offset(0);
+    let again = back.client(&a.subscription_token).import_job(&late.id).unwrap();
+    assert_eq!(again.state, ImportJobState::Closed);
+    assert_eq!(again.timeline.len(), expired.timeline.len());
+    named(refusal(&back, "POST", &format!("/import-jobs/{}/receive", late.id), &back.operator_token, no_note()));
+    assert_eq!(back.client(&a.subscription_token).import_job(&just_in.id).unwrap().state, ImportJobState::Transferring);
 }

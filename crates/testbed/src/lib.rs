@@ -12,6 +12,8 @@
 pub mod allocation;
 mod azurite;
 mod chromedriver;
+mod faulty_proxy;
+mod faulty_store;
 mod http;
 mod postgres;
 mod process;
@@ -22,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 pub use azurite::Azurite;
 pub use chromedriver::ChromeDriver;
+pub use faulty_proxy::{FaultyProxy, NetFault, NetworkCounts, NetworkPlan};
+pub use faulty_store::{FaultCounts, FaultKind, FaultPlan, FaultyStore};
 pub use postgres::Postgres;
 pub use s3::S3Server;
 

@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod faults;
 pub mod service;
 pub mod site;
+pub mod tmpfs;
 
 /// The passphrase every test repository is created with.
 pub const PASSWORD: &str = "correct horse battery staple";

@@ -19,6 +19,8 @@ pub struct Service {
     extra: Vec<String>,
     env: Vec<(String, String)>,
     process: Option<Background>,
+    /// A service started in this test's process instead (see [`Service::in_process`]).
+    in_process: Option<(tokio::runtime::Runtime, offsite_server::Server)>,
     starts: u32,
 }
 
@@ -55,10 +57,42 @@ impl Service {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             process: None,
+            in_process: None,
             starts: 0,
         };
         service.launch();
         service
+    }
+
+    /// In this process, on SQLite and a local storage folder that the service sees
+    /// through `wrap` (the tests' fault-injecting store); `kill` stops it, `restart`
+    /// is for [`Service::start`]. `clock_offset_seconds` moves its clock.
+    pub fn in_process(root: &Path, wrap: Option<offsite_server::StorageWrapper>, clock_offset_seconds: i64) -> Service {
+        let data_dir = root.join("server");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let mut config = offsite_server::ServerConfig::new(data_dir.clone());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.wrap_storage = wrap;
+        config.clock_offset_seconds = clock_offset_seconds;
+        let server = rt.block_on(offsite_server::Server::start(config)).expect("the service starts");
+        let url = server.url.clone();
+        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port in the URL");
+        Service {
+            root: root.to_path_buf(),
+            operator: server.operator_credentials.clone(),
+            data_dir,
+            url,
+            port,
+            extra: Vec::new(),
+            env: Vec::new(),
+            process: None,
+            in_process: Some((rt, server)),
+            starts: 1,
+        }
     }
 
     fn launch(&mut self) {
@@ -93,10 +127,15 @@ impl Service {
         if let Some(process) = self.process.take() {
             process.kill_9();
         }
+        if let Some((rt, server)) = self.in_process.take() {
+            server.shutdown();
+            rt.shutdown_background();
+        }
     }
 
     /// Starts it again on the same port, data folder and certificate.
     pub fn restart(&mut self) {
+        assert!(self.in_process.is_none(), "an in-process service cannot be restarted; start it again");
         self.kill();
         self.launch();
     }

@@ -16,7 +16,83 @@ pub struct CloudBackend {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     location: String,
+    retry: StoreRetry,
     runtime: tokio::runtime::Runtime,
+}
+
+/// How the backend retries what reaches it as transient (a failed or timed-out
+/// call, a read that came back short) after object_store's own HTTP retries:
+/// faults above the HTTP layer, and HTTP faults that outlasted those retries.
+/// Permanent answers (missing file, full storage, refused credentials) are not
+/// retried.
+#[derive(Debug, Clone)]
+pub struct StoreRetry {
+    /// Calls made in all, the first included.
+    pub attempts: u32,
+    /// The wait after the first failure; it doubles after each one.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A call not answered in this time counts as failed (a hung connection).
+    pub call_timeout: Duration,
+}
+
+impl Default for StoreRetry {
+    fn default() -> Self {
+        StoreRetry {
+            attempts: 5,
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl StoreRetry {
+    /// The wait after failed attempt `attempt` (0-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        self.first_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// Why one attempt failed.
+enum Attempt {
+    Store(object_store::Error),
+    /// The store answered with fewer bytes than it said it had.
+    Short(String),
+    TimedOut(Duration),
+    /// Asked for bytes the file does not have (permanent).
+    Beyond(String),
+}
+
+impl From<object_store::Error> for Attempt {
+    fn from(err: object_store::Error) -> Self {
+        Attempt::Store(err)
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempt::Store(err) => write!(f, "{err}"),
+            Attempt::Short(what) | Attempt::Beyond(what) => write!(f, "{what}"),
+            Attempt::TimedOut(after) => write!(f, "no answer in {} s", after.as_secs_f64()),
+        }
+    }
+}
+
+/// Whether a store error says the storage is full (a local folder on a full disk).
+fn is_storage_full(err: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Transient faults (time-outs, 5xx, throttling) are retried inside `object_store`
@@ -80,13 +156,30 @@ impl CloudBackend {
     /// configured from the cloud's usual environment variables plus `options`.
     pub fn open(url: &str, options: &[(String, String)]) -> BackendResult<Self> {
         let (store, prefix) = open_object_store(url, options)?;
+        CloudBackend::with_store(store, &prefix, url, StoreRetry::default())
+    }
+
+    /// A repository under `prefix` in a store the caller made (tests wrap stores
+    /// to inject faults); `location` names it in messages.
+    pub fn with_store(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        location: &str,
+        retry: StoreRetry,
+    ) -> BackendResult<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("offsite-storage")
             .enable_all()
             .build()
-            .map_err(|e| BackendError::Io { path: url.to_string(), source: e })?;
-        Ok(CloudBackend { store, prefix, location: url.to_string(), runtime })
+            .map_err(|e| BackendError::Io { path: location.to_string(), source: e })?;
+        Ok(CloudBackend {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            location: location.to_string(),
+            retry,
+            runtime,
+        })
     }
 
     fn key(&self, kind: FileKind, name: &str) -> StorePath {
@@ -98,12 +191,56 @@ impl CloudBackend {
         }
     }
 
-    fn error(&self, key: &StorePath, err: object_store::Error) -> BackendError {
-        match err {
-            object_store::Error::NotFound { .. } => {
-                BackendError::NotFound { path: format!("{}/{}", self.location, key) }
+    /// Runs `call` until it succeeds, fails permanently, or has failed
+    /// `retry.attempts` times, waiting longer after each failure.
+    fn retrying<T, F, Fut>(&self, what: &str, key: &StorePath, mut call: F) -> BackendResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            let outcome = self.runtime.block_on(async {
+                match tokio::time::timeout(self.retry.call_timeout, call()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Attempt::TimedOut(self.retry.call_timeout)),
+                }
+            });
+            let failure = match outcome {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            let transient = match &failure {
+                Attempt::Store(object_store::Error::NotFound { .. }) => {
+                    return Err(BackendError::NotFound { path: format!("{}/{}", self.location, key) })
+                }
+                Attempt::Store(err) if is_storage_full(err) => {
+                    return Err(BackendError::NoSpace { path: format!("{}/{}", self.location, key) })
+                }
+                Attempt::Store(object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }) => true,
+                Attempt::Store(_) | Attempt::Beyond(_) => false,
+                Attempt::Short(_) | Attempt::TimedOut(_) => true,
+            };
+            attempt += 1;
+            if !transient {
+                return Err(BackendError::Remote {
+                    location: self.location.clone(),
+                    message: format!("{what} {key}: {failure}"),
+                });
             }
-            other => BackendError::Remote { location: self.location.clone(), message: other.to_string() },
+            if attempt >= attempts {
+                return Err(BackendError::Remote {
+                    location: self.location.clone(),
+                    message: format!(
+                        "{what} {key} failed {attempt} times, the last time with: {failure} (finished work is kept; \
+                         run the command again when the storage answers)"
+                    ),
+                });
+            }
+            let wait = self.retry.backoff(attempt - 1);
+            tracing::debug!(%key, attempt, ?wait, "storage call failed, retrying: {failure}");
+            std::thread::sleep(wait);
         }
     }
 }
@@ -125,14 +262,27 @@ impl Backend for CloudBackend {
         self.list(FileKind::Config).map(|_| ())
     }
 
+    /// A retried save is safe: files are named by their content (see the module
+    /// contract), so a save that landed but whose answer was lost stores the same bytes again.
     fn save(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
         let key = self.key(kind, name);
-        self.runtime.block_on(self.store.put(&key, data.into())).map(|_| ()).map_err(|e| self.error(&key, e))
+        self.retrying("saving", &key, || async {
+            self.store.put(&key, data.clone().into()).await?;
+            Ok(())
+        })
     }
 
     fn load(&self, kind: FileKind, name: &str) -> BackendResult<Bytes> {
         let key = self.key(kind, name);
-        self.runtime.block_on(async { self.store.get(&key).await?.bytes().await }).map_err(|e| self.error(&key, e))
+        self.retrying("reading", &key, || async {
+            let found = self.store.get(&key).await?;
+            let size = found.meta.size;
+            let bytes = found.bytes().await?;
+            if bytes.len() as u64 != size {
+                return Err(Attempt::Short(format!("the read ended after {} of its {size} bytes", bytes.len())));
+            }
+            Ok(bytes)
+        })
     }
 
     fn load_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Bytes> {
@@ -140,7 +290,7 @@ impl Backend for CloudBackend {
         if length == 0 {
             // object_store refuses an empty range outright ("Range started at 0 and
             // ended at 0"); answer as a file does: it must exist and hold the offset.
-            let size = self.runtime.block_on(self.store.head(&key)).map_err(|e| self.error(&key, e))?.size;
+            let size = self.retrying("reading", &key, || async { Ok(self.store.head(&key).await?.size) })?;
             if offset > size {
                 return Err(BackendError::Remote {
                     location: self.location.clone(),
@@ -149,25 +299,28 @@ impl Backend for CloudBackend {
             }
             return Ok(Bytes::new());
         }
-        let bytes = self
-            .runtime
-            .block_on(self.store.get_range(&key, offset..offset + length))
-            .map_err(|e| self.error(&key, e))?;
-        if bytes.len() as u64 != length {
-            return Err(BackendError::Remote {
-                location: self.location.clone(),
-                message: format!("{key}: asked for {length} bytes at {offset}, got {}", bytes.len()),
-            });
-        }
-        Ok(bytes)
+        self.retrying("reading", &key, || async {
+            let bytes = self.store.get_range(&key, offset..offset + length).await?;
+            if bytes.len() as u64 != length {
+                let short = format!("asked for {length} bytes at {offset}, got {}", bytes.len());
+                // A range past the end comes back short every time: damage, not a
+                // fault worth waiting for.
+                let size = self.store.head(&key).await?.size;
+                if offset + length > size {
+                    return Err(Attempt::Beyond(format!("{short}: the file holds only {size}")));
+                }
+                return Err(Attempt::Short(short));
+            }
+            Ok(bytes)
+        })
     }
 
     fn size(&self, kind: FileKind, name: &str) -> BackendResult<Option<u64>> {
         let key = self.key(kind, name);
-        match self.runtime.block_on(self.store.head(&key)) {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.error(&key, e)),
+        match self.retrying("looking up", &key, || async { Ok(self.store.head(&key).await?.size) }) {
+            Ok(size) => Ok(Some(size)),
+            Err(BackendError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -184,7 +337,7 @@ impl Backend for CloudBackend {
         };
         let prefix = StorePath::from(folder.trim_end_matches('/'));
         let metas: Vec<object_store::ObjectMeta> =
-            self.runtime.block_on(self.store.list(Some(&prefix)).try_collect()).map_err(|e| self.error(&prefix, e))?;
+            self.retrying("listing", &prefix, || async { Ok(self.store.list(Some(&prefix)).try_collect().await?) })?;
         Ok(metas
             .into_iter()
             .filter_map(|meta| {
@@ -196,9 +349,9 @@ impl Backend for CloudBackend {
 
     fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
         let key = self.key(kind, name);
-        match self.runtime.block_on(self.store.delete(&key)) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.error(&key, e)),
+        match self.retrying("removing", &key, || async { Ok(self.store.delete(&key).await?) }) {
+            Ok(()) | Err(BackendError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }

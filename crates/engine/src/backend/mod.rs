@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use cloud::{open_object_store, CloudBackend};
+pub use cloud::{open_object_store, CloudBackend, StoreRetry};
 pub use local::LocalBackend;
 
 /// The kinds of file in a repository; each lives in its own folder.

@@ -268,6 +268,22 @@ impl Tracked {
         true
     }
 
+    /// The refusal for a job its arrival deadline closed (now or earlier), naming
+    /// the job and the deadline; every later step on it hears the same.
+    fn refuse_if_expired(&self) -> ApiResult<()> {
+        let closed_by_deadline = self.job.state() == machine::ImportJobState::Closed
+            && self.job.history.last().is_some_and(|change| change.actor == DEADLINE_ACTOR);
+        if !closed_by_deadline {
+            return Ok(());
+        }
+        let deadline = self.job.arrival_deadline().map(format_time).unwrap_or_default();
+        Err(Failure::Conflict(format!(
+            "import job '{}' expired: its drives did not reach the datacenter by {deadline}, 14 days after the \
+             shipping details. Create a new import job",
+            self.row.name
+        )))
+    }
+
     /// Stores the collected changes.
     async fn store(&self, state: &AppState) -> ApiResult<()> {
         if self.change.is_empty() {
@@ -634,13 +650,8 @@ async fn set_shipping(
     let mut tracked = load_seeded_as_stored(&state, &principal, &import_job_id).await?;
     if tracked.expire_if_due(state.now()) {
         tracked.store(&state).await?;
-        let deadline = tracked.job.arrival_deadline().map(format_time).unwrap_or_default();
-        return Err(Failure::Conflict(format!(
-            "import job '{}' expired: its drives did not reach the datacenter by {deadline}, 14 days after the \
-             shipping details. Create a new import job",
-            tracked.row.name
-        )));
     }
+    tracked.refuse_if_expired()?;
     let tracking_number =
         check_tracking_number(&body.tracking_number).map_err(|e| Failure::BadRequest(e.to_string()))?;
     let drive_count = tracked.drives.len();
@@ -686,6 +697,7 @@ async fn load_for_operator(state: &AppState, principal: &Principal, job_id: &str
         tracked.store(state).await?;
         tracked.change = ImportJobChange::default();
     }
+    tracked.refuse_if_expired()?;
     Ok(tracked)
 }
 

@@ -1,0 +1,158 @@
+//! Retries of the service's own storage calls. object_store retries HTTP-level
+//! faults below its trait; what still fails there (a fault that outlasted those
+//! retries, a local disk hiccup, a store wrapper's fault) reaches this layer, which
+//! calls again with bounded exponential backoff where a call can be repeated
+//! safely: reads, listings, deletes, copies and single puts (whose payload is kept).
+//!
+//! Not retried here: a multipart upload's parts (their bytes stream through from
+//! the client; the client retries the whole file, which is named by its content),
+//! a stream that breaks after its first bytes (the reader sees the error), and
+//! permanent answers (missing file, full storage, refused credentials).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
+    PutPayload, PutResult,
+};
+
+/// Calls made in all, the first included; the waits between them double from
+/// `FIRST_BACKOFF` up to `MAX_BACKOFF`.
+const ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
+
+/// Whether a storage error says the storage is full.
+pub(crate) fn is_storage_full(err: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+                return true;
+            }
+        }
+        if cause.to_string().contains("No space left on device") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+fn is_transient(err: &object_store::Error) -> bool {
+    matches!(err, object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }) && !is_storage_full(err)
+}
+
+async fn retrying<T, F, Fut>(what: &str, mut call: F) -> object_store::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = object_store::Result<T>>,
+{
+    let mut wait = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(err) if is_transient(&err) && attempt < ATTEMPTS => {
+                tracing::warn!(error = %err, attempt, "storage: {what} failed; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_BACKOFF);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The service's store with retries; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct RetryingStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl RetryingStore {
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>) -> RetryingStore {
+        RetryingStore { inner }
+    }
+}
+
+impl fmt::Display for RetryingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for RetryingStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        retrying("a put", || self.inner.put_opts(location, payload.clone(), opts.clone())).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        retrying("starting an upload", || self.inner.put_multipart_opts(location, opts.clone())).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        retrying("a read", || self.inner.get_opts(location, options.clone())).await
+    }
+
+    async fn head(&self, location: &Path) -> object_store::Result<ObjectMeta> {
+        retrying("a look-up", || self.inner.head(location)).await
+    }
+
+    async fn delete(&self, location: &Path) -> object_store::Result<()> {
+        retrying("a delete", || self.inner.delete(location)).await
+    }
+
+    /// A listing that fails before its first item is started again; one that
+    /// fails later reports the error (its first items were already handed out).
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let inner = self.inner.clone();
+        let prefix = prefix.cloned();
+        stream::once(async move {
+            let mut wait = FIRST_BACKOFF;
+            let mut attempt = 1;
+            loop {
+                let mut listing = inner.list(prefix.as_ref());
+                match listing.next().await {
+                    Some(Err(err)) if is_transient(&err) && attempt < ATTEMPTS => {
+                        tracing::warn!(error = %err, attempt, "storage: a listing failed; retrying in {wait:?}");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_BACKOFF);
+                        attempt += 1;
+                    }
+                    Some(first) => return stream::once(async move { first }).chain(listing).boxed(),
+                    None => return stream::empty().boxed(),
+                }
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        retrying("a listing", || self.inner.list_with_delimiter(prefix)).await
+    }
+
+    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        retrying("a copy", || self.inner.copy(from, to)).await
+    }
+
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        retrying("a copy", || self.inner.copy_if_not_exists(from, to)).await
+    }
+}

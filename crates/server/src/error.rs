@@ -113,7 +113,26 @@ impl From<DbError> for Failure {
         match err {
             DbError::Conflict(what) => Failure::Conflict(format!("{what} already exists")),
             DbError::Unavailable { .. } => Failure::Unavailable(err.to_string()),
+            DbError::Query(ref e) if database_full(e) => {
+                tracing::error!(error = %e, "the database is full");
+                Failure::InsufficientStorage(
+                    "the service's database is full: nothing was changed; retry after the operator frees space \
+                     where the service keeps its database (its data folder)"
+                        .into(),
+                )
+            }
             other => Failure::Internal(other.to_string()),
         }
+    }
+}
+
+/// SQLite's SQLITE_FULL (13) or PostgreSQL's disk_full (53100).
+fn database_full(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(e) => {
+            matches!(e.code().as_deref(), Some("13") | Some("53100")) || e.message().contains("disk is full")
+        }
+        sqlx::Error::Io(e) => e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28),
+        _ => false,
     }
 }

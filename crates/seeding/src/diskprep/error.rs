@@ -49,6 +49,9 @@ pub enum DiskprepError {
     #[error("the disk holding {path} is full; free space there (or choose another place for the journal) and run diskprep again with --resume")]
     DiskFull { path: PathBuf },
 
+    #[error("the drive {path} ran out of space (the disk holding it is full); free space there and run diskprep again with --resume, or remove that drive (or its image file) and resume with another drive in its place")]
+    DriveFull { path: PathBuf },
+
     #[error("cannot use {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 
@@ -98,7 +101,7 @@ impl From<DriveError> for DiskprepError {
             DriveError::DriveTooSmall { path, size, needed, .. } => {
                 DiskprepError::DriveTooSmall { path: path.into(), size, needed }
             }
-            DriveError::Io { path, source } if is_disk_full(&source) => DiskprepError::DiskFull { path: path.into() },
+            DriveError::Io { path, source } if is_disk_full(&source) => DiskprepError::DriveFull { path: path.into() },
             DriveError::Io { path, source } => DiskprepError::Io { path: path.into(), source },
             other => DiskprepError::Drive(other),
         }

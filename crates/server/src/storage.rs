@@ -12,9 +12,10 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, WriteMultipart};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use offsite_api::types::RepositoryFile;
 use offsite_engine::backend::FileKind;
@@ -28,12 +29,17 @@ pub(crate) const PART_SIZE: usize = 5 * 1024 * 1024;
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 /// Repository config files are tiny; they are buffered to compare with what is stored.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+/// Parts beyond its first that uploads may keep in memory at once, service-wide.
+const SPARE_PARTS: usize = 32;
+/// Parts one upload may have in memory at most (its own one plus spare ones).
+const PARTS_PER_UPLOAD: usize = 4;
 
 #[derive(Clone)]
 pub struct VaultStorage {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) prefix: String,
     location: String,
+    spare_parts: Arc<Semaphore>,
 }
 
 /// A repository file's place, checked: the folder is one of the engine's and the
@@ -78,10 +84,20 @@ pub fn folder_kind(folder: &str) -> Result<FileKind, Failure> {
 
 /// Streams a file's bytes through a hasher into a multipart upload, all or nothing:
 /// the caller finishes it, or aborts it when the bytes are not what they claim.
+///
+/// Memory: an upload has one part in memory (filling, or on its way to the store)
+/// and stops reading its body until that part is stored, unless it can take spare
+/// parts from the service-wide budget, which it does only when the store is behind.
+/// So a slow client costs one part, and a slow store at most the budget more,
+/// however many uploads run (32 agents against Azurite took 1 GiB when every upload
+/// could keep four parts in flight).
 pub(crate) struct Upload {
     pub(crate) writer: WriteMultipart,
     pub(crate) hasher: blake3::Hasher,
     pub(crate) total: u64,
+    spare_parts: Arc<Semaphore>,
+    /// Spare parts this upload holds; given back when it ends.
+    spares_held: Vec<OwnedSemaphorePermit>,
 }
 
 impl Upload {
@@ -89,7 +105,18 @@ impl Upload {
     pub(crate) async fn write(&mut self, storage: &VaultStorage, chunk: Bytes) -> Result<(), Failure> {
         self.total += chunk.len() as u64;
         self.hasher.update(&chunk);
-        self.writer.wait_for_capacity(4).await.map_err(|e| storage.failure(e))?;
+        match self.writer.wait_for_capacity(self.spares_held.len()).now_or_never() {
+            Some(stored) => stored.map_err(|e| storage.failure(e))?,
+            None => {
+                // The store is behind: overlap with another part if the service has one spare.
+                if self.spares_held.len() + 1 < PARTS_PER_UPLOAD {
+                    if let Ok(spare) = self.spare_parts.clone().try_acquire_owned() {
+                        self.spares_held.push(spare);
+                    }
+                }
+                self.writer.wait_for_capacity(self.spares_held.len()).await.map_err(|e| storage.failure(e))?;
+            }
+        }
         self.writer.put(chunk);
         Ok(())
     }
@@ -102,11 +129,18 @@ impl VaultStorage {
             writer: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
             hasher: blake3::Hasher::new(),
             total: 0,
+            spare_parts: self.spare_parts.clone(),
+            spares_held: Vec::new(),
         })
     }
 
     pub fn new(store: Arc<dyn ObjectStore>, prefix: String, location: String) -> Self {
-        VaultStorage { store, prefix: prefix.trim_matches('/').to_string(), location }
+        VaultStorage {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            location,
+            spare_parts: Arc::new(Semaphore::new(SPARE_PARTS)),
+        }
     }
 
     pub fn location(&self) -> &str {

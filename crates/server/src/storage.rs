@@ -199,7 +199,20 @@ impl VaultStorage {
                 let _ = upload.writer.abort().await;
                 return Err(Failure::TooLarge(format!("repository files are at most {MAX_FILE_BYTES} bytes")));
             }
-            upload.write(self, chunk).await?;
+            if let Err(failure) = upload.write(self, chunk).await {
+                let _ = upload.writer.abort().await;
+                // The client is still sending: read the rest (and drop it) so it hears
+                // this answer (a full storage, say) instead of a broken pipe it would
+                // take for a service that went away.
+                let mut left = MAX_FILE_BYTES.saturating_sub(upload.total);
+                while let Some(Ok(rest)) = body.next().await {
+                    left = left.saturating_sub(rest.len() as u64);
+                    if left == 0 {
+                        break;
+                    }
+                }
+                return Err(failure);
+            }
         }
         if upload.hasher.finalize().to_hex().as_str() != file.name {
             let _ = upload.writer.abort().await;

@@ -37,7 +37,7 @@ pub async fn run<T: Send + 'static>(work: impl FnOnce(&mut [Block]) -> T + Send 
     let slots = slots();
     let _permit = slots.permits.acquire().await.map_err(|e| e.to_string())?;
     let memory = slots.idle_memory.lock().unwrap_or_else(|e| e.into_inner()).pop();
-    let mut memory = memory.unwrap_or_else(|| vec![Block::default(); SLOT_BLOCKS]);
+    let mut memory = memory.unwrap_or_else(fresh_memory);
     let (result, memory) = tokio::task::spawn_blocking(move || {
         let result = work(&mut memory);
         (result, memory)

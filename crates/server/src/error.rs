@@ -132,7 +132,7 @@ fn database_full(err: &sqlx::Error) -> bool {
         sqlx::Error::Database(e) => {
             matches!(e.code().as_deref(), Some("13") | Some("53100")) || e.message().contains("disk is full")
         }
-        sqlx::Error::Io(e) => e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28),
+        sqlx::Error::Io(e) => crate::retrying_store::is_disk_full(e),
         _ => false,
     }
 }

@@ -267,8 +267,7 @@ impl Db {
     }
 
     pub async fn import_job(&self, id: &str) -> DbResult<Option<ImportJobRow>> {
-        let row = sqlx::query(&format!("{JOB_SELECT} WHERE j.id = $1")).bind(id).fetch_optional(self.pool()).await?;
-        Ok(row.as_ref().map(job_row).transpose()?)
+        job_of(self.pool(), id).await
     }
 
     pub async fn import_jobs_of(&self, subscription_id: &str) -> DbResult<Vec<ImportJobRow>> {
@@ -301,8 +300,7 @@ impl Db {
     /// wholly in it or not at all.
     pub async fn import_job_snapshot(&self, id: &str) -> DbResult<Option<JobSnapshot>> {
         let mut tx = self.snapshot().await?;
-        let row = sqlx::query(&format!("{JOB_SELECT} WHERE j.id = $1")).bind(id).fetch_optional(&mut *tx).await?;
-        let Some(row) = row.as_ref().map(job_row).transpose()? else {
+        let Some(row) = job_of(&mut *tx, id).await? else {
             return Ok(None);
         };
         let drives = drives_of(&mut *tx, id).await?;
@@ -442,6 +440,12 @@ async fn insert_event(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A job's row by id.
+async fn job_of<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, id: &str) -> DbResult<Option<ImportJobRow>> {
+    let row = sqlx::query(&format!("{JOB_SELECT} WHERE j.id = $1")).bind(id).fetch_optional(db).await?;
+    Ok(row.as_ref().map(job_row).transpose()?)
 }
 
 /// A job's drives in drive order.

@@ -525,6 +525,11 @@ impl Client {
         self.get(&format!("/import-jobs/{import_job_id}/files"))
     }
 
+    /// The parts of files ingested into a job's container, not yet packaged.
+    pub fn import_parts(&self, import_job_id: &str) -> ApiResult<Vec<ImportPart>> {
+        self.get(&format!("/import-jobs/{import_job_id}/parts"))
+    }
+
     /// Assembles the ingested parts into files (operators): `completed` when every
     /// file is whole; otherwise the job waits for a repair drive (its timeline says
     /// which files and byte ranges are missing).

@@ -543,6 +543,16 @@ pub struct ImportFile {
     pub size: u64,
 }
 
+/// A part of a file that a drive held, stored in the import job's container and
+/// waiting to be assembled into its file when the job is packaged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportPart {
+    pub path: String,
+    /// Where the part starts in its file.
+    pub offset: u64,
+    pub length: u64,
+}
+
 /// Which import job's seed a machine adopts into its vault repository.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

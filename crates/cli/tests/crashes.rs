@@ -582,6 +582,8 @@ fn offline_seeding_killed_at_every_step_finishes_and_the_service_agrees() {
         assert_eq!(done["drive_state"], "completed", "{done}");
         let delivered = json_u64(&done, &["bytes_delivered"]);
         assert!(delivered <= 8 * MIB, "ingest of one drive delivered {delivered} bytes: {done}");
+        // What the stopped run stored is not sent again.
+        eprintln!("ingest of drive {n}: {delivered} B sent, {} B stored already", done["bytes_already_stored"]);
     }
     assert_eq!(site.job_state(), "completed");
     assert_service_agrees_or_only_staged(&service);

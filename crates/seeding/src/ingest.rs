@@ -11,6 +11,12 @@
 //! nothing partial; the part is reported as not delivered, and its file as needing
 //! a repair drive. Everything else is still delivered.
 //!
+//! An upload that fails for a passing reason ([`UploadError::Transient`]: the
+//! service unreachable, overloaded, or its storage failing for longer than it
+//! retries) is not the drive's fault: after the pass, those parts are read from
+//! the drive again and re-sent, with the waits [`PartUploader::retry_delay`] gives,
+//! so a sound drive is not sent back for repair because the network blinked.
+//!
 //! The report carries two plain-text logs, one item per line: a verbose log (every
 //! part delivered, block counts) and an error log (every bad block with the file
 //! ranges it held, every failed upload, and the command that re-sends what is
@@ -25,12 +31,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::{channel, Receiver, Sender};
 
 use crate::admission::{AdmissionError, Admitted};
-use crate::drive::{BadBlock, BlockProblem, DriveError, DriveKey, DriveReader, FilePart};
+use crate::drive::{BadBlock, BlockProblem, DriveError, DriveKey, DriveReader, FilePart, VerifyReport};
 
 /// Blocks' bytes allowed in flight between the drive reader and each part's
 /// uploader (at least one block).
@@ -62,13 +69,49 @@ impl From<&FilePart> for PartToUpload {
     }
 }
 
+/// Why a part was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// Worth sending again later: the service was unreachable, overloaded or
+    /// failed inside.
+    #[error("{0}")]
+    Transient(String),
+    /// Sending it again would fail the same way (refused, or the body failed).
+    #[error("{0}")]
+    Permanent(String),
+}
+
 /// Stores parts (the CLI: an HTTP PUT streaming `body`). Called from several
 /// threads at once, one part each.
 pub trait PartUploader: Sync {
     /// Stores `part`, reading exactly `part.length` bytes from `body` (an empty
     /// file comes with an empty body). When `body` returns an error the part must
     /// not be stored, not even partly; return an error then.
-    fn upload(&self, part: &PartToUpload, body: PartBody) -> Result<(), String>;
+    fn upload(&self, part: &PartToUpload, body: PartBody) -> Result<(), UploadError>;
+
+    /// Whether the store holds this part already (a station stopped in the middle
+    /// of the drive stored it): it is neither read nor sent again. The default
+    /// knows of none.
+    fn is_stored(&self, _part: &PartToUpload) -> bool {
+        false
+    }
+
+    /// How long to wait before re-sending, for the `retry`-th time (from 1), the
+    /// parts whose upload failed transiently; `None` gives up, and they are
+    /// reported as not delivered. The default waits 2, 4, 8, 16 and 30 s: about a
+    /// minute of outage, on top of the service's own retries of its storage.
+    fn retry_delay(&self, retry: u32) -> Option<Duration> {
+        station_retry_delay(retry)
+    }
+}
+
+/// Re-sends of a transiently failed part after the first attempt, by default.
+pub const UPLOAD_RETRIES: u32 = 5;
+
+/// The station's waits before its `retry`-th new attempt (from 1) at anything that
+/// failed for a passing reason: 2, 4, 8, 16 and 30 s, then `None`.
+pub fn station_retry_delay(retry: u32) -> Option<Duration> {
+    (retry <= UPLOAD_RETRIES).then(|| Duration::from_secs(1 << retry.min(5)).min(Duration::from_secs(30)))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +132,12 @@ pub struct IngestReport {
     pub import_job: String,
     pub index: u32,
     pub last_in_set: bool,
+    /// Parts sent and stored by this run.
     pub parts_delivered: usize,
     pub bytes_delivered: u64,
+    /// Parts the store held already (an earlier, interrupted run), not sent again.
+    pub parts_already_stored: usize,
+    pub bytes_already_stored: u64,
     pub bad_blocks: Vec<BadBlock>,
     /// Parts not stored, with why.
     pub failed_parts: Vec<(PartToUpload, String)>,
@@ -192,7 +239,7 @@ struct Job {
 /// What an uploader thread says about one part.
 struct Outcome {
     index: usize,
-    result: Result<(), String>,
+    result: Result<(), UploadError>,
     /// The uploader read the whole body.
     complete: bool,
 }
@@ -249,13 +296,194 @@ fn ingest_reader(
     let header = reader.header().clone();
     let manifest = reader.manifest().clone();
     let parts: Vec<PartToUpload> = manifest.files.iter().map(PartToUpload::from).collect();
+
+    // Every part is read and sent once; those whose upload failed transiently are
+    // read and sent again, after a wait, until they land or the waits run out.
+    let mut delivered_bytes = 0u64;
+    let stored_before: BTreeSet<usize> = (0..parts.len()).filter(|i| uploader.is_stored(&parts[*i])).collect();
+    let to_send: BTreeSet<usize> = (0..parts.len()).filter(|i| !stored_before.contains(i)).collect();
+    let first = read_pass(&mut reader, &parts, &to_send, uploader, progress, &mut delivered_bytes);
+    let mut lost = first.lost;
+    let mut bad_blocks: BTreeMap<u64, BadBlock> =
+        first.report.bad_blocks.iter().map(|b| (b.index, b.clone())).collect();
+    let mut uploaded: HashMap<usize, Outcome> = first.outcomes.into_iter().map(|o| (o.index, o)).collect();
+    let mut report = first.report;
+    let mut sends: HashMap<usize, u32> = HashMap::new();
+    let mut retries_log = String::new();
+    for retry in 1.. {
+        let pending: BTreeSet<usize> = uploaded
+            .iter()
+            .filter(|(index, outcome)| {
+                !lost.contains(index) && matches!(outcome.result, Err(UploadError::Transient(_)))
+            })
+            .map(|(index, _)| *index)
+            .collect();
+        let Some(&example) = pending.first() else { break };
+        let Some(delay) = uploader.retry_delay(retry) else { break };
+        let reason = uploaded.get(&example).and_then(|o| o.result.as_ref().err()).map(|e| e.to_string());
+        let _ = writeln!(
+            retries_log,
+            "re-sending {} part(s) after {} s (retry {retry}); {} offset {} failed: {}",
+            pending.len(),
+            delay.as_secs_f64(),
+            parts[example].path,
+            parts[example].offset_in_file,
+            reason.unwrap_or_default()
+        );
+        std::thread::sleep(delay);
+        let quiet = |_: &IngestProgress| {};
+        let again = read_pass(&mut reader, &parts, &pending, uploader, &quiet, &mut delivered_bytes);
+        lost.extend(&again.lost);
+        for block in again.report.bad_blocks {
+            // A block that turned bad since the first pass.
+            bad_blocks.entry(block.index).or_insert(block);
+        }
+        for index in &pending {
+            *sends.entry(*index).or_insert(1) += 1;
+        }
+        uploaded.extend(again.outcomes.into_iter().map(|o| (o.index, o)));
+    }
+    report.bad_blocks = bad_blocks.into_values().collect();
+    let block_reasons = bad_block_reasons(&report.bad_blocks);
+    let mut failed_parts = Vec::new();
+    let mut parts_delivered = 0;
+    let mut bytes_delivered = 0;
+    let mut bytes_already_stored = 0;
+    let mut verbose = String::new();
+    let _ = writeln!(
+        verbose,
+        "drive {} of import job {}, index {} of set {}{}",
+        hex::encode(header.drive_id),
+        header.import_job,
+        header.index,
+        hex::encode(header.set_id),
+        if manifest.last_in_set { " (last in set)" } else { "" }
+    );
+    let _ = writeln!(
+        verbose,
+        "stream bytes {}..{}: {} file parts in {} data blocks of {} bytes",
+        manifest.stream_start,
+        manifest.stream_end,
+        parts.len(),
+        report.data_blocks,
+        header.block_size
+    );
+    verbose.push_str(&retries_log);
+    for (index, part) in parts.iter().enumerate() {
+        if stored_before.contains(&index) {
+            bytes_already_stored += part.length;
+            let _ = writeln!(
+                verbose,
+                "stored already {} offset {} length {} (file size {})",
+                part.path, part.offset_in_file, part.length, part.file_size
+            );
+            continue;
+        }
+        let outcome = uploaded.get(&index);
+        let reason = if lost.contains(&index) {
+            Some(block_reasons.get(part.path.as_str()).cloned().unwrap_or_else(|| "lost in a bad block".into()))
+        } else {
+            match outcome {
+                None => Some("not uploaded".to_string()),
+                Some(Outcome { result: Err(e), .. }) => Some(match sends.get(&index) {
+                    Some(n) => format!("upload failed (sent {n} times): {e}"),
+                    None => format!("upload failed: {e}"),
+                }),
+                Some(Outcome { complete: false, .. }) => Some("the uploader did not read the whole part".into()),
+                Some(_) => None,
+            }
+        };
+        match reason {
+            None => {
+                parts_delivered += 1;
+                bytes_delivered += part.length;
+                let _ = writeln!(
+                    verbose,
+                    "delivered {} offset {} length {} (file size {})",
+                    part.path, part.offset_in_file, part.length, part.file_size
+                );
+            }
+            Some(reason) => {
+                let _ = writeln!(
+                    verbose,
+                    "not delivered {} offset {} length {}: {reason}",
+                    part.path, part.offset_in_file, part.length
+                );
+                failed_parts.push((part.clone(), reason));
+            }
+        }
+    }
+    let _ = writeln!(
+        verbose,
+        "blocks: {} read, {} good, {} bad of {}; parts: {} delivered, {} stored already, {} not, of {}; {} bytes \
+         delivered",
+        report.blocks_read,
+        report.good_blocks,
+        report.bad_blocks.len(),
+        report.data_blocks,
+        parts_delivered,
+        stored_before.len(),
+        failed_parts.len(),
+        parts.len(),
+        bytes_delivered
+    );
+
+    let files_needing_repair: Vec<String> =
+        failed_parts.iter().map(|(p, _)| p.path.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let error_log = if report.bad_blocks.is_empty() && failed_parts.is_empty() {
+        String::new()
+    } else {
+        error_log(
+            &header.import_job,
+            header.index,
+            &header.drive_id,
+            &report.bad_blocks,
+            &failed_parts,
+            &files_needing_repair,
+        )
+    };
+    IngestReport {
+        drive_id: hex::encode(header.drive_id),
+        import_job: header.import_job.clone(),
+        index: header.index,
+        last_in_set: manifest.last_in_set,
+        parts_delivered,
+        bytes_delivered,
+        parts_already_stored: stored_before.len(),
+        bytes_already_stored,
+        bad_blocks: report.bad_blocks,
+        failed_parts,
+        files_needing_repair,
+        verbose_log: verbose,
+        error_log,
+    }
+}
+
+/// What one pass over the drive did.
+struct Pass {
+    report: VerifyReport,
+    /// Parts whose bytes the drive reader could not all hand over (a bad block).
+    lost: BTreeSet<usize>,
+    outcomes: Vec<Outcome>,
+}
+
+/// Reads the blocks holding the `wanted` parts and uploads those parts, UPLOADERS
+/// at a time; counts the file bytes handed over in `delivered_bytes`.
+fn read_pass(
+    reader: &mut DriveReader,
+    parts: &[PartToUpload],
+    wanted: &BTreeSet<usize>,
+    uploader: &dyn PartUploader,
+    progress: &(dyn Fn(&IngestProgress) + Sync),
+    delivered_bytes: &mut u64,
+) -> Pass {
     let index_of: HashMap<&str, usize> = parts.iter().enumerate().map(|(i, p)| (p.path.as_str(), i)).collect();
+    let manifest = reader.manifest().clone();
     let stream_total = manifest.stream_end - manifest.stream_start;
-    let queue_len = (IN_FLIGHT_BYTES / header.block_size as usize).max(1);
+    let queue_len = (IN_FLIGHT_BYTES / reader.header().block_size as usize).max(1);
 
     // Parts whose bytes the drive reader could not all hand over (a bad block).
     let mut lost: BTreeSet<usize> = BTreeSet::new();
-    let mut delivered_bytes = 0u64;
 
     // A rendezvous: a part is handed over only to an idle uploader, so at most
     // UPLOADERS parts' blocks are in flight.
@@ -296,61 +524,68 @@ fn ingest_reader(
                 }
             }
         };
-        let report = reader.verify_and_read(|part, offset, bytes| {
-            let Some(&index) = index_of.get(part.path.as_str()) else {
-                return Ok::<(), std::convert::Infallible>(());
-            };
-            if current.as_ref().map(|c| c.index) != Some(index) {
-                close(&mut current, &mut lost);
-                if offset != part.offset_in_file {
-                    // Its first bytes were in a bad block: do not start the upload.
-                    lost.insert(index);
-                    current = Some(Current { index, end_in_file: part.end_in_file(), next: offset, tx: None });
-                } else {
-                    let (tx, rx) = channel(queue_len);
-                    let delivered = Arc::new(AtomicU64::new(0));
-                    let body =
-                        PartBody { rx, current: Bytes::new(), remaining: part.length, delivered: delivered.clone() };
-                    let job = Job { index, part: parts[index].clone(), body, delivered };
-                    // The uploader thread only stops when this sender is dropped.
-                    let tx = jobs_tx.send(job).ok().map(|_| tx);
-                    current = Some(Current { index, end_in_file: part.end_in_file(), next: offset, tx });
-                }
-            }
-            let Some(feeding) = current.as_mut() else { return Ok(()) };
-            if offset != feeding.next {
-                // A gap: a bad block lay inside this part.
-                lost.insert(index);
-                if let Some(tx) = feeding.tx.take() {
-                    let _ = tx.blocking_send(Message::Fail(format!(
-                        "bytes from offset {} of the part were in a bad block of the drive",
-                        feeding.next
-                    )));
-                }
-                feeding.next = feeding.end_in_file;
-                return Ok(());
-            }
-            feeding.next += bytes.len() as u64;
-            if !bytes.is_empty() {
-                if let Some(tx) = &feeding.tx {
-                    if tx.blocking_send(Message::Data(bytes.clone())).is_err() {
-                        // The uploader stopped reading this body; its result says why.
-                        feeding.tx = None;
+        let report = reader.verify_and_read_parts(
+            |index| wanted.contains(&index),
+            |part, offset, bytes| {
+                let Some(&index) = index_of.get(part.path.as_str()) else {
+                    return Ok::<(), std::convert::Infallible>(());
+                };
+                if current.as_ref().map(|c| c.index) != Some(index) {
+                    close(&mut current, &mut lost);
+                    if offset != part.offset_in_file {
+                        // Its first bytes were in a bad block: do not start the upload.
+                        lost.insert(index);
+                        current = Some(Current { index, end_in_file: part.end_in_file(), next: offset, tx: None });
+                    } else {
+                        let (tx, rx) = channel(queue_len);
+                        let delivered = Arc::new(AtomicU64::new(0));
+                        let body = PartBody {
+                            rx,
+                            current: Bytes::new(),
+                            remaining: part.length,
+                            delivered: delivered.clone(),
+                        };
+                        let job = Job { index, part: parts[index].clone(), body, delivered };
+                        // The uploader thread only stops when this sender is dropped.
+                        let tx = jobs_tx.send(job).ok().map(|_| tx);
+                        current = Some(Current { index, end_in_file: part.end_in_file(), next: offset, tx });
                     }
                 }
-                delivered_bytes += bytes.len() as u64;
-            }
-            if feeding.next == feeding.end_in_file {
-                // Complete: the body ends after exactly `length` bytes.
-                feeding.tx = None;
-            }
-            progress(&IngestProgress {
-                bytes_done: (part.stream_offset + (feeding.next - part.offset_in_file)) - manifest.stream_start,
-                bytes_total: stream_total,
-                bytes_delivered: delivered_bytes,
-            });
-            Ok(())
-        });
+                let Some(feeding) = current.as_mut() else { return Ok(()) };
+                if offset != feeding.next {
+                    // A gap: a bad block lay inside this part.
+                    lost.insert(index);
+                    if let Some(tx) = feeding.tx.take() {
+                        let _ = tx.blocking_send(Message::Fail(format!(
+                            "bytes from offset {} of the part were in a bad block of the drive",
+                            feeding.next
+                        )));
+                    }
+                    feeding.next = feeding.end_in_file;
+                    return Ok(());
+                }
+                feeding.next += bytes.len() as u64;
+                if !bytes.is_empty() {
+                    if let Some(tx) = &feeding.tx {
+                        if tx.blocking_send(Message::Data(bytes.clone())).is_err() {
+                            // The uploader stopped reading this body; its result says why.
+                            feeding.tx = None;
+                        }
+                    }
+                    *delivered_bytes += bytes.len() as u64;
+                }
+                if feeding.next == feeding.end_in_file {
+                    // Complete: the body ends after exactly `length` bytes.
+                    feeding.tx = None;
+                }
+                progress(&IngestProgress {
+                    bytes_done: (part.stream_offset + (feeding.next - part.offset_in_file)) - manifest.stream_start,
+                    bytes_total: stream_total,
+                    bytes_delivered: *delivered_bytes,
+                });
+                Ok(())
+            },
+        );
         close(&mut current, &mut lost);
         drop(jobs_tx);
         let mut outcomes = Vec::new();
@@ -364,102 +599,7 @@ fn ingest_reader(
     });
     // The sink above never fails.
     let Ok(report) = report;
-
-    let uploaded: HashMap<usize, Outcome> = outcomes.into_iter().map(|o| (o.index, o)).collect();
-    let block_reasons = bad_block_reasons(&report.bad_blocks);
-    let mut failed_parts = Vec::new();
-    let mut parts_delivered = 0;
-    let mut bytes_delivered = 0;
-    let mut verbose = String::new();
-    let _ = writeln!(
-        verbose,
-        "drive {} of import job {}, index {} of set {}{}",
-        hex::encode(header.drive_id),
-        header.import_job,
-        header.index,
-        hex::encode(header.set_id),
-        if manifest.last_in_set { " (last in set)" } else { "" }
-    );
-    let _ = writeln!(
-        verbose,
-        "stream bytes {}..{}: {} file parts in {} data blocks of {} bytes",
-        manifest.stream_start,
-        manifest.stream_end,
-        parts.len(),
-        report.data_blocks,
-        header.block_size
-    );
-    for (index, part) in parts.iter().enumerate() {
-        let outcome = uploaded.get(&index);
-        let reason = if lost.contains(&index) {
-            Some(block_reasons.get(part.path.as_str()).cloned().unwrap_or_else(|| "lost in a bad block".into()))
-        } else {
-            match outcome {
-                None => Some("not uploaded".to_string()),
-                Some(Outcome { result: Err(e), .. }) => Some(format!("upload failed: {e}")),
-                Some(Outcome { complete: false, .. }) => Some("the uploader did not read the whole part".into()),
-                Some(_) => None,
-            }
-        };
-        match reason {
-            None => {
-                parts_delivered += 1;
-                bytes_delivered += part.length;
-                let _ = writeln!(
-                    verbose,
-                    "delivered {} offset {} length {} (file size {})",
-                    part.path, part.offset_in_file, part.length, part.file_size
-                );
-            }
-            Some(reason) => {
-                let _ = writeln!(
-                    verbose,
-                    "not delivered {} offset {} length {}: {reason}",
-                    part.path, part.offset_in_file, part.length
-                );
-                failed_parts.push((part.clone(), reason));
-            }
-        }
-    }
-    let _ = writeln!(
-        verbose,
-        "blocks: {} good, {} bad of {}; parts: {} delivered, {} not, of {}; {} bytes delivered",
-        report.good_blocks,
-        report.bad_blocks.len(),
-        report.data_blocks,
-        parts_delivered,
-        failed_parts.len(),
-        parts.len(),
-        bytes_delivered
-    );
-
-    let files_needing_repair: Vec<String> =
-        failed_parts.iter().map(|(p, _)| p.path.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    let error_log = if report.bad_blocks.is_empty() && failed_parts.is_empty() {
-        String::new()
-    } else {
-        error_log(
-            &header.import_job,
-            header.index,
-            &header.drive_id,
-            &report.bad_blocks,
-            &failed_parts,
-            &files_needing_repair,
-        )
-    };
-    IngestReport {
-        drive_id: hex::encode(header.drive_id),
-        import_job: header.import_job.clone(),
-        index: header.index,
-        last_in_set: manifest.last_in_set,
-        parts_delivered,
-        bytes_delivered,
-        bad_blocks: report.bad_blocks,
-        failed_parts,
-        files_needing_repair,
-        verbose_log: verbose,
-        error_log,
-    }
+    Pass { report, lost, outcomes }
 }
 
 /// A short name for a block problem, for one-line log entries.

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::*;
 use offsite_seeding::diskprep::{prepare, repair};
 use offsite_seeding::drive::{block::block_offset, BlockProblem, DriveError, DriveKey, RecoveryKey, TAG_LEN};
@@ -146,8 +148,80 @@ fn a_failed_upload_is_reported_for_repair_and_the_rest_delivered() {
     assert!(!report.is_clean());
     assert_eq!(report.files_needing_repair, vec![victim.clone()]);
     assert_eq!(report.failed_parts.len(), 1);
-    assert!(report.failed_parts[0].1.contains("503"), "{}", report.failed_parts[0].1);
+    assert!(report.failed_parts[0].1.contains("403"), "{}", report.failed_parts[0].1);
     assert!(report.error_log.contains(&format!("not delivered: {victim} offset 0")), "{}", report.error_log);
+    assert_eq!(store.files().len(), files.len() - 1);
+    // Refused for good: sending it again would not help.
+    assert_eq!(store.attempts(&victim), 1);
+}
+
+/// A one-drive set of small files, its import secret, and a non-empty index file.
+fn one_drive(
+    dir: &std::path::Path,
+    seed: u64,
+) -> (std::path::PathBuf, x25519_dalek::StaticSecret, BTreeMap<String, Vec<u8>>, String) {
+    let staging = dir.join("staging");
+    let files = make_staging(&staging, seed, 100_000);
+    let (secret, public) = import_keys();
+    let mut images = Images::new(dir, 64 * 1024 * 1024);
+    let set = prepare(&plan(&staging, &dir.join("j.json"), public), &mut images, &|_| {}).unwrap();
+    assert_eq!(set.drives.len(), 1);
+    let victim = files.keys().find(|p| p.starts_with("index/") && !files[*p].is_empty()).unwrap().clone();
+    (set.drives[0].path.clone(), secret, files, victim)
+}
+
+#[test]
+fn a_transiently_failed_upload_is_read_again_and_sent_again_and_the_drive_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let (drive, secret, files, victim) = one_drive(dir.path(), 15);
+    let store = Store::flaky(&victim, 3);
+    let report = ingest_drive(&drive, &DriveKey::Import(secret), None, &store, &|_| {}).unwrap();
+    assert!(report.is_clean(), "{}", report.error_log);
+    assert_eq!(store.files(), files);
+    assert_eq!(store.attempts(&victim), 4);
+    // Only the failed part was sent again: every other file once.
+    for path in files.keys().filter(|p| **p != victim) {
+        assert_eq!(store.attempts(path), 1, "{path}");
+    }
+    assert_eq!(store.uploads().len(), files.len());
+    assert_eq!(report.verbose_log.matches("re-sending 1 part(s)").count(), 3, "{}", report.verbose_log);
+    assert!(report.verbose_log.contains(&format!("{victim} offset 0 failed: 503")), "{}", report.verbose_log);
+}
+
+#[test]
+fn a_rerun_sends_only_the_parts_the_store_does_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (drive, secret, files, victim) = one_drive(dir.path(), 17);
+    let store = Store::refusing(&victim).remembering();
+    let key = DriveKey::Import(secret);
+    let first = ingest_drive(&drive, &key, None, &store, &|_| {}).unwrap();
+    assert_eq!(first.files_needing_repair, vec![victim.clone()]);
+    assert_eq!(first.parts_already_stored, 0);
+
+    store.stop_failing();
+    let again = ingest_drive(&drive, &key, None, &store, &|_| {}).unwrap();
+    assert!(again.is_clean(), "{}", again.error_log);
+    assert_eq!(store.files(), files);
+    assert_eq!((again.parts_delivered, again.bytes_delivered), (1, files[&victim].len() as u64));
+    assert_eq!(again.parts_already_stored, files.len() - 1);
+    assert_eq!(again.bytes_already_stored + again.bytes_delivered, files.values().map(|f| f.len() as u64).sum::<u64>());
+    for path in files.keys() {
+        assert_eq!(store.attempts(path), if *path == victim { 2 } else { 1 }, "{path}");
+    }
+    assert_eq!(again.verbose_log.lines().filter(|l| l.starts_with("stored already ")).count(), files.len() - 1);
+}
+
+#[test]
+fn an_upload_that_keeps_failing_transiently_is_given_up_after_the_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (drive, secret, files, victim) = one_drive(dir.path(), 16);
+    let store = Store::flaky(&victim, u32::MAX);
+    let report = ingest_drive(&drive, &DriveKey::Import(secret), None, &store, &|_| {}).unwrap();
+    assert_eq!(store.attempts(&victim), 1 + offsite_seeding::ingest::UPLOAD_RETRIES);
+    assert_eq!(report.files_needing_repair, vec![victim.clone()]);
+    let sent = format!("sent {} times", 1 + offsite_seeding::ingest::UPLOAD_RETRIES);
+    assert!(report.failed_parts[0].1.contains(&sent), "{}", report.failed_parts[0].1);
+    assert!(report.failed_parts[0].1.contains("503"), "{}", report.failed_parts[0].1);
     assert_eq!(store.files().len(), files.len() - 1);
 }
 

@@ -19,7 +19,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::ObjectMeta;
 
-use offsite_api::types::ImportFile;
+use offsite_api::types::{ImportFile, ImportPart};
 
 use crate::error::Failure;
 use crate::storage::{VaultStorage, MAX_FILE_BYTES};
@@ -31,6 +31,14 @@ const LOGS: &str = "logs";
 
 /// The parts of one file: offset → (object, length).
 type Parts = BTreeMap<u64, (StorePath, u64)>;
+
+/// An object under a job's `.parts/` folder.
+enum PartObject {
+    /// `.parts/<path>/size`: the file's size.
+    Size { path: String },
+    /// `.parts/<path>/<offset>`: the file's bytes from `offset`.
+    Part { path: String, offset: u64 },
+}
 
 /// Where one import job's files live.
 #[derive(Debug, Clone)]
@@ -216,6 +224,35 @@ impl VaultStorage {
         Ok(files)
     }
 
+    /// What an object listed under the job's `.parts/` folder is.
+    fn part_object(&self, job: &JobFolder, meta: &ObjectMeta) -> Option<PartObject> {
+        let relative = self.relative(job, meta)?;
+        let (path, last) = relative.strip_prefix(&format!("{PARTS}/"))?.rsplit_once('/')?;
+        let path = path.to_string();
+        match (last, last.len(), last.parse::<u64>()) {
+            ("size", ..) => Some(PartObject::Size { path }),
+            (_, 20, Ok(offset)) => Some(PartObject::Part { path, offset }),
+            _ => None,
+        }
+    }
+
+    /// The parts stored and not yet assembled, by path and offset. A part is
+    /// listed only once its upload is complete.
+    pub async fn import_parts(&self, job: &JobFolder) -> Result<Vec<ImportPart>, Failure> {
+        let prefix = self.job_key(job, PARTS);
+        let mut parts: Vec<ImportPart> = self
+            .list_under(&prefix)
+            .await?
+            .iter()
+            .filter_map(|meta| match self.part_object(job, meta)? {
+                PartObject::Part { path, offset } => Some(ImportPart { path, offset, length: meta.size }),
+                PartObject::Size { .. } => None,
+            })
+            .collect();
+        parts.sort_by(|a, b| (&a.path, a.offset).cmp(&(&b.path, b.offset)));
+        Ok(parts)
+    }
+
     /// Whether the job has parts not yet assembled.
     pub async fn has_parts(&self, job: &JobFolder) -> Result<bool, Failure> {
         let prefix = self.job_key(job, PARTS);
@@ -234,14 +271,12 @@ impl VaultStorage {
         // path → (size marker, offset → part length)
         let mut files: BTreeMap<String, (Option<StorePath>, Parts)> = BTreeMap::new();
         for meta in self.list_under(&prefix).await? {
-            let Some(relative) = self.relative(job, &meta) else { continue };
-            let Some(inner) = relative.strip_prefix(&format!("{PARTS}/")) else { continue };
-            let Some((path, last)) = inner.rsplit_once('/') else { continue };
-            let entry = files.entry(path.to_string()).or_default();
-            if last == "size" {
-                entry.0 = Some(meta.location.clone());
-            } else if let (20, Ok(offset)) = (last.len(), last.parse::<u64>()) {
-                entry.1.insert(offset, (meta.location.clone(), meta.size));
+            match self.part_object(job, &meta) {
+                Some(PartObject::Size { path }) => files.entry(path).or_default().0 = Some(meta.location.clone()),
+                Some(PartObject::Part { path, offset }) => {
+                    files.entry(path).or_default().1.insert(offset, (meta.location.clone(), meta.size));
+                }
+                None => {}
             }
         }
         let mut packaged = Packaged::default();

@@ -279,6 +279,9 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     expected.sort();
     assert_eq!(listed, expected, "whole files only, not parts");
     assert_eq!(files.iter().find(|f| f.path == p1).unwrap().size, f1.len() as u64);
+    // The parts are listed apart (what a station resuming the drive need not send).
+    let parts = sub.import_parts(&job.id).unwrap();
+    assert_eq!(parts, vec![ImportPart { path: p2.clone(), offset: 0, length: half2 as u64 }]);
 
     drive_state(&operator, &job.id, d0, ImportDriveState::Completed);
     drive_state(&operator, &job.id, d1, ImportDriveState::Transferring);
@@ -312,6 +315,9 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     assert!(!note.contains(&p2), "{note}");
     let listed: Vec<String> = sub.import_files(&job.id).unwrap().into_iter().map(|f| f.path).collect();
     assert!(listed.contains(&p2) && !listed.contains(&p3), "{listed:?}");
+    // Packaging took p2's parts into p2; p3's one part still waits.
+    let parts = sub.import_parts(&job.id).unwrap();
+    assert_eq!(parts, vec![ImportPart { path: p3.clone(), offset: 0, length: half3 as u64 }]);
 
     // The repair drive: the customer's application adds it, the datacenter ingests it.
     let spec =

@@ -6,6 +6,7 @@
 //! Several stations may ingest drives of one service at once: all state lives on
 //! the service, and a drive's files are stored idempotently.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,7 +19,7 @@ use offsite_api::types::{DriveStateUpdate, ImportDriveState, ImportJobNote, Impo
 use offsite_api::Client;
 use offsite_seeding::admission::{self, RegisteredDrive, RegisteredJob};
 use offsite_seeding::drive::{peek_header_unauthenticated, DriveKey};
-use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartBody, PartToUpload, PartUploader};
+use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartBody, PartToUpload, PartUploader, UploadError};
 
 use crate::exit::DRIVE_PROBLEM;
 use crate::seeding_display;
@@ -52,6 +53,13 @@ enum DatacenterCommand {
         /// The datacenter's import secret key (written by `offsite admin datacenter add --import-key-out`).
         #[arg(long, env = "OFFSITE_IMPORT_KEY")]
         import_key: PathBuf,
+    },
+    /// Assemble an import job's ingested parts into its files, once every drive is
+    /// done (ingest does it after the last drive; this finishes a job whose
+    /// packaging failed there).
+    Package {
+        #[arg(long)]
+        job: String,
     },
     /// An import job's drives and timeline.
     Status {
@@ -88,10 +96,33 @@ pub fn run(args: DatacenterArgs) -> Result<ExitCode> {
             let view = client.receive_import_job(&view.id, &ImportJobNote { message: note.clone() })?;
             show(args.json, &view)?;
         }
+        DatacenterCommand::Package { job } => {
+            let view = client.find_import_job(job)?;
+            let view = retrying(|| client.package_import_job(&view.id, &ImportJobNote::default()))?;
+            show(args.json, &view)?;
+        }
         DatacenterCommand::Status { job } => show(args.json, &client.find_import_job(job)?)?,
         DatacenterCommand::Ingest { drive, import_key } => return ingest_command(&args, &client, drive, import_key),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Calls the service, trying again after the station's waits while it fails for
+/// a passing reason (unreachable, overloaded, its storage failing): a station
+/// that has read a whole drive should not stop for a blink of the network.
+fn retrying<T>(mut call: impl FnMut() -> offsite_api::client::ApiResult<T>) -> offsite_api::client::ApiResult<T> {
+    let mut retry = 0;
+    loop {
+        match call() {
+            Err(err) if err.is_transient() => {
+                retry += 1;
+                let Some(delay) = ingest::station_retry_delay(retry) else { return Err(err) };
+                tracing::warn!(error = %err, retry, "the service failed for a passing reason; trying again in {delay:?}");
+                std::thread::sleep(delay);
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Uploads each file part of a drive through the service, streaming.
@@ -99,10 +130,30 @@ struct ServiceUploader {
     client: Client,
     job_id: String,
     drive_id: String,
+    /// What the job's container held when the station started: whole files
+    /// (path → size) and parts awaiting packaging (path, offset, length).
+    whole_files: HashMap<String, u64>,
+    stored_parts: HashSet<(String, u64, u64)>,
+}
+
+impl ServiceUploader {
+    /// Lists what the job's container holds, so that a drive whose ingest was
+    /// stopped half-way sends only what did not land.
+    fn new(client: &Client, job_id: &str, drive_id: &str) -> Result<ServiceUploader> {
+        let whole_files = client.import_files(job_id)?.into_iter().map(|f| (f.path, f.size)).collect();
+        let stored_parts = client.import_parts(job_id)?.into_iter().map(|p| (p.path, p.offset, p.length)).collect();
+        Ok(ServiceUploader {
+            client: client.clone(),
+            job_id: job_id.to_string(),
+            drive_id: drive_id.to_string(),
+            whole_files,
+            stored_parts,
+        })
+    }
 }
 
 impl PartUploader for ServiceUploader {
-    fn upload(&self, part: &PartToUpload, body: PartBody) -> Result<(), String> {
+    fn upload(&self, part: &PartToUpload, body: PartBody) -> Result<(), UploadError> {
         self.client
             .put_import_file(
                 &self.job_id,
@@ -113,8 +164,33 @@ impl PartUploader for ServiceUploader {
                 body,
                 part.length,
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e.is_transient() {
+                true => UploadError::Transient(e.to_string()),
+                false => UploadError::Permanent(e.to_string()),
+            })
     }
+
+    fn is_stored(&self, part: &PartToUpload) -> bool {
+        // Whole files are stored only once complete (and hash-checked when named
+        // by their hash); parts likewise, so what is listed is whole.
+        self.whole_files.get(&part.path) == Some(&part.file_size)
+            || self.stored_parts.contains(&(part.path.clone(), part.offset_in_file, part.length))
+    }
+}
+
+/// A drive that needs nothing more from the station.
+fn drive_done(state: ImportDriveState) -> bool {
+    matches!(
+        state,
+        ImportDriveState::Completed
+            | ImportDriveState::CompletedMoreInfo
+            | ImportDriveState::NeverReceived
+            | ImportDriveState::ShippedBack
+    )
+}
+
+fn all_drives_done(job: &ImportJobView) -> bool {
+    job.drives.iter().all(|d| drive_done(d.state))
 }
 
 #[derive(Serialize)]
@@ -125,6 +201,9 @@ struct Ingested {
     job_state: ImportJobState,
     bytes_delivered: u64,
     parts_delivered: usize,
+    /// What an earlier, interrupted ingest of this drive stored: not sent again.
+    bytes_already_stored: u64,
+    parts_already_stored: usize,
     bad_blocks: usize,
     files_needing_repair: Vec<String>,
 }
@@ -161,19 +240,24 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
             .map(|d| RegisteredDrive {
                 drive_id: d.drive_id.clone(),
                 fingerprint: d.fingerprint.clone(),
-                done: matches!(
-                    d.state,
-                    ImportDriveState::Completed
-                        | ImportDriveState::CompletedMoreInfo
-                        | ImportDriveState::NeverReceived
-                        | ImportDriveState::ShippedBack
-                )
-                .then(|| d.state.name().to_string()),
+                done: drive_done(d.state).then(|| d.state.name().to_string()),
             })
             .collect(),
     };
     let admitted = match admission::check(drive, peek, &registered) {
         Ok(admitted) => admitted,
+        Err(err @ admission::AdmissionError::AlreadyIngested { .. })
+            if all_drives_done(&job)
+                && matches!(job.state, ImportJobState::Transferring | ImportJobState::Packaging) =>
+        {
+            return refuse(format!(
+                "{err}. Every drive of import job {} is ingested but the job is {}: finish it with `offsite \
+                 datacenter package --job {}`",
+                job.name,
+                job.state.name(),
+                job.name
+            ))
+        }
         Err(err) => return refuse(err.to_string()),
     };
     let Some(listed) = job.drives.iter().find(|d| d.drive_id == admitted.drive_id()) else {
@@ -190,15 +274,28 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
     let secret = offsite_api::import_key::read_import_secret(import_key)?;
     let key = DriveKey::Import(x25519_dalek::StaticSecret::from(secret));
     let set_state = |state: ImportDriveState, message: Option<String>| {
-        client.set_import_drive_state(&job.id, &drive_id, &DriveStateUpdate { state, message })
+        let update = DriveStateUpdate { state, message };
+        match retrying(|| client.set_import_drive_state(&job.id, &drive_id, &update)) {
+            // A retried change whose first try landed (its answer was lost): the
+            // drive is in that state already, which is what was asked.
+            Err(err) if err.status() == Some(409) => {
+                let view = client.import_job(&job.id)?;
+                match view.drives.iter().any(|d| d.drive_id == drive_id && d.state == state) {
+                    true => Ok(view),
+                    false => Err(err),
+                }
+            }
+            other => other,
+        }
     };
+    let put_log = |kind: &str, text: &str| retrying(|| client.put_drive_log(&job.id, &drive_id, kind, text));
     if listed.state == ImportDriveState::Specified {
         set_state(ImportDriveState::Received, None)?;
     }
     if listed.state != ImportDriveState::Transferring {
         set_state(ImportDriveState::Transferring, None)?;
     }
-    let uploader = ServiceUploader { client: client.clone(), job_id: job.id.clone(), drive_id: drive_id.clone() };
+    let uploader = ServiceUploader::new(client, &job.id, &drive_id)?;
     let bar = crate::progress_bar::Counter::show("ingest", args.json);
     let progress = |p: &IngestProgress| bar.set(p.bytes_done, p.bytes_total);
     let result = ingest::ingest_admitted(&admitted, &key, &uploader, &progress);
@@ -208,16 +305,16 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         Err(err) => {
             // The drive could not be opened at all: nothing of it landed.
             let message = format!("drive {drive_id} could not be read: {err}");
-            client.put_drive_log(&job.id, &drive_id, "error", &format!("{message}\n"))?;
+            put_log("error", &format!("{message}\n"))?;
             set_state(ImportDriveState::CompletedMoreInfo, Some(message.clone()))?;
             return refuse(format!(
                 "{message}. The drive is marked completed-more-info; its error log is in the container"
             ));
         }
     };
-    client.put_drive_log(&job.id, &drive_id, "verbose", &report.verbose_log)?;
+    put_log("verbose", &report.verbose_log)?;
     if !report.error_log.is_empty() {
-        client.put_drive_log(&job.id, &drive_id, "error", &report.error_log)?;
+        put_log("error", &report.error_log)?;
     }
     let clean = report.is_clean();
     let (state, message) = if clean {
@@ -233,19 +330,14 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         )
     };
     let mut view = set_state(state, message)?;
-    let all_done = view.drives.iter().all(|d| {
-        matches!(
-            d.state,
-            ImportDriveState::Completed
-                | ImportDriveState::CompletedMoreInfo
-                | ImportDriveState::NeverReceived
-                | ImportDriveState::ShippedBack
-        )
-    });
-    if all_done && view.state != ImportJobState::Completed {
-        view = client
-            .package_import_job(&view.id, &ImportJobNote::default())
-            .context("all drives are ingested, but packaging the job failed")?;
+    if all_drives_done(&view) && view.state != ImportJobState::Completed {
+        view = retrying(|| client.package_import_job(&view.id, &ImportJobNote::default())).with_context(|| {
+            format!(
+                "all drives are ingested, but packaging the job failed; finish it with `offsite datacenter package \
+                 --job {}`",
+                job.name
+            )
+        })?;
     }
     let out = Ingested {
         import_job: job.name.clone(),
@@ -254,6 +346,8 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         job_state: view.state,
         bytes_delivered: report.bytes_delivered,
         parts_delivered: report.parts_delivered,
+        bytes_already_stored: report.bytes_already_stored,
+        parts_already_stored: report.parts_already_stored,
         bad_blocks: report.bad_blocks.len(),
         files_needing_repair: report.files_needing_repair.clone(),
     };
@@ -268,6 +362,13 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
             state,
             view.state.name()
         );
+        if report.parts_already_stored > 0 {
+            println!(
+                "{} in {} file parts were stored by an earlier run and not sent again",
+                crate::display::human(report.bytes_already_stored),
+                report.parts_already_stored
+            );
+        }
         if !clean {
             print!("{}", report.error_log);
         }

@@ -89,6 +89,9 @@ pub struct BadBlock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
     pub data_blocks: u64,
+    /// Data blocks read: all of them, or those holding the parts asked for.
+    pub blocks_read: u64,
+    /// Of the blocks read, those that were good.
     pub good_blocks: u64,
     /// File bytes handed to the sink.
     pub bytes_delivered: u64,
@@ -181,6 +184,17 @@ impl DriveReader {
     /// Holds one block in memory, and the ones the sink kept.
     pub fn verify_and_read<E>(
         &mut self,
+        sink: impl FnMut(&FilePart, u64, &Bytes) -> Result<(), E>,
+    ) -> Result<VerifyReport, E> {
+        self.verify_and_read_parts(|_| true, sink)
+    }
+
+    /// Like [`DriveReader::verify_and_read`], for the manifest's parts whose index
+    /// `wanted` accepts: only the blocks holding their bytes are read (the ingest
+    /// station's retry of a failed upload, or its skip of parts stored already).
+    pub fn verify_and_read_parts<E>(
+        &mut self,
+        wanted: impl Fn(usize) -> bool,
         mut sink: impl FnMut(&FilePart, u64, &Bytes) -> Result<(), E>,
     ) -> Result<VerifyReport, E> {
         let bs = u64::from(self.header.block_size);
@@ -188,25 +202,37 @@ impl DriveReader {
         let manifest = &self.manifest;
         let files = &manifest.files;
         let empty = Bytes::new();
-        let mut report = VerifyReport { data_blocks, good_blocks: 0, bytes_delivered: 0, bad_blocks: Vec::new() };
+        let mut report =
+            VerifyReport { data_blocks, blocks_read: 0, good_blocks: 0, bytes_delivered: 0, bad_blocks: Vec::new() };
         // The first part not yet wholly handled; parts are contiguous in stream order.
         let mut cursor = 0;
 
         for index in 0..data_blocks {
             let lo = manifest.stream_start + index * bs;
             let hi = lo.saturating_add(bs).min(manifest.stream_end);
-            // A fresh buffer for each block, so that what the sink keeps is never overwritten.
-            let mut buffer = vec![0u8; self.cipher.stride()];
-            let problem = read_block(&mut self.file, self.size, &self.cipher, index, &mut buffer).or_else(|| {
-                let digest = blake3::hash(&buffer[..bs as usize]);
-                (manifest.blocks.get(index as usize).map(|d| blake3::Hash::from(*d)) != Some(digest))
-                    .then_some(BlockProblem::DigestMismatch)
+            let in_block = |j: usize| files.get(j).filter(|p| p.stream_offset < hi);
+            let needed = (cursor..).map_while(|j| in_block(j).map(|p| (j, p))).any(|(j, part)| {
+                part.length > 0 && lo.max(part.stream_offset) < hi.min(part.stream_end()) && wanted(j)
             });
-            let block = Bytes::from(buffer);
+            let mut block = empty.clone();
+            let mut problem = None;
+            if needed {
+                // A fresh buffer for each block, so that what the sink keeps is never overwritten.
+                let mut buffer = vec![0u8; self.cipher.stride()];
+                problem = read_block(&mut self.file, self.size, &self.cipher, index, &mut buffer).or_else(|| {
+                    let digest = blake3::hash(&buffer[..bs as usize]);
+                    (manifest.blocks.get(index as usize).map(|d| blake3::Hash::from(*d)) != Some(digest))
+                        .then_some(BlockProblem::DigestMismatch)
+                });
+                block = Bytes::from(buffer);
+                report.blocks_read += 1;
+            }
             let mut affects = Vec::new();
             let mut j = cursor;
-            while let Some(part) = files.get(j).filter(|p| p.stream_offset < hi) {
-                if part.length == 0 {
+            while let Some(part) = in_block(j) {
+                if !wanted(j) {
+                    // Not asked for: neither delivered nor reported.
+                } else if part.length == 0 {
                     sink(part, part.offset_in_file, &empty)?;
                 } else {
                     let from = lo.max(part.stream_offset);
@@ -227,13 +253,16 @@ impl DriveReader {
                 j += 1;
             }
             match problem {
-                None => report.good_blocks += 1,
+                None if needed => report.good_blocks += 1,
+                None => {}
                 Some(problem) => report.bad_blocks.push(BadBlock { index, problem, affects }),
             }
         }
         // Empty files at the very end of the stream lie in no block.
-        for part in files.iter().skip(cursor).filter(|p| p.length == 0) {
-            sink(part, part.offset_in_file, &empty)?;
+        for (j, part) in files.iter().enumerate().skip(cursor) {
+            if part.length == 0 && wanted(j) {
+                sink(part, part.offset_in_file, &empty)?;
+            }
         }
         Ok(report)
     }

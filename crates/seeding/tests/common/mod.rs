@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use offsite_seeding::diskprep::{DiskprepError, DrivePlan, DriveSupplier};
 use offsite_seeding::drive::{DriveKey, DriveReader, DriveTarget};
-use offsite_seeding::ingest::{PartBody, PartToUpload, PartUploader};
+use offsite_seeding::ingest::{PartBody, PartToUpload, PartUploader, UploadError};
 use rand::{Rng, RngCore, SeedableRng};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -143,20 +143,49 @@ impl Killer {
 #[derive(Default)]
 pub struct Store {
     stored: Mutex<Stored>,
-    /// Fail the upload of parts of this file.
-    refuse: Option<String>,
+    /// Fail the uploads of parts of one file.
+    failing: Mutex<Option<Failing>>,
+    /// Say which parts are stored already, as the service's listing does.
+    remembering: bool,
+}
+
+/// How a [`Store`] fails the uploads of one file.
+struct Failing {
+    path: String,
+    transient: bool,
+    /// The first this many uploads of the file fail.
+    times: u32,
 }
 
 #[derive(Default)]
 pub struct Stored {
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The parts stored, in order.
     pub uploads: Vec<PartToUpload>,
+    /// Every upload tried, stored or not, by path.
+    pub attempts: BTreeMap<String, u32>,
 }
 
 impl Store {
-    /// A store that fails the upload of every part of `path`.
+    /// A store that refuses (for good) every upload of a part of `path`.
     pub fn refusing(path: &str) -> Self {
-        Store { refuse: Some(path.to_string()), ..Store::default() }
+        let failing = Failing { path: path.into(), transient: false, times: u32::MAX };
+        Store { failing: Mutex::new(Some(failing)), ..Store::default() }
+    }
+
+    /// A store whose first `times` uploads of `path` fail for a passing reason.
+    pub fn flaky(path: &str, times: u32) -> Self {
+        Store { failing: Mutex::new(Some(Failing { path: path.into(), transient: true, times })), ..Store::default() }
+    }
+
+    /// Tells the ingest which parts it holds, so they are not sent again.
+    pub fn remembering(self) -> Self {
+        Store { remembering: true, ..self }
+    }
+
+    /// Stores everything from now on.
+    pub fn stop_failing(&self) {
+        *self.failing.lock().unwrap() = None;
     }
 
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
@@ -166,20 +195,39 @@ impl Store {
     pub fn uploads(&self) -> Vec<PartToUpload> {
         self.stored.lock().unwrap().uploads.clone()
     }
+
+    pub fn attempts(&self, path: &str) -> u32 {
+        self.stored.lock().unwrap().attempts.get(path).copied().unwrap_or(0)
+    }
 }
 
 impl PartUploader for Store {
-    fn upload(&self, part: &PartToUpload, mut body: PartBody) -> Result<(), String> {
+    fn upload(&self, part: &PartToUpload, mut body: PartBody) -> Result<(), UploadError> {
         let mut bytes = Vec::new();
-        body.read_to_end(&mut bytes).map_err(|e| format!("reading the body: {e}"))?;
-        if Some(&part.path) == self.refuse.as_ref() {
-            return Err("503 service unavailable".into());
+        body.read_to_end(&mut bytes).map_err(|e| UploadError::Permanent(format!("reading the body: {e}")))?;
+        let mut stored = self.stored.lock().unwrap();
+        let attempt = stored.attempts.entry(part.path.clone()).or_default();
+        *attempt += 1;
+        let failing = self.failing.lock().unwrap();
+        if let Some(failing) = failing.as_ref().filter(|f| f.path == part.path && *attempt <= f.times) {
+            return Err(match failing.transient {
+                true => UploadError::Transient("503 service unavailable".into()),
+                false => UploadError::Permanent("403 refused".into()),
+            });
         }
         assert_eq!(bytes.len() as u64, part.length, "{part:?}");
-        let mut stored = self.stored.lock().unwrap();
         let file = stored.files.entry(part.path.clone()).or_insert_with(|| vec![0; part.file_size as usize]);
         file[part.offset_in_file as usize..(part.offset_in_file + part.length) as usize].copy_from_slice(&bytes);
         stored.uploads.push(part.clone());
         Ok(())
+    }
+
+    fn is_stored(&self, part: &PartToUpload) -> bool {
+        self.remembering && self.stored.lock().unwrap().uploads.contains(part)
+    }
+
+    /// As many re-sends as the default, without its waits.
+    fn retry_delay(&self, retry: u32) -> Option<std::time::Duration> {
+        (retry <= offsite_seeding::ingest::UPLOAD_RETRIES).then_some(std::time::Duration::from_millis(1))
     }
 }

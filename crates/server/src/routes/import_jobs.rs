@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{
     CreateImportJob, DriveStateUpdate, ErrorBody, ImportDriveState, ImportFile, ImportJobDatacenter, ImportJobDrive,
-    ImportJobDriveSpec, ImportJobEvent, ImportJobNote, ImportJobState, ImportJobView, ShippingDetails,
+    ImportJobDriveSpec, ImportJobEvent, ImportJobNote, ImportJobState, ImportJobView, ImportPart, ShippingDetails,
 };
 use offsite_seeding::import_job::{
     self as machine, check_job_name, check_tracking_number, DriveRecord, ImportJob, StateChange, ARRIVAL_DEADLINE,
@@ -48,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(find_import_job))
         .routes(routes!(add_drive))
         .routes(routes!(put_import_file, list_import_files))
+        .routes(routes!(list_import_parts))
         .routes(routes!(put_drive_log, get_drive_log))
         .routes(routes!(package_import_job))
 }
@@ -983,6 +984,20 @@ async fn list_import_files(
 ) -> ApiResult<Json<Vec<ImportFile>>> {
     let tracked = load_managed(&state, &principal, &import_job_id).await?;
     Ok(Json(state.storage.import_files(&folder_of(&tracked.row)).await?))
+}
+
+/// The parts of files in the job's container that wait for packaging: what an
+/// ingest station stopped in the middle of a drive need not send again.
+#[utoipa::path(get, path = "/import-jobs/{import_job_id}/parts", tag = "import-jobs", security(("bearer" = [])),
+    params(("import_job_id" = String, Path)),
+    responses((status = 200, body = Vec<ImportPart>), (status = 404, body = ErrorBody)))]
+async fn list_import_parts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(import_job_id): Path<String>,
+) -> ApiResult<Json<Vec<ImportPart>>> {
+    let tracked = load_managed(&state, &principal, &import_job_id).await?;
+    Ok(Json(state.storage.import_parts(&folder_of(&tracked.row)).await?))
 }
 
 fn check_log_kind(kind: &str) -> ApiResult<()> {

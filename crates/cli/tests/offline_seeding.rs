@@ -149,5 +149,35 @@ fn bad_drives_and_bad_input_are_named() {
     ])
     .run()
     .code(17)
-    .stderr_has("key");
+    .stderr_has("key")
+    .stderr_has("Nothing was recorded against the drive");
+
+    // The station's wrong key was not the drive's fault: with the right key the
+    // second drive ingests.
+    let second = site.ingest(&service, &site.drive(2)).ok().json();
+    assert_eq!(second["drive_state"], "completed", "{second}");
+    // Any drive left is broken beyond reading, and the operator ships it back.
+    // Every drive is then done, and the job waits for a repair drive.
+    let operator = {
+        use offsite_api::files::OperatorCredentials;
+        let creds = OperatorCredentials::read(&service.operator).unwrap();
+        offsite_api::Client::new(&creds.endpoint(), &creds.token).unwrap()
+    };
+    let job = operator.find_import_job(JOB).unwrap();
+    for lost in job.drives.iter().filter(|d| d.state == offsite_api::types::ImportDriveState::Received) {
+        let update = offsite_api::types::DriveStateUpdate {
+            state: offsite_api::types::ImportDriveState::ShippedBack,
+            message: Some("the drive does not spin up".into()),
+        };
+        operator.set_import_drive_state(&job.id, &lost.drive_id, &update).unwrap();
+    }
+    // A station given a done drive of that job says what to do next.
+    site.ingest(&service, &site.drive(2))
+        .code(17)
+        .stderr_has("ingested already")
+        .stderr_has(&format!("`offsite datacenter package --job {JOB}` assembles its files"));
+    let packaged = site.datacenter(&service, &["package", "--job", JOB, "--json"]).run().ok().json();
+    assert_eq!(packaged["state"], "packaging", "{packaged}");
+    let note = packaged["timeline"].as_array().and_then(|t| t.last()).map(|e| e["message"].to_string());
+    assert!(note.as_deref().is_some_and(|n| n.contains("diskprep --repair")), "{packaged}");
 }

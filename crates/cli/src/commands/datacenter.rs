@@ -18,7 +18,7 @@ use offsite_api::files::OperatorCredentials;
 use offsite_api::types::{DriveStateUpdate, ImportDriveState, ImportJobNote, ImportJobState, ImportJobView};
 use offsite_api::Client;
 use offsite_seeding::admission::{self, RegisteredDrive, RegisteredJob};
-use offsite_seeding::drive::{peek_header_unauthenticated, DriveKey};
+use offsite_seeding::drive::{peek_header_unauthenticated, DriveError, DriveKey};
 use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartBody, PartToUpload, PartUploader, UploadError};
 
 use crate::exit::DRIVE_PROBLEM;
@@ -251,8 +251,8 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
                 && matches!(job.state, ImportJobState::Transferring | ImportJobState::Packaging) =>
         {
             return refuse(format!(
-                "{err}. Every drive of import job {} is ingested but the job is {}: finish it with `offsite \
-                 datacenter package --job {}`",
+                "{err}. Every drive of import job {} is done but the job is {}: `offsite datacenter package --job \
+                 {}` assembles its files, or names what a repair drive must bring",
                 job.name,
                 job.state.name(),
                 job.name
@@ -302,6 +302,20 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
     drop(bar);
     let report: IngestReport = match result {
         Ok(report) => report,
+        // The station's side (its key, this offsite's version, the device's path or
+        // a swap): the drive is not at fault, so nothing is recorded against it and
+        // it can be ingested again once that is put right.
+        Err(
+            err @ (admission::AdmissionError::ChangedSinceAdmission { .. }
+            | admission::AdmissionError::Drive(
+                DriveError::WrongKey { .. } | DriveError::NewerFormat { .. } | DriveError::Io { .. },
+            )),
+        ) => {
+            return refuse(format!(
+                "drive {drive_id} could not be opened: {err}. Nothing was recorded against the drive; ingest it \
+                 again once that is put right"
+            ))
+        }
         Err(err) => {
             // The drive could not be opened at all: nothing of it landed.
             let message = format!("drive {drive_id} could not be read: {err}");
@@ -334,7 +348,7 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         view = retrying(|| client.package_import_job(&view.id, &ImportJobNote::default())).with_context(|| {
             format!(
                 "all drives are ingested, but packaging the job failed; finish it with `offsite datacenter package \
-                 --job {}`",
+                 --job {}` once the service is back",
                 job.name
             )
         })?;

@@ -289,6 +289,32 @@ impl Client {
         self.post("/subscriptions", &CreateSubscription { name: name.into() })
     }
 
+    /// Issues another management credential of the subscription (for a new
+    /// publish-settings file; the old ones keep working until revoked).
+    pub fn issue_management_credential(
+        &self,
+        subscription_id: &str,
+        valid_days: Option<u32>,
+    ) -> ApiResult<ManagementCredentialIssued> {
+        let path = format!("/subscriptions/{subscription_id}/management-credentials");
+        self.post(&path, &IssueManagementCredential { valid_days })
+    }
+
+    pub fn management_credentials(&self, subscription_id: &str) -> ApiResult<Vec<ManagementCredential>> {
+        self.get(&format!("/subscriptions/{subscription_id}/management-credentials"))
+    }
+
+    /// Revokes a management credential: every request with it is refused from now on.
+    pub fn revoke_management_credential(
+        &self,
+        subscription_id: &str,
+        credential_id: &str,
+    ) -> ApiResult<ManagementCredential> {
+        let path = format!("/subscriptions/{subscription_id}/management-credentials/{credential_id}");
+        let response = self.send(self.request(Method::DELETE, &path))?;
+        self.json(response)
+    }
+
     pub fn list_subscriptions(&self) -> ApiResult<Vec<Subscription>> {
         self.get("/subscriptions")
     }
@@ -555,6 +581,13 @@ impl Client {
 
     pub fn application(&self, subscription_id: &str) -> ApiResult<Application> {
         self.get(&format!("/subscriptions/{subscription_id}/application"))
+    }
+
+    /// Removes a certificate of the application: its key signs nothing from now on.
+    pub fn remove_application_certificate(&self, subscription_id: &str, thumbprint: &str) -> ApiResult<Application> {
+        let path = format!("/subscriptions/{subscription_id}/application/certificates/{thumbprint}");
+        let response = self.send(self.request(Method::DELETE, &path))?;
+        self.json(response)
     }
 
     /// Registers another certificate of the application (the manual path).

@@ -35,6 +35,39 @@ pub struct SubscriptionCreated {
     pub management_credential: String,
 }
 
+/// One of a subscription's management credentials (what a publish-settings file
+/// carries), without its secret. The id is the part of the token before the dot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ManagementCredential {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+    /// When it stops working by itself, if ever.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires: Option<OffsetDateTime>,
+    /// When it was revoked; it has not worked since.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked: Option<OffsetDateTime>,
+}
+
+/// What a new management credential is for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueManagementCredential {
+    /// Days until it stops working (1 to 3650); without it, until revoked.
+    pub valid_days: Option<u32>,
+}
+
+/// A new management credential, returned once (as when a subscription is created).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ManagementCredentialIssued {
+    pub credential: ManagementCredential,
+    pub management_credential: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVault {

@@ -198,3 +198,43 @@ fn bandwidth_limits_slow_the_upload() {
     let target = root.join("restored");
     agent.restore_equals(&target, &source);
 }
+
+/// Rotating publish settings: a second file is issued, works, and stops working
+/// the moment it is revoked; the first keeps working.
+#[test]
+fn publish_settings_are_issued_and_revoked_through_admin() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    let tenant = service.subscription("contoso");
+    tenant.admin(["vault", "create", "main"]).run().ok();
+    let second = root.join("second.publishsettings");
+    let issued = tenant
+        .admin(["subscription", "issue-credential", "--output", utf8(&second), "--valid-days", "30", "--json"])
+        .run()
+        .ok()
+        .json();
+    let id = issued["credential"]["id"].as_str().expect("an id").to_string();
+    assert!(issued["credential"]["expires"].is_string(), "{issued}");
+    // Never overwritten.
+    tenant
+        .admin(["subscription", "issue-credential", "--output", utf8(&second)])
+        .run()
+        .fails()
+        .stderr_has("exists already");
+    let with_second = |args: &[&str]| {
+        let mut all = vec!["admin", "--publish-settings", utf8(&second)];
+        all.extend_from_slice(args);
+        offsite(all).run()
+    };
+    with_second(&["vault", "list"]).ok().stdout_has("main");
+    let listed = tenant.admin(["subscription", "credentials", "--json"]).run().ok().json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+
+    let revoked = tenant.admin(["subscription", "revoke-credential", &id, "--json"]).run().ok().json();
+    assert!(revoked["revoked"].is_string(), "{revoked}");
+    with_second(&["vault", "list"]).fails().stderr_has("revoked");
+    tenant.admin(["vault", "list"]).run().ok().stdout_has("main");
+    tenant.admin(["subscription", "credentials"]).run().ok().stdout_has(&format!("{id}  issued")).stdout_has("revoked");
+    tenant.admin(["subscription", "revoke-credential", "cred_unknown"]).run().fails().stderr_has("cred_unknown");
+}

@@ -205,6 +205,11 @@ impl Db {
         else {
             return Ok(None);
         };
+        Self::credential_row(&row)
+    }
+
+    /// A stored credential; `None` for a kind this version does not know.
+    fn credential_row(row: &AnyRow) -> DbResult<Option<CredentialRow>> {
         let kind: String = row.try_get("kind")?;
         let Some(kind) = CredentialKind::parse(&kind) else { return Ok(None) };
         Ok(Some(CredentialRow {
@@ -218,6 +223,36 @@ impl Db {
             used_by: row.try_get("used_by")?,
             revoked: row.try_get("revoked")?,
         }))
+    }
+
+    /// The credentials of `kind` that speak for `subject`, oldest first.
+    pub async fn credentials_of(&self, kind: CredentialKind, subject: &str) -> DbResult<Vec<CredentialRow>> {
+        let rows = sqlx::query("SELECT * FROM credentials WHERE kind = $1 AND subject = $2 ORDER BY created, id")
+            .bind(kind.as_str())
+            .bind(subject)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut credentials = Vec::new();
+        for row in &rows {
+            credentials.extend(Self::credential_row(row)?);
+        }
+        Ok(credentials)
+    }
+
+    /// Revokes one credential of `kind` for `subject` (at once: the next request
+    /// with it is refused); false when there is no such credential. Revoking a
+    /// revoked credential keeps its first time.
+    pub async fn revoke_credential(&self, id: &str, kind: CredentialKind, subject: &str) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE credentials SET revoked = COALESCE(revoked, $1) WHERE id = $2 AND kind = $3 AND subject = $4",
+        )
+        .bind(now())
+        .bind(id)
+        .bind(kind.as_str())
+        .bind(subject)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Issues a new credential of `kind` for `subject`: stores its hash, returns the

@@ -108,6 +108,17 @@ impl Db {
         Ok(())
     }
 
+    /// Removes one of the application's certificates; false when it has none of
+    /// that thumbprint. Requests signed with its key are refused from then on.
+    pub async fn remove_application_certificate(&self, application_id: &str, thumbprint: &str) -> DbResult<bool> {
+        let done = sqlx::query("DELETE FROM application_certificates WHERE thumbprint = $1 AND application_id = $2")
+            .bind(thumbprint)
+            .bind(application_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn application(&self, id: &str) -> DbResult<Option<ApplicationRow>> {
         let row = sqlx::query("SELECT * FROM applications WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
         Ok(row.as_ref().map(application_row).transpose()?)

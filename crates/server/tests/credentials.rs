@@ -452,3 +452,114 @@ fn expired_vault_credentials_are_refused_saying_when() {
     assert!(!reply.text().contains(secret_of(&wrong)), "{}", snippet(&reply));
     assert_eq!(register(&service, &long, "in-time").status, 200);
 }
+
+/// A management credential can be issued (for a while, or until revoked), listed
+/// without its secret and revoked: from then on every request with it is refused
+/// naming the revocation, and another tenant can neither see nor revoke it.
+#[test]
+fn a_revoked_management_credential_stops_working_at_once() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let b = service.tenant("bravo");
+    let manager = service.client(&a.subscription_token);
+    let issued = manager.issue_management_credential(&a.subscription_id, None).unwrap();
+    let second = issued.management_credential.clone();
+    assert!(second.starts_with(&format!("{}.", issued.credential.id)), "the id is the token's first part");
+    assert_eq!((issued.credential.expires, issued.credential.revoked), (None, None));
+    let path = api(format!("/subscriptions/{}/vaults", a.subscription_id));
+    assert_eq!(service.call("GET", &path, Some(&second), &Body::Empty).status, 200);
+
+    // Listed with the others, never with a secret.
+    let listing = service.call(
+        "GET",
+        &api(format!("/subscriptions/{}/management-credentials", a.subscription_id)),
+        Some(&a.subscription_token),
+        &Body::Empty,
+    );
+    assert_eq!(listing.status, 200, "{}", snippet(&listing));
+    assert!(listing.text().contains(&issued.credential.id), "{}", listing.text());
+    assert!(!listing.text().contains(secret_of(&second)), "a secret is listed: {}", listing.text());
+    assert_eq!(manager.management_credentials(&a.subscription_id).unwrap().len(), 3);
+
+    // Another tenant cannot revoke it (nor learn that it exists); an unknown id is named.
+    let (status, message) = refusal(
+        service.client(&b.subscription_token).revoke_management_credential(&b.subscription_id, &issued.credential.id),
+    );
+    assert_eq!(status, 404, "{message}");
+    assert!(!message.contains(&a.subscription_id), "{message}");
+    let (status, message) = refusal(manager.revoke_management_credential(&a.subscription_id, "cred_nope"));
+    assert!(status == 404 && message.contains("cred_nope"), "{message}");
+    assert_eq!(service.call("GET", &path, Some(&second), &Body::Empty).status, 200, "still works");
+
+    let revoked = manager.revoke_management_credential(&a.subscription_id, &issued.credential.id).unwrap();
+    let when = revoked.revoked.expect("the answer says when");
+    for (method, path, body) in [
+        ("GET", path.clone(), Body::Empty),
+        ("POST", path.clone(), Body::Json(json!({"name": "after-revocation"}))),
+        ("GET", api(format!("/subscriptions/{}", a.subscription_id)), Body::Empty),
+        ("POST", api(format!("/subscriptions/{}/management-credentials", a.subscription_id)), Body::Json(json!({}))),
+    ] {
+        let reply = service.call(method, &path, Some(&second), &body);
+        assert_eq!(reply.status, 401, "{method} {path}: {}", snippet(&reply));
+        assert!(error_of(&reply).error.contains("revoked"), "{method} {path}: {}", snippet(&reply));
+    }
+    // The first credential is untouched; revoking again keeps the first time.
+    assert_eq!(service.call("GET", &path, Some(&a.subscription_token), &Body::Empty).status, 200);
+    let again = manager.revoke_management_credential(&a.subscription_id, &issued.credential.id).unwrap();
+    assert_eq!(again.revoked, Some(when));
+    // Nothing was created with the revoked credential.
+    let vaults = service.get_json(&path, &a.subscription_token);
+    assert!(!vaults.to_string().contains("after-revocation"), "{vaults}");
+
+    // Limited ones: 1 to 3650 days, and they say when they end.
+    let day = manager.issue_management_credential(&a.subscription_id, Some(1)).unwrap().credential;
+    let expires = day.expires.expect("an expiry").unix_timestamp() - day.created.unix_timestamp();
+    assert!((86_000..=86_800).contains(&expires), "{expires} s");
+    for days in [0, 3651] {
+        let (status, message) = refusal(manager.issue_management_credential(&a.subscription_id, Some(days)));
+        assert!(status == 400 && message.contains("1 to 3650 days"), "{days}: {message}");
+    }
+}
+
+/// A certificate removed from the offline-seeding application signs nothing from
+/// then on; the application cannot remove certificates itself.
+#[test]
+fn a_removed_application_certificate_signs_nothing() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let manager = service.client(&a.subscription_token);
+    let retired = offsite_seeding::application::generate(&a.subscription_id).unwrap();
+    manager.upload_application_certificate(&a.subscription_id, &retired.cert_pem).unwrap();
+    let identity = offsite_api::application_auth::ApplicationIdentity {
+        application_id: a.application.application_id.clone(),
+        thumbprint: retired.thumbprint.clone(),
+        key_pem: retired.key_pem.clone(),
+    };
+    let signed = service.app_client(&identity);
+    assert!(signed.subscription(&a.subscription_id).is_ok(), "the new certificate signs");
+
+    // Not by the application itself, even with its other certificate.
+    let (status, _) = refusal(
+        service.app_client(&a.application).remove_application_certificate(&a.subscription_id, &retired.thumbprint),
+    );
+    assert!(matches!(status, 403 | 404), "{status}");
+
+    // Thumbprints are taken in either case.
+    let lower = retired.thumbprint.to_ascii_lowercase();
+    let app = manager.remove_application_certificate(&a.subscription_id, &lower).unwrap();
+    assert!(app.certificates.iter().all(|c| c.thumbprint != retired.thumbprint), "{app:?}");
+    assert!(app.certificates.iter().any(|c| c.thumbprint == a.application.thumbprint), "the others stay");
+    let (status, _) = refusal(signed.subscription(&a.subscription_id));
+    assert_eq!(status, 401);
+    assert!(service.app_client(&a.application).subscription(&a.subscription_id).is_ok(), "the first still signs");
+    let (status, message) = refusal(manager.remove_application_certificate(&a.subscription_id, &retired.thumbprint));
+    assert!(status == 404 && message.contains(&retired.thumbprint), "{message}");
+}
+
+/// The status and message of a refused call.
+fn refusal<T: std::fmt::Debug>(result: offsite_api::client::ApiResult<T>) -> (u16, String) {
+    match result {
+        Err(err) => (err.status().unwrap_or(0), err.to_string()),
+        Ok(value) => panic!("expected a refusal, got {value:?}"),
+    }
+}

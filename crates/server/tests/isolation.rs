@@ -50,6 +50,10 @@ enum Who {
     RemovedMachine,
     /// Vault credentials of A's that already registered a machine.
     UsedRegistration,
+    /// A management credential of A's subscription that A revoked.
+    RevokedSubscription,
+    /// A's application signing with a certificate A removed from it.
+    RemovedCertificate,
 }
 
 impl Who {
@@ -73,6 +77,8 @@ impl Who {
             Who::ForgedApplication => "A app, other key",
             Who::RemovedMachine => "A removed machine",
             Who::UsedRegistration => "A used vault creds",
+            Who::RevokedSubscription => "A revoked sub cred",
+            Who::RemovedCertificate => "A app, removed cert",
         }
     }
 }
@@ -91,6 +97,8 @@ const UNAUTHENTICATED: &[Who] = &[
     Who::ForgedApplication,
     Who::RemovedMachine,
     Who::UsedRegistration,
+    Who::RevokedSubscription,
+    Who::RemovedCertificate,
 ];
 
 /// What a request must answer.
@@ -273,7 +281,7 @@ const REACHED_ONLY: &[&str] = &[
 ];
 
 /// Path parameters naming the last resource of a path, under a parent resource.
-const LEAF: &[&str] = &["job_id", "name"];
+const LEAF: &[&str] = &["job_id", "name", "credential_id", "thumbprint"];
 
 /// A concrete request for an operation.
 struct Request {
@@ -306,6 +314,10 @@ struct World {
     sibling_token: String,
     /// A machine of A's vault that was removed, and the vault credentials it used.
     removed_token: String,
+    /// A's management credential that A revoked.
+    revoked_token: String,
+    /// A's application with a certificate A removed.
+    removed_certificate: offsite_api::application_auth::ApplicationIdentity,
     used_registration: String,
     doc: Value,
     names: Cell<u32>,
@@ -328,6 +340,18 @@ impl World {
         let removed = service.call("DELETE", &path, Some(&a.subscription_token), &Body::Empty);
         assert_eq!(removed.status, 200, "the third machine is removed: {}", removed.text());
         let removed_token = old.machine_credential;
+        let manager = service.client(&a.subscription_token);
+        let revoked = manager.issue_management_credential(&a.subscription_id, None).unwrap();
+        manager.revoke_management_credential(&a.subscription_id, &revoked.credential.id).unwrap();
+        let revoked_token = revoked.management_credential;
+        let retired = offsite_seeding::application::generate(&a.subscription_id).expect("a certificate");
+        manager.upload_application_certificate(&a.subscription_id, &retired.cert_pem).unwrap();
+        manager.remove_application_certificate(&a.subscription_id, &retired.thumbprint).unwrap();
+        let removed_certificate = offsite_api::application_auth::ApplicationIdentity {
+            application_id: a.application.application_id.clone(),
+            thumbprint: retired.thumbprint,
+            key_pem: retired.key_pem,
+        };
         let doc = service.openapi();
         World {
             service,
@@ -335,6 +359,8 @@ impl World {
             b,
             sibling_token,
             removed_token,
+            revoked_token,
+            removed_certificate,
             used_registration,
             doc,
             names: Cell::new(0),
@@ -394,6 +420,8 @@ impl World {
             Who::OtherMachine => bearer(&self.b.machine_token),
             Who::SiblingMachine => bearer(&self.sibling_token),
             Who::RemovedMachine => bearer(&self.removed_token),
+            Who::RevokedSubscription => bearer(&self.revoked_token),
+            Who::RemovedCertificate => Some(common::sign(&self.removed_certificate, method, path, now)),
             Who::UsedRegistration => bearer(&self.used_registration),
             Who::Registration => bearer(&self.a.spare_registration),
             Who::Operator => bearer(&self.service.operator_token),
@@ -428,6 +456,8 @@ impl World {
                             "import_job_id" => parent.import_job_id.clone(),
                             "drive_id" => owner.drive_id.clone(),
                             "import_job_name" => parent.import_job_name.clone(),
+                            "credential_id" => owner.spare_credential_id.clone(),
+                            "thumbprint" => owner.spare_thumbprint.clone(),
                             "kind" => "error".to_string(),
                             "folder" => folder.to_string(),
                             "name" if *folder == "config" => "config".to_string(),

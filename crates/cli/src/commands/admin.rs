@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use offsite_api::files::{OperatorCredentials, PublishSettings, ServiceEndpoint, VaultCredentials};
-use offsite_api::types::{StorageAccount, Vault};
+use offsite_api::types::{ManagementCredential, StorageAccount, Vault};
 use offsite_api::Client;
 
 use crate::display::when;
@@ -90,6 +90,26 @@ enum SubscriptionCommand {
         output: Option<PathBuf>,
     },
     List,
+    /// Issue another management credential and write it as a new publish-settings
+    /// file (to rotate one, or for another administrator); older ones keep working
+    /// until revoked.
+    #[command(name = "issue-credential")]
+    IssueCredential {
+        /// Where to write the publish settings (never overwritten).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Days until it stops working (1–3650) [default: until revoked].
+        #[arg(long)]
+        valid_days: Option<u32>,
+    },
+    /// The subscription's management credentials (ids, when issued, expiry, revocation).
+    Credentials,
+    /// Revoke a management credential: every request with it is refused from now on.
+    /// ID is the part of the publish settings' credential before the dot (see `credentials`).
+    #[command(name = "revoke-credential")]
+    RevokeCredential {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +185,10 @@ enum ApplicationCommand {
     },
     /// Show the application and the thumbprints of its certificates.
     Show,
+    /// Remove a certificate (a retired or lost machine's): requests signed with its
+    /// key are refused from now on.
+    #[command(name = "remove-cert")]
+    RemoveCert { thumbprint: String },
 }
 
 struct Session {
@@ -324,6 +348,44 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 }
             })?;
         }
+        AdminCommand::Subscription(SubscriptionCommand::IssueCredential { output, valid_days }) => {
+            let session = Session::subscription(&args)?;
+            if output.exists() {
+                bail!("{} exists already: choose another path for the new publish settings", output.display());
+            }
+            let subscription = session.client.subscription(session.subscription_id())?;
+            let issued = session.client.issue_management_credential(&subscription.id, *valid_days)?;
+            let settings = PublishSettings {
+                service: session.endpoint.clone(),
+                subscription_id: subscription.id.clone(),
+                subscription_name: subscription.name.clone(),
+                management_credential: issued.management_credential.clone(),
+            };
+            settings.write(output)?;
+            #[derive(Serialize)]
+            struct Out<'a> {
+                credential: &'a ManagementCredential,
+                publish_settings: &'a Path,
+            }
+            session.show(&Out { credential: &issued.credential, publish_settings: output }, |out| {
+                let until = out.credential.expires.map(|t| format!(", valid until {}", when(t))).unwrap_or_default();
+                println!("management credential {} issued{until}", out.credential.id);
+                println!("publish settings written to {} (keep it private)", output.display());
+            })?;
+        }
+        AdminCommand::Subscription(SubscriptionCommand::Credentials) => {
+            let session = Session::subscription(&args)?;
+            session.show(&session.client.management_credentials(session.subscription_id())?, |list| {
+                for c in list {
+                    println!("{}  {}", c.id, credential_status(c));
+                }
+            })?;
+        }
+        AdminCommand::Subscription(SubscriptionCommand::RevokeCredential { id }) => {
+            let session = Session::subscription(&args)?;
+            let revoked = session.client.revoke_management_credential(session.subscription_id(), id)?;
+            session.show(&revoked, |c| println!("management credential {}: {}", c.id, credential_status(c)))?;
+        }
         AdminCommand::Vault(VaultCommand::Create { name }) => {
             let session = Session::subscription(&args)?;
             let vault = session.client.create_vault(session.subscription_id(), name)?;
@@ -456,6 +518,14 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 println!("record its thumbprint on the agent with `offsite certgen add-agent-entries`");
             })?;
         }
+        AdminCommand::Application(ApplicationCommand::RemoveCert { thumbprint }) => {
+            let session = Session::subscription(&args)?;
+            let application = session.client.remove_application_certificate(session.subscription_id(), thumbprint)?;
+            session.show(&application, |app| {
+                println!("certificate {thumbprint} removed from application {}; it keeps:", app.id);
+                print_certificates(app);
+            })?;
+        }
         AdminCommand::Application(ApplicationCommand::Show) => {
             let session = Session::subscription(&args)?;
             let application = session.client.application(session.subscription_id())?;
@@ -471,6 +541,18 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// "issued …, valid until …, revoked …".
+fn credential_status(c: &ManagementCredential) -> String {
+    let mut text = format!("issued {}", when(c.created));
+    if let Some(t) = c.expires {
+        text.push_str(&format!(", valid until {}", when(t)));
+    }
+    if let Some(t) = c.revoked {
+        text.push_str(&format!(", revoked {}", when(t)));
+    }
+    text
 }
 
 fn print_certificates(app: &offsite_api::types::Application) {

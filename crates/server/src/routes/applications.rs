@@ -21,7 +21,10 @@ use crate::seeding_db::{ApplicationRow, CertificateRow, NewApplication};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_application, get_application)).routes(routes!(upload_certificate))
+    OpenApiRouter::new()
+        .routes(routes!(create_application, get_application))
+        .routes(routes!(upload_certificate))
+        .routes(routes!(remove_certificate))
 }
 
 fn time_of(seconds: i64) -> OffsetDateTime {
@@ -153,5 +156,28 @@ pub(crate) async fn upload_certificate(
         other => other?,
     }
     tracing::info!(application = %app.id, thumbprint = %cert.thumbprint, "application certificate added");
+    Ok(Json(view(&state, app).await?))
+}
+
+/// Removes a certificate of the application (operators and the subscription): a
+/// lost or retired machine's key stops signing at once. The application itself
+/// may not; removing its last certificate leaves it unable to sign until one is
+/// uploaded again.
+#[utoipa::path(delete, path = "/subscriptions/{subscription_id}/application/certificates/{thumbprint}",
+    tag = "applications", security(("bearer" = [])),
+    params(("subscription_id" = String, Path), ("thumbprint" = String, Path)),
+    responses((status = 200, body = Application), (status = 404, body = ErrorBody)))]
+async fn remove_certificate(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((subscription_id, thumbprint)): Path<(String, String)>,
+) -> ApiResult<Json<Application>> {
+    let subscription = managed(&state, &principal, &subscription_id).await?;
+    let app = application_of(&state, &subscription.id).await?;
+    let thumbprint = thumbprint.to_ascii_uppercase();
+    if !state.db.remove_application_certificate(&app.id, &thumbprint).await? {
+        return Err(Failure::not_found(format!("certificate {thumbprint} of the offline-seeding application")));
+    }
+    tracing::info!(application = %app.id, thumbprint = %thumbprint, "application certificate removed");
     Ok(Json(view(&state, app).await?))
 }

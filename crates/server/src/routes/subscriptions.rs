@@ -5,17 +5,114 @@ use axum::extract::{Path, State};
 use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use offsite_api::types::{CreateSubscription, ErrorBody, Subscription, SubscriptionCreated};
+use offsite_api::types::{
+    CreateSubscription, ErrorBody, IssueManagementCredential, ManagementCredential, ManagementCredentialIssued,
+    Subscription, SubscriptionCreated,
+};
 
 use super::ApiJson;
 use crate::auth::Principal;
-use crate::db::{now, CredentialKind};
+use crate::db::{now, CredentialKind, CredentialRow};
 use crate::error::{ApiResult, Failure};
 use crate::secrets;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_subscription, list_subscriptions)).routes(routes!(get_subscription))
+    OpenApiRouter::new()
+        .routes(routes!(create_subscription, list_subscriptions))
+        .routes(routes!(get_subscription))
+        .routes(routes!(issue_management_credential, list_management_credentials))
+        .routes(routes!(revoke_management_credential))
+}
+
+/// Ten years: the longest a management credential may be issued for.
+const MAX_VALID_DAYS: u32 = 3650;
+
+fn time_of(seconds: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+fn management_view(row: &CredentialRow) -> ManagementCredential {
+    ManagementCredential {
+        id: row.id.clone(),
+        created: time_of(row.created),
+        expires: row.expires.map(time_of),
+        revoked: row.revoked.map(time_of),
+    }
+}
+
+/// Issues another management credential of the subscription (operators and the
+/// subscription): a new publish-settings file, for rotating one or for a second
+/// administrator, for a limited time if asked. Returned once; earlier ones keep
+/// working until revoked.
+#[utoipa::path(post, path = "/subscriptions/{subscription_id}/management-credentials", tag = "subscriptions",
+    security(("bearer" = [])), params(("subscription_id" = String, Path)), request_body = IssueManagementCredential,
+    responses((status = 201, body = ManagementCredentialIssued), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn issue_management_credential(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(subscription_id): Path<String>,
+    ApiJson(body): ApiJson<IssueManagementCredential>,
+) -> ApiResult<(axum::http::StatusCode, Json<ManagementCredentialIssued>)> {
+    let subscription = managed(&state, &principal, &subscription_id).await?;
+    let expires = match body.valid_days {
+        None => None,
+        Some(days @ 1..=MAX_VALID_DAYS) => Some(state.now().unix_timestamp() + i64::from(days) * 86_400),
+        Some(days) => {
+            return Err(Failure::BadRequest(format!(
+                "a management credential is valid for 1 to {MAX_VALID_DAYS} days, not {days}; leave valid_days out \
+                 for one that works until revoked"
+            )))
+        }
+    };
+    let token = state.db.issue_credential(CredentialKind::Subscription, &subscription.id, expires).await?;
+    let id = secrets::split_token(&token).map(|(id, _)| id.to_string()).unwrap_or_default();
+    let row = state
+        .db
+        .credential(&id)
+        .await?
+        .ok_or_else(|| Failure::Internal(format!("the credential {id} just issued is not stored")))?;
+    tracing::info!(subscription = %subscription.id, credential = %id, "management credential issued");
+    let issued = ManagementCredentialIssued { credential: management_view(&row), management_credential: token };
+    Ok((axum::http::StatusCode::CREATED, Json(issued)))
+}
+
+/// The subscription's management credentials, revoked ones too; never their secrets.
+#[utoipa::path(get, path = "/subscriptions/{subscription_id}/management-credentials", tag = "subscriptions",
+    security(("bearer" = [])), params(("subscription_id" = String, Path)),
+    responses((status = 200, body = Vec<ManagementCredential>), (status = 404, body = ErrorBody)))]
+async fn list_management_credentials(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(subscription_id): Path<String>,
+) -> ApiResult<Json<Vec<ManagementCredential>>> {
+    let subscription = managed(&state, &principal, &subscription_id).await?;
+    let rows = state.db.credentials_of(CredentialKind::Subscription, &subscription.id).await?;
+    Ok(Json(rows.iter().map(management_view).collect()))
+}
+
+/// Revokes one of the subscription's management credentials (operators and the
+/// subscription): every request with it is refused from now on, naming the time.
+/// Revoking it again changes nothing.
+#[utoipa::path(delete, path = "/subscriptions/{subscription_id}/management-credentials/{credential_id}",
+    tag = "subscriptions", security(("bearer" = [])),
+    params(("subscription_id" = String, Path), ("credential_id" = String, Path)),
+    responses((status = 200, body = ManagementCredential), (status = 404, body = ErrorBody)))]
+async fn revoke_management_credential(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((subscription_id, credential_id)): Path<(String, String)>,
+) -> ApiResult<Json<ManagementCredential>> {
+    let subscription = managed(&state, &principal, &subscription_id).await?;
+    let missing =
+        || Failure::not_found(format!("management credential {credential_id} of subscription {subscription_id}"));
+    if !state.db.revoke_credential(&credential_id, CredentialKind::Subscription, &subscription.id).await? {
+        return Err(missing());
+    }
+    let row = state.db.credential(&credential_id).await?.ok_or_else(missing)?;
+    tracing::info!(subscription = %subscription.id, credential = %credential_id, "management credential revoked");
+    Ok(Json(management_view(&row)))
 }
 
 /// Creates a subscription and its management credential (operators only).

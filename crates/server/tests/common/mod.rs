@@ -314,6 +314,17 @@ impl Service {
             thumbprint: certificate.thumbprint,
             key_pem: certificate.key_pem,
         };
+        // A second certificate and a second management credential, never used:
+        // what the isolation matrix removes and revokes.
+        let spare_certificate = offsite_seeding::application::generate(&subscription_id).expect("a certificate");
+        sub.upload_application_certificate(&subscription_id, &spare_certificate.cert_pem)
+            .expect("a second certificate");
+        let spare_thumbprint = spare_certificate.thumbprint;
+        let spare_credential_id = sub
+            .issue_management_credential(&subscription_id, None)
+            .expect("a second management credential")
+            .credential
+            .id;
 
         let job = machine.create_job(&machine_id, &running_backup()).expect("a job");
         let protected_items = vec![ProtectedItem { path: format!("/srv/{name}"), excludes: vec!["*.tmp".into()] }];
@@ -338,6 +349,8 @@ impl Service {
             import_job_name: import_job.name,
             drive_id,
             application,
+            spare_thumbprint,
+            spare_credential_id,
             job_id: job.id,
             file_name,
             file_bytes,
@@ -372,6 +385,10 @@ pub struct Tenant {
     pub drive_id: String,
     /// The subscription's offline-seeding application, with its key.
     pub application: ApplicationIdentity,
+    /// Another certificate of the application, never used to sign.
+    pub spare_thumbprint: String,
+    /// Another management credential of the subscription (its id), never used.
+    pub spare_credential_id: String,
     /// A running backup job of the machine.
     pub job_id: String,
     /// A `data` file of the machine's repository: its name and bytes.

@@ -28,25 +28,7 @@ const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
-/// ENOSPC (28 on Linux), however the error was made.
-pub(crate) fn is_disk_full(err: &std::io::Error) -> bool {
-    err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(28)
-}
-
-/// Whether a storage error says the storage is full.
-pub(crate) fn is_storage_full(err: &object_store::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(cause) = source {
-        if cause.downcast_ref::<std::io::Error>().is_some_and(is_disk_full) {
-            return true;
-        }
-        if cause.to_string().contains("No space left on device") {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
-}
+pub(crate) use offsite_engine::backend::{is_disk_full, is_storage_full};
 
 fn is_transient(err: &object_store::Error) -> bool {
     matches!(err, object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }) && !is_storage_full(err)

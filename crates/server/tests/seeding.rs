@@ -91,8 +91,9 @@ fn a_subscription_has_one_application_and_more_certificates_are_uploaded_by_hand
     let sub = service.client(&a.subscription_token);
     let app = sub.application(&a.subscription_id).unwrap();
     assert_eq!(app.id, a.application.application_id);
-    assert_eq!(app.certificates.len(), 1);
-    assert_eq!(app.certificates[0].thumbprint, a.application.thumbprint);
+    // certgen's certificate and the fixture's spare one, oldest first.
+    let thumbprints: Vec<&str> = app.certificates.iter().map(|c| c.thumbprint.as_str()).collect();
+    assert_eq!(thumbprints, [a.application.thumbprint.as_str(), a.spare_thumbprint.as_str()], "{app:?}");
     assert!(app.certificates[0].not_after.is_some(), "{app:?}");
 
     // A second application is refused with the manual path spelled out.
@@ -108,7 +109,7 @@ fn a_subscription_has_one_application_and_more_certificates_are_uploaded_by_hand
     // The manual path: upload the certificate (DER in base64 here), then sign with its key.
     let text = offsite_api::application_auth::certificate_text(&other.cert_der);
     let app = sub.upload_application_certificate(&a.subscription_id, &text).unwrap();
-    assert_eq!(app.certificates.len(), 2);
+    assert_eq!(app.certificates.len(), 3);
     assert!(app.certificates.iter().any(|c| c.thumbprint == other.thumbprint));
     let identity = offsite_api::application_auth::ApplicationIdentity {
         application_id: app.id.clone(),
@@ -136,7 +137,7 @@ fn a_subscription_has_one_application_and_more_certificates_are_uploaded_by_hand
     let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&p384).unwrap();
     let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &cert.pem()));
     assert!(status == 400 && message.contains("ECDSA P-256 nor Ed25519"), "{message}");
-    assert_eq!(sub.application(&a.subscription_id).unwrap().certificates.len(), 2);
+    assert_eq!(sub.application(&a.subscription_id).unwrap().certificates.len(), 3);
 
     // A subscription without an application hears how to make one.
     let created = service.operator().create_subscription("lonely").unwrap();

@@ -81,14 +81,21 @@ impl std::fmt::Display for Attempt {
     }
 }
 
-/// Whether a store error says the storage is full (a local folder on a full disk).
-fn is_storage_full(err: &object_store::Error) -> bool {
+/// ENOSPC (28 on Linux), however the error was made.
+pub fn is_disk_full(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(28)
+}
+
+/// Whether a store error says the storage is full: a local folder on a full disk,
+/// or a store that passed the system's message on without its I/O error.
+pub fn is_storage_full(err: &object_store::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
-                return true;
-            }
+        if cause.downcast_ref::<std::io::Error>().is_some_and(is_disk_full) {
+            return true;
+        }
+        if cause.to_string().contains("No space left on device") {
+            return true;
         }
         source = cause.source();
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use cloud::{open_object_store, CloudBackend, StoreRetry};
+pub use cloud::{is_disk_full, is_storage_full, open_object_store, CloudBackend, StoreRetry};
 pub use local::LocalBackend;
 
 /// The kinds of file in a repository; each lives in its own folder.

@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::StreamExt;
 use time::OffsetDateTime;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -918,25 +919,13 @@ fn content_length(headers: &HeaderMap) -> ApiResult<u64> {
         .ok_or_else(|| Failure::BadRequest("a file upload needs a Content-Length".into()))
 }
 
-/// Uploads the bytes a drive holds of one file (the ingest station, operators):
-/// all of it (stored as the file, checked against its content-hash name), or a
-/// part, kept aside until the job is packaged. Streamed; nothing is visible until
-/// the upload is complete.
-#[utoipa::path(put, path = "/import-jobs/{import_job_id}/files", tag = "import-jobs", security(("bearer" = [])),
-    params(("import_job_id" = String, Path), FileQuery),
-    request_body(content = PartBytes, content_type = "application/octet-stream"),
-    responses((status = 201, description = "stored"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 507, body = ErrorBody)))]
-async fn put_import_file(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(import_job_id): Path<String>,
-    ApiQuery(query): ApiQuery<FileQuery>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<StatusCode> {
-    let tracked = load_for_operator(&state, &principal, &import_job_id).await?;
+/// The most of a refused upload's body the service reads before answering.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// What an upload of `query` must satisfy before its body is stored: a path of the
+/// job's files, a job being ingested, its drive transferring, a length. Returns the
+/// drive (lowercase) and the length.
+fn check_upload(tracked: &Tracked, query: &FileQuery, headers: &HeaderMap) -> ApiResult<(String, u64)> {
     check_import_path(&query.path)?;
     let job_state = tracked.job.state();
     use machine::ImportJobState as J;
@@ -958,7 +947,45 @@ async fn put_import_file(
             drive.state()
         )));
     }
-    let length = content_length(&headers)?;
+    Ok((wanted, content_length(headers)?))
+}
+
+/// Uploads the bytes a drive holds of one file (the ingest station, operators):
+/// all of it (stored as the file, checked against its content-hash name), or a
+/// part, kept aside until the job is packaged. Streamed; nothing is visible until
+/// the upload is complete.
+#[utoipa::path(put, path = "/import-jobs/{import_job_id}/files", tag = "import-jobs", security(("bearer" = [])),
+    params(("import_job_id" = String, Path), FileQuery),
+    request_body(content = PartBytes, content_type = "application/octet-stream"),
+    responses((status = 201, description = "stored"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 507, body = ErrorBody)))]
+async fn put_import_file(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(import_job_id): Path<String>,
+    ApiQuery(query): ApiQuery<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let tracked = load_for_operator(&state, &principal, &import_job_id).await?;
+    let (wanted, length) = match check_upload(&tracked, &query, &headers) {
+        Ok(checked) => checked,
+        Err(failure) => {
+            // The operator's station is still sending: read (and drop) a bounded
+            // amount so it hears this answer instead of a broken pipe it would take
+            // for a service that went away. A longer body gets `Connection: close`.
+            let mut stream = body.into_data_stream();
+            let mut left = DRAIN_LIMIT;
+            while let Some(Ok(chunk)) = stream.next().await {
+                left = left.saturating_sub(chunk.len() as u64);
+                if left == 0 {
+                    break;
+                }
+            }
+            return Err(failure);
+        }
+    };
     let folder = folder_of(&tracked.row);
     let started = std::time::Instant::now();
     let stored = state

@@ -390,6 +390,11 @@ impl ImportDriveState {
             ImportDriveState::ShippedBack => "ShippedBack",
         }
     }
+
+    /// Ingest is over for this drive, well or not: it needs nothing more from a station.
+    pub fn is_done(self) -> bool {
+        !matches!(self, ImportDriveState::Specified | ImportDriveState::Received | ImportDriveState::Transferring)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

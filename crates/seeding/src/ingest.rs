@@ -304,10 +304,10 @@ fn ingest_reader(
     let to_send: BTreeSet<usize> = (0..parts.len()).filter(|i| !stored_before.contains(i)).collect();
     let first = read_pass(&mut reader, &parts, &to_send, uploader, progress, &mut delivered_bytes);
     let mut lost = first.lost;
-    let mut bad_blocks: BTreeMap<u64, BadBlock> =
-        first.report.bad_blocks.iter().map(|b| (b.index, b.clone())).collect();
-    let mut uploaded: HashMap<usize, Outcome> = first.outcomes.into_iter().map(|o| (o.index, o)).collect();
     let mut report = first.report;
+    let mut bad_blocks: BTreeMap<u64, BadBlock> =
+        std::mem::take(&mut report.bad_blocks).into_iter().map(|b| (b.index, b)).collect();
+    let mut uploaded: HashMap<usize, Outcome> = first.outcomes.into_iter().map(|o| (o.index, o)).collect();
     let mut sends: HashMap<usize, u32> = HashMap::new();
     let mut retries_log = String::new();
     for retry in 1.. {

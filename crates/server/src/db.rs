@@ -72,7 +72,7 @@ pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn time_of(seconds: i64) -> OffsetDateTime {
+pub(crate) fn time_of(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
@@ -263,6 +263,16 @@ impl Db {
         subject: &str,
         expires: Option<i64>,
     ) -> DbResult<String> {
+        Ok(self.issue_credential_row(kind, subject, expires).await?.0)
+    }
+
+    /// Like [`Db::issue_credential`], with the row it stored.
+    pub async fn issue_credential_row(
+        &self,
+        kind: CredentialKind,
+        subject: &str,
+        expires: Option<i64>,
+    ) -> DbResult<(String, CredentialRow)> {
         let prefix = match kind {
             CredentialKind::Operator => "op",
             CredentialKind::Subscription => "cred",
@@ -271,7 +281,7 @@ impl Db {
         };
         let issued =
             crate::secrets::issue_bounded(prefix).await.map_err(|e| DbError::Query(sqlx::Error::Protocol(e)))?;
-        self.insert_credential(&CredentialRow {
+        let row = CredentialRow {
             id: issued.id,
             kind,
             subject: subject.to_string(),
@@ -281,9 +291,9 @@ impl Db {
             used: None,
             used_by: None,
             revoked: None,
-        })
-        .await?;
-        Ok(issued.token)
+        };
+        self.insert_credential(&row).await?;
+        Ok((issued.token, row))
     }
 
     /// Marks a single-use credential used; false when someone else used it first.

@@ -201,16 +201,8 @@ impl VaultStorage {
             }
             if let Err(failure) = upload.write(self, chunk).await {
                 let _ = upload.writer.abort().await;
-                // The client is still sending: read the rest (and drop it) so it hears
-                // this answer (a full storage, say) instead of a broken pipe it would
-                // take for a service that went away.
-                let mut left = MAX_FILE_BYTES.saturating_sub(upload.total);
-                while let Some(Ok(rest)) = body.next().await {
-                    left = left.saturating_sub(rest.len() as u64);
-                    if left == 0 {
-                        break;
-                    }
-                }
+                // The client is still sending: it should hear this answer (a full storage, say).
+                crate::unread_body::drain(&mut body, MAX_FILE_BYTES.saturating_sub(upload.total)).await;
                 return Err(failure);
             }
         }

@@ -8,6 +8,10 @@
 //! "connection closed before message completed". This layer watches the body
 //! and, when the handler left some of it unread, says `Connection: close`
 //! itself, so the client always opens a fresh connection.
+//!
+//! A handler that refuses an upload it has started, or before it starts, may
+//! [`drain`] a bounded amount of the body first: a client still sending then hears
+//! the answer instead of a broken pipe it would take for a service that went away.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +24,20 @@ use axum::http::header::{HeaderValue, CONNECTION};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
+
+/// Reads and drops up to `limit` bytes of a request body the handler will not use
+/// (see the module's documentation). A longer body is left unread, and its
+/// connection closed by [`close_if_body_unread`].
+pub async fn drain<E>(body: &mut (impl futures::Stream<Item = Result<Bytes, E>> + Unpin), limit: u64) {
+    use futures::StreamExt;
+    let mut left = limit;
+    while left > 0 {
+        match body.next().await {
+            Some(Ok(chunk)) => left = left.saturating_sub(chunk.len() as u64),
+            _ => break,
+        }
+    }
+}
 
 /// Middleware: adds `Connection: close` to the response when the request
 /// body was not read to its end.

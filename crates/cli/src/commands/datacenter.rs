@@ -178,19 +178,8 @@ impl PartUploader for ServiceUploader {
     }
 }
 
-/// A drive that needs nothing more from the station.
-fn drive_done(state: ImportDriveState) -> bool {
-    matches!(
-        state,
-        ImportDriveState::Completed
-            | ImportDriveState::CompletedMoreInfo
-            | ImportDriveState::NeverReceived
-            | ImportDriveState::ShippedBack
-    )
-}
-
 fn all_drives_done(job: &ImportJobView) -> bool {
-    job.drives.iter().all(|d| drive_done(d.state))
+    job.drives.iter().all(|d| d.state.is_done())
 }
 
 #[derive(Serialize)]
@@ -240,7 +229,7 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
             .map(|d| RegisteredDrive {
                 drive_id: d.drive_id.clone(),
                 fingerprint: d.fingerprint.clone(),
-                done: drive_done(d.state).then(|| d.state.name().to_string()),
+                done: d.state.is_done().then(|| d.state.name().to_string()),
             })
             .collect(),
     };

@@ -6,7 +6,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use time::OffsetDateTime;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{Application, ApplicationCertificate, ErrorBody, UploadCertificate};
@@ -15,6 +14,7 @@ use super::subscriptions::managed;
 use super::ApiJson;
 use crate::auth::Principal;
 use crate::certificates::{self, ParsedCertificate};
+use crate::db::time_of;
 use crate::error::{ApiResult, Failure};
 use crate::secrets;
 use crate::seeding_db::{ApplicationRow, CertificateRow, NewApplication};
@@ -25,10 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_application, get_application))
         .routes(routes!(upload_certificate))
         .routes(routes!(remove_certificate))
-}
-
-fn time_of(seconds: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn added_by(principal: &Principal) -> String {

@@ -13,7 +13,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::StreamExt;
 use time::OffsetDateTime;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -29,6 +28,7 @@ use super::subscriptions::seeded;
 use super::{ApiJson, ApiQuery};
 use crate::auth::Principal;
 use crate::container_storage::{check_import_path, Incomplete, JobFolder, MAX_LOG_BYTES};
+use crate::db::time_of;
 use crate::error::{ApiResult, Failure};
 use crate::import_jobs_db::{
     state_from, state_text, ChangeOutcome, DriveRow, EventRow, ImportJobChange, ImportJobRow, JobSnapshot,
@@ -110,10 +110,6 @@ fn drive_state_from_api(state: ImportDriveState) -> machine::DriveState {
         ImportDriveState::NeverReceived => M::NeverReceived,
         ImportDriveState::ShippedBack => M::ShippedBack,
     }
-}
-
-fn time_of(seconds: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn format_time(time: OffsetDateTime) -> String {
@@ -972,17 +968,8 @@ async fn put_import_file(
     let (wanted, length) = match check_upload(&tracked, &query, &headers) {
         Ok(checked) => checked,
         Err(failure) => {
-            // The operator's station is still sending: read (and drop) a bounded
-            // amount so it hears this answer instead of a broken pipe it would take
-            // for a service that went away. A longer body gets `Connection: close`.
-            let mut stream = body.into_data_stream();
-            let mut left = DRAIN_LIMIT;
-            while let Some(Ok(chunk)) = stream.next().await {
-                left = left.saturating_sub(chunk.len() as u64);
-                if left == 0 {
-                    break;
-                }
-            }
+            // The operator's station is still sending: it should hear this answer.
+            crate::unread_body::drain(&mut body.into_data_stream(), DRAIN_LIMIT).await;
             return Err(failure);
         }
     };

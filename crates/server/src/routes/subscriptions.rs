@@ -12,7 +12,7 @@ use offsite_api::types::{
 
 use super::ApiJson;
 use crate::auth::Principal;
-use crate::db::{now, CredentialKind, CredentialRow};
+use crate::db::{now, time_of, CredentialKind, CredentialRow};
 use crate::error::{ApiResult, Failure};
 use crate::secrets;
 use crate::state::AppState;
@@ -27,10 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Ten years: the longest a management credential may be issued for.
 const MAX_VALID_DAYS: u32 = 3650;
-
-fn time_of(seconds: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
 
 fn management_view(row: &CredentialRow) -> ManagementCredential {
     ManagementCredential {
@@ -66,14 +62,8 @@ async fn issue_management_credential(
             )))
         }
     };
-    let token = state.db.issue_credential(CredentialKind::Subscription, &subscription.id, expires).await?;
-    let id = secrets::split_token(&token).map(|(id, _)| id.to_string()).unwrap_or_default();
-    let row = state
-        .db
-        .credential(&id)
-        .await?
-        .ok_or_else(|| Failure::Internal(format!("the credential {id} just issued is not stored")))?;
-    tracing::info!(subscription = %subscription.id, credential = %id, "management credential issued");
+    let (token, row) = state.db.issue_credential_row(CredentialKind::Subscription, &subscription.id, expires).await?;
+    tracing::info!(subscription = %subscription.id, credential = %row.id, "management credential issued");
     let issued = ManagementCredentialIssued { credential: management_view(&row), management_credential: token };
     Ok((axum::http::StatusCode::CREATED, Json(issued)))
 }

@@ -7,7 +7,8 @@
 //! - [`schedule`], [`throttle`]: when to run and how fast to send;
 //! - [`vault_backend`], [`repository`]: the repository in the vault, over the API;
 //! - [`backup`], [`restore`], [`daemon`], [`status`]: the operations;
-//! - [`offline`], [`offline_application`]: offline seeding (staging, certgen's identity, adoption).
+//! - [`offline`], [`offline_application`], [`seed_check`]: offline seeding (staging, certgen's
+//!   identity, adoption and the check of an adopted seed).
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod registration;
 pub mod repository;
 pub mod restore;
 pub mod schedule;
+pub mod seed_check;
 pub mod status;
 pub mod throttle;
 pub mod vault_backend;

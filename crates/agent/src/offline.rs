@@ -250,6 +250,12 @@ pub fn adopt_if_complete(
         state => return Ok(SeedProgress::Travelling(state)),
     }
     let adoption = client.adopt_seed(&registration.machine_id, &offline.import_job)?;
+    // The service checked the files; the repository inside only this agent can read.
+    let vault = crate::repository::open(registration, &stored_passphrase(home)?, &config.retry, None)?;
+    if let Err(problems) = crate::seed_check::verify(&vault.repo, &snapshot_id)? {
+        crate::seed_check::withdraw(&vault.repo, &snapshot_id)?;
+        return Err(crate::seed_check::refusal(&offline.import_job, &problems));
+    }
     let adopted = crate::config::AdoptedSeed {
         import_job: offline.import_job.clone(),
         snapshot_id,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use offsite_api::files::{write_secret_file, ServiceEndpoint, VaultCredentials};
 use offsite_api::Client;
 use offsite_api::XmlCredentialFile;
+use offsite_engine::repository::InitOptions;
 
 use crate::error::{io_error, AgentError, AgentResult};
 use crate::home::AgentHome;
@@ -84,6 +85,17 @@ pub fn register(
     passphrase: &str,
     machine_name: &str,
 ) -> AgentResult<Registration> {
+    register_with(home, credentials_file, passphrase, machine_name, InitOptions::default())
+}
+
+/// [`register`], creating the repository with `init` (its pack size, say).
+pub fn register_with(
+    home: &AgentHome,
+    credentials_file: &Path,
+    passphrase: &str,
+    machine_name: &str,
+    init: InitOptions,
+) -> AgentResult<Registration> {
     if let Ok(existing) = Registration::load(home) {
         return Err(AgentError::AlreadyRegistered {
             vault: existing.vault_name,
@@ -117,6 +129,12 @@ pub fn register(
     // Saved before anything else can fail: the credential exists only here now.
     registration.save(home)?;
     write_secret_file(&home.passphrase_file(), passphrase)?;
-    crate::repository::open_or_create(&registration, passphrase, &crate::config::RetryPolicy::default(), None)?;
+    crate::repository::open_or_create_with(
+        &registration,
+        passphrase,
+        &crate::config::RetryPolicy::default(),
+        None,
+        init,
+    )?;
     Ok(registration)
 }

@@ -38,7 +38,7 @@ pub fn open(
     retry: &RetryPolicy,
     throttle: Option<Arc<Throttle>>,
 ) -> AgentResult<VaultRepository> {
-    open_or_maybe_create(registration, passphrase, retry, throttle, false)
+    open_or_maybe_create(registration, passphrase, retry, throttle, None)
 }
 
 /// Opens the repository, creating it first when registration stopped before it was made.
@@ -48,7 +48,18 @@ pub fn open_or_create(
     retry: &RetryPolicy,
     throttle: Option<Arc<Throttle>>,
 ) -> AgentResult<VaultRepository> {
-    open_or_maybe_create(registration, passphrase, retry, throttle, true)
+    open_or_create_with(registration, passphrase, retry, throttle, InitOptions::default())
+}
+
+/// [`open_or_create`], creating the repository with `init`.
+pub fn open_or_create_with(
+    registration: &Registration,
+    passphrase: &str,
+    retry: &RetryPolicy,
+    throttle: Option<Arc<Throttle>>,
+    init: InitOptions,
+) -> AgentResult<VaultRepository> {
+    open_or_maybe_create(registration, passphrase, retry, throttle, Some(init))
 }
 
 fn open_or_maybe_create(
@@ -56,15 +67,15 @@ fn open_or_maybe_create(
     passphrase: &str,
     retry: &RetryPolicy,
     throttle: Option<Arc<Throttle>>,
-    create: bool,
+    create: Option<InitOptions>,
 ) -> AgentResult<VaultRepository> {
     let backend = backend(registration, retry, throttle)?;
     let missing = || {
         Repository::read_config(backend.as_ref())
             .is_err_and(|e| matches!(e, offsite_engine::error::Error::NotARepository { .. }))
     };
-    let repo = if create && missing() {
-        Repository::init(backend.clone(), passphrase.as_bytes(), InitOptions::default())?
+    let repo = if let Some(init) = create.filter(|_| missing()) {
+        Repository::init(backend.clone(), passphrase.as_bytes(), init)?
     } else {
         Repository::open(backend.clone(), passphrase.as_bytes()).map_err(|e| match e {
             offsite_engine::error::Error::WrongPassphrase { .. } => AgentError::WrongPassphrase,

@@ -551,6 +551,23 @@ impl Client {
         self.get(&format!("/import-jobs/{import_job_id}/files"))
     }
 
+    /// Registers the job's file list (`offsite_seeding::file_list` text), which the
+    /// service checks against `digest` before keeping it.
+    pub fn put_import_file_list(&self, import_job_id: &str, digest: &str, text: String) -> ApiResult<ImportJobView> {
+        let request = self
+            .request(Method::PUT, &format!("/import-jobs/{import_job_id}/file-list?digest={digest}"))
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(text);
+        let response = self.send(request)?;
+        self.json(response)
+    }
+
+    /// The files of the job's file list that its container does not hold whole:
+    /// what a repair drive must bring.
+    pub fn missing_import_files(&self, import_job_id: &str) -> ApiResult<Vec<ImportFile>> {
+        self.get(&format!("/import-jobs/{import_job_id}/missing-files"))
+    }
+
     /// The parts of files ingested into a job's container, not yet packaged.
     pub fn import_parts(&self, import_job_id: &str) -> ApiResult<Vec<ImportPart>> {
         self.get(&format!("/import-jobs/{import_job_id}/parts"))

@@ -515,6 +515,21 @@ pub struct ImportJobView {
     pub drives: Vec<ImportJobDrive>,
     /// Every state change, oldest first.
     pub timeline: Vec<ImportJobEvent>,
+    /// The files the drive set carries, once diskprep registered them
+    /// (`PUT /import-jobs/{id}/file-list`): the job completes only when every one
+    /// of them is whole in the container.
+    #[serde(default)]
+    pub file_list: Option<ImportFileListSummary>,
+}
+
+/// What an import job's file list holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportFileListSummary {
+    pub files: u64,
+    pub bytes: u64,
+    /// Hex BLAKE3 of the list (over each path and size, in path order), as diskprep
+    /// computed it from the staging location.
+    pub digest: String,
 }
 
 /// A drive's new state, set by the datacenter.

@@ -7,6 +7,8 @@
 //! - [`drive`]: the drive format (`docs/DRIVE-FORMAT.md`): header with key slots,
 //!   blocks encrypted under a per-drive key, an authenticated manifest;
 //! - [`staging`]: the staging location's files, in stream order;
+//! - [`file_list`]: those files as the import job's file list, which the service
+//!   checks the container against before the job completes;
 //! - [`diskprep`]: copying a staging location onto a set of drives, with a journal
 //!   to resume, and repair sets;
 //! - [`admission`]: whether a drive presented at the datacenter is one its import job expects;
@@ -18,6 +20,7 @@ pub mod admission;
 pub mod application;
 pub mod diskprep;
 pub mod drive;
+pub mod file_list;
 pub mod import_job;
 pub mod ingest;
 pub mod staging;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diskprep::DiskprepError;
 use crate::drive::validate_path;
+use crate::file_list::{self, ListingDigest};
 
 /// The prefix the engine's local backend gives a file while writing it; it is
 /// renamed to its real name once complete (`crates/engine/src/backend/local.rs`).
@@ -89,15 +90,16 @@ impl StagingListing {
     /// stream (repository files are named by the hash of their bytes and never
     /// rewritten in place, so the same name and size means the same bytes).
     pub fn digest(&self) -> String {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(b"offsite staging listing v1\0");
+        let mut digest = ListingDigest::default();
         for file in &self.files {
-            // Length-prefixed, so no two listings hash the same bytes.
-            hasher.update(&(file.path.len() as u64).to_le_bytes());
-            hasher.update(file.path.as_bytes());
-            hasher.update(&file.size.to_le_bytes());
+            digest.add(&file.path, file.size);
         }
-        hasher.finalize().to_hex().to_string()
+        digest.finish()
+    }
+
+    /// The listing as the import job's file list (`crate::file_list`).
+    pub fn file_list_text(&self) -> String {
+        self.files.iter().map(|f| file_list::line(&f.path, f.size)).collect()
     }
 
     /// True when the location holds an engine repository (it has `config`).

@@ -3,6 +3,8 @@
 //! The database says what exists: machines and their recovery points, completed
 //! import jobs, adopted seeds. The storage must hold it: each recovery point's
 //! snapshot file, a config for every machine repository that has anything in it,
+//! every file the service stored in a repository and no one removed (the ledger of
+//! `repository_files_db.rs`: a pack deleted by hand is named),
 //! the whole files of every completed import job, every file of an adopted seed.
 //! Uploads a killed service left half-written (staged files of a local storage
 //! folder, ingest parts of a job already completed) are named too. With
@@ -11,6 +13,7 @@
 //!
 //! The check only reads; it runs beside a live service or on a stopped one.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
@@ -20,7 +23,7 @@ use serde::Serialize;
 use offsite_api::types::ImportJobState;
 use offsite_engine::backend::FileKind;
 
-use crate::container_storage::{claimed_hash, JobFolder};
+use crate::container_storage::{claimed_hash, missing_from, JobFolder};
 use crate::db::Db;
 use crate::error::Failure;
 use crate::import_jobs_db::ImportJobRow;
@@ -39,6 +42,10 @@ pub enum Disagreement {
     IncompleteImportJob { import_job: String, problem: String },
     /// A seed recorded as adopted is not (all) in the machine's repository.
     MissingAdoptedFiles { vault: String, machine: String, import_job: String, missing: Vec<String> },
+    /// Files the service stored in a machine's repository, and no one removed through
+    /// the API since, are gone from the storage or of another size: the recovery
+    /// points whose data lies in them cannot be restored.
+    MissingRepositoryFiles { vault: String, machine: String, files: Vec<String>, recovery_points: u64 },
     /// A content-named file does not hash to its name (short or damaged).
     DamagedFile { location: String },
     /// An upload that never completed, left in the storage.
@@ -67,6 +74,14 @@ impl std::fmt::Display for Disagreement {
                  are missing or of another size in the repository: {}",
                 missing.len(),
                 shorten(missing)
+            ),
+            Disagreement::MissingRepositoryFiles { vault, machine, files, recovery_points } => write!(
+                f,
+                "machine {machine} (vault {vault}): {} file(s) the service stored in its repository are gone from \
+                 the storage or of another size: {}; its recovery points ({recovery_points}) whose data lies in them \
+                 cannot be restored",
+                files.len(),
+                shorten(files)
             ),
             Disagreement::DamagedFile { location } => {
                 write!(f, "{location} does not hash to its name: it is short or damaged")
@@ -170,9 +185,11 @@ impl Checker {
             }
         }
         let mut files = 0u64;
+        let mut present: HashMap<(String, String), u64> = HashMap::new();
         for kind in [FileKind::Key, FileKind::Pack, FileKind::Index, FileKind::Snapshot] {
             let listed = self.storage.list(vault, machine, kind).await?;
             files += listed.len() as u64;
+            present.extend(listed.iter().map(|f| ((kind.folder().to_string(), f.name.clone()), f.size)));
             if self.read_data {
                 for file in listed {
                     let path = kind.path_of(&file.name);
@@ -181,7 +198,27 @@ impl Checker {
                 }
             }
         }
-        if self.storage.list(vault, machine, FileKind::Config).await?.is_empty() && (files > 0 || !points.is_empty()) {
+        let has_config = !self.storage.list(vault, machine, FileKind::Config).await?.is_empty();
+        // What the service stored and no one removed must still be there.
+        let mut gone = Vec::new();
+        for listed in self.db.repository_files(machine).await? {
+            let found = match listed.kind {
+                FileKind::Config => has_config.then_some(listed.size),
+                kind => present.get(&(kind.folder().to_string(), listed.name.clone())).copied(),
+            };
+            if found != Some(listed.size) {
+                gone.push(listed.kind.path_of(&listed.name));
+            }
+        }
+        if !gone.is_empty() {
+            self.report.disagreements.push(Disagreement::MissingRepositoryFiles {
+                vault: vault.into(),
+                machine: machine.into(),
+                files: gone,
+                recovery_points: points.len() as u64,
+            });
+        }
+        if !has_config && (files > 0 || !points.is_empty()) {
             self.report.disagreements.push(Disagreement::RepositoryWithoutConfig {
                 vault: vault.into(),
                 machine: machine.into(),
@@ -193,9 +230,14 @@ impl Checker {
             let Some(job) = self.db.import_job(&job_id).await? else { continue };
             let folder = crate::routes::import_jobs::folder_of(&job);
             let mut missing = Vec::new();
-            for file in self.storage.import_files(&folder).await? {
-                let Some((folder_name, name)) = split_repo_path(&file.path) else { continue };
-                let Ok(repo_file) = RepoFile::parse(folder_name, name) else { continue };
+            // The seed is what its file list says (the container may have lost files
+            // too); jobs made before file lists have only their container.
+            let seed = match job.file_list {
+                Some(_) => self.db.import_file_list(&job.id).await?,
+                None => self.storage.import_files(&folder).await?,
+            };
+            for file in seed {
+                let Some(repo_file) = RepoFile::from_path(&file.path) else { continue };
                 match self.storage.size(vault, machine, &repo_file).await {
                     Ok(size) if size == file.size => {}
                     Ok(_) | Err(Failure::NotFound(_)) => missing.push(file.path.clone()),
@@ -235,6 +277,17 @@ impl Checker {
             problem("parts of its files were never assembled into files (.parts/ is not empty)".into());
         }
         let files = self.storage.import_files(&folder).await?;
+        if job.file_list.is_some() {
+            let missing = missing_from(&self.db.import_file_list(&job.id).await?, &files);
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|f| f.path.clone()).collect();
+                problem(format!(
+                    "its container lacks {} of the files its file list names (or holds them at another size): {}",
+                    missing.len(),
+                    shorten(&names)
+                ));
+            }
+        }
         if files.is_empty() {
             problem("its container holds none of its files".into());
         } else if !files.iter().any(|f| f.path == "config") {
@@ -276,15 +329,6 @@ fn folder_root(storage: &VaultStorage, folder: &JobFolder) -> String {
     } else {
         format!("{}/{base}", storage.prefix)
     }
-}
-
-/// `data/ab/abcd…` → (`data`, `abcd…`); `keys/…`, `index/…`, `snapshots/…`; `config`.
-fn split_repo_path(path: &str) -> Option<(&str, &str)> {
-    if path == "config" {
-        return Some(("config", "config"));
-    }
-    let (folder, rest) = path.split_once('/')?;
-    Some((folder, rest.rsplit('/').next()?))
 }
 
 /// The files a local storage folder's uploads were staged in (`<name>#<n>`, as
@@ -330,13 +374,5 @@ mod tests {
         assert!(!is_staged_upload("config"));
         assert!(!is_staged_upload("name#abc"));
         assert!(!is_staged_upload("name#"));
-    }
-
-    #[test]
-    fn repository_paths_split_into_folder_and_name() {
-        assert_eq!(split_repo_path("config"), Some(("config", "config")));
-        assert_eq!(split_repo_path("data/ab/abcd"), Some(("data", "abcd")));
-        assert_eq!(split_repo_path("keys/k1"), Some(("keys", "k1")));
-        assert_eq!(split_repo_path("logs"), None);
     }
 }

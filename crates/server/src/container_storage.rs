@@ -87,6 +87,21 @@ pub fn claimed_hash(path: &str) -> Option<&str> {
     (name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then_some(name)
 }
 
+/// The files of `list` (in path order) that `present` (in path order) lacks or
+/// holds at another size: what the container still needs.
+pub fn missing_from(list: &[ImportFile], present: &[ImportFile]) -> Vec<ImportFile> {
+    let mut missing = Vec::new();
+    let mut present = present.iter().peekable();
+    for wanted in list {
+        while present.next_if(|p| p.path < wanted.path).is_some() {}
+        match present.peek() {
+            Some(found) if found.path == wanted.path && found.size == wanted.size => {}
+            _ => missing.push(wanted.clone()),
+        }
+    }
+    missing
+}
+
 impl VaultStorage {
     fn job_root(&self, job: &JobFolder) -> String {
         let base = format!("containers/{}/{}/{}", job.storage_account_id, job.container_id, job.job_name);
@@ -522,5 +537,23 @@ impl VaultStorage {
         }
         let _ = self.store.delete(&key).await;
         Ok(Err(format!("{path} does not hash to its name")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, size: u64) -> ImportFile {
+        ImportFile { path: path.into(), size }
+    }
+
+    #[test]
+    fn missing_files_are_those_absent_or_of_another_size() {
+        let list = [file("config", 10), file("data/aa/aa", 100), file("data/bb/bb", 200), file("keys/k", 5)];
+        let present = [file("config", 10), file("data/aa/aa", 99), file("extra", 1), file("keys/k", 5)];
+        assert_eq!(missing_from(&list, &present), [file("data/aa/aa", 100), file("data/bb/bb", 200)]);
+        assert_eq!(missing_from(&list, &list), []);
+        assert_eq!(missing_from(&list, &[]), list);
     }
 }

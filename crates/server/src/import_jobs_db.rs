@@ -6,7 +6,10 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use offsite_api::types::{Container, Datacenter, ImportDriveState, ImportJobState, ShippingDetails, StorageAccount};
+use offsite_api::types::{
+    Container, Datacenter, ImportDriveState, ImportFile, ImportFileListSummary, ImportJobState, ShippingDetails,
+    StorageAccount,
+};
 
 use crate::db::{Db, DbError, DbResult};
 
@@ -27,6 +30,8 @@ pub struct ImportJobRow {
     pub created: i64,
     pub shipped_at: Option<i64>,
     pub shipping: Option<ShippingDetails>,
+    /// The registered file list's summary (migrations/0005_seed_completeness), if any.
+    pub file_list: Option<ImportFileListSummary>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +148,14 @@ fn job_row(row: &AnyRow) -> Result<ImportJobRow, sqlx::Error> {
         }),
         None => None,
     };
+    let file_list = match row.try_get::<Option<String>, _>("file_list_digest")? {
+        Some(digest) => Some(ImportFileListSummary {
+            files: row.try_get::<Option<i64>, _>("file_list_files")?.unwrap_or(0) as u64,
+            bytes: row.try_get::<Option<i64>, _>("file_list_bytes")?.unwrap_or(0) as u64,
+            digest,
+        }),
+        None => None,
+    };
     Ok(ImportJobRow {
         id: row.try_get("id")?,
         subscription_id: row.try_get("subscription_id")?,
@@ -158,6 +171,7 @@ fn job_row(row: &AnyRow) -> Result<ImportJobRow, sqlx::Error> {
         created: row.try_get("created")?,
         shipped_at: row.try_get("shipped_at")?,
         shipping,
+        file_list,
     })
 }
 
@@ -264,6 +278,61 @@ impl Db {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores a job's file list with its summary, in one transaction, unless the
+    /// job has one already. Returns false when it had one (nothing is changed).
+    pub async fn insert_import_file_list(
+        &self,
+        job_id: &str,
+        summary: &ImportFileListSummary,
+        files: &[ImportFile],
+    ) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE import_jobs SET file_list_files = $1, file_list_bytes = $2, file_list_digest = $3 \
+             WHERE id = $4 AND file_list_digest IS NULL",
+        )
+        .bind(summary.files as i64)
+        .bind(summary.bytes as i64)
+        .bind(&summary.digest)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // Several rows per statement; 300 × 3 parameters stay under SQLite's 999.
+        for batch in files.chunks(300) {
+            let mut sql = String::from("INSERT INTO import_job_files (job_id, path, size) VALUES ");
+            for i in 0..batch.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+            }
+            let mut query = sqlx::query(&sql);
+            for file in batch {
+                query = query.bind(job_id).bind(&file.path).bind(file.size as i64);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A job's file list, in path order (byte order, whatever the database's collation).
+    pub async fn import_file_list(&self, job_id: &str) -> DbResult<Vec<ImportFile>> {
+        let rows = sqlx::query("SELECT path, size FROM import_job_files WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_all(self.pool())
+            .await?;
+        let mut files = rows
+            .iter()
+            .map(|row| Ok(ImportFile { path: row.try_get("path")?, size: row.try_get::<i64, _>("size")? as u64 }))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
     }
 
     pub async fn import_job(&self, id: &str) -> DbResult<Option<ImportJobRow>> {

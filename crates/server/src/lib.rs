@@ -21,6 +21,7 @@ mod import_jobs_db;
 mod operator;
 mod portal;
 mod portal_db;
+mod repository_files_db;
 mod retrying_store;
 pub(crate) mod routes;
 mod scrape;

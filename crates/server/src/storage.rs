@@ -64,6 +64,18 @@ impl RepoFile {
         }
         Ok(RepoFile { kind, name: name.to_string() })
     }
+
+    /// The file at a path relative to the repository root (`config`, `keys/…`,
+    /// `data/ab/ab…`, `index/…`, `snapshots/…`), as a seed's files are named.
+    pub fn from_path(path: &str) -> Option<RepoFile> {
+        if path == "config" {
+            return RepoFile::parse("config", "config").ok();
+        }
+        let (folder, rest) = path.split_once('/')?;
+        let name = rest.rsplit('/').next()?;
+        let file = RepoFile::parse(folder, name).ok()?;
+        (file.kind.path_of(&file.name) == path).then_some(file)
+    }
 }
 
 pub fn folder_kind(folder: &str) -> Result<FileKind, Failure> {
@@ -350,4 +362,24 @@ fn whole_stream(
             None => None,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_paths_name_their_files() {
+        let hex = "ab".repeat(32);
+        let pack = RepoFile::from_path(&format!("data/ab/{hex}")).unwrap();
+        assert_eq!((pack.kind, pack.name.as_str()), (FileKind::Pack, hex.as_str()));
+        assert_eq!(RepoFile::from_path("config").unwrap().kind, FileKind::Config);
+        assert_eq!(RepoFile::from_path(&format!("keys/{hex}")).unwrap().kind, FileKind::Key);
+        assert_eq!(RepoFile::from_path(&format!("snapshots/{hex}")).unwrap().kind, FileKind::Snapshot);
+        // Not where the engine puts them, or not repository files at all.
+        assert!(RepoFile::from_path(&format!("data/cd/{hex}")).is_none());
+        assert!(RepoFile::from_path(&format!("data/{hex}")).is_none());
+        assert!(RepoFile::from_path("logs/x.log").is_none());
+        assert!(RepoFile::from_path("keys/short").is_none());
+    }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Body, Reply, Service, Tenant};
+use common::{register_file_list, Body, Reply, Service, Tenant};
 use offsite_api::types::*;
 use serde_json::json;
 
@@ -74,6 +74,7 @@ fn whole_life(service: &Service) {
     let a = service.tenant("alpha");
     let sub = service.client(&a.subscription_token);
     let operator = service.operator();
+    let op = service.operator_token.clone();
     let (d0, d1) = ("aa00000000000001", "AA00000000000002");
 
     let job = sub.create_import_job(&a.subscription_id, &new_job(&a, "alpha-seed-2", &[d0, d1])).unwrap();
@@ -134,6 +135,10 @@ fn whole_life(service: &Service) {
     };
     let v = operator.set_import_drive_state(&job.id, &d1.to_ascii_uppercase(), &more_info).unwrap();
     assert_eq!(v.state, ImportJobState::Packaging, "every drive done moves the job to packaging");
+    // Without a file list nothing says every file arrived: the job does not complete.
+    let (status, message) = refusal(service, "POST", &format!("/import-jobs/{}/complete", job.id), &op, no_note());
+    assert!(status == 409 && message.contains("no file list"), "{message}");
+    register_file_list(&sub, &job.id, &[]);
     let done = operator.complete_import_job(&job.id, &ImportJobNote::default()).unwrap();
     assert_eq!(done.state, ImportJobState::Completed);
     let states: Vec<ImportDriveState> = done.drives.iter().map(|d| d.state).collect();
@@ -350,6 +355,7 @@ fn transitions_the_life_cycle_refuses_are_named_and_change_nothing() {
     let (status, message) =
         refusal(&service, "POST", &format!("/import-jobs/{job}/cancel"), &a.subscription_token, no_note());
     assert!(status == 409 && message.contains("Packaging") && message.contains("Closed"), "{message}");
+    register_file_list(&service.client(&a.subscription_token), job, &[]);
     operator.complete_import_job(job, &ImportJobNote::default()).unwrap();
     let (status, message) = refusal(&service, "POST", &format!("/import-jobs/{job}/complete"), &op, no_note());
     assert!(status == 409 && message.contains("final"), "{message}");

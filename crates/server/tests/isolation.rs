@@ -253,11 +253,14 @@ const APPLICATION_ALLOWED: &[(&str, &str)] = &[
     ("PUT", "/api/v1/import-jobs/{import_job_id}/shipping"),
     ("POST", "/api/v1/import-jobs/{import_job_id}/drives"),
     ("GET", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}"),
+    ("PUT", "/api/v1/import-jobs/{import_job_id}/file-list"),
+    ("GET", "/api/v1/import-jobs/{import_job_id}/missing-files"),
 ];
 
 /// The import job's steps, in the order of its life cycle, so the positive control
 /// walks A's job: shipping, arrival, a drive transferring; then cancelled (last).
 const IMPORT_JOB_STEPS: &[&str] = &[
+    "/api/v1/import-jobs/{import_job_id}/file-list",
     "/api/v1/import-jobs/{import_job_id}/shipping",
     "/api/v1/import-jobs/{import_job_id}/drives",
     "/api/v1/import-jobs/{import_job_id}/receive",
@@ -272,8 +275,10 @@ const IMPORT_JOB_STEPS: &[&str] = &[
 /// `complete` and `package` need every drive done, adoption a completed job: one
 /// generic request cannot get there (tests/import_jobs.rs and tests/seeding.rs walk
 /// it), so they may answer 409. So may creating the application, which every
-/// tenant of these tests has already.
+/// tenant of these tests has already, and the missing files of a job whose file
+/// list the walk may not have registered yet.
 const REACHED_ONLY: &[&str] = &[
+    "/api/v1/import-jobs/{import_job_id}/missing-files",
     "/api/v1/import-jobs/{import_job_id}/complete",
     "/api/v1/import-jobs/{import_job_id}/package",
     "/api/v1/machines/{machine_id}/adopt",
@@ -476,6 +481,8 @@ impl World {
                     BodyKind::Json(schema) => Body::Json(self.example(schema, "")),
                     BodyKind::Octets if *folder == "config" => Body::Bytes(owner.config_bytes.clone()),
                     BodyKind::Octets => Body::Bytes(owner.file_bytes.clone()),
+                    // A file list with no file, which A's job may be given.
+                    BodyKind::Text if op.template.ends_with("/file-list") => Body::Raw("text/plain", Vec::new()),
                     BodyKind::Text => Body::Raw("text/plain", b"probe log line\n".to_vec()),
                 };
                 let length = match &body {
@@ -494,6 +501,8 @@ impl World {
                             "offset" => "0".to_string(),
                             "file_size" => length.to_string(),
                             "drive_id" => owner.drive_id.clone(),
+                            // The empty list's, the body the file-list upload is sent.
+                            "digest" => offsite_seeding::file_list::ListingDigest::default().finish(),
                             other => panic!(
                                 "{} {} has a query parameter `{other}` the isolation test does not know: teach \
                                  `World::requests` its value",

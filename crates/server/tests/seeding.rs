@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{content_name, import_key, sign, Body, Service, Tenant};
+use common::{content_name, file_list, import_key, register_file_list, sign, Body, Service, Tenant};
 use offsite_api::types::*;
 use offsite_api::Client;
 use serde_json::json;
@@ -39,6 +39,11 @@ fn put(
     client.put_import_file(job, drive, path, offset, file_size, body, data.len() as u64)
 }
 
+/// The files a repair drive must bring, as the customer's application hears it.
+fn app_missing(service: &Service, tenant: &Tenant, job_id: &str) -> Vec<ImportFile> {
+    service.app_client(&tenant.application).missing_import_files(job_id).expect("the missing files")
+}
+
 fn drive_state(client: &Client, job: &str, drive: &str, state: ImportDriveState) -> ImportJobView {
     client.set_import_drive_state(job, drive, &DriveStateUpdate { state, message: None }).expect("a drive state change")
 }
@@ -54,8 +59,15 @@ fn shipping(tracking_number: &str, drive_count: u32) -> ShippingDetails {
     }
 }
 
-/// A new import job of `tenant` with `drives` (ids), shipped and received.
-fn received_job(service: &Service, tenant: &Tenant, name: &str, drives: &[&str]) -> ImportJobView {
+/// A new import job of `tenant` with `drives` (ids) and the file list `files`
+/// (path, size), shipped and received.
+fn received_job(
+    service: &Service,
+    tenant: &Tenant,
+    name: &str,
+    drives: &[&str],
+    files: &[(String, u64)],
+) -> ImportJobView {
     let app = service.app_client(&tenant.application);
     let job = app
         .create_import_job(
@@ -78,6 +90,7 @@ fn received_job(service: &Service, tenant: &Tenant, name: &str, drives: &[&str])
             },
         )
         .expect("the application creates an import job");
+    register_file_list(&app, &job.id, files);
     app.set_import_job_shipping(&job.id, &shipping(&format!("TRK-{name}"), drives.len() as u32)).expect("shipping");
     service.operator().receive_import_job(&job.id, &ImportJobNote::default()).expect("received")
 }
@@ -246,12 +259,19 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     let operator = service.operator();
     let sub = service.client(&a.subscription_token);
     let (d0, d1, d2) = ("aaaa0000aaaa0000", "bbbb1111bbbb1111", "cccc2222cccc2222");
-    let job = received_job(&service, &a, "alpha-big", &[d0, d1]);
-    assert_eq!(job.drives[0].fingerprint.as_deref(), Some(format!("{:064x}", 1).as_str()));
-
     let (p1, f1) = data_file(1, 300_000);
     let (p2, f2) = data_file(2, 6 * 1024 * 1024 + 17); // over one 5 MiB part
     let (p3, f3) = data_file(3, 200_000);
+    // A file wholly on one drive whose every block was damaged: no part of it arrives.
+    let (p4, f4) = data_file(4, 50_000);
+    let list: Vec<(String, u64)> = [("config".to_string(), &a.config_bytes), (p1.clone(), &f1), (p2.clone(), &f2)]
+        .into_iter()
+        .chain([(p3.clone(), &f3), (p4.clone(), &f4)])
+        .map(|(path, data)| (path, data.len() as u64))
+        .collect();
+    let job = received_job(&service, &a, "alpha-big", &[d0, d1], &list);
+    assert_eq!(job.drives[0].fingerprint.as_deref(), Some(format!("{:064x}", 1).as_str()));
+    assert_eq!(job.file_list.as_ref().map(|l| l.files), Some(5));
     let half2 = f2.len() / 2;
     let half3 = f3.len() / 2;
 
@@ -316,7 +336,14 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     let note = view.timeline.last().and_then(|e| e.message.clone()).unwrap_or_default();
     let missing = format!("missing bytes {}-{} of {}", half3, f3.len() - 1, f3.len());
     assert!(note.contains(&p3) && note.contains(&missing) && note.contains("diskprep --repair"), "{note}");
+    assert!(note.contains(&format!("{p4} ({} bytes: no drive delivered it)", f4.len())), "{note}");
+    assert!(note.contains("2 files of the seed"), "{note}");
     assert!(!note.contains(&p2), "{note}");
+    // What a repair drive must bring, from the file list: the customer's side asks.
+    let wanted: Vec<(String, u64)> = app_missing(&service, &a, &job.id).into_iter().map(|f| (f.path, f.size)).collect();
+    let mut expected = vec![(p3.clone(), f3.len() as u64), (p4.clone(), f4.len() as u64)];
+    expected.sort();
+    assert_eq!(wanted, expected, "in path order");
     let listed: Vec<String> = sub.import_files(&job.id).unwrap().into_iter().map(|f| f.path).collect();
     assert!(listed.contains(&p2) && !listed.contains(&p3), "{listed:?}");
     // Packaging took p2's parts into p2; p3's one part still waits.
@@ -340,19 +367,83 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     drive_state(&operator, &job.id, d2, ImportDriveState::Transferring);
     put(&operator, &job.id, d2, &p3, half3 as u64, f3.len() as u64, &f3[half3..]).unwrap();
     drive_state(&operator, &job.id, d2, ImportDriveState::Completed);
+    // The repair drive forgot p4: the job still does not complete, and still takes drives.
+    let view = operator.package_import_job(&job.id, &ImportJobNote::default()).unwrap();
+    assert_eq!(view.state, ImportJobState::Packaging, "{:?}", view.timeline.last());
+    let (status, _, message) = refused(operator.complete_import_job(&job.id, &ImportJobNote::default()));
+    assert!(status == 409 && message.contains(&p4), "{message}");
+    let d3 = "dddd4444dddd4444";
+    let spec = ImportJobDriveSpec { drive_id: d3.into(), index: 3, fingerprint: None, data_bytes: None };
+    app.add_import_drive(&job.id, &spec).unwrap();
+    drive_state(&operator, &job.id, d3, ImportDriveState::Received);
+    drive_state(&operator, &job.id, d3, ImportDriveState::Transferring);
+    put(&operator, &job.id, d3, &p4, 0, f4.len() as u64, &f4).unwrap();
+    drive_state(&operator, &job.id, d3, ImportDriveState::Completed);
     let view = operator.package_import_job(&job.id, &ImportJobNote::default()).unwrap();
     assert_eq!(view.state, ImportJobState::Completed, "{:?}", view.timeline.last());
+    assert!(app_missing(&service, &a, &job.id).is_empty());
     let files = sub.import_files(&job.id).unwrap();
-    for (path, data) in [(&p1, &f1), (&p2, &f2), (&p3, &f3)] {
+    for (path, data) in [(&p1, &f1), (&p2, &f2), (&p3, &f3), (&p4, &f4)] {
         let found = files.iter().find(|f| &f.path == path).unwrap_or_else(|| panic!("{path} in {files:?}"));
         assert_eq!(found.size, data.len() as u64);
     }
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), 5, "{files:?}");
     // A completed job takes no more drives or files.
     let late =
-        ImportJobDriveSpec { drive_id: "ffff5555ffff5555".into(), index: 3, fingerprint: None, data_bytes: None };
+        ImportJobDriveSpec { drive_id: "ffff5555ffff5555".into(), index: 4, fingerprint: None, data_bytes: None };
     assert_eq!(refused(app.add_import_drive(&job.id, &late)).0, 409);
     assert_eq!(refused(put(&operator, &job.id, d2, "seed/late", 0, 3, b"abc")).0, 409);
+}
+
+/// The file list diskprep registers is checked line by line and against its
+/// digest, kept once, and what the job's completion is checked against.
+#[test]
+fn a_file_list_is_registered_once_and_checked() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let app = service.app_client(&a.application);
+    let job = &a.import_job_id;
+    let send = |text: &str, digest: &str| {
+        service.call(
+            "PUT",
+            &format!("/api/v1/import-jobs/{job}/file-list?digest={digest}"),
+            Some(&a.subscription_token),
+            &Body::Bytes(text.as_bytes().to_vec()),
+        )
+    };
+    let files = vec![("config".to_string(), 120), (format!("data/ab/{}", "ab".repeat(32)), 5000)];
+    let (text, digest) = file_list(&files);
+
+    // Cut short at a line boundary: the digest tells.
+    let first_line = text.lines().next().unwrap().to_string() + "\n";
+    let reply = send(&first_line, &digest);
+    assert!(reply.status == 400 && reply.text().contains("does not match its digest"), "{}", reply.text());
+    // Cut inside a line, out of order, a path outside the job, not a digest.
+    let reply = send(text.trim_end(), &digest);
+    assert!(reply.status == 400 && reply.text().contains("newline"), "{}", reply.text());
+    let reversed: String = text.lines().rev().map(|l| format!("{l}\n")).collect();
+    let reply = send(&reversed, &digest);
+    assert!(reply.status == 400 && reply.text().contains("out of order"), "{}", reply.text());
+    let reply = send("10 logs/x\n", &file_list(&[("logs/x".to_string(), 10)]).1);
+    assert!(reply.status == 400 && reply.text().contains("'logs/x'"), "{}", reply.text());
+    assert_eq!(send(&text, "abc").status, 400);
+    assert!(app.import_job(job).unwrap().file_list.is_none(), "refusals store nothing");
+    // Completing needs a list: without one nothing can say the seed is whole.
+    let missing = refused(app.missing_import_files(job));
+    assert!(missing.0 == 409 && missing.2.contains("no file list"), "{missing:?}");
+
+    let view = app.put_import_file_list(job, &digest, text.clone()).unwrap();
+    let summary = view.file_list.expect("the summary");
+    assert_eq!((summary.files, summary.bytes, summary.digest.as_str()), (2, 5120, &*digest));
+    // The same list again is fine; another is refused; other tenants do not see the job.
+    assert!(app.put_import_file_list(job, &digest, text.clone()).is_ok());
+    let (other_text, other_digest) = file_list(&files[..1]);
+    let (status, _, message) = refused(app.put_import_file_list(job, &other_digest, other_text.clone()));
+    assert!(status == 409 && message.contains("another file list"), "{message}");
+    let b = service.tenant("bravo");
+    assert_eq!(refused(service.client(&b.subscription_token).put_import_file_list(job, &digest, text)).0, 404);
+    let wanted: Vec<String> = app.missing_import_files(job).unwrap().into_iter().map(|f| f.path).collect();
+    assert_eq!(wanted, [files[0].0.clone(), files[1].0.clone()], "nothing arrived yet");
 }
 
 /// An upload refused before its body is stored (the drive is not transferring)
@@ -365,7 +456,7 @@ fn a_refused_upload_is_heard_and_the_next_request_succeeds() {
     let service = Service::start();
     let a = service.tenant("alpha");
     let drive = "aaaa0000aaaa0000";
-    let job = received_job(&service, &a, "alpha-close", &[drive]);
+    let job = received_job(&service, &a, "alpha-close", &[drive], &[]);
     let auth = format!("Bearer {}", service.operator_token);
     let upload = |path: &str, data: &[u8]| {
         let query = format!("path={path}&offset=0&file_size={}&drive_id={drive}", data.len());
@@ -405,9 +496,9 @@ fn parts_that_do_not_hash_to_their_name_are_dropped_and_named() {
     let a = service.tenant("alpha");
     let operator = service.operator();
     let d0 = "aaaa0000aaaa0000";
-    let job = received_job(&service, &a, "alpha-bad", &[d0]);
-    drive_state(&operator, &job.id, d0, ImportDriveState::Transferring);
     let (path, data) = data_file(4, 10_000);
+    let job = received_job(&service, &a, "alpha-bad", &[d0], &[(path.clone(), 10_000)]);
+    drive_state(&operator, &job.id, d0, ImportDriveState::Transferring);
     put(&operator, &job.id, d0, &path, 0, 10_000, &data[..4000]).unwrap();
     put(&operator, &job.id, d0, &path, 4000, 10_000, &bytes(99, 6000)).unwrap();
     // Parts of one file agree on its size.
@@ -432,7 +523,10 @@ fn completed_job(
 ) -> ImportJobView {
     let operator = service.operator();
     let drive = "abcdabcdabcdabcd";
-    let job = received_job(service, tenant, name, &[drive]);
+    let list: Vec<(String, u64)> = std::iter::once(("config".to_string(), config.len() as u64))
+        .chain(files.iter().map(|(path, data)| (path.clone(), data.len() as u64)))
+        .collect();
+    let job = received_job(service, tenant, name, &[drive], &list);
     drive_state(&operator, &job.id, drive, ImportDriveState::Transferring);
     put(&operator, &job.id, drive, "config", 0, config.len() as u64, config).unwrap();
     for (path, data) in files {
@@ -530,7 +624,7 @@ fn metrics_count_import_jobs_and_drives_by_state_and_the_ingested_bytes() {
     assert_eq!(gauge(&before, "offsite_import_drives{state=\"transferring\"}"), 0.0);
 
     let (d0, d1) = ("aaaa0000aaaa0000", "bbbb1111bbbb1111");
-    let job = received_job(&service, &a, "alpha-metrics", &[d0, d1]);
+    let job = received_job(&service, &a, "alpha-metrics", &[d0, d1], &[]);
     drive_state(&operator, &job.id, d0, ImportDriveState::Transferring);
     let (path, data) = data_file(7, 250_000);
     put(&operator, &job.id, d0, &path, 0, data.len() as u64, &data).unwrap();

@@ -51,6 +51,10 @@ enum AgentCommand {
         /// The machine's name in the vault [default: the host name].
         #[arg(long)]
         name: Option<String>,
+        /// The size in MiB at which the new repository closes a pack, 1 to 1024:
+        /// smaller packs cost less to send again over a thin link that breaks.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        pack_size: u32,
     },
     /// What to back up.
     #[command(subcommand)]
@@ -233,10 +237,12 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         Ok(config)
     };
     match args.command {
-        AgentCommand::Register { vault_credentials, passphrase_file, name } => {
+        AgentCommand::Register { vault_credentials, passphrase_file, name, pack_size } => {
             let passphrase = read_passphrase(passphrase_file.as_deref(), true)?;
             let name = name.unwrap_or_else(offsite_agent::hostname);
-            let registration = offsite_agent::registration::register(&home, &vault_credentials, &passphrase, &name)?;
+            let init = offsite_engine::InitOptions { pack_size: pack_size << 20, ..Default::default() };
+            let registration =
+                offsite_agent::registration::register_with(&home, &vault_credentials, &passphrase, &name, init)?;
             #[derive(Serialize)]
             struct Out<'a> {
                 machine_id: &'a str,

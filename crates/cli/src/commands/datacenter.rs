@@ -178,6 +178,15 @@ impl PartUploader for ServiceUploader {
     }
 }
 
+/// What keeps a job whose drives are all done from completing: the last note of
+/// its timeline (packaging names the files its container lacks).
+fn waiting_note(job: &ImportJobView) -> Option<String> {
+    if job.state != ImportJobState::Packaging || !all_drives_done(job) {
+        return None;
+    }
+    job.timeline.iter().rev().find(|e| e.drive_id.is_none()).and_then(|e| e.message.clone())
+}
+
 fn all_drives_done(job: &ImportJobView) -> bool {
     job.drives.iter().all(|d| d.state.is_done())
 }
@@ -195,6 +204,10 @@ struct Ingested {
     parts_already_stored: usize,
     bad_blocks: usize,
     files_needing_repair: Vec<String>,
+    /// Why the job did not complete after the last drive (the files its container
+    /// still lacks), as its timeline says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_note: Option<String>,
 }
 
 fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_key: &Path) -> Result<ExitCode> {
@@ -353,6 +366,7 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         parts_already_stored: report.parts_already_stored,
         bad_blocks: report.bad_blocks.len(),
         files_needing_repair: report.files_needing_repair.clone(),
+        job_note: waiting_note(&view),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -374,6 +388,9 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         }
         if !clean {
             print!("{}", report.error_log);
+        }
+        if let Some(note) = &out.job_note {
+            println!("import job {} is not complete: {note}", job.name);
         }
     }
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(DRIVE_PROBLEM) })

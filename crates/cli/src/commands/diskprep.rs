@@ -18,11 +18,13 @@ use offsite_agent::AgentHome;
 use offsite_api::files::PublishSettings;
 use offsite_api::types::{CreateImportJob, Datacenter, ImportJobDriveSpec, ImportJobView, ShippingDetails};
 use offsite_api::{Client, XmlCredentialFile};
+use offsite_seeding::diskprep::journal::Journal;
 use offsite_seeding::diskprep::{
     self, describe_target, DiskprepError, DrivePlan, DriveSupplier, PrepareProgress, PreparedSet, TargetDescription,
     TargetKind,
 };
 use offsite_seeding::drive::{DriveTarget, DEFAULT_BLOCK_SIZE};
+use offsite_seeding::staging::StagingListing;
 
 use crate::prompt;
 use crate::seeding_display;
@@ -72,7 +74,8 @@ pub struct DiskprepArgs {
     /// Write a repair drive with the files an ingest error log names.
     #[arg(long)]
     repair: bool,
-    /// With --repair: the files to send again (comma-separated, as the error log lists them).
+    /// With --repair: the files to send again (comma-separated, as the error log lists
+    /// them) [default: every file of the seed the service's container lacks].
     #[arg(long, value_delimiter = ',')]
     files: Vec<String>,
     #[command(flatten)]
@@ -351,6 +354,18 @@ struct Prepared<'a> {
 fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     let name = &job.marker.import_job;
     if let Ok(existing) = job.client.find_import_job(name) {
+        let journal = journal_path(args, name, "")?;
+        if existing.file_list.is_none() && Journal::load(&journal)?.is_some() {
+            // Stopped between creating the job and registering its files: finish that.
+            let view = register_file_list(job, &existing, &journal, staging)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                let files = view.file_list.as_ref().map_or(0, |l| l.files);
+                println!("registered the file list of import job {name} ({files} files) with the service.");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         bail!(
             "import job {name} already exists on the service ({}): its drives are prepared. Use \
              `offsite diskprep --update-shipping` or `--status`, or `--repair --files …` for a repair drive",
@@ -401,6 +416,7 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
             .collect(),
     };
     let view = job.client.create_import_job(&job.marker.subscription_id, &request)?;
+    let view = register_file_list(job, &view, &plan.journal, staging)?;
     if args.json {
         println!(
             "{}",
@@ -427,6 +443,15 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     }
     println!("When the package is handed to the carrier, run `offsite diskprep --update-shipping`.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Registers the set's files with the import job: the service completes the job
+/// only when its container holds every one of them whole.
+fn register_file_list(job: &Job, view: &ImportJobView, journal: &Path, staging: &Path) -> Result<ImportJobView> {
+    let listing = StagingListing::from_files(staging, Journal::load_listing(journal)?);
+    job.client
+        .put_import_file_list(&view.id, &listing.digest(), listing.file_list_text())
+        .with_context(|| format!("cannot register the file list of import job {}", view.name))
 }
 
 fn indent(text: &str) -> String {
@@ -489,12 +514,17 @@ fn value(given: &Option<String>, question: &str, default: Option<&str>, flag: &s
 
 fn repair(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     let name = &job.marker.import_job;
-    if args.files.is_empty() {
-        bail!(
-            "--repair needs --files: the files the ingest error log names (offsite diskprep --status shows the logs)"
-        );
-    }
     let view = job.client.find_import_job(name)?;
+    let files = if args.files.is_empty() {
+        // The service knows the set's files and which of them its container lacks.
+        let missing = job.client.missing_import_files(&view.id)?;
+        if missing.is_empty() {
+            bail!("import job {name} lacks no file of its seed: no repair drive is needed");
+        }
+        missing.into_iter().map(|f| f.path).collect()
+    } else {
+        args.files.clone()
+    };
     let datacenter = datacenter(Some(&view.datacenter.name), &job.client)?;
     let plan = DrivePlan {
         import_job: name.clone(),
@@ -504,7 +534,7 @@ fn repair(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
         journal: journal_path(args, name, "repair")?,
     };
     let mut drives = Drives::from_args(args)?;
-    let set = diskprep::repair(&plan, &args.files, &mut drives, &|_| {})?;
+    let set = diskprep::repair(&plan, &files, &mut drives, &|_| {})?;
     let first_index = view.drives.iter().map(|d| d.index + 1).max().unwrap_or(0);
     let mut last = view;
     for drive in &set.drives {
@@ -522,7 +552,7 @@ fn repair(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
             serde_json::to_string_pretty(&Prepared { set: &set, import_job: &last, journal: &plan.journal })?
         );
     } else {
-        println!("repair drive(s) for import job {name} with {} file(s):", args.files.len());
+        println!("repair drive(s) for import job {name} with {} file(s):", files.len());
         for drive in &set.drives {
             println!("  {} at {}; recovery key {}", drive.drive_id, drive.path.display(), drive.recovery_key);
         }

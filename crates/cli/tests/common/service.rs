@@ -235,7 +235,12 @@ impl Agent {
 
     /// Registers with `credentials` under `name`.
     pub fn register(&self, credentials: &Path, name: &str) -> super::Run {
-        self.cmd([
+        self.register_with(credentials, name, &[])
+    }
+
+    /// `agent register` with more flags (`--pack-size 1`, say).
+    pub fn register_with(&self, credentials: &Path, name: &str, more: &[&str]) -> super::Run {
+        let mut args = vec![
             "register",
             "--vault-credentials",
             credentials.to_str().unwrap(),
@@ -243,15 +248,28 @@ impl Agent {
             self.passphrase_file.to_str().unwrap(),
             "--name",
             name,
-        ])
-        .run()
+        ];
+        args.extend_from_slice(more);
+        self.cmd(args).run()
     }
 
     /// A new agent registered to `vault` of `tenant`, protecting `paths`.
     pub fn registered(root: &Path, tenant: &Tenant, vault: &str, name: &str, paths: &[&Path]) -> Agent {
+        Agent::registered_with(root, tenant, vault, name, paths, &[])
+    }
+
+    /// [`Agent::registered`] with more flags for `agent register`.
+    pub fn registered_with(
+        root: &Path,
+        tenant: &Tenant,
+        vault: &str,
+        name: &str,
+        paths: &[&Path],
+        more: &[&str],
+    ) -> Agent {
         let agent = Agent::new(root, name);
         let credentials = tenant.vault_credentials(vault, &format!("{name}.vaultcredentials"));
-        agent.register(&credentials, name).ok();
+        agent.register_with(&credentials, name, more).ok();
         for path in paths {
             agent.cmd(["protect", "add", path.to_str().unwrap()]).run().ok();
         }

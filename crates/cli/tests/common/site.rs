@@ -26,6 +26,16 @@ impl Site {
     /// with its import key, and an agent registered and protecting a source tree
     /// of about 8 MiB.
     pub fn new(service: &Service, root: &Path) -> Site {
+        Site::with_source(service, root, 16, |source| {
+            write_noise_file(&source.join("big.bin"), 7 << 20, 21);
+            small_tree(&source.join("docs"));
+            write(&source.join("empty.txt"), b"");
+        })
+    }
+
+    /// A site whose repository closes packs at `pack_mib` MiB, protecting what
+    /// `fill` writes into its source folder.
+    pub fn with_source(service: &Service, root: &Path, pack_mib: u32, fill: impl FnOnce(&Path)) -> Site {
         let tenant = service.subscription("contoso");
         tenant.create_vault("main");
         tenant.admin(["storage-account", "create", "contosostore"]).run().ok();
@@ -45,10 +55,10 @@ impl Site {
             .ok();
         let source = root.join("source");
         std::fs::create_dir_all(&source).unwrap();
-        write_noise_file(&source.join("big.bin"), 7 << 20, 21);
-        small_tree(&source.join("docs"));
-        write(&source.join("empty.txt"), b"");
-        let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+        fill(&source);
+        let pack_size = pack_mib.to_string();
+        let agent =
+            Agent::registered_with(root, &tenant, "main", "fs01", &[&source], &["--pack-size", pack_size.as_str()]);
         Site { root: root.to_path_buf(), tenant, agent, source, staging: root.join("staging"), import_key }
     }
 

@@ -12,13 +12,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{AdoptSeed, Adoption, ErrorBody, ImportFile, ImportJobState};
 
-use super::import_jobs::folder_of;
+use super::import_jobs::{files_missing, folder_of};
 use super::machines::{machine_for, Access};
 use super::ApiJson;
 use crate::auth::Principal;
 use crate::error::{ApiResult, Failure};
 use crate::seeding_db::AdoptionRow;
 use crate::state::AppState;
+use crate::storage::RepoFile;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(adopt_seed))
@@ -79,6 +80,22 @@ async fn adopt_seed(
         return Err(Failure::Conflict(format!("the seed in import job {name} belongs to another repository")));
     }
 
+    // A job completes only with every file of its list; check again, since the
+    // container may have lost one since (jobs made before file lists have none).
+    if let Some(missing) = files_missing(&state, &job).await? {
+        if !missing.is_empty() {
+            tracing::error!(job = %job.id, missing = missing.len(), "a completed import job lacks files of its seed");
+            let names: Vec<&str> = missing.iter().take(5).map(|f| f.path.as_str()).collect();
+            return Err(Failure::Conflict(format!(
+                "the seed in import job {name} is not whole: its container lacks {} of its files ({}{}); nothing was \
+                 adopted. The operator must check the storage (`offsite server check`); a repair drive can bring \
+                 them again",
+                missing.len(),
+                names.join(", "),
+                if missing.len() > 5 { ", …" } else { "" }
+            )));
+        }
+    }
     let files = state.storage.import_files(&folder).await?;
     let (count, bytes) = (files.len() as u64, files.iter().map(|f| f.size).sum::<u64>());
     // Owned values in each task: the futures must be Send for any lifetime.
@@ -111,7 +128,14 @@ async fn adopt_seed(
             if damaged.len() > 5 { ", …" } else { "" }
         )));
     }
-    let row = AdoptionRow { adopted: state.now().unix_timestamp(), files: count, bytes };
+    // The seed's files are the repository's now: `server check` expects them there.
+    let now = state.now().unix_timestamp();
+    for file in &files {
+        if let Some(repo_file) = RepoFile::from_path(&file.path) {
+            state.db.list_repository_file(&machine.id, repo_file.kind, &repo_file.name, file.size, now).await?;
+        }
+    }
+    let row = AdoptionRow { adopted: now, files: count, bytes };
     if !state.db.insert_adoption(&machine.id, &job.id, &row).await? {
         let done = state.db.adoption(&machine.id, &job.id).await?.unwrap_or(row);
         return Ok(Json(Adoption { import_job: name, files: done.files, bytes: done.bytes, already_adopted: true }));

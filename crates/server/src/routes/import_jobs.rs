@@ -17,8 +17,9 @@ use time::OffsetDateTime;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{
-    CreateImportJob, DriveStateUpdate, ErrorBody, ImportDriveState, ImportFile, ImportJobDatacenter, ImportJobDrive,
-    ImportJobDriveSpec, ImportJobEvent, ImportJobNote, ImportJobState, ImportJobView, ImportPart, ShippingDetails,
+    CreateImportJob, DriveStateUpdate, ErrorBody, ImportDriveState, ImportFile, ImportFileListSummary,
+    ImportJobDatacenter, ImportJobDrive, ImportJobDriveSpec, ImportJobEvent, ImportJobNote, ImportJobState,
+    ImportJobView, ImportPart, ShippingDetails,
 };
 use offsite_seeding::import_job::{
     self as machine, check_job_name, check_tracking_number, DriveRecord, ImportJob, StateChange, ARRIVAL_DEADLINE,
@@ -27,7 +28,7 @@ use offsite_seeding::import_job::{
 use super::subscriptions::seeded;
 use super::{ApiJson, ApiQuery};
 use crate::auth::Principal;
-use crate::container_storage::{check_import_path, Incomplete, JobFolder, MAX_LOG_BYTES};
+use crate::container_storage::{check_import_path, missing_from, Incomplete, JobFolder, MAX_LOG_BYTES};
 use crate::db::time_of;
 use crate::error::{ApiResult, Failure};
 use crate::import_jobs_db::{
@@ -50,6 +51,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_drive))
         .routes(routes!(put_import_file, list_import_files))
         .routes(routes!(list_import_parts))
+        .routes(routes!(put_file_list))
+        .routes(routes!(list_missing_files))
         .routes(routes!(put_drive_log, get_drive_log))
         .routes(routes!(package_import_job))
 }
@@ -420,6 +423,7 @@ fn view_of(
                 message: e.message,
             })
             .collect(),
+        file_list: row.file_list,
     }
 }
 
@@ -571,6 +575,7 @@ async fn create_import_job(
         created: now.unix_timestamp(),
         shipped_at: None,
         shipping: None,
+        file_list: None,
     };
     match state.db.insert_import_job(&row, &drives, &events).await {
         Err(crate::db::DbError::Conflict(_)) => return Err(name_taken()),
@@ -771,7 +776,8 @@ async fn set_drive_state(
     Ok(Json(view(&state, &tracked.row.id).await?))
 }
 
-/// The drives are packed to go back (operators): `packaging` → `completed`.
+/// The drives are packed to go back (operators): `packaging` → `completed`, once
+/// the container holds every file of the job's file list whole.
 #[utoipa::path(post, path = "/import-jobs/{import_job_id}/complete", tag = "import-jobs", security(("bearer" = [])),
     params(("import_job_id" = String, Path)), request_body = ImportJobNote,
     responses((status = 200, body = ImportJobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -792,6 +798,15 @@ async fn complete_import_job(
              to assemble them or to name what a repair drive must bring",
             tracked.row.name, tracked.row.id
         )));
+    }
+    if tracked.job.state() == machine::ImportJobState::Packaging {
+        match files_missing(&state, &tracked.row).await? {
+            None => return Err(Failure::Conflict(no_file_list(&tracked.row.name))),
+            Some(missing) if !missing.is_empty() => {
+                return Err(Failure::Conflict(incomplete_message(&[], &missing)));
+            }
+            Some(_) => {}
+        }
     }
     tracked.advance_job(machine::ImportJobState::Completed, &actor(&principal), state.now(), message)?;
     tracked.store(&state).await?;
@@ -1074,11 +1089,11 @@ pub(crate) async fn get_drive_log(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-/// The timeline's sentence for files still incomplete after packaging.
-fn incomplete_message(incomplete: &[Incomplete]) -> String {
-    const SHOWN: usize = 40;
+/// The timeline's sentence for the files a job still lacks after packaging: those
+/// with parts missing (byte ranges named) and those of which nothing arrived.
+fn incomplete_message(incomplete: &[Incomplete], missing: &[ImportFile]) -> String {
     let mut lines = Vec::new();
-    for file in incomplete.iter().take(SHOWN) {
+    for file in incomplete {
         let mut line = file.path.clone();
         if !file.missing.is_empty() {
             let ranges: Vec<String> =
@@ -1090,13 +1105,20 @@ fn incomplete_message(incomplete: &[Incomplete]) -> String {
         }
         lines.push(line);
     }
-    if incomplete.len() > SHOWN {
-        lines.push(format!("and {} more", incomplete.len() - SHOWN));
+    for file in missing.iter().filter(|m| !incomplete.iter().any(|i| i.path == m.path)) {
+        lines.push(format!("{} ({} bytes: no drive delivered it)", file.path, file.size));
     }
+    let count = lines.len();
+    if count > NAMED_FILES {
+        let more = count - NAMED_FILES;
+        lines.truncate(NAMED_FILES);
+        lines.push(format!("and {more} more"));
+    }
+    let files = if count == 1 { "1 file of the seed is".to_string() } else { format!("{count} files of the seed are") };
     format!(
-        "{} file(s) are incomplete after ingest: {}. Send a repair drive with them: \
-         `offsite diskprep --repair --files <path> …`",
-        incomplete.len(),
+        "{files} not in the container after ingest: {}. Send a repair drive with them: on the copy computer, \
+         `offsite diskprep --repair` with the staging location and a new --drive (it asks the service which files \
+         are missing), or `--files <path>,…` to name them",
         lines.join("; ")
     )
 }
@@ -1147,18 +1169,200 @@ async fn package_import_job(
     }
     let packaged = state.storage.package(&folder_of(&tracked.row)).await?;
     let now = state.now();
-    if packaged.incomplete.is_empty() {
-        tracked.advance_job(machine::ImportJobState::Completed, &who, now, message)?;
-        tracing::info!(job = %tracked.row.id, assembled = packaged.assembled.len(), "import job packaged and completed");
-    } else {
-        let text = incomplete_message(&packaged.incomplete);
-        let text = match message {
-            Some(note) => format!("{note}: {text}"),
-            None => text,
-        };
-        tracked.note_job(ImportJobState::Packaging, ImportJobState::Packaging, &who, now, Some(text));
-        tracing::info!(job = %tracked.row.id, incomplete = packaged.incomplete.len(), "import job waits for a repair drive");
+    match files_missing(&state, &tracked.row).await? {
+        Some(missing) if missing.is_empty() && packaged.incomplete.is_empty() => {
+            tracked.advance_job(machine::ImportJobState::Completed, &who, now, message)?;
+            tracing::info!(job = %tracked.row.id, assembled = packaged.assembled.len(), "import job packaged and completed");
+        }
+        missing => {
+            let text = match &missing {
+                Some(missing) => incomplete_message(&packaged.incomplete, missing),
+                None => no_file_list(&tracked.row.name),
+            };
+            let text = match message {
+                Some(note) => format!("{note}: {text}"),
+                None => text,
+            };
+            tracked.note_job(ImportJobState::Packaging, ImportJobState::Packaging, &who, now, Some(text));
+            tracing::info!(
+                job = %tracked.row.id,
+                incomplete = packaged.incomplete.len(),
+                missing = missing.as_ref().map(Vec::len),
+                "import job waits for a repair drive"
+            );
+        }
     }
     tracked.store(&state).await?;
     Ok(Json(view(&state, &tracked.row.id).await?))
+}
+
+/// The files of the job's file list its container does not hold whole, or
+/// `None` when no file list was registered (then nothing can say the seed is whole).
+pub(crate) async fn files_missing(state: &AppState, row: &ImportJobRow) -> ApiResult<Option<Vec<ImportFile>>> {
+    if row.file_list.is_none() {
+        return Ok(None);
+    }
+    let list = state.db.import_file_list(&row.id).await?;
+    let present = state.storage.import_files(&folder_of(row)).await?;
+    Ok(Some(missing_from(&list, &present)))
+}
+
+/// Why a job without a file list cannot complete, and what to do.
+pub(crate) fn no_file_list(job_name: &str) -> String {
+    format!(
+        "import job '{job_name}' has no file list, so the service cannot tell whether every file of the seed \
+         arrived: run `offsite diskprep` again on the copy computer with the staging location to register it, then \
+         package the job again"
+    )
+}
+
+/// Most files a message names.
+const NAMED_FILES: usize = 40;
+
+/// Where a job's file list is registered.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct FileListQuery {
+    /// The list's digest as diskprep computed it from the staging location (64 hex
+    /// digits): a list cut short or changed on the way does not match it.
+    digest: String,
+}
+
+/// The most bytes a file list may have (8 million lines of long paths).
+const MAX_FILE_LIST_BYTES: u64 = 1 << 30;
+
+/// Registers the files the job's drive set carries (diskprep, once, before the job
+/// completes): text, one line `<size> <path>` per file in path order. The job
+/// completes only when its container holds every one of them whole; the same list
+/// again changes nothing.
+#[utoipa::path(put, path = "/import-jobs/{import_job_id}/file-list", tag = "import-jobs",
+    security(("bearer" = []), ("offsite_app" = [])),
+    params(("import_job_id" = String, Path), FileListQuery),
+    request_body(content = String, content_type = "text/plain", description = "one line `<size> <path>` per file, in path order"),
+    responses((status = 200, body = ImportJobView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn put_file_list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(import_job_id): Path<String>,
+    ApiQuery(query): ApiQuery<FileListQuery>,
+    body: Body,
+) -> ApiResult<Json<ImportJobView>> {
+    let tracked = load_seeded(&state, &principal, &import_job_id).await?;
+    let name = &tracked.row.name;
+    let mut stream = body.into_data_stream();
+    let digest = query.digest.to_ascii_lowercase();
+    let refusal = if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some(Failure::BadRequest(format!(
+            "'{}' is not a file list digest: use the 64 hex digits diskprep computes",
+            query.digest
+        )))
+    } else if matches!(tracked.job.state(), machine::ImportJobState::Completed | machine::ImportJobState::Closed)
+        && tracked.row.file_list.is_none()
+    {
+        Some(Failure::Conflict(format!(
+            "import job '{name}' is {}: its file list can no longer be registered",
+            tracked.job.state()
+        )))
+    } else {
+        None
+    };
+    if refusal.is_some() || tracked.row.file_list.is_some() {
+        // The caller is still sending: it should hear the answer.
+        crate::unread_body::drain(&mut stream, DRAIN_LIMIT).await;
+    }
+    if let Some(failure) = refusal {
+        return Err(failure);
+    }
+    if let Some(existing) = &tracked.row.file_list {
+        return if existing.digest == digest {
+            Ok(Json(view(&state, &tracked.row.id).await?))
+        } else {
+            Err(another_file_list(name, existing))
+        };
+    }
+    let (files, received) = read_file_list(&mut stream).await?;
+    if received.digest != digest {
+        return Err(Failure::BadRequest(format!(
+            "the file list received ({} files) does not match its digest {digest}: it was cut short or changed on \
+             the way; nothing was stored, send it again",
+            received.files
+        )));
+    }
+    if !state.db.insert_import_file_list(&tracked.row.id, &received, &files).await? {
+        // Registered meanwhile (a retried request): the same list is fine.
+        let stored = state.db.import_job(&tracked.row.id).await?.and_then(|row| row.file_list);
+        if let Some(existing) = stored.filter(|existing| existing.digest != digest) {
+            return Err(another_file_list(name, &existing));
+        }
+    }
+    tracing::info!(job = %tracked.row.id, files = received.files, bytes = received.bytes, "import job file list registered");
+    Ok(Json(view(&state, &tracked.row.id).await?))
+}
+
+fn another_file_list(name: &str, existing: &ImportFileListSummary) -> Failure {
+    Failure::Conflict(format!(
+        "import job '{name}' has another file list already ({} files, digest {}…): a drive set's files do not \
+         change; for another staging location create another import job",
+        existing.files,
+        existing.digest.get(..12).unwrap_or(&existing.digest)
+    ))
+}
+
+/// Reads a file list body: UTF-8 lines, each checked as it comes (the seeding
+/// crate's format, and the service's rule for import paths); bounded.
+async fn read_file_list(
+    stream: &mut (impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin),
+) -> ApiResult<(Vec<ImportFile>, ImportFileListSummary)> {
+    use futures::StreamExt;
+    let mut reader = offsite_seeding::file_list::FileListReader::new();
+    let mut files = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Failure::BadRequest(format!("the upload broke off: {e}")))?;
+        total += chunk.len() as u64;
+        if total > MAX_FILE_LIST_BYTES {
+            return Err(Failure::TooLarge(format!("a file list is at most {MAX_FILE_LIST_BYTES} bytes")));
+        }
+        pending.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = std::str::from_utf8(&pending[start..start + end])
+                .map_err(|_| Failure::BadRequest("a file list is UTF-8 text".into()))?;
+            let listed = reader.read_line(line).map_err(|e| Failure::BadRequest(e.to_string()))?;
+            check_import_path(&listed.path)?;
+            files.push(ImportFile { path: listed.path, size: listed.size });
+            start += end + 1;
+        }
+        pending.drain(..start);
+        if pending.len() > 8192 {
+            return Err(Failure::BadRequest("a line of the file list is longer than any path".into()));
+        }
+    }
+    if !pending.is_empty() {
+        return Err(Failure::BadRequest("the file list must end with a newline: it was cut short".into()));
+    }
+    let (count, bytes, digest) = reader.finish();
+    Ok((files, ImportFileListSummary { files: count, bytes, digest }))
+}
+
+/// The files of the job's file list that its container lacks (or holds at another
+/// size): what a repair drive must bring. `diskprep --repair` asks for them.
+#[utoipa::path(get, path = "/import-jobs/{import_job_id}/missing-files", tag = "import-jobs",
+    security(("bearer" = []), ("offsite_app" = [])),
+    params(("import_job_id" = String, Path)),
+    responses((status = 200, body = Vec<ImportFile>), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the job has no file list")))]
+async fn list_missing_files(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(import_job_id): Path<String>,
+) -> ApiResult<Json<Vec<ImportFile>>> {
+    let tracked = load_seeded(&state, &principal, &import_job_id).await?;
+    match files_missing(&state, &tracked.row).await? {
+        Some(missing) => Ok(Json(missing)),
+        None => Err(Failure::Conflict(no_file_list(&tracked.row.name))),
+    }
 }

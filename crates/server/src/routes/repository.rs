@@ -113,6 +113,7 @@ async fn put_file(
     let vault_id = own_repository(&state, &principal, &machine_id).await?;
     let file = RepoFile::parse(&folder, &name)?;
     let stored = state.storage.put(&vault_id, &machine_id, &file, body.into_data_stream()).await?;
+    state.db.list_repository_file(&machine_id, file.kind, &file.name, stored, state.now().unix_timestamp()).await?;
     metrics::counter!("offsite_bytes_in_total").increment(stored);
     Ok(StatusCode::CREATED)
 }
@@ -142,6 +143,8 @@ async fn delete_file(
 ) -> ApiResult<StatusCode> {
     let vault_id = own_repository(&state, &principal, &machine_id).await?;
     let file = RepoFile::parse(&folder, &name)?;
+    // Unlisted first: a crash between leaves a stored file unlisted, which is harmless.
+    state.db.unlist_repository_file(&machine_id, file.kind, &file.name).await?;
     state.storage.delete(&vault_id, &machine_id, &file).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -476,3 +476,22 @@ pub fn secret_of(token: &str) -> &str {
 pub fn id_of(token: &str) -> &str {
     token.split_once('.').expect("tokens are <id>.<secret>").0
 }
+
+/// The text and digest of a file list of (path, size), sorted by path.
+pub fn file_list(files: &[(String, u64)]) -> (String, String) {
+    let mut sorted: Vec<&(String, u64)> = files.iter().collect();
+    sorted.sort();
+    let mut digest = offsite_seeding::file_list::ListingDigest::default();
+    let mut text = String::new();
+    for (path, size) in sorted {
+        digest.add(path, *size);
+        text.push_str(&offsite_seeding::file_list::line(path, *size));
+    }
+    (text, digest.finish())
+}
+
+/// Registers a job's file list, as diskprep does.
+pub fn register_file_list(client: &Client, job_id: &str, files: &[(String, u64)]) -> ImportJobView {
+    let (text, digest) = file_list(files);
+    client.put_import_file_list(job_id, &digest, text).expect("the file list is registered")
+}

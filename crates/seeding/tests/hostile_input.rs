@@ -367,3 +367,33 @@ fn journal_positions_that_do_not_fit_the_staging_files_are_refused() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
+
+    /// A file list is outside input to the service: every line is a file or a named
+    /// refusal, never a panic, and a line's allocation stays near its length.
+    #[test]
+    fn file_list_lines_are_files_or_refused_by_name(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                "[0-9]{1,25} [a-z/._-]{0,40}",
+                any::<String>(),
+                Just("18446744073709551616 data/x".to_string()),
+                Just("1 ../x".to_string()),
+            ],
+            0..20,
+        )
+    ) {
+        use offsite_seeding::file_list::{FileListError, FileListReader};
+        let mut reader = FileListReader::new();
+        for line in &lines {
+            let ((), peak) = peak_during(|| match reader.read_line(line) {
+                Ok(file) => assert!(line.ends_with(&file.path) && !file.path.is_empty()),
+                Err(FileListError::Malformed { .. } | FileListError::BadPath { .. } | FileListError::OutOfOrder { .. }) => {}
+                Err(FileListError::TooMany) => panic!("twenty lines are not too many"),
+            });
+            assert_bounded("file list line", line.len(), peak);
+        }
+    }
+}

@@ -11,8 +11,6 @@
 //! packs that did arrive stay, unindexed, and the next backup re-indexes and
 //! reuses them.
 
-use std::collections::HashMap;
-
 use offsite_engine::backend::FileKind;
 use offsite_engine::check::{self, CheckOptions};
 use offsite_engine::id::Id;
@@ -46,12 +44,7 @@ pub fn verify(repo: &Repository, snapshot_id: &str) -> AgentResult<Result<(), Se
 /// Removes the seed's snapshot and every index file that names a pack the
 /// repository lacks (or holds at another size). Returns the index files removed.
 pub fn withdraw(repo: &Repository, snapshot_id: &str) -> AgentResult<usize> {
-    let stored: HashMap<Id, u64> = repo
-        .backend()
-        .list(FileKind::Pack)?
-        .into_iter()
-        .filter_map(|f| f.name.parse().ok().map(|id| (id, f.size)))
-        .collect();
+    let stored = repo.stored_packs()?;
     let mut removed = 0;
     for id in repo.list_ids(FileKind::Index)? {
         let whole = match repo.load_index_file(&id) {

@@ -112,6 +112,15 @@ impl DriveSet {
     }
 }
 
+/// A service, a staged site and its seed prepared on drives and shipped.
+fn prepared_seed() -> (tempfile::TempDir, Service, Site, DriveSet) {
+    let scratch = temp();
+    let service = Service::start(scratch.path());
+    let site = staged_site(&service, scratch.path());
+    let set = prepare(&site);
+    (scratch, service, site, set)
+}
+
 fn prepare(site: &Site) -> DriveSet {
     let mut args = Vec::new();
     let drives: Vec<String> = (1..=8).map(|n| utf8(&site.drive(n)).to_string()).collect();
@@ -190,10 +199,7 @@ fn adopt_and_restore(site: &Site) {
 
 #[test]
 fn damage_inside_a_file_wholly_on_one_drive_is_repaired_before_adoption() {
-    let scratch = temp();
-    let service = Service::start(scratch.path());
-    let site = staged_site(&service, scratch.path());
-    let set = prepare(&site);
+    let (_scratch, service, site, set) = prepared_seed();
     // A pack wholly on a drive that is neither the first nor the last, if any.
     let last = set.drives.len() - 1;
     let stream = stream_of(&site.staging);
@@ -217,10 +223,7 @@ fn damage_inside_a_file_wholly_on_one_drive_is_repaired_before_adoption() {
 
 #[test]
 fn damage_in_a_file_spanning_two_drives_is_repaired_before_adoption() {
-    let scratch = temp();
-    let service = Service::start(scratch.path());
-    let site = staged_site(&service, scratch.path());
-    let set = prepare(&site);
+    let (_scratch, service, site, set) = prepared_seed();
     let stream = stream_of(&site.staging);
     let victim = stream
         .iter()
@@ -239,10 +242,7 @@ fn damage_in_a_file_spanning_two_drives_is_repaired_before_adoption() {
 
 #[test]
 fn a_drive_whose_manifest_is_damaged_is_repaired_before_adoption() {
-    let scratch = temp();
-    let service = Service::start(scratch.path());
-    let site = staged_site(&service, scratch.path());
-    let set = prepare(&site);
+    let (_scratch, service, site, set) = prepared_seed();
     set.damage_manifest(1);
 
     site.datacenter(&service, &["receive", "--job", JOB]).run().ok();
@@ -271,10 +271,7 @@ fn a_drive_whose_manifest_is_damaged_is_repaired_before_adoption() {
 
 #[test]
 fn a_drive_never_ingested_keeps_the_job_until_it_is() {
-    let scratch = temp();
-    let service = Service::start(scratch.path());
-    let site = staged_site(&service, scratch.path());
-    let set = prepare(&site);
+    let (_scratch, service, site, set) = prepared_seed();
     let all_but_one: Vec<usize> = (0..set.drives.len()).filter(|i| *i != 1).collect();
     let last_report = ingest_all(&site, &service, &set, &all_but_one);
     assert_eq!(last_report["job_state"], "transferring", "{last_report}");

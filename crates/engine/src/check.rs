@@ -61,12 +61,7 @@ pub fn check(repo: &Repository, options: CheckOptions, progress: &Progress) -> R
     }
 
     // Packs: present, and of the recorded size.
-    let stored: HashMap<Id, u64> = repo
-        .backend()
-        .list(FileKind::Pack)?
-        .into_iter()
-        .filter_map(|f| f.name.parse().ok().map(|id| (id, f.size)))
-        .collect();
+    let stored: HashMap<Id, u64> = repo.stored_packs()?;
     for pack in index.packs() {
         match stored.get(&pack.id) {
             None => report.errors.push(format!("pack {} is missing (the index lists it)", pack.id)),

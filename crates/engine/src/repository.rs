@@ -227,6 +227,16 @@ impl Repository {
         Ok(self.backend.list(kind)?.into_iter().filter_map(|f| f.name.parse().ok()).collect())
     }
 
+    /// The packs stored, with their sizes (one listing).
+    pub fn stored_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
+        Ok(self
+            .backend
+            .list(FileKind::Pack)?
+            .into_iter()
+            .filter_map(|f| Some((f.name.parse().ok()?, f.size)))
+            .collect())
+    }
+
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
         let json = serde_json::to_vec(snapshot).expect("snapshot serialises");
         self.save_sealed(FileKind::Snapshot, Purpose::Snapshot, &json)

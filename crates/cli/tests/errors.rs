@@ -246,3 +246,14 @@ fn unreachable_object_storage_is_named() {
         assert!(run.elapsed < Duration::from_secs(60), "took too long to give up:\n{run}");
     }
 }
+
+/// `offsite … | head`: once the reader has gone, the binary ends like any other
+/// program there (by SIGPIPE), with nothing on stderr, not a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let tmp = temp();
+    let repo_dir = repository(tmp.path());
+    offsite(["completions", "bash"]).run_into_closed_pipe().ended_by_the_closed_pipe();
+    repo(&repo_dir, ["snapshots", "--json"]).run_into_closed_pipe().ended_by_the_closed_pipe();
+    repo(&repo_dir, ["ls", "latest"]).run_into_closed_pipe().ended_by_the_closed_pipe();
+}

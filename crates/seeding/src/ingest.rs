@@ -36,6 +36,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc::{channel, Receiver, Sender};
 
+use offsite_api::size::plural;
+
 use crate::admission::{AdmissionError, Admitted};
 use crate::drive::{BadBlock, BlockProblem, DriveError, DriveKey, DriveReader, FilePart, VerifyReport};
 
@@ -323,8 +325,8 @@ fn ingest_reader(
         let reason = uploaded.get(&example).and_then(|o| o.result.as_ref().err()).map(|e| e.to_string());
         let _ = writeln!(
             retries_log,
-            "re-sending {} part(s) after {} s (retry {retry}); {} offset {} failed: {}",
-            pending.len(),
+            "re-sending {} after {} s (retry {retry}); {} offset {} failed: {}",
+            plural(pending.len(), "part"),
             delay.as_secs_f64(),
             parts[example].path,
             parts[example].offset_in_file,
@@ -361,12 +363,12 @@ fn ingest_reader(
     );
     let _ = writeln!(
         verbose,
-        "stream bytes {}..{}: {} file parts in {} data blocks of {} bytes",
+        "stream bytes {}..{}: {} in {} of {}",
         manifest.stream_start,
         manifest.stream_end,
-        parts.len(),
-        report.data_blocks,
-        header.block_size
+        plural(parts.len(), "file part"),
+        plural(report.data_blocks, "data block"),
+        plural(header.block_size, "byte")
     );
     verbose.push_str(&retries_log);
     for (index, part) in parts.iter().enumerate() {
@@ -415,7 +417,7 @@ fn ingest_reader(
     }
     let _ = writeln!(
         verbose,
-        "blocks: {} read, {} good, {} bad of {}; parts: {} delivered, {} stored already, {} not, of {}; {} bytes \
+        "blocks: {} read, {} good, {} bad of {}; parts: {} delivered, {} stored already, {} not, of {}; {} \
          delivered",
         report.blocks_read,
         report.good_blocks,
@@ -425,7 +427,7 @@ fn ingest_reader(
         stored_before.len(),
         failed_parts.len(),
         parts.len(),
-        bytes_delivered
+        plural(bytes_delivered, "byte")
     );
 
     let files_needing_repair: Vec<String> =
@@ -638,10 +640,10 @@ fn error_log(
     let mut log = String::new();
     let _ = writeln!(
         log,
-        "drive {} of import job {import_job}, index {index}: {} bad block(s), {} part(s) not delivered",
+        "drive {} of import job {import_job}, index {index}: {}, {} not delivered",
         hex::encode(drive_id),
-        bad.len(),
-        failed.len()
+        plural(bad.len(), "bad block"),
+        plural(failed.len(), "part")
     );
     for block in bad {
         if block.affects.is_empty() {

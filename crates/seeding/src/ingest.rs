@@ -264,11 +264,33 @@ pub fn ingest_admitted(
     uploader: &dyn PartUploader,
     progress: &(dyn Fn(&IngestProgress) + Sync),
 ) -> Result<IngestReport, AdmissionError> {
+    Ok(open_admitted(admitted, key)?.ingest(uploader, progress))
+}
+
+/// An admitted drive unlocked by its key, its header authenticated as the admitted
+/// one and its manifest read, and nothing of its data read yet. A station opens
+/// the drive before it records anything against it on the service, so that a
+/// wrong key or a swapped drive changes no state there.
+pub struct OpenedDrive {
+    reader: DriveReader,
+}
+
+/// Opens an admitted drive with `key`: the errors of [`DriveReader::open`] (a wrong
+/// key among them), or [`AdmissionError::ChangedSinceAdmission`] when the
+/// authenticated header is not the admitted one.
+pub fn open_admitted(admitted: &Admitted, key: &DriveKey) -> Result<OpenedDrive, AdmissionError> {
     let reader = DriveReader::open(&admitted.path, key)?;
     if reader.fingerprint() != admitted.header.fingerprint {
         return Err(AdmissionError::ChangedSinceAdmission { path: admitted.path.display().to_string() });
     }
-    Ok(ingest_reader(reader, uploader, progress))
+    Ok(OpenedDrive { reader })
+}
+
+impl OpenedDrive {
+    /// Verifies every block and uploads every part, as [`ingest_drive`] does.
+    pub fn ingest(self, uploader: &dyn PartUploader, progress: &(dyn Fn(&IngestProgress) + Sync)) -> IngestReport {
+        ingest_reader(self.reader, uploader, progress)
+    }
 }
 
 /// Reads the drive at `path` with `key` (taking its manifest from

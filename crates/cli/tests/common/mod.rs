@@ -113,6 +113,23 @@ impl Cli {
         self
     }
 
+    /// More arguments after those given.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        for arg in args {
+            self.shown.push(' ');
+            self.shown.push_str(arg);
+            self.cmd.arg(arg);
+        }
+        self
+    }
+
+    /// Runs it in this folder (relative paths it prints are relative to it).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.shown = format!("(in {}) {}", dir.display(), self.shown);
+        self.cmd.current_dir(dir);
+        self
+    }
+
     /// Opens the repository with this passphrase instead of [`PASSWORD`].
     pub fn password(self, passphrase: &str) -> Self {
         self.env("OFFSITE_PASSWORD", passphrase)

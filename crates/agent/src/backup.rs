@@ -66,7 +66,7 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
     let config = AgentConfig::load(&home.config_file)?;
     let registration = Registration::load(home)?;
     if config.protect.is_empty() {
-        return Err(AgentError::NothingProtected);
+        return Err(AgentError::NothingProtected { protect: home.command("agent protect add PATH") });
     }
     let passphrase = stored_passphrase(home)?;
     let client = registration.client()?;
@@ -119,7 +119,10 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
                     run(&registration, &config, &passphrase, throttle, progress, &mut report, &mut backend)
                 }
                 Ok(progress_now) => {
-                    report.message = Some(crate::offline::waiting_message(&offline.import_job));
+                    report.message = Some(match progress_now {
+                        SeedProgress::NotYetCreated => crate::offline::drives_not_prepared_message(home, offline),
+                        _ => crate::offline::waiting_message(&offline.import_job),
+                    });
                     if let SeedProgress::Travelling(state) = progress_now {
                         tracing::info!(import_job = %offline.import_job, ?state, "the offline seed is travelling");
                     }
@@ -133,9 +136,9 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
     };
     if let (Some(seed), Ok(_)) = (&adopted, &result) {
         report.message = Some(format!(
-            "offline seed of import job {} adopted into the vault ({} files, {} MiB); then {}",
+            "offline seed of import job {} adopted into the vault ({}, {} MiB); then {}",
             seed.import_job,
-            seed.files,
+            offsite_api::size::plural(seed.files, "file"),
             seed.bytes.div_ceil(1 << 20),
             report.message.as_deref().unwrap_or("an incremental backup")
         ));

@@ -87,7 +87,7 @@ fn run_with_retries(
                 return;
             }
             Err(error) => {
-                let permanent = matches!(error, AgentError::NothingProtected | AgentError::NotRegistered { .. });
+                let permanent = matches!(error, AgentError::NothingProtected { .. } | AgentError::NotRegistered { .. });
                 let time_left = (next_run - Local::now()).to_std().unwrap_or(Duration::ZERO);
                 let retry_in = (!permanent && attempt < config.retry.attempts && delay < time_left).then_some(delay);
                 on_event(DaemonEvent::Failed { attempt, error: error.to_string(), retry_in });

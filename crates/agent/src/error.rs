@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("this machine is not registered (no {path}): run `offsite agent register --vault-credentials FILE` first")]
-    NotRegistered { path: PathBuf },
+    /// `register` is the command that registers it (with this agent's `--agent-home`).
+    #[error("this machine is not registered (no {path}): run `{register}` first")]
+    NotRegistered { path: PathBuf, register: String },
     #[error("this machine is already registered to vault '{vault}' as machine {machine}; its state is in {home}")]
     AlreadyRegistered { vault: String, machine: String, home: PathBuf },
     #[error(
@@ -23,8 +24,9 @@ pub enum AgentError {
          registration (--passphrase-file FILE). Without it these backups cannot be read"
     )]
     WrongPassphrase,
-    #[error("nothing to back up: add a path with `offsite agent protect add PATH`")]
-    NothingProtected,
+    /// `protect` is the command that adds a path (with this agent's `--agent-home`).
+    #[error("nothing to back up: add a path with `{protect}`")]
+    NothingProtected { protect: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

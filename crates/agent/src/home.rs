@@ -14,12 +14,36 @@ use crate::error::{io_error, AgentResult};
 pub struct AgentHome {
     pub config_file: PathBuf,
     pub state_dir: PathBuf,
+    /// The folder given with `--agent-home`, if one was.
+    pub folder: Option<PathBuf>,
 }
 
 impl AgentHome {
     /// Both files in one folder (tests, portable installs, several agents on one host).
     pub fn in_folder(folder: &Path) -> AgentHome {
-        AgentHome { config_file: folder.join("agent.toml"), state_dir: folder.join("state") }
+        AgentHome {
+            config_file: folder.join("agent.toml"),
+            state_dir: folder.join("state"),
+            folder: Some(folder.to_path_buf()),
+        }
+    }
+
+    /// A command to print as the next step for this agent: `offsite ROLE ARGS…`
+    /// with `--agent-home DIR` after the role when this home was given that way,
+    /// so that typed as printed it works on this agent's files and no other.
+    /// `command` is `"agent backup --now"`, `"certgen export-cert --out F"`, …
+    pub fn command(&self, command: &str) -> String {
+        let (role, rest) = command.split_once(' ').unwrap_or((command, ""));
+        let mut line = format!("offsite {role}");
+        if let Some(folder) = &self.folder {
+            line.push_str(" --agent-home ");
+            line.push_str(&shell_word(&folder.display().to_string()));
+        }
+        if !rest.is_empty() {
+            line.push(' ');
+            line.push_str(rest);
+        }
+        line
     }
 
     /// The usual places for the current user.
@@ -28,6 +52,7 @@ impl AgentHome {
             return AgentHome {
                 config_file: PathBuf::from("/etc/offsite/agent.toml"),
                 state_dir: PathBuf::from("/var/lib/offsite/agent"),
+                folder: None,
             };
         }
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
@@ -37,6 +62,7 @@ impl AgentHome {
         AgentHome {
             config_file: xdg("XDG_CONFIG_HOME", ".config").join("offsite/agent.toml"),
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("offsite/agent"),
+            folder: None,
         }
     }
 
@@ -62,5 +88,40 @@ impl AgentHome {
             std::fs::create_dir_all(parent).map_err(io_error(parent))?;
         }
         Ok(())
+    }
+}
+
+/// `text` as one word a POSIX shell reads back unchanged: as it is when it holds
+/// only characters no shell treats specially, else in single quotes.
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | ':' | '@' | '%' | '+' | '=' | ',')
+        });
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_steps_name_the_agent_home_they_were_given() {
+        let home = AgentHome::in_folder(Path::new("/srv/agent two"));
+        assert_eq!(home.command("agent backup --now"), "offsite agent --agent-home '/srv/agent two' backup --now");
+        assert_eq!(home.command("diskprep"), "offsite diskprep --agent-home '/srv/agent two'");
+        let usual = AgentHome { folder: None, ..home };
+        assert_eq!(usual.command("agent backup --now"), "offsite agent backup --now");
+    }
+
+    #[test]
+    fn shell_words_read_back_unchanged() {
+        assert_eq!(shell_word("/tmp/a-b_c.d"), "/tmp/a-b_c.d");
+        assert_eq!(shell_word("it's here"), "'it'\\''s here'");
+        assert_eq!(shell_word(""), "''");
     }
 }

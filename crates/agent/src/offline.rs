@@ -21,16 +21,32 @@ pub fn waiting_message(import_job: &str) -> String {
     format!("Waiting for import job {import_job} to complete")
 }
 
+/// The message a backup records while the seed is in the staging location and
+/// diskprep has not created the import job yet ([`SeedProgress::NotYetCreated`]):
+/// there is no job to wait for, there are drives to prepare, with this command.
+pub fn drives_not_prepared_message(home: &AgentHome, offline: &OfflineSeeding) -> String {
+    let staging = crate::home::shell_word(&offline.staging.display().to_string());
+    format!(
+        "Waiting for the drives of import job {}: run `{}` to prepare them",
+        offline.import_job,
+        home.command(&format!("diskprep --staging {staging}"))
+    )
+}
+
 /// Records the offline-seeding settings and prepares the staging repository.
 pub fn configure(home: &AgentHome, settings: OfflineSeeding) -> AgentResult<OfflineSeeding> {
-    offsite_api::types::check_name("import job", &settings.import_job).map_err(AgentError::Invalid)?;
+    // The service's rule, here where the name is first typed: not after the
+    // staging backup is written and a drive formatted, when diskprep creates the job.
+    offsite_seeding::import_job::check_job_name(&settings.import_job)
+        .map_err(|e| AgentError::Invalid(e.to_string()))?;
     let registration = Registration::load(home)?;
     let mut config = AgentConfig::load(&home.config_file)?;
     if let Some(existing) = &config.offline {
         if existing.import_job != settings.import_job {
             return Err(AgentError::Invalid(format!(
-                "offline seeding is already configured for import job '{}'; cancel it first (offsite agent offline cancel)",
-                existing.import_job
+                "offline seeding is already configured for import job '{}'; cancel it first ({})",
+                existing.import_job,
+                home.command("agent offline cancel")
             )));
         }
     }
@@ -228,8 +244,9 @@ pub fn adopt_if_complete(
     };
     let Some(snapshot_id) = offline.staged_snapshot.clone() else {
         return Err(AgentError::Invalid(format!(
-            "the seed for import job {} is not in the staging location yet: run `offsite agent backup --now`",
-            offline.import_job
+            "the seed for import job {} is not in the staging location yet: run `{}`",
+            offline.import_job,
+            home.command("agent backup --now")
         )));
     };
     let job = match client.find_import_job(&offline.import_job) {
@@ -243,8 +260,9 @@ pub fn adopt_if_complete(
             return Err(AgentError::Invalid(format!(
                 "import job {} was closed before it completed (cancelled, or the drives did not arrive within \
                  14 days of the shipping details): prepare and ship the staging location again with a new import \
-                 job, or run `offsite agent offline cancel` to send the first backup over the network",
-                offline.import_job
+                 job, or run `{}` to send the first backup over the network",
+                offline.import_job,
+                home.command("agent offline cancel")
             )))
         }
         state => return Ok(SeedProgress::Travelling(state)),
@@ -254,7 +272,7 @@ pub fn adopt_if_complete(
     let vault = crate::repository::open(registration, &stored_passphrase(home)?, &config.retry, None)?;
     if let Err(problems) = crate::seed_check::verify(&vault.repo, &snapshot_id)? {
         crate::seed_check::withdraw(&vault.repo, &snapshot_id)?;
-        return Err(crate::seed_check::refusal(&offline.import_job, &problems));
+        return Err(crate::seed_check::refusal(home, &offline.import_job, &problems));
     }
     let adopted = crate::config::AdoptedSeed {
         import_job: offline.import_job.clone(),

@@ -38,11 +38,13 @@ pub struct ApplicationEntries {
 /// Where certgen's files live for this agent.
 pub struct ApplicationFiles {
     pub folder: PathBuf,
+    /// The agent's home, for the commands its messages name.
+    home: AgentHome,
 }
 
 impl ApplicationFiles {
     pub fn of(home: &AgentHome) -> ApplicationFiles {
-        ApplicationFiles { folder: home.state_dir.join("offline") }
+        ApplicationFiles { folder: home.state_dir.join("offline"), home: home.clone() }
     }
 
     pub fn key_file(&self) -> PathBuf {
@@ -72,8 +74,9 @@ impl ApplicationFiles {
         if key.exists() {
             return Err(AgentError::Invalid(format!(
                 "{} already holds an application key: certgen keeps it rather than replace a key the service \
-                 may know. Use `offsite certgen export-cert` to upload its certificate, or move the file away first",
-                key.display()
+                 may know. Use `{}` to upload its certificate, or move the file away first",
+                key.display(),
+                home.command("certgen export-cert --out offsite-application.cer")
             )));
         }
         offsite_api::files::write_secret_file(&key, key_pem)?;
@@ -88,8 +91,9 @@ impl ApplicationFiles {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Err(AgentError::Invalid(format!(
-                    "no application certificate at {}: run `offsite certgen create-application` first",
-                    path.display()
+                    "no application certificate at {}: run `{}` first",
+                    path.display(),
+                    self.home.command("certgen create-application --subscription SUB --publish-settings FILE")
                 )))
             }
             Err(err) => return Err(io_error(&path)(err)),
@@ -141,9 +145,9 @@ pub fn load_identity(
     let path = files.params_file(storage_account);
     if !path.exists() {
         return Err(AgentError::Invalid(format!(
-            "no {} on this machine: run `offsite certgen add-agent-entries --storage-account {storage_account} …`, \
-             or give the subscription's --publish-settings file",
-            path.display()
+            "no {} on this machine: run `{} …`, or give the subscription's --publish-settings file",
+            path.display(),
+            home.command(&format!("certgen add-agent-entries --storage-account {storage_account}"))
         )));
     }
     let params = OfflineApplicationParams::read(&path)?;

@@ -2,7 +2,7 @@
 //! credential, kept in the state folder with 0600 permissions beside the
 //! encryption passphrase (which never leaves the machine).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +42,7 @@ impl Registration {
         let path = home.registration_file();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(AgentError::NotRegistered { path }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(not_registered(home, path)),
             Err(err) => return Err(io_error(&path)(err)),
         };
         toml::from_str(&text).map_err(|e| AgentError::Config { path, reason: e.to_string() })
@@ -55,6 +55,10 @@ impl Registration {
         write_secret_file(&path, &text)?;
         Ok(())
     }
+}
+
+fn not_registered(home: &AgentHome, path: PathBuf) -> AgentError {
+    AgentError::NotRegistered { path, register: home.command("agent register --vault-credentials FILE") }
 }
 
 pub fn check_passphrase(passphrase: &str) -> AgentResult<()> {
@@ -70,9 +74,7 @@ pub fn stored_passphrase(home: &AgentHome) -> AgentResult<String> {
     let path = home.passphrase_file();
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(text.trim_end_matches('\n').to_string()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            Err(AgentError::NotRegistered { path: home.registration_file() })
-        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(not_registered(home, home.registration_file())),
         Err(err) => Err(io_error(&path)(err)),
     }
 }

@@ -11,7 +11,7 @@ use offsite_engine::progress::Progress;
 use offsite_engine::restorer::{self, OverwritePolicy, RestoreOptions, RestoreOutcome};
 
 use crate::config::AgentConfig;
-use crate::error::AgentResult;
+use crate::error::{AgentError, AgentResult};
 use crate::history::{self, JobRecord};
 use crate::home::AgentHome;
 use crate::registration::{stored_passphrase, Registration};
@@ -36,6 +36,27 @@ pub struct RestoreRun {
     pub outcome: RestoreOutcome,
 }
 
+/// The engine names snapshots and `offsite repo` commands; an agent user has
+/// recovery points and `offsite agent` commands.
+fn in_agent_terms(home: &AgentHome, err: offsite_engine::Error) -> AgentError {
+    use offsite_engine::Error;
+    match err {
+        Error::SnapshotNotFound(point) if point == "latest" => AgentError::Invalid(format!(
+            "this machine has no recovery point yet: back up first (`{}`)",
+            home.command("agent backup --now")
+        )),
+        Error::SnapshotNotFound(point) => AgentError::Invalid(format!(
+            "no recovery point matches '{point}'; list them with `{}`",
+            home.command("agent recovery-points")
+        )),
+        Error::AmbiguousSnapshot(point) => AgentError::Invalid(format!(
+            "'{point}' matches several recovery points; give more digits of the id (`{}` lists them)",
+            home.command("agent recovery-points")
+        )),
+        other => other.into(),
+    }
+}
+
 pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) -> AgentResult<RestoreRun> {
     let config = AgentConfig::load(&home.config_file)?;
     let registration = Registration::load(home)?;
@@ -45,7 +66,7 @@ pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) 
     };
     let started = OffsetDateTime::now_utc();
     let vault = crate::repository::open(&registration, &passphrase, &config.retry, None)?;
-    let (id, snapshot) = vault.repo.find_snapshot(&request.point)?;
+    let (id, snapshot) = vault.repo.find_snapshot(&request.point).map_err(|e| in_agent_terms(home, e))?;
     let options = RestoreOptions {
         target: request.target.clone(),
         includes: request.paths.clone(),

@@ -18,6 +18,7 @@ use offsite_engine::progress::Progress;
 use offsite_engine::repository::Repository;
 
 use crate::error::{AgentError, AgentResult};
+use crate::home::AgentHome;
 
 /// What an incomplete seed lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub fn withdraw(repo: &Repository, snapshot_id: &str) -> AgentResult<usize> {
 }
 
 /// The refusal for an incomplete seed, naming what it lacks and what to do.
-pub fn refusal(import_job: &str, problems: &SeedProblems) -> AgentError {
+pub fn refusal(home: &AgentHome, import_job: &str, problems: &SeedProblems) -> AgentError {
     const SHOWN: usize = 10;
     let mut named: Vec<&str> = problems.problems.iter().take(SHOWN).map(String::as_str).collect();
     let more = problems.problems.len().saturating_sub(SHOWN);
@@ -74,8 +75,10 @@ pub fn refusal(import_job: &str, problems: &SeedProblems) -> AgentError {
         "the seed of import job {import_job} is not a complete repository, so it was not adopted: {}. The staging \
          location lacked these when diskprep copied it (it was changed or damaged before). Nothing was recorded: the \
          seed's snapshot and its incomplete index were taken out of the vault again, and the packs that arrived stay \
-         for the next backup to reuse. Send the first backup over the network with `offsite agent offline cancel` \
-         and then `offsite agent backup --now`, or stage a new seed for a new import job",
-        named.join("; ")
+         for the next backup to reuse. Send the first backup over the network with `{}` and then `{}`, or stage \
+         a new seed for a new import job",
+        named.join("; "),
+        home.command("agent offline cancel"),
+        home.command("agent backup --now")
     ))
 }

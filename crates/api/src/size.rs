@@ -1,5 +1,5 @@
-//! Byte counts as people read them (`7.3 MiB`), the same in the CLI's output and
-//! the portal's pages.
+//! Byte counts as people read them (`7.3 MiB`), and counts of things (`1 drive`,
+//! `2 drives`), the same in the CLI's output and the portal's pages.
 
 use std::fmt;
 
@@ -24,9 +24,40 @@ impl fmt::Display for ByteSize {
     }
 }
 
+/// A count and its noun, agreeing: `1 drive`, `3 drives`, `0 files`, `1 entry`,
+/// `2 entries`. `noun` is the singular; the plural adds `s` (`es` after s, x, ch
+/// or sh; `ies` for a consonant and `y`), which covers every noun offsite counts.
+pub fn plural(count: impl TryInto<u64>, noun: &str) -> String {
+    let count: u64 = count.try_into().unwrap_or(u64::MAX);
+    if count == 1 {
+        return format!("1 {noun}");
+    }
+    let consonant_y = noun.strip_suffix('y').filter(|stem| !stem.ends_with(['a', 'e', 'i', 'o', 'u']));
+    match consonant_y {
+        Some(stem) => format!("{count} {stem}ies"),
+        None if noun.ends_with(['s', 'x']) || noun.ends_with("ch") || noun.ends_with("sh") => {
+            format!("{count} {noun}es")
+        }
+        None => format!("{count} {noun}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ByteSize;
+    use super::{plural, ByteSize};
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(plural(1u32, "drive"), "1 drive");
+        assert_eq!(plural(0u32, "drive"), "0 drives");
+        assert_eq!(plural(2u64, "bad block"), "2 bad blocks");
+        assert_eq!(plural(1u64, "recovery point"), "1 recovery point");
+        assert_eq!(plural(3u64, "entry"), "3 entries");
+        assert_eq!(plural(3u64, "day"), "3 days");
+        assert_eq!(plural(2u64, "pass"), "2 passes");
+        assert_eq!(plural(2u64, "match"), "2 matches");
+        assert_eq!(plural(1usize, "file"), "1 file");
+    }
 
     #[test]
     fn sizes_read_in_binary_units() {

@@ -1,6 +1,7 @@
 //! How results read on a terminal: sizes and times for people.
 
 pub use crate::commands::repo::human;
+pub use offsite_api::size::plural;
 
 /// A point in time as people read it in listings: `2026-11-25 11:34:13 UTC`.
 pub fn when(time: time::OffsetDateTime) -> String {

@@ -66,6 +66,9 @@ impl Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.command.is_long_running() {
+        end_quietly_when_stdout_closes();
+    }
     let format = match LogFormat::choose(
         std::env::var("OFFSITE_LOG_FORMAT").ok().as_deref(),
         cli.command.is_long_running(),
@@ -107,6 +110,20 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 fn run_command_line(args: &[&str]) -> anyhow::Result<ExitCode> {
     let cli = Cli::try_parse_from(std::iter::once("offsite").chain(args.iter().copied()))?;
     dispatch(cli.command)
+}
+
+/// `offsite … | head` ends the way `cat` does when `head` stops reading: killed
+/// by SIGPIPE, silently, instead of panicking with "failed printing to stdout:
+/// Broken pipe". Rust starts programs with SIGPIPE ignored; this puts back the
+/// default. Not for the service and the agent daemon: they run for days and hold
+/// connections (PostgreSQL over a Unix socket writes with `write`, which raises
+/// SIGPIPE), and a signal would end them without a word in their log.
+fn end_quietly_when_stdout_closes() {
+    // SAFETY: called once at the start of main, before any other thread exists;
+    // setting SIGPIPE's disposition to its default installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// How log lines are written to stderr.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use offsite_engine::progress::Progress;
 
+use crate::display::plural;
+
 pub struct Bar {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -42,9 +44,9 @@ impl Bar {
                         has_totals = true;
                     }
                     bar.set_length(total_bytes.max(bytes));
-                    bar.set_message(format!("{files}/{total_files} files"));
+                    bar.set_message(format!("{files}/{}", plural(total_files, "file")));
                 } else {
-                    bar.set_message(format!("{files} files"));
+                    bar.set_message(plural(files, "file"));
                 }
                 bar.set_position(bytes);
                 std::thread::sleep(Duration::from_millis(100));

@@ -3,12 +3,18 @@
 
 use offsite_api::types::{ImportJobState, ImportJobView};
 
-use crate::display::when;
+use crate::display::{plural, when};
 
-/// One line: the state and what it means for the customer.
-pub fn stage(job: &ImportJobView) -> String {
+/// One line: the state and what it means for the customer. `update_shipping` is
+/// the command that enters the shipping details, as the reader would type it
+/// (`None` at the datacenter, which waits for the customer's).
+pub fn stage(job: &ImportJobView, update_shipping: Option<&str>) -> String {
+    let creating = match update_shipping {
+        Some(command) => format!("drives prepared; enter the shipping details (`{command}`)"),
+        None => "drives prepared; waiting for the customer's shipping details".to_string(),
+    };
     let meaning = match job.state {
-        ImportJobState::Creating => "drives prepared; enter the shipping details (offsite diskprep --update-shipping)",
+        ImportJobState::Creating => creating.as_str(),
         ImportJobState::Shipping => "the package is on its way to the datacenter",
         ImportJobState::Received => "the datacenter received the package",
         ImportJobState::Transferring => "the datacenter is copying the drives into the storage account",
@@ -23,16 +29,19 @@ pub fn stage(job: &ImportJobView) -> String {
     format!("{}: {meaning}{deadline}", job.state.name())
 }
 
-/// The job, its drives and its timeline.
-pub fn print_job(job: &ImportJobView) {
+/// The job, its drives and its timeline; `update_shipping` as for [`stage`].
+pub fn print_job(job: &ImportJobView, update_shipping: Option<&str>) {
     println!("import job {} ({})", job.name, job.id);
-    println!("  state:       {}", stage(job));
+    println!("  state:       {}", stage(job, update_shipping));
     println!("  destination: storage account {} / container {}", job.storage_account, job.container);
     println!("  datacenter:  {}", job.datacenter.name);
     if let Some(shipping) = &job.shipping {
         println!(
-            "  shipping:    {} tracking {} ({} drives, shipped {})",
-            shipping.carrier, shipping.tracking_number, shipping.drive_count, shipping.ship_date
+            "  shipping:    {} tracking {} ({}, shipped {})",
+            shipping.carrier,
+            shipping.tracking_number,
+            plural(shipping.drive_count, "drive"),
+            shipping.ship_date
         );
     }
     for drive in &job.drives {

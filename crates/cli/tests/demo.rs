@@ -14,7 +14,7 @@ fn the_walkthrough_runs_every_step() {
         "$ offsite certgen",
         "$ offsite diskprep",
         "$ offsite datacenter",
-        "Waiting for import job demo-seed-1 to complete",
+        "Waiting for the drives of import job demo-seed-1: run `offsite diskprep --agent-home",
         "adopted",
         "demo finished: every step succeeded",
     ] {

@@ -246,3 +246,22 @@ fn unreachable_object_storage_is_named() {
         assert!(run.elapsed < Duration::from_secs(60), "took too long to give up:\n{run}");
     }
 }
+
+/// `offsite … | head`: once the reader has gone, the binary ends like any other
+/// program there (by SIGPIPE), with nothing on stderr, not a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let tmp = temp();
+    let repo_dir = repository(tmp.path());
+    offsite(["completions", "bash"]).run_into_closed_pipe().ended_by_the_closed_pipe();
+    repo(&repo_dir, ["snapshots", "--json"]).run_into_closed_pipe().ended_by_the_closed_pipe();
+    repo(&repo_dir, ["ls", "latest"]).run_into_closed_pipe().ended_by_the_closed_pipe();
+}
+
+/// The demo passes `--block-size`: diskprep's help lists it, and a size the drive
+/// format cannot take is wrong usage, refused before any drive is touched.
+#[test]
+fn diskprep_documents_and_checks_its_block_size() {
+    offsite(["diskprep", "--help"]).run().ok().stdout_has("--block-size").stdout_has("multiple of 4096");
+    offsite(["diskprep", "--block-size", "1000", "--status"]).run().code(2).stderr_has("--block-size");
+}

@@ -17,12 +17,22 @@ fn whole_path(service: &Service, scratch: &Path) {
     let site = Site::new(service, scratch);
     let staged = site.stage();
 
-    // Later backups wait for the import job and send nothing.
+    // Later backups send nothing; before diskprep there is no import job to wait
+    // for yet, and they say what prepares its drives.
+    let waiting = site.agent.backup();
+    assert_eq!(waiting["report"]["state"], "waiting", "{waiting}");
+    let staging = site.staging.canonicalize().unwrap();
+    let prepare = format!("offsite diskprep --agent-home {} --staging {}", utf8(&site.agent.home), utf8(&staging));
+    assert_eq!(
+        waiting["report"]["message"],
+        format!("Waiting for the drives of import job {JOB}: run `{prepare}` to prepare them")
+    );
+
+    let prepared = site.prepare_two_drives();
+    // Now the job exists, and backups wait for it.
     let waiting = site.agent.backup();
     assert_eq!(waiting["report"]["state"], "waiting", "{waiting}");
     assert_eq!(waiting["report"]["message"], format!("Waiting for import job {JOB} to complete"));
-
-    let prepared = site.prepare_two_drives();
     let drives = prepared["set"]["drives"].as_array().cloned().unwrap_or_default();
     assert!(drives.len() >= 2, "the seed must span drives: {prepared}");
     assert_eq!(prepared["import_job"]["state"], "creating", "{prepared}");
@@ -80,6 +90,147 @@ fn offline_seeding_on_postgresql_and_azurite() {
     whole_path(&service, scratch.path());
 }
 
+/// A printed next step, run as a user types it: split into words (the test's
+/// paths hold no spaces), in `dir`.
+fn typed(line: &str, dir: &Path) -> Cli {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"offsite"), "not a command: {line}");
+    offsite(&words[1..]).current_dir(dir)
+}
+
+/// The text between the first pair of backquotes after `after` in `text`.
+fn quoted_after<'a>(text: &'a str, after: &str) -> &'a str {
+    let start = text.find(after).unwrap_or_else(|| panic!("no {after:?} in:\n{text}")) + after.len();
+    let rest = &text[start..];
+    let open = rest.find('`').unwrap_or_else(|| panic!("no command after {after:?} in:\n{text}")) + 1;
+    let close = rest[open..].find('`').expect("closing backquote") + open;
+    &rest[open..close]
+}
+
+/// certgen on a second machine: the application exists, so it exits 16 with the
+/// manual steps, and each step, typed as printed, works on that machine's files.
+#[test]
+fn certgen_on_a_second_machine_prints_steps_that_work_as_typed() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    let site = Site::new(&service, root);
+    site.configure_offline();
+
+    let second = root.join("agent-second");
+    let params = root.join("second.xml");
+    let run = offsite([
+        "certgen",
+        "--agent-home",
+        utf8(&second),
+        "create-application",
+        "--subscription",
+        &site.tenant.id,
+        "--publish-settings",
+        utf8(&site.tenant.publish),
+        "--params-out",
+        utf8(&params),
+    ])
+    .run()
+    .code(16);
+    let step = |n: u32| -> String {
+        let prefix = format!("  {n}. ");
+        let line =
+            run.stderr.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no step {n}:\n{run}"));
+        line.trim_end_matches(" (or upload it in the portal)").to_string()
+    };
+    let home = format!("--agent-home {}", utf8(&second));
+    for n in [1, 3] {
+        assert!(
+            step(n).starts_with(&format!("offsite certgen {home} ")),
+            "step {n} does not name the agent home:\n{run}"
+        );
+    }
+    let exported = typed(&step(1), root).run().ok();
+    let thumbprint = run.stderr.split("(thumbprint ").nth(1).and_then(|t| t.split(')').next()).unwrap();
+    exported.stdout_has(thumbprint);
+    typed(&step(2), root).run().ok().stdout_has("certificate uploaded");
+    typed(&step(3).replace("NAME", "contosostore"), root).run().ok();
+    // With its certificate known, certgen on the second machine has nothing left to do.
+    offsite([
+        "certgen",
+        "--agent-home",
+        utf8(&second),
+        "create-application",
+        "--subscription",
+        &site.tenant.id,
+        "--publish-settings",
+        utf8(&site.tenant.publish),
+        "--params-out",
+        utf8(&params),
+    ])
+    .run()
+    .ok()
+    .stdout_has("already knows this machine's certificate");
+}
+
+/// diskprep on the source machine with `--agent-home`: its journal and shipping
+/// file stay with the agent's files, counts agree with their nouns, and the next
+/// step it prints works as typed.
+#[test]
+fn diskprep_with_an_agent_home_keeps_its_files_there_and_prints_steps_that_work() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    let site = Site::new(&service, root);
+    site.stage();
+    let elsewhere = root.join("xdg-state");
+    let prepared = offsite([
+        "diskprep",
+        "--agent-home",
+        utf8(&site.agent.home),
+        "--staging",
+        utf8(&site.staging),
+        "--drive",
+        utf8(&site.drive(1)),
+        "--drive-size",
+        "32MiB",
+        "--block-size",
+        BLOCK_SIZE,
+        "--yes",
+    ])
+    .env("XDG_STATE_HOME", &elsewhere)
+    .run()
+    .ok()
+    .stdout_has(&format!("prepared 1 drive for import job {JOB}:"));
+    let journal = site.agent.home.join("diskprep").join(format!("{JOB}.journal.json"));
+    assert!(journal.exists(), "no journal at {}:\n{prepared}", journal.display());
+    assert!(!elsewhere.join("offsite").exists(), "diskprep wrote outside the agent home:\n{prepared}");
+
+    let next = quoted_after(&prepared.stdout, "When the package is handed to the carrier, run ");
+    assert_eq!(
+        next,
+        format!(
+            "offsite diskprep --agent-home {} --staging {} --update-shipping",
+            utf8(&site.agent.home),
+            utf8(&site.staging)
+        )
+    );
+    let shipped = typed(next, root)
+        .env("XDG_STATE_HOME", &elsewhere)
+        .args(&[
+            "--carrier",
+            "UPS",
+            "--tracking-number",
+            "1Z999AA10123456786",
+            "--return-address",
+            "Contoso\\n1 Main St",
+            "--contact",
+            "it@contoso.example",
+            "--yes",
+        ])
+        .run()
+        .ok()
+        .stdout_has("(1 drive, shipped");
+    assert!(site.agent.home.join("diskprep").join(format!("{JOB}.shipping.json")).exists(), "{shipped}");
+    assert!(!elsewhere.join("offsite").exists(), "diskprep wrote outside the agent home:\n{shipped}");
+}
+
 /// The bad cases of the path, each refused or reported by name, nothing lost.
 #[test]
 fn bad_drives_and_bad_input_are_named() {
@@ -112,26 +263,32 @@ fn bad_drives_and_bad_input_are_named() {
         .stderr_has("belongs to subscription");
 
     site.prepare_two_drives();
+    // `diskprep --status --json | head`: a reader that stops early ends it quietly.
+    site.diskprep(&["--status", "--json"]).run_into_closed_pipe().ended_by_the_closed_pipe();
     site.ship("1Z999AA10123456785").ok();
 
-    // Ingest before the package is received: told to receive first.
-    site.ingest(&service, &site.drive(1)).fails().stderr_has("receive");
+    let operator = {
+        use offsite_api::files::OperatorCredentials;
+        let creds = OperatorCredentials::read(&service.operator).unwrap();
+        offsite_api::Client::new(&creds.endpoint(), &creds.token).unwrap()
+    };
+    let states = || {
+        let job = operator.find_import_job(JOB).unwrap();
+        let drives: Vec<_> = job.drives.iter().map(|d| (d.drive_id.clone(), d.state)).collect();
+        (job.state, drives, job.timeline.len())
+    };
+
+    // Ingest before the package is received: the drive is refused (17), told to
+    // receive first with a command that works as printed, and nothing changes.
+    let shipped = states();
+    let receive = format!("offsite datacenter --operator-credentials {} receive --job {JOB}", utf8(&service.operator));
+    site.ingest(&service, &site.drive(1)).code(17).stderr_has("was not received").stderr_has(&receive);
+    assert_eq!(states(), shipped, "a refused drive changed the job");
     site.datacenter(&service, &["receive", "--job", JOB]).run().ok();
 
-    // Not a drive at all.
-    let junk = root.join("junk.img");
-    write(&junk, &noise(1 << 20, 4));
-    site.ingest(&service, &junk).code(17).stderr_has("not an offsite drive");
-
-    // A flipped byte in a data block: the drive ends completed-more-info, the file
-    // is named for a repair drive, the rest lands.
-    flip_byte(&site.drive(1), 65536 + 1000);
-    let damaged = site.ingest(&service, &site.drive(1)).code(17).json();
-    assert_eq!(damaged["drive_state"], "completed_more_info", "{damaged}");
-    let to_repair = damaged["files_needing_repair"].as_array().cloned().unwrap_or_default();
-    assert!(!to_repair.is_empty(), "{damaged}");
-
-    // The wrong import key opens nothing.
+    // The wrong import key opens nothing and records nothing: the drive and the
+    // job stay as they were.
+    let received = states();
     let wrong_key = root.join("wrong.importkey");
     service
         .admin(["datacenter", "add", "ams2", "--address", "Elsewhere", "--import-key-out", utf8(&wrong_key)])
@@ -151,6 +308,21 @@ fn bad_drives_and_bad_input_are_named() {
     .code(17)
     .stderr_has("key")
     .stderr_has("Nothing was recorded against the drive");
+    assert_eq!(states(), received, "the wrong key changed the drive or the job");
+    assert_eq!(site.job_state(), "received");
+
+    // Not a drive at all.
+    let junk = root.join("junk.img");
+    write(&junk, &noise(1 << 20, 4));
+    site.ingest(&service, &junk).code(17).stderr_has("not an offsite drive");
+
+    // A flipped byte in a data block: the drive ends completed-more-info, the file
+    // is named for a repair drive, the rest lands.
+    flip_byte(&site.drive(1), 65536 + 1000);
+    let damaged = site.ingest(&service, &site.drive(1)).code(17).json();
+    assert_eq!(damaged["drive_state"], "completed_more_info", "{damaged}");
+    let to_repair = damaged["files_needing_repair"].as_array().cloned().unwrap_or_default();
+    assert!(!to_repair.is_empty(), "{damaged}");
 
     // The station's wrong key was not the drive's fault: with the right key the
     // second drive ingests.
@@ -158,11 +330,6 @@ fn bad_drives_and_bad_input_are_named() {
     assert_eq!(second["drive_state"], "completed", "{second}");
     // Any drive left is broken beyond reading, and the operator ships it back.
     // Every drive is then done, and the job waits for a repair drive.
-    let operator = {
-        use offsite_api::files::OperatorCredentials;
-        let creds = OperatorCredentials::read(&service.operator).unwrap();
-        offsite_api::Client::new(&creds.endpoint(), &creds.token).unwrap()
-    };
     let job = operator.find_import_job(JOB).unwrap();
     for lost in job.drives.iter().filter(|d| d.state == offsite_api::types::ImportDriveState::Received) {
         let update = offsite_api::types::DriveStateUpdate {
@@ -172,10 +339,10 @@ fn bad_drives_and_bad_input_are_named() {
         operator.set_import_drive_state(&job.id, &lost.drive_id, &update).unwrap();
     }
     // A station given a done drive of that job says what to do next.
-    site.ingest(&service, &site.drive(2))
-        .code(17)
-        .stderr_has("ingested already")
-        .stderr_has(&format!("`offsite datacenter package --job {JOB}` assembles its files"));
+    site.ingest(&service, &site.drive(2)).code(17).stderr_has("ingested already").stderr_has(&format!(
+        "`offsite datacenter --operator-credentials {} package --job {JOB}` assembles its files",
+        utf8(&service.operator)
+    ));
     let packaged = site.datacenter(&service, &["package", "--job", JOB, "--json"]).run().ok().json();
     assert_eq!(packaged["state"], "packaging", "{packaged}");
     let note = packaged["timeline"].as_array().and_then(|t| t.last()).map(|e| e["message"].to_string());

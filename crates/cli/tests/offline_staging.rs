@@ -67,13 +67,22 @@ fn the_first_backup_goes_to_staging_and_later_ones_wait_for_the_import_job() {
         .ok();
     assert_same_tree(&source, &restored(&restore_target, &source));
 
-    // Until the import job completes, backups wait and send nothing.
+    // Until the import job completes, backups wait and send nothing. diskprep has
+    // not created the job yet, so they say what prepares its drives.
+    let not_prepared = format!(
+        "Waiting for the drives of import job seed-2026-11: run `offsite diskprep --agent-home {} --staging {}` to \
+         prepare them",
+        utf8(&agent.home),
+        utf8(&staging.canonicalize().unwrap())
+    );
     let second = agent.backup();
     assert_eq!(second["report"]["state"], "waiting", "{second}");
-    assert_eq!(second["report"]["message"], "Waiting for import job seed-2026-11 to complete");
+    assert_eq!(second["report"]["message"], not_prepared.as_str());
     assert_eq!(second["report"]["bytes_uploaded"], 0);
     let status = agent.cmd(["status"]).run().ok();
-    assert!(status.stdout.contains("Waiting for import job seed-2026-11 to complete"), "{status}");
+    assert!(status.stdout.contains(&not_prepared), "{status}");
+    let shown = agent.cmd(["offline", "show"]).run().ok();
+    assert!(shown.stdout.contains(&not_prepared), "{shown}");
     let shown = agent.cmd(["offline", "show", "--json"]).run().ok().json();
     assert_eq!(shown["offline"]["staged_snapshot"], first["snapshot_id"], "{shown}");
 
@@ -108,6 +117,53 @@ fn a_staging_folder_that_is_not_empty_or_too_small_is_refused() {
     let _tmpfs = Tmpfs::mount(&small, "16m");
     configure(&agent, &small, "seed-1").ok();
     agent.cmd(["backup", "--now"]).run().fails().stderr_has("may need up to 30 MiB").stderr_has("free space");
+}
+
+/// An agent user is answered in the agent's terms: a name the service would refuse
+/// is refused where it is typed, before anything is written; a restore with no
+/// recovery point names `offsite agent` commands, with the `--agent-home` given.
+#[test]
+fn an_agent_user_is_refused_early_and_pointed_to_agent_commands() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    let tenant = service.subscription("contoso");
+    tenant.create_vault("main");
+    let source = root.join("source");
+    small_tree(&source);
+    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let home = utf8(&agent.home);
+
+    // 'lj' passes the API's generic name check but not the service's rule for
+    // import jobs (3 to 64 characters): refused here, the staging folder untouched.
+    let staging = root.join("staging");
+    for bad in ["lj", "seed.2026"] {
+        configure(&agent, &staging, bad).code(1).stderr_has(&format!("'{bad}' is not a valid import job name"));
+    }
+    assert!(!staging.exists(), "a refused configuration created the staging folder");
+    agent.cmd(["offline", "show"]).run().ok().stdout_has("offline seeding is not configured");
+
+    // No recovery point yet: the hint is the agent's backup, not `offsite repo`.
+    let target = root.join("restored");
+    let none = agent.cmd(["restore", "--target", utf8(&target)]).run().code(1);
+    let none = none
+        .stderr_has("no recovery point yet")
+        .stderr_has(&format!("`offsite agent --agent-home {home} backup --now`"));
+    assert!(!none.stderr.contains("offsite repo"), "{none}");
+    agent.backup();
+    let unknown = agent.cmd(["restore", "--point", "deadbeef", "--target", utf8(&target)]).run().code(1);
+    let unknown = unknown
+        .stderr_has("no recovery point matches 'deadbeef'")
+        .stderr_has(&format!("`offsite agent --agent-home {home} recovery-points`"));
+    assert!(!unknown.stderr.contains("offsite repo"), "{unknown}");
+
+    // A machine that is not registered is told to register this agent home.
+    let other = Agent::new(root, "unregistered");
+    other
+        .cmd(["backup", "--now"])
+        .run()
+        .code(15)
+        .stderr_has(&format!("`offsite agent --agent-home {} register --vault-credentials FILE`", utf8(&other.home)));
 }
 
 /// Bytes of the files under `dir` (recursively).

@@ -36,6 +36,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc::{channel, Receiver, Sender};
 
+use offsite_api::size::plural;
+
 use crate::admission::{AdmissionError, Admitted};
 use crate::drive::{BadBlock, BlockProblem, DriveError, DriveKey, DriveReader, FilePart, VerifyReport};
 
@@ -262,11 +264,33 @@ pub fn ingest_admitted(
     uploader: &dyn PartUploader,
     progress: &(dyn Fn(&IngestProgress) + Sync),
 ) -> Result<IngestReport, AdmissionError> {
+    Ok(open_admitted(admitted, key)?.ingest(uploader, progress))
+}
+
+/// An admitted drive unlocked by its key, its header authenticated as the admitted
+/// one and its manifest read, and nothing of its data read yet. A station opens
+/// the drive before it records anything against it on the service, so that a
+/// wrong key or a swapped drive changes no state there.
+pub struct OpenedDrive {
+    reader: DriveReader,
+}
+
+/// Opens an admitted drive with `key`: the errors of [`DriveReader::open`] (a wrong
+/// key among them), or [`AdmissionError::ChangedSinceAdmission`] when the
+/// authenticated header is not the admitted one.
+pub fn open_admitted(admitted: &Admitted, key: &DriveKey) -> Result<OpenedDrive, AdmissionError> {
     let reader = DriveReader::open(&admitted.path, key)?;
     if reader.fingerprint() != admitted.header.fingerprint {
         return Err(AdmissionError::ChangedSinceAdmission { path: admitted.path.display().to_string() });
     }
-    Ok(ingest_reader(reader, uploader, progress))
+    Ok(OpenedDrive { reader })
+}
+
+impl OpenedDrive {
+    /// Verifies every block and uploads every part, as [`ingest_drive`] does.
+    pub fn ingest(self, uploader: &dyn PartUploader, progress: &(dyn Fn(&IngestProgress) + Sync)) -> IngestReport {
+        ingest_reader(self.reader, uploader, progress)
+    }
 }
 
 /// Reads the drive at `path` with `key` (taking its manifest from
@@ -323,8 +347,8 @@ fn ingest_reader(
         let reason = uploaded.get(&example).and_then(|o| o.result.as_ref().err()).map(|e| e.to_string());
         let _ = writeln!(
             retries_log,
-            "re-sending {} part(s) after {} s (retry {retry}); {} offset {} failed: {}",
-            pending.len(),
+            "re-sending {} after {} s (retry {retry}); {} offset {} failed: {}",
+            plural(pending.len(), "part"),
             delay.as_secs_f64(),
             parts[example].path,
             parts[example].offset_in_file,
@@ -361,12 +385,12 @@ fn ingest_reader(
     );
     let _ = writeln!(
         verbose,
-        "stream bytes {}..{}: {} file parts in {} data blocks of {} bytes",
+        "stream bytes {}..{}: {} in {} of {}",
         manifest.stream_start,
         manifest.stream_end,
-        parts.len(),
-        report.data_blocks,
-        header.block_size
+        plural(parts.len(), "file part"),
+        plural(report.data_blocks, "data block"),
+        plural(header.block_size, "byte")
     );
     verbose.push_str(&retries_log);
     for (index, part) in parts.iter().enumerate() {
@@ -415,7 +439,7 @@ fn ingest_reader(
     }
     let _ = writeln!(
         verbose,
-        "blocks: {} read, {} good, {} bad of {}; parts: {} delivered, {} stored already, {} not, of {}; {} bytes \
+        "blocks: {} read, {} good, {} bad of {}; parts: {} delivered, {} stored already, {} not, of {}; {} \
          delivered",
         report.blocks_read,
         report.good_blocks,
@@ -425,7 +449,7 @@ fn ingest_reader(
         stored_before.len(),
         failed_parts.len(),
         parts.len(),
-        bytes_delivered
+        plural(bytes_delivered, "byte")
     );
 
     let files_needing_repair: Vec<String> =
@@ -638,10 +662,10 @@ fn error_log(
     let mut log = String::new();
     let _ = writeln!(
         log,
-        "drive {} of import job {import_job}, index {index}: {} bad block(s), {} part(s) not delivered",
+        "drive {} of import job {import_job}, index {index}: {}, {} not delivered",
         hex::encode(drive_id),
-        bad.len(),
-        failed.len()
+        plural(bad.len(), "bad block"),
+        plural(failed.len(), "part")
     );
     for block in bad {
         if block.affects.is_empty() {

@@ -184,7 +184,7 @@ fn a_transiently_failed_upload_is_read_again_and_sent_again_and_the_drive_is_cle
         assert_eq!(store.attempts(path), 1, "{path}");
     }
     assert_eq!(store.uploads().len(), files.len());
-    assert_eq!(report.verbose_log.matches("re-sending 1 part(s)").count(), 3, "{}", report.verbose_log);
+    assert_eq!(report.verbose_log.matches("re-sending 1 part ").count(), 3, "{}", report.verbose_log);
     assert!(report.verbose_log.contains(&format!("{victim} offset 0 failed: 503")), "{}", report.verbose_log);
 }
 

@@ -23,6 +23,7 @@ use serde::Serialize;
 use offsite_api::types::ImportJobState;
 use offsite_engine::backend::FileKind;
 
+use offsite_api::size::plural;
 use crate::container_storage::{claimed_hash, missing_from, JobFolder};
 use crate::db::Db;
 use crate::error::Failure;
@@ -62,8 +63,8 @@ impl std::fmt::Display for Disagreement {
             ),
             Disagreement::RepositoryWithoutConfig { vault, machine, files } => write!(
                 f,
-                "the repository of machine {machine} (vault {vault}) holds {files} file(s) or recovery points but no \
-                 config"
+                "the repository of machine {machine} (vault {vault}) holds {} or recovery points but no config",
+                plural(*files, "file")
             ),
             Disagreement::IncompleteImportJob { import_job, problem } => {
                 write!(f, "import job {import_job} is completed, but {problem}")
@@ -71,17 +72,19 @@ impl std::fmt::Display for Disagreement {
             Disagreement::MissingAdoptedFiles { vault, machine, import_job, missing } => write!(
                 f,
                 "machine {machine} (vault {vault}) adopted the seed of import job {import_job}, but {} of its files \
-                 are missing or of another size in the repository: {}",
+                 {} missing or of another size in the repository: {}",
                 missing.len(),
+                if missing.len() == 1 { "is" } else { "are" },
                 shorten(missing)
             ),
             Disagreement::MissingRepositoryFiles { vault, machine, files, recovery_points } => write!(
                 f,
-                "machine {machine} (vault {vault}): {} file(s) the service stored in its repository are gone from \
-                 the storage or of another size: {}; its recovery points ({recovery_points}) whose data lies in them \
-                 cannot be restored",
-                files.len(),
-                shorten(files)
+                "machine {machine} (vault {vault}): {} the service stored in its repository {} gone from the storage \
+                 or of another size: {}; those of its {} whose data lies in them cannot be restored",
+                plural(files.len(), "file"),
+                if files.len() == 1 { "is" } else { "are" },
+                shorten(files),
+                plural(*recovery_points, "recovery point")
             ),
             Disagreement::DamagedFile { location } => {
                 write!(f, "{location} does not hash to its name: it is short or damaged")

@@ -18,7 +18,7 @@ use offsite_agent::throttle::{parse_limit, BandwidthPolicy};
 use offsite_agent::AgentHome;
 use offsite_engine::progress::Progress;
 
-use crate::display::{human, when};
+use crate::display::{human, plural, when};
 use crate::exit::INCOMPLETE;
 use crate::progress_bar::Bar;
 
@@ -216,6 +216,16 @@ fn read_passphrase(file: Option<&std::path::Path>, confirm: bool) -> Result<Stri
     String::from_utf8(bytes).context("the passphrase must be UTF-8 text")
 }
 
+/// The command that prepares drives from this agent's staging location.
+fn prepare_drives(home: &AgentHome, staging: &std::path::Path) -> String {
+    home.command(&format!("diskprep --staging {}", offsite_agent::home::shell_word(&staging.display().to_string())))
+}
+
+/// The command that enters the shipping details on this machine.
+fn update_shipping(home: &AgentHome) -> String {
+    home.command("diskprep --update-shipping")
+}
+
 impl AgentArgs {
     /// Whether this is the daemon, which runs until stopped.
     pub fn is_long_running(&self) -> bool {
@@ -315,7 +325,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             let config = AgentConfig::load(&home.config_file)?;
             print(json, &config.schedule, |s| match s {
                 Some(s) => println!("{s}"),
-                None => println!("no schedule: set one with `offsite agent schedule set --times 02:00`"),
+                None => println!("no schedule: set one with `{}`", home.command("agent schedule set --times 02:00")),
             })?;
         }
         AgentCommand::Schedule(ScheduleCommand::Clear) => {
@@ -397,7 +407,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                     s.import_job,
                     s.staging.display()
                 );
-                println!("then prepare drives from it with `offsite diskprep --staging {}`", s.staging.display());
+                println!("then prepare drives from it with `{}`", prepare_drives(&home, &s.staging));
             })?;
         }
         AgentCommand::Offline(OfflineCommand::Show) => {
@@ -417,13 +427,13 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 OfflineShow { offline: config.offline.clone(), adopted_seed: config.adopted_seed.clone(), import_job };
             print(json, &show, |show| {
                 if let Some(job) = &show.import_job {
-                    crate::seeding_display::print_job(job);
+                    crate::seeding_display::print_job(job, Some(&update_shipping(&home)));
                 }
                 if let Some(seed) = &show.adopted_seed {
                     println!(
-                        "seed adopted into the vault {}: {} files, {}",
+                        "seed adopted into the vault {}: {}, {}",
                         when(seed.adopted),
-                        seed.files,
+                        plural(seed.files, "file"),
                         human(seed.bytes)
                     );
                 }
@@ -453,11 +463,18 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                                 println!(
                                     "status:          the import job is complete: the next backup adopts the seed"
                                 );
+                            } else if show.import_job.is_none() {
+                                println!(
+                                    "status:          {}",
+                                    offsite_agent::offline::drives_not_prepared_message(&home, o)
+                                );
                             } else {
                                 println!("status:          {}", offsite_agent::offline::waiting_message(&o.import_job));
                             }
                         }
-                        None => println!("seed:            not yet written: run `offsite agent backup --now`"),
+                        None => {
+                            println!("seed:            not yet written: run `{}`", home.command("agent backup --now"))
+                        }
                     }
                 }
             })?;
@@ -478,7 +495,9 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         AgentCommand::Backup { now } => {
             if !now {
                 bail!(
-                    "say `offsite agent backup --now` to back up now; scheduled backups run under `offsite agent run`"
+                    "say `{}` to back up now; scheduled backups run under `{}`",
+                    home.command("agent backup --now"),
+                    home.command("agent run")
                 );
             }
             let progress = Arc::new(Progress::default());
@@ -499,7 +518,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                         eprintln!("skipped {}: {}", item.path, item.reason);
                     }
                     if run.expired_points > 0 {
-                        println!("retention removed {} recovery points", run.expired_points);
+                        println!("retention removed {}", plural(run.expired_points, "recovery point"));
                     }
                 }
             })?;
@@ -573,6 +592,11 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 }
                 if let Some(o) = &s.offline {
                     match &o.staged_snapshot {
+                        // diskprep has not created the job: there are drives to prepare.
+                        Some(_) if s.import_job.is_none() && s.import_job_error.is_none() => println!(
+                            "offline seeding: {}",
+                            offsite_agent::offline::drives_not_prepared_message(&home, o)
+                        ),
                         Some(_) => {
                             println!("offline seeding: {}", offsite_agent::offline::waiting_message(&o.import_job))
                         }
@@ -583,9 +607,16 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                         ),
                     }
                     match (&s.import_job, &s.import_job_error) {
-                        (Some(job), _) => println!("import job {}: {}", job.name, crate::seeding_display::stage(job)),
+                        (Some(job), _) => println!(
+                            "import job {}: {}",
+                            job.name,
+                            crate::seeding_display::stage(job, Some(&update_shipping(&home)))
+                        ),
                         (None, Some(err)) => println!("import job: unknown ({err})"),
-                        (None, None) => println!("import job: not created yet (run `offsite diskprep`)"),
+                        (None, None) => println!(
+                            "import job: not created yet (diskprep creates it from the staging location once the \
+                             first backup is there)"
+                        ),
                     }
                 }
                 if let Some(seed) = &s.adopted_seed {
@@ -621,10 +652,10 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 }
                 for p in points {
                     println!(
-                        "{}  {}  {} files  {}  {:?}",
+                        "{}  {}  {}  {}  {:?}",
                         &p.snapshot_id[..12.min(p.snapshot_id.len())],
                         when(p.time),
-                        p.file_count,
+                        plural(p.file_count, "file"),
                         human(p.size),
                         p.source
                     );
@@ -646,12 +677,12 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 if !args.quiet {
                     let o = &run.outcome;
                     println!(
-                        "restored recovery point {} to {}: {} files, {}{}",
+                        "restored recovery point {} to {}: {}, {}{}",
                         &run.snapshot_id[..12],
                         request.target.display(),
-                        o.files,
+                        plural(o.files, "file"),
                         human(o.bytes),
-                        if o.kept > 0 { format!(", {} newer files kept", o.kept) } else { String::new() }
+                        if o.kept > 0 { format!(", {} kept", plural(o.kept, "newer file")) } else { String::new() }
                     );
                     for f in &o.failures {
                         eprintln!("not restored {}: {}", f.path, f.reason);

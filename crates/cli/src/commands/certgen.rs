@@ -12,11 +12,15 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use offsite_agent::home::shell_word;
 use offsite_agent::offline_application::{self, ApplicationFiles};
 use offsite_agent::AgentHome;
 use offsite_api::files::PublishSettings;
 use offsite_api::{Client, XmlCredentialFile};
 use offsite_seeding::application::{self as app, OfflineApplicationParams};
+
+/// Where the manual path exports the certificate to.
+const CER: &str = "offsite-application.cer";
 
 #[derive(Args)]
 pub struct CertgenArgs {
@@ -129,6 +133,11 @@ pub fn run(args: CertgenArgs) -> Result<ExitCode> {
                 storage_account: None,
             };
             params.write(&params_out)?;
+            let add_entries = home.command(&format!(
+                "certgen add-agent-entries --subscription {} --params-file {} --storage-account NAME",
+                shell_word(&subscription),
+                shell_word(&params_out.display().to_string())
+            ));
             let known = application.certificates.iter().any(|c| c.thumbprint == thumbprint);
             let out = Created {
                 application_id: application.id.clone(),
@@ -146,26 +155,23 @@ pub fn run(args: CertgenArgs) -> Result<ExitCode> {
                 println!("certificate thumbprint: {thumbprint}");
                 println!("private key: {} (mode 0600; it never leaves this machine)", files.key_file().display());
                 println!("wrote {}", params_out.display());
-                println!(
-                    "next: offsite certgen add-agent-entries --subscription {subscription} --params-file {} \
-                     --storage-account NAME",
-                    params_out.display()
-                );
+                println!("next: {add_entries}");
             }
             if !created && !known {
+                let export = home.command(&format!("certgen export-cert --out {CER}"));
+                let upload = format!(
+                    "offsite admin --publish-settings {} application upload-cert --cert {CER}",
+                    shell_word(&path.display().to_string())
+                );
                 // Said even with --json: the application was not created and the
                 // user has manual steps to do.
                 eprintln!(
                     "The subscription already has an offline-seeding application ({}); certgen did not create \
                      another.\n{} this machine's certificate (thumbprint {thumbprint}). To use it, follow the manual \
-                     path:\n  1. offsite certgen export-cert --out offsite-application.cer\n  2. offsite admin \
-                     application upload-cert --subscription {subscription} --cert offsite-application.cer \
-                     (or upload it in the portal)\n  3. offsite certgen add-agent-entries --subscription \
-                     {subscription} --params-file {} --storage-account NAME\n     (records thumbprint {thumbprint} \
-                     under user id {})",
+                     path:\n  1. {export}\n  2. {upload} (or upload it in the portal)\n  3. {add_entries}\n     \
+                     (records thumbprint {thumbprint} under user id {})",
                     application.id,
                     if generated_now { "A new key pair was made for" } else { "The service does not know" },
-                    params_out.display(),
                     app::user_id()
                 );
                 return Ok(ExitCode::from(crate::exit::MANUAL_STEPS));

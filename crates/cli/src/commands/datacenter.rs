@@ -21,6 +21,7 @@ use offsite_seeding::admission::{self, RegisteredDrive, RegisteredJob};
 use offsite_seeding::drive::{peek_header_unauthenticated, DriveError, DriveKey};
 use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartBody, PartToUpload, PartUploader, UploadError};
 
+use crate::display::plural;
 use crate::exit::DRIVE_PROBLEM;
 use crate::seeding_display;
 
@@ -79,11 +80,23 @@ fn client(args: &DatacenterArgs) -> Result<Client> {
     Ok(Client::new(&creds.endpoint(), &creds.token)?)
 }
 
+/// `offsite datacenter [--operator-credentials FILE] REST`: a next step for this
+/// station, with the credentials file it was given.
+fn station_command(args: &DatacenterArgs, rest: &str) -> String {
+    match &args.operator_credentials {
+        Some(path) => format!(
+            "offsite datacenter --operator-credentials {} {rest}",
+            offsite_agent::home::shell_word(&path.display().to_string())
+        ),
+        None => format!("offsite datacenter {rest}"),
+    }
+}
+
 fn show(json: bool, view: &ImportJobView) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(view)?);
     } else {
-        seeding_display::print_job(view);
+        seeding_display::print_job(view, None);
     }
     Ok(())
 }
@@ -253,11 +266,11 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
                 && matches!(job.state, ImportJobState::Transferring | ImportJobState::Packaging) =>
         {
             return refuse(format!(
-                "{err}. Every drive of import job {} is done but the job is {}: `offsite datacenter package --job \
-                 {}` assembles its files, or names what a repair drive must bring",
+                "{err}. Every drive of import job {} is done but the job is {}: `{}` assembles its files, or names \
+                 what a repair drive must bring",
                 job.name,
                 job.state.name(),
-                job.name
+                station_command(args, &format!("package --job {}", job.name))
             ))
         }
         Err(err) => return refuse(err.to_string()),
@@ -266,12 +279,13 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         bail!("drive {drive_id} was admitted but is not listed in import job {}", job.name);
     };
     if matches!(job.state, ImportJobState::Creating | ImportJobState::Shipping) {
-        bail!(
-            "import job {} is {}: record the package's arrival first (offsite datacenter receive --job {})",
+        return refuse(format!(
+            "import job {} is {}: its package was not received, so drive {drive_id} is not ingested. Record the \
+             package's arrival first (`{}`), then ingest the drive again",
             job.name,
             job.state.name(),
-            job.name
-        );
+            station_command(args, &format!("receive --job {}", job.name))
+        ));
     }
     let secret = offsite_api::import_key::read_import_secret(import_key)?;
     let key = DriveKey::Import(x25519_dalek::StaticSecret::from(secret));
@@ -291,19 +305,19 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         }
     };
     let put_log = |kind: &str, text: &str| retrying(|| client.put_drive_log(&job.id, &drive_id, kind, text));
-    if listed.state == ImportDriveState::Specified {
-        set_state(ImportDriveState::Received, None)?;
-    }
-    if listed.state != ImportDriveState::Transferring {
-        set_state(ImportDriveState::Transferring, None)?;
-    }
-    let uploader = ServiceUploader::new(client, &job.id, &drive_id)?;
-    let bar = crate::progress_bar::Counter::show("ingest", args.json);
-    let progress = |p: &IngestProgress| bar.set(p.bytes_done, p.bytes_total);
-    let result = ingest::ingest_admitted(&admitted, &key, &uploader, &progress);
-    drop(bar);
-    let report: IngestReport = match result {
-        Ok(report) => report,
+    let start_transfer = || -> Result<()> {
+        if listed.state == ImportDriveState::Specified {
+            set_state(ImportDriveState::Received, None)?;
+        }
+        if listed.state != ImportDriveState::Transferring {
+            set_state(ImportDriveState::Transferring, None)?;
+        }
+        Ok(())
+    };
+    // The key is tried before anything is recorded on the service: a station
+    // with the wrong key leaves the drive and the job as they were.
+    let opened = match ingest::open_admitted(&admitted, &key) {
+        Ok(opened) => opened,
         // The station's side (its key, this offsite's version, the device's path or
         // a swap): the drive is not at fault, so nothing is recorded against it and
         // it can be ingested again once that is put right.
@@ -319,8 +333,10 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
             ))
         }
         Err(err) => {
-            // The drive could not be opened at all: nothing of it landed.
+            // The drive's own fault (a damaged header or manifest): nothing of it
+            // can land, and the drive goes back for repair.
             let message = format!("drive {drive_id} could not be read: {err}");
+            start_transfer()?;
             put_log("error", &format!("{message}\n"))?;
             set_state(ImportDriveState::CompletedMoreInfo, Some(message.clone()))?;
             return refuse(format!(
@@ -328,6 +344,12 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
             ));
         }
     };
+    start_transfer()?;
+    let uploader = ServiceUploader::new(client, &job.id, &drive_id)?;
+    let bar = crate::progress_bar::Counter::show("ingest", args.json);
+    let progress = |p: &IngestProgress| bar.set(p.bytes_done, p.bytes_total);
+    let report: IngestReport = opened.ingest(&uploader, &progress);
+    drop(bar);
     put_log("verbose", &report.verbose_log)?;
     if !report.error_log.is_empty() {
         put_log("error", &report.error_log)?;
@@ -339,9 +361,12 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         (
             ImportDriveState::CompletedMoreInfo,
             Some(format!(
-                "{} bad block(s), {} file(s) need a repair drive: see the drive's error log",
-                report.bad_blocks.len(),
-                report.files_needing_repair.len()
+                "{}, {} a repair drive: see the drive's error log",
+                plural(report.bad_blocks.len(), "bad block"),
+                match report.files_needing_repair.len() {
+                    1 => "1 file needs".to_string(),
+                    n => format!("{} need", plural(n, "file")),
+                }
             )),
         )
     };
@@ -349,9 +374,9 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
     if all_drives_done(&view) && view.state != ImportJobState::Completed {
         view = retrying(|| client.package_import_job(&view.id, &ImportJobNote::default())).with_context(|| {
             format!(
-                "all drives are ingested, but packaging the job failed; finish it with `offsite datacenter package \
-                 --job {}` once the service is back",
-                job.name
+                "all drives are ingested, but packaging the job failed; finish it with `{}` once the service is \
+                 back",
+                station_command(args, &format!("package --job {}", job.name))
             )
         })?;
     }
@@ -372,18 +397,19 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "drive {drive_id} of import job {}: {} in {} file parts delivered; drive {:?}, job {}",
+            "drive {drive_id} of import job {}: {} in {} delivered; drive {:?}, job {}",
             job.name,
             crate::display::human(report.bytes_delivered),
-            report.parts_delivered,
+            plural(report.parts_delivered, "file part"),
             state,
             view.state.name()
         );
         if report.parts_already_stored > 0 {
             println!(
-                "{} in {} file parts were stored by an earlier run and not sent again",
+                "{} in {} {} stored by an earlier run and not sent again",
                 crate::display::human(report.bytes_already_stored),
-                report.parts_already_stored
+                plural(report.parts_already_stored, "file part"),
+                if report.parts_already_stored == 1 { "was" } else { "were" }
             );
         }
         if !clean {

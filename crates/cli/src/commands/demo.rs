@@ -22,7 +22,7 @@ use offsite_engine::check::{self, CheckOptions};
 use offsite_engine::progress::Progress;
 use offsite_server::{Server, ServerConfig};
 
-use crate::display::human;
+use crate::display::{human, plural};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -275,7 +275,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     offsite(&["agent", "--agent-home", ah, "--quiet", "restore", "--target", text(&restored), "--verify"])?;
     let restored_source = restored.join(source.strip_prefix("/").unwrap_or(&source));
     let compared = compare_trees(&source, &restored_source)?;
-    println!("   {compared} entries identical to the source");
+    println!("   {} identical to the source", plural(compared, "entry"));
 
     step(15, "check the vault repository through the service, authenticating every byte");
     let agent_config = AgentConfig::load(&home.config_file)?;
@@ -285,7 +285,12 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     if !report.is_ok() {
         bail!("check found errors: {:?}", report.errors);
     }
-    println!("   {} recovery points, {} packs, {} blobs: no errors", report.snapshots, report.packs, report.blobs_read);
+    println!(
+        "   {}, {}, {}: no errors",
+        plural(report.snapshots, "recovery point"),
+        plural(report.packs, "pack"),
+        plural(report.blobs_read, "blob")
+    );
 
     server.shutdown();
     runtime.block_on(server.wait()).context("the service stopped with an error")?;

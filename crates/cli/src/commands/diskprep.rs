@@ -13,6 +13,7 @@ use clap::Args;
 use serde::Serialize;
 
 use offsite_agent::config::AgentConfig;
+use offsite_agent::home::shell_word;
 use offsite_agent::offline::StagingMarker;
 use offsite_agent::AgentHome;
 use offsite_api::files::PublishSettings;
@@ -23,9 +24,10 @@ use offsite_seeding::diskprep::{
     self, describe_target, DiskprepError, DrivePlan, DriveSupplier, PrepareProgress, PreparedSet, TargetDescription,
     TargetKind,
 };
-use offsite_seeding::drive::{DriveTarget, DEFAULT_BLOCK_SIZE};
+use offsite_seeding::drive::{DriveTarget, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use offsite_seeding::staging::StagingListing;
 
+use crate::display::plural;
 use crate::prompt;
 use crate::seeding_display;
 
@@ -59,11 +61,16 @@ pub struct DiskprepArgs {
     /// Continue an interrupted preparation from its journal.
     #[arg(long)]
     resume: bool,
-    /// The journal file [default: ~/.local/state/offsite/diskprep/<import job>.journal.json].
+    /// The journal file; the shipping details are kept beside it [default:
+    /// DIR/diskprep/<import job>.journal.json with --agent-home DIR, else
+    /// ~/.local/state/offsite/diskprep/<import job>.journal.json].
     #[arg(long)]
     journal: Option<PathBuf>,
-    /// Block size of the drive format, in bytes (tests use small ones).
-    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, hide = true)]
+    /// Bytes per encrypted block of the drive format: a multiple of 4096 from 4096
+    /// to 67108864 (docs/DRIVE-FORMAT.md). Each block is sealed and verified on its
+    /// own, and a damaged one sends the files it holds on a repair drive, so smaller
+    /// blocks lose less to one bad sector; small image files (the demo's) need them.
+    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = parse_block_size)]
     block_size: u32,
     /// Enter the shipping details of the import job.
     #[arg(long)]
@@ -115,7 +122,11 @@ pub fn run(args: DiskprepArgs) -> Result<ExitCode> {
     let job = find_job(&args, &home)?;
     if args.status {
         let view = job.client.find_import_job(&job.marker.import_job).with_context(|| {
-            format!("import job {} is not on the service yet: prepare its drives first", job.marker.import_job)
+            format!(
+                "import job {} is not on the service yet: prepare its drives first (`{}`)",
+                job.marker.import_job,
+                next_step(&args, "--drive PATH")
+            )
         })?;
         return show(&args, &view);
     }
@@ -203,13 +214,17 @@ fn show(args: &DiskprepArgs, view: &ImportJobView) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(view)?);
     } else {
-        seeding_display::print_job(view);
+        seeding_display::print_job(view, Some(&next_step(args, "--update-shipping")));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where the journal and the shipping details live on this computer.
-fn local_folder() -> PathBuf {
+/// Where the journal and the shipping details live on this computer: with the
+/// agent's files when `--agent-home` names them, else in the user's state folder.
+fn local_folder(args: &DiskprepArgs) -> PathBuf {
+    if let Some(folder) = &args.agent_home {
+        return folder.join("diskprep");
+    }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
@@ -222,7 +237,7 @@ fn journal_path(args: &DiskprepArgs, import_job: &str, suffix: &str) -> Result<P
     if let Some(path) = &args.journal {
         return Ok(if suffix.is_empty() { path.clone() } else { path.with_extension(format!("{suffix}.json")) });
     }
-    let folder = local_folder();
+    let folder = local_folder(args);
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
     let name =
         if suffix.is_empty() { format!("{import_job}.journal.json") } else { format!("{import_job}.{suffix}.json") };
@@ -324,6 +339,18 @@ fn shown(path: &Path, target: &TargetDescription) -> String {
     format!("{kind} {}{size}, {holds}", path.display())
 }
 
+/// A block size the drive format takes, refused before any drive is formatted
+/// (MIN_BLOCK_SIZE is a power of two; the mask keeps the workspace's Rust 1.85).
+fn parse_block_size(text: &str) -> Result<u32, String> {
+    let size: u32 = text.trim().parse().map_err(|_| format!("'{text}' is not a number of bytes"))?;
+    if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&size) || size & (MIN_BLOCK_SIZE - 1) != 0 {
+        return Err(format!(
+            "{size} is not a multiple of {MIN_BLOCK_SIZE} between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE}"
+        ));
+    }
+    Ok(size)
+}
+
 fn parse_size(text: &str) -> Result<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -353,6 +380,17 @@ struct Prepared<'a> {
 
 fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     let name = &job.marker.import_job;
+    // A staging location configured before the agent checked names: refused
+    // before a drive is formatted, not when the service is asked to create the job.
+    if let Err(err) = offsite_seeding::import_job::check_job_name(name) {
+        let home = args.agent_home.as_deref().map(AgentHome::in_folder).unwrap_or_else(AgentHome::default_locations);
+        bail!(
+            "{err}. The staging location {} was configured with it: cancel offline seeding on the source machine \
+             (`{}`) and configure it again with a valid --import-job",
+            staging.display(),
+            home.command("agent offline cancel")
+        );
+    }
     if let Ok(existing) = job.client.find_import_job(name) {
         let journal = journal_path(args, name, "")?;
         if existing.file_list.is_none() && Journal::load(&journal)?.is_some() {
@@ -368,8 +406,9 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
         }
         bail!(
             "import job {name} already exists on the service ({}): its drives are prepared. Use \
-             `offsite diskprep --update-shipping` or `--status`, or `--repair --files …` for a repair drive",
-            existing.state.name()
+             `{}` or `--status`, or `--repair --files …` for a repair drive",
+            existing.state.name(),
+            next_step(args, "--update-shipping")
         );
     }
     let datacenter = datacenter(args.datacenter.as_deref(), &job.client)?;
@@ -424,7 +463,7 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("prepared {} drive(s) for import job {name}:", set.drives.len());
+    println!("prepared {} for import job {name}:", plural(set.drives.len(), "drive"));
     for drive in &set.drives {
         println!(
             "  drive {} ({}) at {}: {} used",
@@ -441,7 +480,7 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     if !args.yes && prompt::interactive() && prompt::confirm("Enter the shipping details now?", false)? {
         return update_shipping(args, job);
     }
-    println!("When the package is handed to the carrier, run `offsite diskprep --update-shipping`.");
+    println!("When the package is handed to the carrier, run `{}`.", next_step(args, "--update-shipping"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -454,6 +493,25 @@ fn register_file_list(job: &Job, view: &ImportJobView, journal: &Path, staging: 
         .with_context(|| format!("cannot register the file list of import job {}", view.name))
 }
 
+/// `offsite diskprep` with the options that chose this machine's import job
+/// (agent home, staging location, publish settings, import job, journal), then
+/// `rest`: a next step that works typed as printed.
+fn next_step(args: &DiskprepArgs, rest: &str) -> String {
+    let home = args.agent_home.as_deref().map(AgentHome::in_folder).unwrap_or_else(AgentHome::default_locations);
+    let mut options = String::new();
+    let paths =
+        [("--staging", &args.staging), ("--publish-settings", &args.publish_settings), ("--journal", &args.journal)];
+    for (flag, path) in paths {
+        if let Some(path) = path {
+            options.push_str(&format!(" {flag} {}", shell_word(&path.display().to_string())));
+        }
+    }
+    if let Some(job) = &args.import_job {
+        options.push_str(&format!(" --import-job {}", shell_word(job)));
+    }
+    home.command(&format!("diskprep{options} {rest}"))
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
@@ -461,7 +519,10 @@ fn indent(text: &str) -> String {
 fn update_shipping(args: &DiskprepArgs, job: &Job) -> Result<ExitCode> {
     let name = &job.marker.import_job;
     let view = job.client.find_import_job(name).with_context(|| {
-        format!("import job {name} is not on the service: prepare its drives first (offsite diskprep --staging …)")
+        format!(
+            "import job {name} is not on the service: prepare its drives first (`{}`)",
+            next_step(args, "--drive PATH")
+        )
     })?;
     let s = &args.shipping;
     let today = crate::display::when(time::OffsetDateTime::now_utc())[..10].to_string();
@@ -500,7 +561,7 @@ fn update_shipping(args: &DiskprepArgs, job: &Job) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&updated)?);
     } else {
         println!("shipping details committed; stored in {}", stored.display());
-        seeding_display::print_job(&updated);
+        seeding_display::print_job(&updated, Some(&next_step(args, "--update-shipping")));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -552,7 +613,11 @@ fn repair(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
             serde_json::to_string_pretty(&Prepared { set: &set, import_job: &last, journal: &plan.journal })?
         );
     } else {
-        println!("repair drive(s) for import job {name} with {} file(s):", files.len());
+        println!(
+            "{} for import job {name} with {}:",
+            plural(set.drives.len(), "repair drive"),
+            plural(files.len(), "file")
+        );
         for drive in &set.drives {
             println!("  {} at {}; recovery key {}", drive.drive_id, drive.path.display(), drive.recovery_key);
         }

@@ -16,6 +16,7 @@ use offsite_engine::retention::{self, RetentionPolicy};
 use offsite_engine::{backend, lock, prune, InitOptions, Repository};
 use serde::Serialize;
 
+use crate::display::plural;
 use crate::exit::INCOMPLETE;
 use crate::passphrase;
 use crate::progress_bar::Bar;
@@ -254,15 +255,15 @@ fn backup(
             s.duration_seconds
         ));
         if outcome.recovered_packs > 0 {
-            ctx.say(format!("reused {} packs left by an interrupted backup", outcome.recovered_packs));
+            ctx.say(format!("reused {} left by an interrupted backup", plural(outcome.recovered_packs, "pack")));
         }
         ctx.say(format!("snapshot {} saved", outcome.snapshot_id.short()));
     }
     if !outcome.skipped.is_empty() {
         eprintln!(
-            "offsite: snapshot {} is incomplete: {} items could not be read (listed above)",
+            "offsite: snapshot {} is incomplete: {} could not be read (listed above)",
             outcome.snapshot_id.short(),
-            outcome.skipped.len()
+            plural(outcome.skipped.len(), "item")
         );
         return Ok(ExitCode::from(INCOMPLETE));
     }
@@ -280,7 +281,13 @@ fn snapshots(ctx: &RepoSession) -> Result<ExitCode> {
         if damaged.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {
-            bail!("{} snapshot files are damaged; run 'offsite repo check' and restore from the others", damaged.len())
+            bail!(
+                "{} damaged; run 'offsite repo check' and restore from the others",
+                match damaged.len() {
+                    1 => "1 snapshot file is".to_string(),
+                    n => format!("{} are", plural(n, "snapshot file")),
+                }
+            )
         }
     };
     if ctx.json {
@@ -301,7 +308,7 @@ fn snapshots(ctx: &RepoSession) -> Result<ExitCode> {
             s.paths.join(", ")
         );
     }
-    println!("{} snapshots", all.len());
+    println!("{}", plural(all.len(), "snapshot"));
     fail_on_damage()
 }
 
@@ -339,19 +346,22 @@ fn restore(ctx: &RepoSession, spec: &str, target: PathBuf, includes: Vec<String>
         ctx.print_json(&serde_json::json!({ "snapshot": id, "outcome": outcome }))?;
     } else {
         ctx.say(format!(
-            "restored snapshot {} to {}: {} files, {} folders, {}",
+            "restored snapshot {} to {}: {}, {}, {}",
             id.short(),
             target.display(),
-            outcome.files,
-            outcome.dirs,
+            plural(outcome.files, "file"),
+            plural(outcome.dirs, "folder"),
             human(outcome.bytes)
         ));
         if verify {
-            ctx.say(format!("verified {} files against the snapshot", outcome.verified));
+            ctx.say(format!("verified {} against the snapshot", plural(outcome.verified, "file")));
         }
     }
     if !outcome.failures.is_empty() {
-        eprintln!("offsite: restore incomplete: {} items could not be restored (listed above)", outcome.failures.len());
+        eprintln!(
+            "offsite: restore incomplete: {} could not be restored (listed above)",
+            plural(outcome.failures.len(), "item")
+        );
         return Ok(ExitCode::from(INCOMPLETE));
     }
     Ok(ExitCode::SUCCESS)
@@ -369,7 +379,7 @@ fn diff(ctx: &RepoSession, first: &str, second: &str) -> Result<ExitCode> {
         for change in &changes {
             println!("{}  {}", change.change.sign(), change.path);
         }
-        ctx.say(format!("{} changes", changes.len()));
+        ctx.say(plural(changes.len(), "change"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -391,12 +401,12 @@ fn check(ctx: &RepoSession, read_data: bool) -> Result<ExitCode> {
             eprintln!("error: {error}");
         }
         ctx.say(format!(
-            "checked {} snapshots, {} trees, {} packs{}",
-            report.snapshots,
-            report.trees,
-            report.packs,
+            "checked {}, {}, {}{}",
+            plural(report.snapshots, "snapshot"),
+            plural(report.trees, "tree"),
+            plural(report.packs, "pack"),
             if read_data {
-                format!(", read {} blobs ({})", report.blobs_read, human(report.bytes_read))
+                format!(", read {} ({})", plural(report.blobs_read, "blob"), human(report.bytes_read))
             } else {
                 String::new()
             }
@@ -407,7 +417,7 @@ fn check(ctx: &RepoSession, read_data: bool) -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         let place = if ctx.json { "in the JSON report" } else { "listed above" };
-        bail!("the repository has {} errors ({place})", report.errors.len())
+        bail!("the repository has {} ({place})", plural(report.errors.len(), "error"))
     }
 }
 
@@ -437,8 +447,8 @@ fn forget(ctx: &RepoSession, policy: RetentionPolicy, prune_after: bool, dry_run
 
 fn print_prune(ctx: &RepoSession, r: &prune::PruneReport) {
     ctx.say(format!(
-        "prune: removed {} packs, rewrote {}, kept {}; {} -> {}",
-        r.packs_removed + r.unindexed_packs_removed,
+        "prune: removed {}, rewrote {}, kept {}; {} -> {}",
+        plural(r.packs_removed + r.unindexed_packs_removed, "pack"),
         r.packs_repacked,
         r.packs_kept,
         human(r.bytes_before),
@@ -545,7 +555,7 @@ fn unlock(ctx: &RepoSession, all: bool) -> Result<ExitCode> {
         for l in &removed {
             ctx.say(format!("removed lock of {}", l.describe()));
         }
-        ctx.say(format!("{} locks removed", removed.len()));
+        ctx.say(format!("{} removed", plural(removed.len(), "lock")));
     }
     Ok(ExitCode::SUCCESS)
 }

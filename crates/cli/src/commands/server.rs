@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use offsite_server::{Server, ServerConfig};
 
+use crate::display::plural;
+
 #[derive(Args)]
 pub struct ServerArgs {
     #[command(subcommand)]
@@ -148,12 +150,12 @@ fn check_consistency(args: CheckArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "checked {} machine(s), {} recovery point(s), {} completed import job(s), {} adoption(s){}",
-            report.machines,
-            report.recovery_points,
-            report.import_jobs_completed,
-            report.adoptions,
-            if args.read_data { format!(", read {} file(s)", report.files_read) } else { String::new() }
+            "checked {}, {}, {}, {}{}",
+            plural(report.machines, "machine"),
+            plural(report.recovery_points, "recovery point"),
+            plural(report.import_jobs_completed, "completed import job"),
+            plural(report.adoptions, "adoption"),
+            if args.read_data { format!(", read {}", plural(report.files_read, "file")) } else { String::new() }
         );
         for disagreement in &report.disagreements {
             println!("DISAGREES: {disagreement}");
@@ -165,7 +167,7 @@ fn check_consistency(args: CheckArgs) -> Result<ExitCode> {
     if report.agrees() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("the database and the storage disagree in {} place(s)", report.disagreements.len());
+        eprintln!("the database and the storage disagree in {}", plural(report.disagreements.len(), "place"));
         Ok(ExitCode::from(1))
     }
 }

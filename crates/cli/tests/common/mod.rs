@@ -113,6 +113,23 @@ impl Cli {
         self
     }
 
+    /// More arguments after those given.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        for arg in args {
+            self.shown.push(' ');
+            self.shown.push_str(arg);
+            self.cmd.arg(arg);
+        }
+        self
+    }
+
+    /// Runs it in this folder (relative paths it prints are relative to it).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.shown = format!("(in {}) {}", dir.display(), self.shown);
+        self.cmd.current_dir(dir);
+        self
+    }
+
     /// Opens the repository with this passphrase instead of [`PASSWORD`].
     pub fn password(self, passphrase: &str) -> Self {
         self.env("OFFSITE_PASSWORD", passphrase)
@@ -136,10 +153,22 @@ impl Cli {
         Run {
             shown: self.shown,
             code: output.status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&output.status),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             elapsed: started.elapsed(),
         }
+    }
+
+    /// Runs to completion with its stdout a pipe nobody reads (the reader closed it
+    /// before the binary started, as `offsite … | head` ends up once head has
+    /// read enough): every write to stdout fails with a broken pipe.
+    pub fn run_into_closed_pipe(mut self) -> Run {
+        let (reader, writer) = rustix::pipe::pipe().expect("make a pipe");
+        drop(reader);
+        self.shown = format!("{} | (closed)", self.shown);
+        self.cmd.stdout(Stdio::from(writer));
+        self.run()
     }
 
     /// Starts the binary in the background, its stdout and stderr going to `log`.
@@ -200,6 +229,8 @@ pub struct Run {
     pub shown: String,
     /// `None` when a signal ended it.
     pub code: Option<i32>,
+    /// The signal that ended it.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
@@ -207,7 +238,10 @@ pub struct Run {
 
 impl fmt::Display for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "`{}` exited with {:?} after {:.1?}", self.shown, self.code, self.elapsed)?;
+        match self.signal {
+            Some(signal) => writeln!(f, "`{}` was ended by signal {signal} after {:.1?}", self.shown, self.elapsed)?,
+            None => writeln!(f, "`{}` exited with {:?} after {:.1?}", self.shown, self.code, self.elapsed)?,
+        }
         writeln!(f, "--- stdout ---\n{}", self.stdout.trim_end())?;
         write!(f, "--- stderr ---\n{}\n--------------", self.stderr.trim_end())
     }
@@ -242,6 +276,16 @@ impl Run {
     pub fn fails(self) -> Self {
         self.assert_no_panic();
         assert!(matches!(self.code, Some(c) if c != 0), "expected a failure:\n{self}");
+        self
+    }
+
+    /// Asserts the end of a run whose stdout was closed: quiet (nothing on stderr)
+    /// and the way other programs end there, by SIGPIPE.
+    #[track_caller]
+    pub fn ended_by_the_closed_pipe(self) -> Self {
+        self.assert_no_panic();
+        assert!(self.stderr.is_empty(), "a closed stdout must end the binary quietly:\n{self}");
+        assert_eq!(self.signal, Some(13), "expected the end by SIGPIPE:\n{self}");
         self
     }
 

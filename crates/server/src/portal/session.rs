@@ -211,7 +211,8 @@ pub async fn sign_in(
     if let Some(minutes) = state.sign_in_failures.blocked_for(&email) {
         tracing::warn!(email = %email, "portal sign-in refused: too many failed attempts");
         return Err(PortalFailure::TooManyAttempts(format!(
-            "too many failed sign-ins for this address: try again in {minutes} minute(s)"
+            "too many failed sign-ins for this address: try again in {}",
+            offsite_api::size::plural(minutes, "minute")
         )));
     }
     let user = state.db.portal_user_by_email(&email).await?;

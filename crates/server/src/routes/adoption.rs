@@ -121,9 +121,10 @@ async fn adopt_seed(
     if !damaged.is_empty() {
         tracing::error!(job = %job.id, machine = %machine.id, damaged = damaged.len(), "adopted seed files are damaged");
         return Err(Failure::Conflict(format!(
-            "{} file(s) of the seed in import job {name} are damaged in the service's storage ({}{}): they were not \
+            "{} of the seed in import job {name} {} damaged in the service's storage ({}{}): the seed was not \
              adopted; the operator must check the storage",
-            damaged.len(),
+            offsite_api::size::plural(damaged.len(), "file"),
+            if damaged.len() == 1 { "is" } else { "are" },
             damaged.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
             if damaged.len() > 5 { ", …" } else { "" }
         )));

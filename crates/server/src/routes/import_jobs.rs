@@ -1285,9 +1285,9 @@ async fn put_file_list(
     let (files, received) = read_file_list(&mut stream).await?;
     if received.digest != digest {
         return Err(Failure::BadRequest(format!(
-            "the file list received ({} files) does not match its digest {digest}: it was cut short or changed on \
-             the way; nothing was stored, send it again",
-            received.files
+            "the file list received ({}) does not match its digest {digest}: it was cut short or changed on the \
+             way; nothing was stored, send it again",
+            offsite_api::size::plural(received.files, "file")
         )));
     }
     if !state.db.insert_import_file_list(&tracked.row.id, &received, &files).await? {
@@ -1303,9 +1303,9 @@ async fn put_file_list(
 
 fn another_file_list(name: &str, existing: &ImportFileListSummary) -> Failure {
     Failure::Conflict(format!(
-        "import job '{name}' has another file list already ({} files, digest {}…): a drive set's files do not \
-         change; for another staging location create another import job",
-        existing.files,
+        "import job '{name}' has another file list already ({}, digest {}…): a drive set's files do not change; \
+         for another staging location create another import job",
+        offsite_api::size::plural(existing.files, "file"),
         existing.digest.get(..12).unwrap_or(&existing.digest)
     ))
 }

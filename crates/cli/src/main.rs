@@ -66,9 +66,7 @@ impl Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !cli.command.is_long_running() {
-        end_quietly_when_stdout_closes();
-    }
+    end_quietly_when_stdout_closes();
     let format = match LogFormat::choose(
         std::env::var("OFFSITE_LOG_FORMAT").ok().as_deref(),
         cli.command.is_long_running(),
@@ -114,16 +112,34 @@ fn run_command_line(args: &[&str]) -> anyhow::Result<ExitCode> {
 
 /// `offsite … | head` ends the way `cat` does when `head` stops reading: killed
 /// by SIGPIPE, silently, instead of panicking with "failed printing to stdout:
-/// Broken pipe". Rust starts programs with SIGPIPE ignored; this puts back the
-/// default. Not for the service and the agent daemon: they run for days and hold
-/// connections (PostgreSQL over a Unix socket writes with `write`, which raises
-/// SIGPIPE), and a signal would end them without a word in their log.
+/// Broken pipe". SIGPIPE stays ignored while the command works (Rust starts
+/// programs so): a write to a closed socket or pipe mid-transfer, the service's
+/// connection to PostgreSQL over a Unix socket say, is then an error the command
+/// handles, not a signal that ends it without a word. Only a print to the closed
+/// stdout, which `println!` turns into that panic, puts the default back and
+/// raises the signal. (Resetting SIGPIPE for the whole run made an agent backup
+/// die silently when the service it was sending to was killed.)
 fn end_quietly_when_stdout_closes() {
-    // SAFETY: called once at the start of main, before any other thread exists;
-    // setting SIGPIPE's disposition to its default installs no handler code.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // `println!`'s "failed printing to stdout: Broken pipe", clap_complete's
+        // "failed to write completion file: … BrokenPipe": a reader went away.
+        if message.contains("Broken pipe") || message.contains("BrokenPipe") {
+            // SAFETY: setting SIGPIPE's disposition to its default installs no
+            // handler code, and raising it ends the process at once.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        report(info);
+    }));
 }
 
 /// How log lines are written to stderr.

@@ -23,13 +23,13 @@ use serde::Serialize;
 use offsite_api::types::ImportJobState;
 use offsite_engine::backend::FileKind;
 
-use offsite_api::size::plural;
 use crate::container_storage::{claimed_hash, missing_from, JobFolder};
 use crate::db::Db;
 use crate::error::Failure;
 use crate::import_jobs_db::ImportJobRow;
 use crate::storage::{RepoFile, VaultStorage};
 use crate::{ServerConfig, ServerError};
+use offsite_api::size::plural;
 
 /// One way the database and the storage disagree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

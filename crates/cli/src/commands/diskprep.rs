@@ -476,6 +476,13 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     }
     println!("Write the recovery keys down and keep them apart from the drives: they are shown only here.");
     println!("import job {name} created on the service ({}).", view.state.name());
+    if let Some(list) = &view.file_list {
+        println!(
+            "Its file list is registered ({}, {}): the job completes only when every file has arrived whole.",
+            plural(list.files, "file"),
+            crate::display::human(list.bytes)
+        );
+    }
     println!("Ship all drives in one package to:\n{}\n", indent(&datacenter.address));
     if !args.yes && prompt::interactive() && prompt::confirm("Enter the shipping details now?", false)? {
         return update_shipping(args, job);

@@ -636,6 +636,10 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             let result = offsite_agent::restore::restore(&home, &request, &progress);
             drop(bar);
             let run = result?;
+            // Listed whatever --quiet or --json say: these files are not at the target.
+            for f in &run.outcome.failures {
+                eprintln!("offsite: could not restore {}", crate::display::restore_failure(f));
+            }
             print(json, &run, |run| {
                 if !args.quiet {
                     let o = &run.outcome;
@@ -647,12 +651,13 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                         human(o.bytes),
                         if o.kept > 0 { format!(", {} newer files kept", o.kept) } else { String::new() }
                     );
-                    for f in &o.failures {
-                        eprintln!("not restored {}: {}", f.path, f.reason);
-                    }
                 }
             })?;
             if !run.outcome.failures.is_empty() {
+                eprintln!(
+                    "offsite: restore incomplete: {} items could not be restored (listed above)",
+                    run.outcome.failures.len()
+                );
                 return Ok(ExitCode::from(INCOMPLETE));
             }
         }

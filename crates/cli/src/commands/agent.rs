@@ -104,6 +104,13 @@ enum AgentCommand {
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
+    /// Remove the stale locks of this machine's repository in the vault (or all
+    /// locks with --remove-all): backups killed on another host, or left by a
+    /// crash. The next backup removes those of this host's killed runs by itself.
+    Unlock {
+        #[arg(long)]
+        remove_all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -660,6 +667,18 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(INCOMPLETE));
             }
+        }
+        AgentCommand::Unlock { remove_all } => {
+            let removed = offsite_agent::repository::unlock(&home, remove_all)?;
+            let list: Vec<String> = removed.iter().map(|l| l.describe()).collect();
+            print(json, &list, |list| {
+                if !args.quiet {
+                    for l in list {
+                        println!("removed lock of {l}");
+                    }
+                    println!("{} locks removed", list.len());
+                }
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)

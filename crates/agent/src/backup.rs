@@ -78,6 +78,7 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
         finished: None,
         bytes_processed: 0,
         bytes_uploaded: 0,
+        bytes_stored: 0,
         file_count: 0,
         message: None,
         errors: Vec::new(),
@@ -145,7 +146,11 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
     }
     report.finished = Some(OffsetDateTime::now_utc());
     // Counted by the backend, so a failed run reports what it did send.
-    report.bytes_uploaded = backend.map(|b: Arc<VaultBackend>| b.bytes_sent()).unwrap_or(0);
+    if let Some(backend) = backend {
+        let backend: Arc<VaultBackend> = backend;
+        report.bytes_uploaded = backend.bytes_sent();
+        report.bytes_stored = backend.bytes_stored();
+    }
     let (snapshot_id, skipped, expired_points, recovered_packs) = match &result {
         Ok(done) => {
             report.state = if done.waiting {

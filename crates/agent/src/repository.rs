@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use offsite_engine::repofile::lock::LockFile;
 use offsite_engine::repository::{InitOptions, Repository};
 
-use crate::config::RetryPolicy;
+use crate::config::{AgentConfig, RetryPolicy};
 use crate::error::{AgentError, AgentResult};
-use crate::registration::Registration;
+use crate::home::AgentHome;
+use crate::registration::{stored_passphrase, Registration};
 use crate::throttle::Throttle;
 use crate::vault_backend::VaultBackend;
 
@@ -83,4 +85,16 @@ fn open_or_maybe_create(
         })?
     };
     Ok(VaultRepository { repo, backend })
+}
+
+/// Removes the stale locks of the machine's repository (every lock with `all`):
+/// those of runs on this host that were killed, and any older than
+/// [`offsite_engine::lock::STALE_AFTER`]. Returns what was removed. The next
+/// backup removes this host's dead runs' locks by itself; this is for the rest.
+pub fn unlock(home: &AgentHome, all: bool) -> AgentResult<Vec<LockFile>> {
+    let config = AgentConfig::load(&home.config_file)?;
+    let registration = Registration::load(home)?;
+    let passphrase = stored_passphrase(home)?;
+    let vault = open(&registration, &passphrase, &config.retry, None)?;
+    Ok(offsite_engine::lock::unlock(&vault.repo, all)?)
 }

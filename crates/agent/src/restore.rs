@@ -81,6 +81,7 @@ pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) 
         finished: Some(OffsetDateTime::now_utc()),
         bytes_processed: 0,
         bytes_uploaded: 0,
+        bytes_stored: 0,
         file_count: 0,
         message: Some(format!("recovery point {} to {}", id.short(), request.target.display())),
         errors: Vec::new(),

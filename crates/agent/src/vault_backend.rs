@@ -21,8 +21,11 @@ pub struct VaultBackend {
     location: String,
     throttle: Arc<Throttle>,
     retry_for: Duration,
-    /// Bytes of repository files stored on the service by this backend.
+    /// Bytes of request bodies sent over the link, every attempt counted: a
+    /// retried upload counts each time it was (or may have been) sent.
     sent: AtomicU64,
+    /// Bytes of repository files the service stored (each file once).
+    stored: AtomicU64,
     /// A call already waited out the retry window.
     gave_up: AtomicBool,
 }
@@ -50,13 +53,22 @@ impl VaultBackend {
             throttle,
             retry_for,
             sent: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
             gave_up: AtomicBool::new(false),
         }
     }
 
-    /// Bytes uploaded so far (retries of one file count once).
+    /// Bytes sent over the link so far, retries included. An attempt that failed
+    /// after its connection was made counts its whole body (how much of it
+    /// crossed is not known), so this may exceed the truth by the files in flight
+    /// when the link broke; attempts that found no connection count nothing.
     pub fn bytes_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of repository files the service stored so far (each file once).
+    pub fn bytes_stored(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
     }
 
     fn error(&self, kind: FileKind, name: &str, err: ApiError) -> BackendError {
@@ -114,9 +126,18 @@ impl Backend for VaultBackend {
     }
 
     fn save(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
-        self.throttle.consume(data.len() as u64);
-        self.with_retry(kind, name, || self.client.put_file(&self.machine_id, folder(kind), name, data.clone()))?;
-        self.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let length = data.len() as u64;
+        // Every attempt goes through the throttle and is counted: a retry crosses
+        // the link again.
+        self.with_retry(kind, name, || {
+            self.throttle.consume(length);
+            let result = self.client.put_file(&self.machine_id, folder(kind), name, data.clone());
+            if result.as_ref().err().is_none_or(ApiError::may_have_sent_body) {
+                self.sent.fetch_add(length, Ordering::Relaxed);
+            }
+            result
+        })?;
+        self.stored.fetch_add(length, Ordering::Relaxed);
         Ok(())
     }
 

@@ -23,7 +23,13 @@ pub enum ApiError {
     #[error(
         "cannot reach the offsite service at {url}: {reason}. Check that it is running and that the address is right"
     )]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        url: String,
+        reason: String,
+        /// A connection was made before it failed, so (part of) a request body may
+        /// have crossed the link; false when no connection could be opened.
+        connected: bool,
+    },
     #[error("the service refused: {message} (HTTP {status})")]
     Refused { status: u16, code: String, message: String },
     #[error("the service at {url} answered something offsite cannot read: {reason}")]
@@ -44,6 +50,17 @@ impl ApiError {
         match self {
             ApiError::Refused { code, .. } => Some(code),
             _ => None,
+        }
+    }
+
+    /// Whether a request's body may have been sent (in part or whole) before it
+    /// failed: anything but a connection that could not be opened, or a request
+    /// that could not be built.
+    pub fn may_have_sent_body(&self) -> bool {
+        match self {
+            ApiError::Unreachable { connected, .. } => *connected,
+            ApiError::Setup { .. } => false,
+            ApiError::Refused { .. } | ApiError::Protocol { .. } => true,
         }
     }
 
@@ -173,7 +190,7 @@ impl Client {
     }
 
     fn unreachable(&self, err: &reqwest::Error) -> ApiError {
-        ApiError::Unreachable { url: self.base.clone(), reason: cause_chain(err) }
+        ApiError::Unreachable { url: self.base.clone(), reason: cause_chain(err), connected: !err.is_connect() }
     }
 
     fn send(&self, request: RequestBuilder) -> ApiResult<Response> {
@@ -205,8 +222,7 @@ impl Client {
     }
 
     fn json<T: DeserializeOwned>(&self, response: Response) -> ApiResult<T> {
-        let bytes =
-            response.bytes().map_err(|e| ApiError::Unreachable { url: self.base.clone(), reason: cause_chain(&e) })?;
+        let bytes = response.bytes().map_err(|e| self.unreachable(&e))?;
         serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol { url: self.base.clone(), reason: e.to_string() })
     }
 
@@ -250,7 +266,7 @@ impl Client {
             request = request.header(reqwest::header::RANGE, format!("bytes={}-{}", offset, offset + length - 1));
         }
         let response = self.send(request)?;
-        response.bytes().map_err(|e| ApiError::Unreachable { url: self.base.clone(), reason: cause_chain(&e) })
+        response.bytes().map_err(|e| self.unreachable(&e))
     }
 
     pub fn file_size(&self, machine_id: &str, folder: &str, name: &str) -> ApiResult<Option<u64>> {
@@ -543,7 +559,7 @@ impl Client {
     pub fn drive_log(&self, import_job_id: &str, drive_id: &str, kind: &str) -> ApiResult<String> {
         let response = self
             .send(self.request(Method::GET, &format!("/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}")))?;
-        response.text().map_err(|e| ApiError::Unreachable { url: self.base.clone(), reason: cause_chain(&e) })
+        response.text().map_err(|e| self.unreachable(&e))
     }
 
     /// The whole files ingested into a job's container.

@@ -204,8 +204,14 @@ pub struct JobReport {
     pub finished: Option<OffsetDateTime>,
     #[serde(default)]
     pub bytes_processed: u64,
+    /// Bytes sent over the link to the service, every attempt counted (an upload
+    /// sent again after a failure counts again).
     #[serde(default)]
     pub bytes_uploaded: u64,
+    /// Bytes of repository files the service stored (each file once); at most
+    /// `bytes_uploaded`. Absent from older agents' reports (0).
+    #[serde(default)]
+    pub bytes_stored: u64,
     #[serde(default)]
     pub file_count: u64,
     #[serde(default)]

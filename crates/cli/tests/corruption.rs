@@ -119,3 +119,100 @@ fn a_damaged_snapshot_does_not_stop_the_next_backup() {
     write(&src.join("later.txt"), b"tonight's change\n");
     repo(&repo_dir, ["backup", utf8(&src)]).run().ok();
 }
+
+/// Every file under `dir`, relative to it.
+fn all_files(dir: &Path) -> BTreeSet<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(path.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A file restore cannot bring back whole is never left under its own name (before,
+/// it was left at full size, zero-filled, with a fresh mtime): what could be read
+/// is in `NAME.offsite-partial`, it is listed on stderr even with `--quiet`, and in
+/// the JSON; an existing file of that name is left as it was; everything else is
+/// byte for byte.
+#[test]
+fn a_file_restore_cannot_finish_is_left_marked_and_listed() {
+    let tmp = temp();
+    let repo_dir = tmp.path().join("repo");
+    let src = tmp.path().join("src");
+    // First a snapshot of one large file only, so its chunks fill packs of their own.
+    let big = src.join("big.bin");
+    write(&big, &noise(6 << 20, 7));
+    init_and_backup(&repo_dir, &src, &["--pack-size", "1"]);
+    let big_packs = packs(&repo_dir);
+    let small = many_small_files(&src);
+    repo(&repo_dir, ["backup", "--quiet", utf8(&src)]).run().ok();
+    let mut small_packs: Vec<(PathBuf, u64)> =
+        packs(&repo_dir).into_iter().filter(|p| !big_packs.contains(p)).collect();
+
+    // Remove one of the large file's packs (the largest hold data, not trees), and the
+    // largest of the small files' packs.
+    let mut big_data = big_packs.clone();
+    big_data.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+    assert!(big_data.len() >= 3, "the large file should span several packs: {big_data:?}");
+    fs::remove_file(&big_data[0].0).unwrap();
+    small_packs.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+    fs::remove_file(&small_packs[0].0).unwrap();
+
+    let target = tmp.path().join("restored");
+    let run = repo(&repo_dir, ["restore", "latest", "--target", utf8(&target), "--quiet", "--json"]).run().code(3);
+    let failures = run.json()["outcome"]["failures"].as_array().cloned().unwrap_or_default();
+    let failed: BTreeSet<PathBuf> = failures.iter().map(|f| PathBuf::from(f["path"].as_str().unwrap())).collect();
+    let big_back = restored(&target, &big);
+    assert!(failed.contains(&big_back), "the large file lost a pack but is not listed:\n{run}");
+    assert!(failed.len() >= 2, "a small file lost its pack but none is listed:\n{run}");
+    for failure in &failures {
+        let path = PathBuf::from(failure["path"].as_str().unwrap());
+        assert!(!path.exists(), "{} was left under its own name:\n{run}", path.display());
+        assert!(
+            run.stderr.contains(&format!("could not restore {}:", path.display())),
+            "{} not listed on stderr with --quiet:\n{run}",
+            path.display()
+        );
+        let partial = failure["partial"].as_str().unwrap_or_else(|| panic!("no partial file named:\n{run}"));
+        assert_eq!(PathBuf::from(partial), PathBuf::from(format!("{}.offsite-partial", path.display())));
+        assert!(run.stderr.contains(partial), "the partial file is not named on stderr:\n{run}");
+    }
+    // The large file's partial copy holds every chunk that could be read, and
+    // nothing but the source's bytes.
+    let want = fs::read(&big).unwrap();
+    let partial = fs::read(format!("{}.offsite-partial", big_back.display())).unwrap();
+    assert_eq!(partial.len(), want.len());
+    let kept = partial.iter().zip(&want).filter(|(got, want)| got == want).count();
+    assert!(partial.iter().zip(&want).all(|(got, want)| got == want || *got == 0), "the partial copy has wrong bytes");
+    assert!(kept > want.len() / 2, "the partial copy kept only {kept} of {} bytes", want.len());
+    // Everything else is the source, byte for byte, and nothing else is there.
+    let mut expected: BTreeSet<PathBuf> = BTreeSet::new();
+    for file in small.iter().chain([&big]) {
+        let back = restored(&target, file);
+        if failed.contains(&back) {
+            expected.insert(PathBuf::from(format!("{}.offsite-partial", back.display())));
+            continue;
+        }
+        assert!(fs::read(file).unwrap() == fs::read(&back).unwrap(), "{} differs from its source", back.display());
+        expected.insert(back);
+    }
+    let expected: BTreeSet<PathBuf> = expected.iter().map(|p| p.strip_prefix(&target).unwrap().to_path_buf()).collect();
+    assert_eq!(all_files(&target), expected);
+
+    // Restoring over an existing copy leaves that copy alone when the new one
+    // cannot be finished.
+    let again = tmp.path().join("again");
+    let existing = restored(&again, &big);
+    write(&existing, b"yesterday's version\n");
+    let run = repo(&repo_dir, ["restore", "latest", "--target", utf8(&again), "--quiet"]).run().code(3);
+    assert_eq!(fs::read(&existing).unwrap(), b"yesterday's version\n", "an existing file was spoiled:\n{run}");
+    assert!(Path::new(&format!("{}.offsite-partial", existing.display())).exists());
+}

@@ -622,3 +622,74 @@ fn first_json(output: &str) -> serde_json::Value {
         other => panic!("no JSON ({other:?}) in:\n{output}"),
     }
 }
+
+// ---------------------------------------------------------------- locks of killed agents
+
+/// The lock files in every repository under the service's storage.
+fn stored_locks(storage: &Path) -> BTreeSet<String> {
+    fn walk(dir: &Path, in_locks: bool, out: &mut BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), name == "locks", out);
+            } else if in_locks && name.len() == 64 {
+                out.insert(name);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(storage, false, &mut out);
+    out
+}
+
+/// Each killed agent backup leaves its lock; the next backup removes it (before,
+/// they piled up, one per kill, and the agent had no way to remove them); `agent
+/// unlock` removes what is stale.
+#[test]
+fn killed_agent_backups_leave_no_locks_behind() {
+    let tmp = temp();
+    let root = tmp.path();
+    let service = Service::start(root);
+    let tenant = service.subscription("contoso");
+    tenant.create_vault("main");
+    let source = root.join("source");
+    noise_tree(&source, 6, 4, 900);
+    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    throttled(&agent, "2MiB/s");
+    let storage = service.data_dir.join("storage");
+
+    let mut left = BTreeSet::new();
+    for kill in 0..2 {
+        let mut job = agent.cmd(["backup", "--now", "--json"]).spawn(&root.join(format!("backup-{kill}.log")));
+        // This run holds a lock of its own, and the killed run's lock is gone.
+        let taken = reached_while_running(&mut job, "its own lock", || {
+            let now = stored_locks(&storage);
+            now.len() == 1 && left.is_disjoint(&now)
+        });
+        assert!(taken, "the backup finished before it could be killed:\n{}", job.output());
+        job.kill_9();
+        left = stored_locks(&storage);
+        assert_eq!(left.len(), 1, "after kill {kill}: {left:?}");
+    }
+    agent.cmd(["throttle", "off"]).run().ok();
+    let done = agent.backup();
+    assert_eq!(done["report"]["state"], "completed", "{done}");
+    assert_eq!(stored_locks(&storage), BTreeSet::new(), "the backup left a killed run's lock");
+
+    // `agent unlock` removes a killed run's lock, and only stale ones.
+    throttled(&agent, "2MiB/s");
+    std::fs::write(source.join("dir0/new.bin"), noise(12 << 20, 901)).unwrap();
+    let mut job = agent.cmd(["backup", "--now", "--json"]).spawn(&root.join("backup-last.log"));
+    assert!(reached_while_running(&mut job, "its lock", || stored_locks(&storage).len() == 1));
+    let run = agent.cmd(["unlock", "--json"]).run().ok();
+    assert_eq!(run.json(), serde_json::json!([]), "unlock removed a running backup's lock:\n{run}");
+    let pid = job.id();
+    job.kill_9();
+    let run = agent.cmd(["unlock", "--json"]).run().ok();
+    let removed = run.json();
+    let removed = removed.as_array().unwrap_or_else(|| panic!("not a list:\n{run}"));
+    assert_eq!(removed.len(), 1, "{run}");
+    assert!(removed[0].as_str().unwrap_or_default().contains(&format!("backup (pid {pid}")), "{run}");
+    assert_eq!(stored_locks(&storage), BTreeSet::new(), "{run}");
+}

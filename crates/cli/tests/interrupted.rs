@@ -69,6 +69,8 @@ fn a_killed_backup_leaves_a_sound_repository_and_its_packs_are_reused() {
 
     // The repository is sound: the packs without an index are only warnings.
     repo(&repo_dir, ["check"]).run().ok().stdout_has("in no index").stdout_has("no errors found");
+    // Taking its own lock, the check removed the one the killed process left.
+    assert_eq!(files_in(&repo_dir.join("locks")), Vec::<String>::new(), "the killed backup's lock is still there");
     let run = repo(&repo_dir, ["snapshots", "--json"]).run().ok();
     assert_eq!(run.json(), serde_json::json!([]), "{run}");
     // The dead process's lock blocks nobody, not even an exclusive operation.

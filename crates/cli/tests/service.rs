@@ -238,3 +238,65 @@ fn publish_settings_are_issued_and_revoked_through_admin() {
     tenant.admin(["subscription", "credentials"]).run().ok().stdout_has(&format!("{id}  issued")).stdout_has("revoked");
     tenant.admin(["subscription", "revoke-credential", "cred_unknown"]).run().fails().stderr_has("cred_unknown");
 }
+
+/// `agent restore` of a recovery point one of whose packs is gone: the files that
+/// need it are listed on stderr with `--quiet` (and in the JSON), left as
+/// `NAME.offsite-partial`, never under their own names; the rest is equal.
+#[test]
+fn an_agent_restore_with_a_missing_pack_lists_and_marks_what_it_could_not_restore() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    let tenant = service.subscription("contoso");
+    tenant.create_vault("main");
+    let source = root.join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    write_noise_file(&source.join("big.bin"), 24 << 20, 4);
+    small_tree(&source.join("docs"));
+    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    agent.backup();
+    // The largest pack holds part of the large file only.
+    let (pack, _) = stored_packs(&service.data_dir.join("storage")).into_iter().max_by_key(|(_, s)| *s).unwrap();
+    std::fs::remove_file(&pack).unwrap();
+
+    let target = root.join("restored");
+    let run = agent.cmd(["restore", "--target", utf8(&target), "--quiet", "--json"]).run().code(3);
+    let back = restored(&target, &source);
+    let failures = run.json()["outcome"]["failures"].as_array().cloned().unwrap_or_default();
+    let failed: Vec<&str> = failures.iter().filter_map(|f| f["path"].as_str()).collect();
+    assert!(failed.contains(&back.join("big.bin").to_str().unwrap()), "the large file is not listed:\n{run}");
+    for failure in &failures {
+        let path = std::path::PathBuf::from(failure["path"].as_str().unwrap());
+        assert!(
+            run.stderr.contains(&format!("could not restore {}:", path.display())),
+            "not listed with --quiet:\n{run}"
+        );
+        assert!(!path.exists(), "{} was left under its own name:\n{run}", path.display());
+        let partial = format!("{}.offsite-partial", path.display());
+        assert_eq!(failure["partial"].as_str(), Some(partial.as_str()), "{run}");
+        let want = std::fs::metadata(source.join(path.strip_prefix(&back).unwrap())).unwrap().len();
+        assert_eq!(std::fs::metadata(&partial).unwrap().len(), want);
+    }
+    // Everything else came back byte for byte.
+    let mut compared = 0;
+    for entry in walkdir(&source) {
+        let at = back.join(entry.strip_prefix(&source).unwrap());
+        if entry.symlink_metadata().unwrap().is_file() && !failed.contains(&at.to_str().unwrap()) {
+            assert!(std::fs::read(&entry).unwrap() == std::fs::read(&at).unwrap(), "{} differs", at.display());
+            compared += 1;
+        }
+    }
+    assert!(compared > 0, "every file was lost to one pack:\n{run}");
+}
+
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(walkdir(&path));
+        }
+        out.push(path);
+    }
+    out
+}

@@ -2,7 +2,10 @@
 //!
 //! A lock file is rewritten every few minutes while its holder works. A lock older
 //! than [`STALE_AFTER`], or held by a process that no longer exists on this host,
-//! is stale: it no longer blocks anyone and `unlock` removes it.
+//! is stale: it no longer blocks anyone and `unlock` removes it. Taking a lock first
+//! removes the locks of this host's processes that are gone (a killed backup,
+//! prune or agent), so kills do not pile locks up; another host's locks are left to
+//! that host, or to `unlock`.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -31,9 +34,12 @@ pub struct RepositoryLock<'r> {
 impl LockFile {
     /// Whether this lock still counts.
     pub fn is_stale(&self, now: OffsetDateTime) -> bool {
-        if now - self.time > STALE_AFTER {
-            return true;
-        }
+        now - self.time > STALE_AFTER || self.holder_is_gone_from_this_host()
+    }
+
+    /// Whether it was taken on this host by a process that no longer exists: its
+    /// holder was killed (or lost its lock file's removal).
+    pub fn holder_is_gone_from_this_host(&self) -> bool {
         self.hostname == crate::host::hostname() && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
@@ -63,9 +69,30 @@ impl LockFile {
     }
 }
 
+/// Stores a lock file as it is given; [`RepositoryLock::acquire`] is how a process
+/// takes a lock.
+pub fn save_lock(repo: &Repository, lock: &LockFile) -> Result<Id> {
+    repo.save_sealed(FileKind::Lock, Purpose::Lock, &serde_json::to_vec(lock).expect("lock serialises"))
+}
+
 fn write_lock(repo: &Repository, exclusive: bool, operation: &str) -> Result<Id> {
-    let file = LockFile::of_this_process(exclusive, operation);
-    repo.save_sealed(FileKind::Lock, Purpose::Lock, &serde_json::to_vec(&file).expect("lock serialises"))
+    save_lock(repo, &LockFile::of_this_process(exclusive, operation))
+}
+
+/// Removes the locks left by processes of this host that are gone; returns them.
+/// Best effort: a lock that cannot be removed is only logged, since it blocks no one.
+fn remove_locks_of_dead_processes_here(repo: &Repository, locks: &[(Id, LockFile)]) -> Vec<Id> {
+    let mut removed = Vec::new();
+    for (id, lock) in locks.iter().filter(|(_, lock)| lock.holder_is_gone_from_this_host()) {
+        match repo.backend().remove(FileKind::Lock, &id.to_hex()) {
+            Ok(()) => {
+                tracing::info!("removed the lock {} left by a process that is gone: {}", id.short(), lock.describe());
+                removed.push(*id);
+            }
+            Err(e) => tracing::warn!("could not remove the stale lock {}: {e}", id.short()),
+        }
+    }
+    removed
 }
 
 /// Every lock file that can be read, with its id.
@@ -86,18 +113,25 @@ pub fn list_locks(repo: &Repository) -> Result<Vec<(Id, LockFile)>> {
     Ok(out)
 }
 
-fn conflicting(repo: &Repository, exclusive: bool, own: Option<Id>) -> Result<Option<LockFile>> {
+fn conflict_among(locks: Vec<(Id, LockFile)>, exclusive: bool, own: Option<Id>) -> Option<LockFile> {
     let now = OffsetDateTime::now_utc();
-    Ok(list_locks(repo)?
+    locks
         .into_iter()
         .find(|(id, lock)| Some(*id) != own && !lock.is_stale(now) && (exclusive || lock.exclusive))
-        .map(|(_, lock)| lock))
+        .map(|(_, lock)| lock)
+}
+
+fn conflicting(repo: &Repository, exclusive: bool, own: Option<Id>) -> Result<Option<LockFile>> {
+    Ok(conflict_among(list_locks(repo)?, exclusive, own))
 }
 
 impl<'r> RepositoryLock<'r> {
     /// Takes a shared (`exclusive = false`) or exclusive lock, or says who holds one.
     pub fn acquire(repo: &'r Repository, exclusive: bool, operation: &str) -> Result<Self> {
-        if let Some(holder) = conflicting(repo, exclusive, None)? {
+        let locks = list_locks(repo)?;
+        let removed = remove_locks_of_dead_processes_here(repo, &locks);
+        let locks = locks.into_iter().filter(|(id, _)| !removed.contains(id)).collect();
+        if let Some(holder) = conflict_among(locks, exclusive, None) {
             return Err(Error::Locked { holder: holder.describe() });
         }
         let id = write_lock(repo, exclusive, operation)?;

@@ -8,7 +8,13 @@
 //! first, so writing files never disturbs a folder's restored mtime.
 //!
 //! Damage never stops a restore: a file that needs an unreadable blob is reported
-//! by name and everything else is restored.
+//! by name and everything else is restored. Each file is written under a marked
+//! name beside its own, `NAME.offsite-partial`, and renamed to `NAME` only once
+//! all its content is in place; so an existing file at the target is replaced
+//! whole or not at all, and a file that could not be restored is never left under
+//! its own name looking plausible. It stays as `NAME.offsite-partial`, at its full
+//! size, holding every blob that could be read and zeros where one could not (or
+//! is removed, when the snapshot itself has a file of that marked name).
 
 use std::collections::HashMap;
 use std::fs;
@@ -49,11 +55,24 @@ pub struct RestoreOptions {
     pub overwrite: OverwritePolicy,
 }
 
+/// The suffix of a file that could not be restored whole (see the module's doc).
+pub const PARTIAL_SUFFIX: &str = ".offsite-partial";
+
 /// A path that could not be restored, and why.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreFailure {
     pub path: String,
     pub reason: String,
+    /// Where what could be read of this file was kept (`PATH.offsite-partial`),
+    /// if anything was: nothing is left at `path` itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
+}
+
+impl RestoreFailure {
+    fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        RestoreFailure { path: path.into(), reason: reason.into(), partial: None }
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -71,6 +90,9 @@ pub struct RestoreOutcome {
 
 struct PlannedFile {
     path: PathBuf,
+    /// Where its content is written until it is complete: the marked name beside
+    /// `path`, or `path` itself when the snapshot has a file of the marked name.
+    work: PathBuf,
     node: Node,
     /// Another restored path this one is a hard link to.
     link_to: Option<usize>,
@@ -127,7 +149,7 @@ impl Planner<'_> {
         let tree = match self.repo.load_tree(self.index, tree) {
             Ok(tree) => tree,
             Err(e) => {
-                self.failures.push(RestoreFailure { path: snapshot_path.to_string(), reason: e.to_string() });
+                self.failures.push(RestoreFailure::new(snapshot_path, e.to_string()));
                 return;
             }
         };
@@ -136,20 +158,16 @@ impl Planner<'_> {
             let name_display = node.name_lossy();
             let child_snapshot_path = format!("{}/{}", snapshot_path.trim_end_matches('/'), name_display);
             if !safe_name(&node.name) {
-                self.failures.push(RestoreFailure {
-                    path: child_snapshot_path,
-                    reason: "unsafe file name in the snapshot".into(),
-                });
+                self.failures.push(RestoreFailure::new(child_snapshot_path, "unsafe file name in the snapshot"));
                 continue;
             }
             // A second entry of one name (say a link, then a folder through it) is
             // not something a backup writes: only the first is restored.
             if !seen.insert(node.name.clone()) {
-                self.failures.push(RestoreFailure {
-                    path: child_snapshot_path,
-                    reason: "the snapshot's folder lists this name more than once: only the first entry is restored"
-                        .into(),
-                });
+                self.failures.push(RestoreFailure::new(
+                    child_snapshot_path,
+                    "the snapshot's folder lists this name more than once: only the first entry is restored",
+                ));
                 continue;
             }
             let (included, descend) = include_state(&child_snapshot_path, self.includes);
@@ -176,7 +194,8 @@ impl Planner<'_> {
                     } else {
                         None
                     };
-                    self.plan.files.push(PlannedFile { path: child_target, node, link_to });
+                    let work = partial_path(&child_target);
+                    self.plan.files.push(PlannedFile { path: child_target, work, node, link_to });
                 }
                 _ => self.plan.others.push((child_target, node)),
             }
@@ -219,14 +238,28 @@ pub fn restore(
             return Err(Error::PathNotFound { path: include.clone(), snapshot: snapshot.tree.short() });
         }
     }
-    let Planner { plan, mut failures, .. } = planner;
+    let Planner { mut plan, mut failures, .. } = planner;
+    // A snapshot may hold both `x` and `x.offsite-partial`: then `x` is written in
+    // place (and removed if it cannot be restored) rather than over the other one.
+    let planned: std::collections::HashSet<PathBuf> = plan
+        .files
+        .iter()
+        .map(|f| f.path.clone())
+        .chain(plan.dirs.iter().map(|(p, _)| p.clone()))
+        .chain(plan.others.iter().map(|(p, _)| p.clone()))
+        .collect();
+    for file in &mut plan.files {
+        if planned.contains(&file.work) {
+            file.work = file.path.clone();
+        }
+    }
     let mut outcome = RestoreOutcome::default();
     progress.set_totals(plan.files.len() as u64, plan.files.iter().map(|f| f.node.size).sum());
 
     // Folders first (outermost first, as planned deepest last), so files have a home.
     for (path, _) in plan.dirs.iter().rev() {
         if let Err(e) = create_folder(path) {
-            failures.push(RestoreFailure { path: path.display().to_string(), reason: e.to_string() });
+            failures.push(RestoreFailure::new(path.display().to_string(), e.to_string()));
         }
     }
     outcome.dirs = plan.dirs.len() as u64;
@@ -234,6 +267,7 @@ pub fn restore(
     // Create every file at its final size, then fill them pack by pack.
     let failed: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
     let mut skip = vec![false; plan.files.len()];
+    let mut created = vec![false; plan.files.len()];
     let mut packs: HashMap<u32, HashMap<Id, BlobPlan>> = HashMap::new();
     for (i, file) in plan.files.iter().enumerate() {
         if file.link_to.is_some() {
@@ -249,20 +283,14 @@ pub fn restore(
                 }
             }
         }
-        if let Err(e) = create_sized(&file.path, file.node.size) {
+        if let Err(e) = create_sized(&file.work, file.node.size) {
             failed.lock().unwrap_or_else(|p| p.into_inner()).insert(i, e.to_string());
             continue;
         }
+        created[i] = true;
         let NodeKind::File { content } = &file.node.kind else { continue };
-        let mut offset = 0u64;
-        for id in content {
-            let Some(loc) = index.get(id) else {
-                failed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(i, format!("blob {} is missing from the repository", id.short()));
-                break;
-            };
+        let mut place = |id: &Id, offset: u64| {
+            let loc = index.get(id).expect("placed blobs are in the index");
             let blob = packs.entry(loc.pack).or_default().entry(*id).or_insert_with(|| BlobPlan {
                 id: *id,
                 offset: loc.offset,
@@ -271,7 +299,35 @@ pub fn restore(
                 places: Vec::new(),
             });
             blob.places.push(Placement { file: i, offset });
+        };
+        // A blob missing from the index has no known length: the blobs before the
+        // first missing one are placed from the start, those after the last one
+        // from the end (the file's size is known), so a partial file keeps all it
+        // can.
+        let missing: Vec<&Id> = content.iter().filter(|id| index.get(id).is_none()).collect();
+        if let Some(first_missing) = missing.first() {
+            failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(i, format!("blob {} is missing from the repository", first_missing.short()));
+        }
+        let mut offset = 0u64;
+        for id in content {
+            let Some(loc) = index.get(id) else { break };
+            place(id, offset);
             offset += u64::from(loc.raw_length);
+        }
+        if !missing.is_empty() {
+            let mut end = file.node.size;
+            for id in content.iter().rev() {
+                let Some(loc) = index.get(id) else { break };
+                let Some(start) = end.checked_sub(u64::from(loc.raw_length)) else { break };
+                if start < offset {
+                    break;
+                }
+                place(id, start);
+                end = start;
+            }
         }
     }
 
@@ -296,9 +352,33 @@ pub fn restore(
     });
 
     let mut failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Complete files take their own names; the others keep the marked one.
+    let mut partial: HashMap<usize, PathBuf> = HashMap::new();
+    for (i, file) in plan.files.iter().enumerate() {
+        if file.link_to.is_some() || skip[i] || !created[i] {
+            continue;
+        }
+        match failed.entry(i) {
+            std::collections::hash_map::Entry::Occupied(_) => set_aside(file, &file.work, &mut partial, i),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                if file.work != file.path {
+                    if let Err(e) = fs::rename(&file.work, &file.path) {
+                        slot.insert(format!("cannot put the restored file in place: {e}"));
+                        partial.insert(i, file.work.clone());
+                    }
+                }
+            }
+        }
+    }
     // Hard links to files whose content is now in place.
     for (i, file) in plan.files.iter().enumerate() {
         if let Some(first) = file.link_to {
+            if failed.contains_key(&first) {
+                let reason =
+                    format!("a hard link to {}, which could not be restored", plan.files[first].path.display());
+                failed.insert(i, reason);
+                continue;
+            }
             let _ = fs::remove_file(&file.path);
             if let Err(e) = fs::hard_link(&plan.files[first].path, &file.path) {
                 failed.insert(i, format!("cannot create hard link: {e}"));
@@ -308,7 +388,7 @@ pub fn restore(
     for (path, node) in &plan.others {
         match create_special(path, node) {
             Ok(()) => outcome.others += 1,
-            Err(e) => failures.push(RestoreFailure { path: path.display().to_string(), reason: e.to_string() }),
+            Err(e) => failures.push(RestoreFailure::new(path.display().to_string(), e.to_string())),
         }
     }
 
@@ -344,6 +424,10 @@ pub fn restore(
                 Ok(()) => outcome.verified += 1,
                 Err(reason) => {
                     failed.insert(i, format!("verification failed: {reason}"));
+                    let file = &plan.files[i];
+                    if file.link_to.is_none() {
+                        set_aside(file, &file.path, &mut partial, i);
+                    }
                 }
             }
         }
@@ -351,11 +435,31 @@ pub fn restore(
 
     let mut failed: Vec<(usize, String)> = failed.into_iter().collect();
     failed.sort();
-    failures.extend(
-        failed.into_iter().map(|(i, reason)| RestoreFailure { path: plan.files[i].path.display().to_string(), reason }),
-    );
+    failures.extend(failed.into_iter().map(|(i, reason)| RestoreFailure {
+        path: plan.files[i].path.display().to_string(),
+        reason,
+        partial: partial.get(&i).map(|p| p.display().to_string()),
+    }));
     outcome.failures = failures;
     Ok(outcome)
+}
+
+/// `NAME.offsite-partial` beside `path`.
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(PARTIAL_SUFFIX);
+    path.with_file_name(name)
+}
+
+/// A file at `at` that is not the snapshot's content: kept under the marked name
+/// when it may have one, removed otherwise. Never left under its own name.
+fn set_aside(file: &PlannedFile, at: &Path, partial: &mut HashMap<usize, PathBuf>, i: usize) {
+    let kept = file.work != file.path && (at == file.work || fs::rename(at, &file.work).is_ok());
+    if kept {
+        partial.insert(i, file.work.clone());
+    } else if let Err(e) = fs::remove_file(at) {
+        tracing::warn!("could not remove the incomplete {}: {e}", at.display());
+    }
 }
 
 /// Creates one folder whose parent exists. Whatever else is in its place (a link
@@ -430,7 +534,7 @@ fn restore_pack(
                         Err(e) => fail_all(std::slice::from_ref(blob), e.to_string()),
                         Ok(data) => {
                             for place in &blob.places {
-                                let target = &files[place.file].path;
+                                let target = &files[place.file].work;
                                 let written = fs::OpenOptions::new()
                                     .write(true)
                                     .open(target)

@@ -505,7 +505,7 @@ impl Db {
         let r = &job.report;
         sqlx::query(
             "INSERT INTO jobs (id, machine_id, kind, state, started, finished, bytes_processed, bytes_uploaded, \
-             file_count, message, errors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             file_count, message, errors, bytes_stored) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&job.id)
         .bind(&job.machine_id)
@@ -518,6 +518,7 @@ impl Db {
         .bind(r.file_count as i64)
         .bind(&r.message)
         .bind(serde_json::to_string(&r.errors).unwrap_or_else(|_| "[]".into()))
+        .bind(r.bytes_stored as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -527,7 +528,7 @@ impl Db {
         let r = &job.report;
         sqlx::query(
             "UPDATE jobs SET state = $1, finished = $2, bytes_processed = $3, bytes_uploaded = $4, file_count = $5, \
-             message = $6, errors = $7 WHERE id = $8 AND machine_id = $9",
+             message = $6, errors = $7, bytes_stored = $10 WHERE id = $8 AND machine_id = $9",
         )
         .bind(enum_text(&r.state))
         .bind(r.finished.map(seconds))
@@ -538,6 +539,7 @@ impl Db {
         .bind(serde_json::to_string(&r.errors).unwrap_or_else(|_| "[]".into()))
         .bind(&job.id)
         .bind(&job.machine_id)
+        .bind(r.bytes_stored as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -557,6 +559,7 @@ impl Db {
                 finished: row.try_get::<Option<i64>, _>("finished")?.map(time_of),
                 bytes_processed: row.try_get::<i64, _>("bytes_processed")? as u64,
                 bytes_uploaded: row.try_get::<i64, _>("bytes_uploaded")? as u64,
+                bytes_stored: row.try_get::<i64, _>("bytes_stored")? as u64,
                 file_count: row.try_get::<i64, _>("file_count")? as u64,
                 message: row.try_get("message")?,
                 errors: serde_json::from_str(&errors).unwrap_or_default(),

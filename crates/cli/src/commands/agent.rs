@@ -108,6 +108,13 @@ enum AgentCommand {
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
+    /// Remove the stale locks of this machine's repository in the vault (or all
+    /// locks with --remove-all): backups killed on another host, or left by a
+    /// crash. The next backup removes those of this host's killed runs by itself.
+    Unlock {
+        #[arg(long)]
+        remove_all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -673,6 +680,10 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             let result = offsite_agent::restore::restore(&home, &request, &progress);
             drop(bar);
             let run = result?;
+            // Listed whatever --quiet or --json say: these files are not at the target.
+            for f in &run.outcome.failures {
+                eprintln!("offsite: could not restore {}", crate::display::restore_failure(f));
+            }
             print(json, &run, |run| {
                 if !args.quiet {
                     let o = &run.outcome;
@@ -684,14 +695,27 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                         human(o.bytes),
                         if o.kept > 0 { format!(", {} kept", plural(o.kept, "newer file")) } else { String::new() }
                     );
-                    for f in &o.failures {
-                        eprintln!("not restored {}: {}", f.path, f.reason);
-                    }
                 }
             })?;
             if !run.outcome.failures.is_empty() {
+                eprintln!(
+                    "offsite: restore incomplete: {} items could not be restored (listed above)",
+                    run.outcome.failures.len()
+                );
                 return Ok(ExitCode::from(INCOMPLETE));
             }
+        }
+        AgentCommand::Unlock { remove_all } => {
+            let removed = offsite_agent::repository::unlock(&home, remove_all)?;
+            let list: Vec<String> = removed.iter().map(|l| l.describe()).collect();
+            print(json, &list, |list| {
+                if !args.quiet {
+                    for l in list {
+                        println!("removed lock of {l}");
+                    }
+                    println!("{} locks removed", list.len());
+                }
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -339,8 +339,9 @@ fn restore(ctx: &RepoSession, spec: &str, target: PathBuf, includes: Vec<String>
         let _bar = Bar::show("restore", progress.clone(), ctx.quiet);
         restorer::restore(&repo, &snapshot, &options, &progress)?
     };
+    // Listed whatever --quiet or --json say: these files are not at the target.
     for failure in &outcome.failures {
-        eprintln!("offsite: could not restore {}: {}", failure.path, failure.reason);
+        eprintln!("offsite: could not restore {}", crate::display::restore_failure(failure));
     }
     if ctx.json {
         ctx.print_json(&serde_json::json!({ "snapshot": id, "outcome": outcome }))?;

@@ -21,8 +21,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn check(report: &JobReport) -> ApiResult<()> {
-    let too_big =
-        [report.bytes_processed, report.bytes_uploaded, report.file_count].iter().any(|v| *v > i64::MAX as u64);
+    let too_big = [report.bytes_processed, report.bytes_uploaded, report.bytes_stored, report.file_count]
+        .iter()
+        .any(|v| *v > i64::MAX as u64);
     if too_big || report.errors.len() > 1000 || report.message.as_ref().is_some_and(|m| m.len() > 4096) {
         return Err(Failure::BadRequest("the job report is out of range (numbers, at most 1000 errors)".into()));
     }

@@ -450,6 +450,7 @@ pub fn running_backup() -> JobReport {
         finished: None,
         bytes_processed: 0,
         bytes_uploaded: 0,
+        bytes_stored: 0,
         file_count: 0,
         message: None,
         errors: vec![],

@@ -301,7 +301,8 @@ fn a_seed_missing_a_pack_its_index_names_is_refused_at_adoption() {
 
     let name = lost.path.rsplit('/').next().unwrap();
     let refused = site.agent.cmd(["backup", "--now", "--json"]).run().fails();
-    refused.stderr_has("not a complete repository").stderr_has(name).stderr_has("offsite agent offline cancel");
+    let cancel = format!("offsite agent --agent-home {} offline cancel", utf8(&site.agent.home));
+    refused.stderr_has("not a complete repository").stderr_has(name).stderr_has(&cancel);
     let points = site.agent.cmd(["recovery-points", "--json"]).run().ok().json();
     assert_eq!(points.as_array().map(Vec::len), Some(0), "nothing recorded: {points}");
     // Asked again, the same answer; nothing stands on the broken seed.

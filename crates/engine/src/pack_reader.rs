@@ -77,6 +77,11 @@ pub fn index_entry(pack: Id, size: u64, header: &PackHeader) -> IndexPack {
 /// backup. Their blobs become usable again, so nothing is uploaded twice. Packs
 /// whose header cannot be read are left for `check` to report.
 pub fn recover_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Result<usize> {
+    Ok(index_unindexed_packs(repo, index)?.len())
+}
+
+/// [`recover_unindexed_packs`], returning the packs it indexed with their blobs.
+pub fn index_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Result<Vec<IndexPack>> {
     let stray: Vec<(Id, u64)> = repo
         .backend()
         .list(FileKind::Pack)?
@@ -85,7 +90,7 @@ pub fn recover_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Re
         .filter(|(id, _)| !index.has_pack(id))
         .collect();
     if stray.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let mut file = IndexFile::default();
     for (id, size) in stray {
@@ -95,11 +100,10 @@ pub fn recover_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Re
         }
     }
     if file.packs.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
-    let count = file.packs.len();
     let id = repo.save_index(&file)?;
     index.add_file(Some(id), &file);
-    tracing::info!("indexed {count} packs left by an interrupted run");
-    Ok(count)
+    tracing::info!("indexed {} packs left by an interrupted run", file.packs.len());
+    Ok(file.packs)
 }

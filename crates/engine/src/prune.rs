@@ -4,7 +4,9 @@
 //! none of them, rewrite packs that mix used and unused blobs, then write one index
 //! for what remains. The order keeps the repository valid if prune is killed at any
 //! moment: new packs and the new index are stored before any old index file or
-//! pack is removed, so at worst some garbage remains for the next prune.
+//! pack is removed, so at worst some garbage remains for the next prune. A rerun
+//! after a kill indexes the packs the killed run wrote and keeps them, so it goes
+//! on from there instead of rewriting them again.
 
 use std::collections::HashSet;
 
@@ -15,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::MasterIndex;
 use crate::lock::RepositoryLock;
-use crate::pack_reader::read_header;
-use crate::repofile::index::IndexFile;
+use crate::pack_reader::{index_unindexed_packs, read_header};
+use crate::repofile::index::{IndexFile, IndexPack};
 use crate::repofile::tree::NodeKind;
 use crate::repository::Repository;
 use crate::saver::BlobSaver;
@@ -32,6 +34,19 @@ pub struct PruneReport {
     pub blobs_removed: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
+}
+
+/// The index, and every pack as the index files list it (once each, with all the
+/// blobs it holds; the index keeps only one location of a blob stored twice).
+fn packs_as_stored(repo: &Repository) -> Result<(MasterIndex, Vec<IndexPack>)> {
+    let mut index = MasterIndex::default();
+    let mut packs = Vec::new();
+    let mut seen = HashSet::new();
+    for (id, file) in repo.load_index_files()? {
+        index.add_file(Some(id), &file);
+        packs.extend(file.packs.into_iter().filter(|p| seen.insert(p.id)));
+    }
+    Ok((index, packs))
 }
 
 /// Every blob (trees and data) that a snapshot reaches.
@@ -85,20 +100,21 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
 pub fn prune_with(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
     let _lock = RepositoryLock::acquire(repo, true, "prune")?;
     let mut report = PruneReport::default();
-    let index = repo.load_index()?;
+    let (mut index, mut all_packs) = packs_as_stored(repo)?;
+    // Packs an interrupted run left unindexed (a killed prune's rewritten packs
+    // among them) count as what they hold, so a rerun keeps them instead of
+    // writing them again: repeated kills converge.
+    all_packs.extend(index_unindexed_packs(repo, &mut index)?);
     let used = used_blobs(repo, &index)?;
 
-    // Which blobs each pack holds, and whether each is used.
-    let mut per_pack: Vec<Vec<(Id, bool)>> = vec![Vec::new(); index.packs().len()];
-    let mut unused_in_pack: Vec<u64> = vec![0; index.packs().len()];
-    for (id, loc) in index.blobs() {
-        let is_used = used.contains(id);
-        per_pack[loc.pack as usize].push((*id, is_used));
-        if !is_used {
-            unused_in_pack[loc.pack as usize] += u64::from(loc.length);
-        }
-    }
-    let all_packs = index.to_index_packs();
+    // Which blobs each pack holds (its own list: a blob two packs hold is in both),
+    // and whether each is used.
+    let per_pack: Vec<Vec<(Id, bool)>> =
+        all_packs.iter().map(|p| p.blobs.iter().map(|b| (b.id, used.contains(&b.id))).collect()).collect();
+    let unused_in_pack: Vec<u64> = all_packs
+        .iter()
+        .map(|p| p.blobs.iter().filter(|b| !used.contains(&b.id)).map(|b| u64::from(b.length)).sum())
+        .collect();
     let total: u64 = all_packs.iter().map(|p| p.size).sum();
     let mixed_unused: u64 = per_pack
         .iter()
@@ -125,7 +141,8 @@ pub fn prune_with(repo: &Repository, options: &PruneOptions) -> Result<PruneRepo
         }
     }
 
-    // Rewrite the used blobs of mixed packs into new packs.
+    // Rewrite the used blobs of mixed packs into new packs, but for those a kept
+    // pack holds already (the saver knows `keep`).
     let (_, new_indexes, _) = BlobSaver::run(repo, &keep, |saver| {
         for &position in &repack {
             let pack = &all_packs[position];

@@ -212,14 +212,17 @@ impl Repository {
     /// Reads every index file. A damaged index file is an error here; `check`
     /// reports them one by one instead.
     pub fn load_index(&self) -> Result<MasterIndex> {
-        let ids = self.list_ids(FileKind::Index)?;
-        let files: Vec<(Id, IndexFile)> =
-            ids.par_iter().map(|id| self.load_index_file(id).map(|f| (*id, f))).collect::<Result<_>>()?;
         let mut index = MasterIndex::default();
-        for (id, file) in &files {
+        for (id, file) in &self.load_index_files()? {
             index.add_file(Some(*id), file);
         }
         Ok(index)
+    }
+
+    /// Every index file as stored, read in parallel; a damaged one is an error.
+    pub fn load_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
+        let ids = self.list_ids(FileKind::Index)?;
+        ids.par_iter().map(|id| self.load_index_file(id).map(|f| (*id, f))).collect()
     }
 
     /// The ids of all files of a kind (names that are not ids are ignored).

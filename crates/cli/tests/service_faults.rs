@@ -264,7 +264,7 @@ fn backup_on_an_unregistered_agent_says_to_register() {
         .run()
         .code(15)
         .stderr_has("not registered")
-        .stderr_has("offsite agent register --vault-credentials");
+        .stderr_has(&format!("offsite agent --agent-home {} register --vault-credentials", utf8(&agent.home)));
 }
 
 // ---------------------------------------------------------------- the service goes away

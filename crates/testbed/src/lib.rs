@@ -18,6 +18,7 @@ mod http;
 mod postgres;
 mod process;
 mod s3;
+mod wan_link;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use faulty_proxy::{FaultyProxy, NetFault, NetworkCounts, NetworkPlan};
 pub use faulty_store::{FaultCounts, FaultKind, FaultPlan, FaultyStore};
 pub use postgres::Postgres;
 pub use s3::S3Server;
+pub use wan_link::{LinkCounts, OneWay, WanLink, WanLinkPlan};
 
 /// Everything that can go wrong while starting or talking to a test server.
 ///

@@ -188,11 +188,11 @@ impl Checker {
             }
         }
         let mut files = 0u64;
-        let mut present: HashMap<(String, String), u64> = HashMap::new();
+        let mut present: HashMap<(FileKind, String), u64> = HashMap::new();
         for kind in [FileKind::Key, FileKind::Pack, FileKind::Index, FileKind::Snapshot] {
             let listed = self.storage.list(vault, machine, kind).await?;
             files += listed.len() as u64;
-            present.extend(listed.iter().map(|f| ((kind.folder().to_string(), f.name.clone()), f.size)));
+            present.extend(listed.iter().map(|f| ((kind, f.name.clone()), f.size)));
             if self.read_data {
                 for file in listed {
                     let path = kind.path_of(&file.name);
@@ -207,7 +207,7 @@ impl Checker {
         for listed in self.db.repository_files(machine).await? {
             let found = match listed.kind {
                 FileKind::Config => has_config.then_some(listed.size),
-                kind => present.get(&(kind.folder().to_string(), listed.name.clone())).copied(),
+                kind => present.get(&(kind, listed.name.clone())).copied(),
             };
             if found != Some(listed.size) {
                 gone.push(listed.kind.path_of(&listed.name));

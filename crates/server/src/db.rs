@@ -87,6 +87,24 @@ pub(crate) fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> DbError {
     }
 }
 
+/// Rows of `columns` columns one multi-row INSERT takes, so that its parameters
+/// stay under SQLite's limit of 999.
+pub(crate) fn rows_per_insert(columns: usize) -> usize {
+    999 / columns.max(1)
+}
+
+/// `($1, $2, $3), ($4, $5, $6), …`: the VALUES of a multi-row INSERT of `rows` rows
+/// of `columns` columns, bound row by row.
+pub(crate) fn values_of(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=columns).map(|c| format!("${}", row * columns + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn enum_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
@@ -690,5 +708,17 @@ pub fn redact(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_values_number_their_parameters_row_by_row() {
+        assert_eq!(values_of(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_of(1, 1), "($1)");
+        assert_eq!(rows_per_insert(3) * 3, 999);
     }
 }

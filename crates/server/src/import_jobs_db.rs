@@ -11,7 +11,7 @@ use offsite_api::types::{
     StorageAccount,
 };
 
-use crate::db::{Db, DbError, DbResult};
+use crate::db::{rows_per_insert, values_of, Db, DbError, DbResult};
 
 /// A stored import job, with the names of what it points at.
 #[derive(Debug, Clone)]
@@ -302,15 +302,8 @@ impl Db {
         if claimed.rows_affected() != 1 {
             return Ok(false);
         }
-        // Several rows per statement; 300 × 3 parameters stay under SQLite's 999.
-        for batch in files.chunks(300) {
-            let mut sql = String::from("INSERT INTO import_job_files (job_id, path, size) VALUES ");
-            for i in 0..batch.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
-            }
+        for batch in files.chunks(rows_per_insert(3)) {
+            let sql = format!("INSERT INTO import_job_files (job_id, path, size) VALUES {}", values_of(batch.len(), 3));
             let mut query = sqlx::query(&sql);
             for file in batch {
                 query = query.bind(job_id).bind(&file.path).bind(file.size as i64);

@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use offsite_engine::backend::FileKind;
 
-use crate::db::{Db, DbResult};
+use crate::db::{rows_per_insert, values_of, Db, DbResult};
 
 /// A listed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,20 +50,31 @@ impl Db {
         size: u64,
         stored: i64,
     ) -> DbResult<()> {
-        if !is_listed_kind(kind) {
-            return Ok(());
+        self.list_repository_files(machine_id, &[(kind, name, size)], stored).await
+    }
+
+    /// Lists stored files, many rows a statement (an adopted seed's thousands).
+    /// No transaction: listing is idempotent, and files listed before a failure
+    /// are stored, so a partial listing is true as far as it goes.
+    pub async fn list_repository_files(
+        &self,
+        machine_id: &str,
+        files: &[(FileKind, &str, u64)],
+        stored: i64,
+    ) -> DbResult<()> {
+        let listed: Vec<&(FileKind, &str, u64)> = files.iter().filter(|(kind, ..)| is_listed_kind(*kind)).collect();
+        for batch in listed.chunks(rows_per_insert(5)) {
+            let sql = format!(
+                "INSERT INTO repository_files (machine_id, kind, name, size, stored) VALUES {} \
+                 ON CONFLICT (machine_id, kind, name) DO UPDATE SET size = excluded.size",
+                values_of(batch.len(), 5)
+            );
+            let mut query = sqlx::query(&sql);
+            for (kind, name, size) in batch {
+                query = query.bind(machine_id).bind(kind_text(*kind)).bind(*name).bind(*size as i64).bind(stored);
+            }
+            query.execute(self.pool()).await?;
         }
-        sqlx::query(
-            "INSERT INTO repository_files (machine_id, kind, name, size, stored) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (machine_id, kind, name) DO UPDATE SET size = excluded.size",
-        )
-        .bind(machine_id)
-        .bind(kind_text(kind))
-        .bind(name)
-        .bind(size as i64)
-        .bind(stored)
-        .execute(self.pool())
-        .await?;
         Ok(())
     }
 

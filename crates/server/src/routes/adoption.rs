@@ -131,11 +131,10 @@ async fn adopt_seed(
     }
     // The seed's files are the repository's now: `server check` expects them there.
     let now = state.now().unix_timestamp();
-    for file in &files {
-        if let Some(repo_file) = RepoFile::from_path(&file.path) {
-            state.db.list_repository_file(&machine.id, repo_file.kind, &repo_file.name, file.size, now).await?;
-        }
-    }
+    let seed: Vec<(RepoFile, u64)> =
+        files.iter().filter_map(|f| Some((RepoFile::from_path(&f.path)?, f.size))).collect();
+    let listed: Vec<_> = seed.iter().map(|(file, size)| (file.kind, file.name.as_str(), *size)).collect();
+    state.db.list_repository_files(&machine.id, &listed, now).await?;
     let row = AdoptionRow { adopted: now, files: count, bytes };
     if !state.db.insert_adoption(&machine.id, &job.id, &row).await? {
         let done = state.db.adoption(&machine.id, &job.id).await?.unwrap_or(row);

@@ -8,6 +8,8 @@
 //! in the job's timeline. A job whose drives do not arrive within
 //! [`ARRIVAL_DEADLINE`] of the shipping details is closed the next time it is read.
 
+use std::collections::HashSet;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -800,12 +802,8 @@ async fn complete_import_job(
         )));
     }
     if tracked.job.state() == machine::ImportJobState::Packaging {
-        match files_missing(&state, &tracked.row).await? {
-            None => return Err(Failure::Conflict(no_file_list(&tracked.row.name))),
-            Some(missing) if !missing.is_empty() => {
-                return Err(Failure::Conflict(incomplete_message(&[], &missing)));
-            }
-            Some(_) => {}
+        if let Some(why) = what_keeps_from_completing(&state, &tracked.row, &[]).await? {
+            return Err(Failure::Conflict(why));
         }
     }
     tracked.advance_job(machine::ImportJobState::Completed, &actor(&principal), state.now(), message)?;
@@ -1092,27 +1090,28 @@ pub(crate) async fn get_drive_log(
 /// The timeline's sentence for the files a job still lacks after packaging: those
 /// with parts missing (byte ranges named) and those of which nothing arrived.
 fn incomplete_message(incomplete: &[Incomplete], missing: &[ImportFile]) -> String {
-    let mut lines = Vec::new();
-    for file in incomplete {
-        let mut line = file.path.clone();
-        if !file.missing.is_empty() {
-            let ranges: Vec<String> =
-                file.missing.iter().map(|(a, b)| format!("{a}-{}", b.saturating_sub(1))).collect();
-            line.push_str(&format!(" (missing bytes {} of {})", ranges.join(", "), file.file_size));
-        }
-        if let Some(reason) = &file.reason {
-            line.push_str(&format!(" ({reason})"));
-        }
-        lines.push(line);
-    }
-    for file in missing.iter().filter(|m| !incomplete.iter().any(|i| i.path == m.path)) {
-        lines.push(format!("{} ({} bytes: no drive delivered it)", file.path, file.size));
-    }
-    let count = lines.len();
+    let with_parts: HashSet<&str> = incomplete.iter().map(|file| file.path.as_str()).collect();
+    let nothing_arrived: Vec<&ImportFile> = missing.iter().filter(|m| !with_parts.contains(m.path.as_str())).collect();
+    let count = incomplete.len() + nothing_arrived.len();
+    let mut lines: Vec<String> = incomplete
+        .iter()
+        .map(|file| {
+            let mut line = file.path.clone();
+            if !file.missing.is_empty() {
+                let ranges: Vec<String> =
+                    file.missing.iter().map(|(a, b)| format!("{a}-{}", b.saturating_sub(1))).collect();
+                line.push_str(&format!(" (missing bytes {} of {})", ranges.join(", "), file.file_size));
+            }
+            if let Some(reason) = &file.reason {
+                line.push_str(&format!(" ({reason})"));
+            }
+            line
+        })
+        .chain(nothing_arrived.iter().map(|file| format!("{} ({} bytes: no drive delivered it)", file.path, file.size)))
+        .take(NAMED_FILES)
+        .collect();
     if count > NAMED_FILES {
-        let more = count - NAMED_FILES;
-        lines.truncate(NAMED_FILES);
-        lines.push(format!("and {more} more"));
+        lines.push(format!("and {} more", count - NAMED_FILES));
     }
     let files = if count == 1 { "1 file of the seed is".to_string() } else { format!("{count} files of the seed are") };
     format!(
@@ -1169,27 +1168,18 @@ async fn package_import_job(
     }
     let packaged = state.storage.package(&folder_of(&tracked.row)).await?;
     let now = state.now();
-    match files_missing(&state, &tracked.row).await? {
-        Some(missing) if missing.is_empty() && packaged.incomplete.is_empty() => {
+    match what_keeps_from_completing(&state, &tracked.row, &packaged.incomplete).await? {
+        None => {
             tracked.advance_job(machine::ImportJobState::Completed, &who, now, message)?;
             tracing::info!(job = %tracked.row.id, assembled = packaged.assembled.len(), "import job packaged and completed");
         }
-        missing => {
-            let text = match &missing {
-                Some(missing) => incomplete_message(&packaged.incomplete, missing),
-                None => no_file_list(&tracked.row.name),
-            };
+        Some(why) => {
             let text = match message {
-                Some(note) => format!("{note}: {text}"),
-                None => text,
+                Some(note) => format!("{note}: {why}"),
+                None => why,
             };
             tracked.note_job(ImportJobState::Packaging, ImportJobState::Packaging, &who, now, Some(text));
-            tracing::info!(
-                job = %tracked.row.id,
-                incomplete = packaged.incomplete.len(),
-                missing = missing.as_ref().map(Vec::len),
-                "import job waits for a repair drive"
-            );
+            tracing::info!(job = %tracked.row.id, incomplete = packaged.incomplete.len(), "import job waits for a repair drive");
         }
     }
     tracked.store(&state).await?;
@@ -1207,8 +1197,23 @@ pub(crate) async fn files_missing(state: &AppState, row: &ImportJobRow) -> ApiRe
     Ok(Some(missing_from(&list, &present)))
 }
 
+/// The one rule for `completed`: why the job cannot complete yet (no file list;
+/// listed files not whole in the container; `incomplete`, the files packaging
+/// could not assemble), or `None` when every file of its list is there.
+async fn what_keeps_from_completing(
+    state: &AppState,
+    row: &ImportJobRow,
+    incomplete: &[Incomplete],
+) -> ApiResult<Option<String>> {
+    Ok(match files_missing(state, row).await? {
+        None => Some(no_file_list(&row.name)),
+        Some(missing) if missing.is_empty() && incomplete.is_empty() => None,
+        Some(missing) => Some(incomplete_message(incomplete, &missing)),
+    })
+}
+
 /// Why a job without a file list cannot complete, and what to do.
-pub(crate) fn no_file_list(job_name: &str) -> String {
+fn no_file_list(job_name: &str) -> String {
     format!(
         "import job '{job_name}' has no file list, so the service cannot tell whether every file of the seed \
          arrived: run `offsite diskprep` again on the copy computer with the staging location to register it, then \

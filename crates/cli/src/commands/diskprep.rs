@@ -118,7 +118,7 @@ struct Job {
 }
 
 pub fn run(args: DiskprepArgs) -> Result<ExitCode> {
-    let home = args.agent_home.as_deref().map(AgentHome::in_folder).unwrap_or_else(AgentHome::default_locations);
+    let home = agent_home(&args);
     let job = find_job(&args, &home)?;
     if args.status {
         let view = job.client.find_import_job(&job.marker.import_job).with_context(|| {
@@ -217,6 +217,11 @@ fn show(args: &DiskprepArgs, view: &ImportJobView) -> Result<ExitCode> {
         seeding_display::print_job(view, Some(&next_step(args, "--update-shipping")));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The agent's files `--agent-home` names, or the default ones.
+fn agent_home(args: &DiskprepArgs) -> AgentHome {
+    args.agent_home.as_deref().map(AgentHome::in_folder).unwrap_or_else(AgentHome::default_locations)
 }
 
 /// Where the journal and the shipping details live on this computer: with the
@@ -383,7 +388,7 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     // A staging location configured before the agent checked names: refused
     // before a drive is formatted, not when the service is asked to create the job.
     if let Err(err) = offsite_seeding::import_job::check_job_name(name) {
-        let home = args.agent_home.as_deref().map(AgentHome::in_folder).unwrap_or_else(AgentHome::default_locations);
+        let home = agent_home(args);
         bail!(
             "{err}. The staging location {} was configured with it: cancel offline seeding on the source machine \
              (`{}`) and configure it again with a valid --import-job",
@@ -400,13 +405,13 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
                 let files = view.file_list.as_ref().map_or(0, |l| l.files);
-                println!("registered the file list of import job {name} ({files} files) with the service.");
+                println!("registered the file list of import job {name} ({}) with the service.", plural(files, "file"));
             }
             return Ok(ExitCode::SUCCESS);
         }
         bail!(
             "import job {name} already exists on the service ({}): its drives are prepared. Use \
-             `{}` or `--status`, or `--repair --files …` for a repair drive",
+             `{}` or `--status`, or `--repair --drive PATH` for a repair drive",
             existing.state.name(),
             next_step(args, "--update-shipping")
         );
@@ -504,7 +509,7 @@ fn register_file_list(job: &Job, view: &ImportJobView, journal: &Path, staging: 
 /// (agent home, staging location, publish settings, import job, journal), then
 /// `rest`: a next step that works typed as printed.
 fn next_step(args: &DiskprepArgs, rest: &str) -> String {
-    let home = args.agent_home.as_deref().map(AgentHome::in_folder).unwrap_or_else(AgentHome::default_locations);
+    let home = agent_home(args);
     let mut options = String::new();
     let paths =
         [("--staging", &args.staging), ("--publish-settings", &args.publish_settings), ("--journal", &args.journal)];

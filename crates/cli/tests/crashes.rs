@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::service::{Agent, Service, AGENT_PASSPHRASE};
+use common::service::{Agent, Customer, Service, AGENT_PASSPHRASE};
 use common::*;
 
 const MIB: u64 = 1 << 20;
@@ -221,11 +221,10 @@ fn agent_backup_killed_at_several_points_resumes_and_the_service_agrees() {
     let tmp = temp();
     let root = tmp.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    let total = noise_tree(&source, 6, 6, 600);
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let mut total = 0;
+    let Customer { agent, source, .. } = service.customer(root, |source| {
+        total = noise_tree(source, 6, 6, 600);
+    });
     throttled(&agent, "16MiB/s");
     let storage = service.data_dir.join("storage");
     // What can be in flight: the two uploads and the packs being filled, of the
@@ -280,11 +279,9 @@ fn the_service_killed_during_an_agent_backup_restarts_and_the_backup_finishes() 
     let tmp = temp();
     let root = tmp.path();
     let mut service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    noise_tree(&source, 4, 8, 700);
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, source, .. } = service.customer(root, |source| {
+        noise_tree(source, 4, 8, 700);
+    });
     throttled(&agent, "8MiB/s");
     let storage = service.data_dir.join("storage");
 
@@ -338,11 +335,9 @@ fn server_check_names_each_disagreement_of_a_broken_data_dir() {
     let tmp = temp();
     let root = tmp.path();
     let mut service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    small_tree(&source);
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, .. } = service.customer(root, |source| {
+        small_tree(source);
+    });
     let done = agent.backup();
     assert_eq!(done["report"]["state"], "completed", "{done}");
     let storage = service.data_dir.join("storage");
@@ -670,11 +665,9 @@ fn killed_agent_backups_leave_no_locks_behind() {
     let tmp = temp();
     let root = tmp.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    noise_tree(&source, 6, 4, 900);
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, source, .. } = service.customer(root, |source| {
+        noise_tree(source, 6, 4, 900);
+    });
     throttled(&agent, "2MiB/s");
     let storage = service.data_dir.join("storage");
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use offsite_testbed::{FaultyProxy, NetFault, NetworkPlan};
 
 use common::faults::*;
-use common::service::{Agent, Service};
+use common::service::{Agent, Customer, Service};
 use common::*;
 
 /// Points the agent's registration at `url` (the proxy) instead of the service.
@@ -30,13 +30,10 @@ fn an_agent_backup_through_a_faulty_network_finishes_and_restores_equal() {
     let scratch = temp();
     let root = scratch.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    write_noise_file(&source.join("big.bin"), 6 << 20, 81);
-    small_tree(&source.join("docs"));
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, source, .. } = service.customer(root, |source| {
+        write_noise_file(&source.join("big.bin"), 6 << 20, 81);
+        small_tree(&source.join("docs"));
+    });
 
     let upstream: SocketAddr = format!("127.0.0.1:{}", service.port).parse().unwrap();
     let mut plan = NetworkPlan::uniform(82, if soak() { 0.3 } else { 0.15 });
@@ -73,12 +70,9 @@ fn the_job_report_counts_an_upload_sent_again_after_the_link_broke() {
     let scratch = temp();
     let root = scratch.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    write_noise_file(&source.join("big.bin"), 24 << 20, 84);
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { tenant, agent, .. } = service.customer(root, |source| {
+        write_noise_file(&source.join("big.bin"), 24 << 20, 84);
+    });
 
     // The agent's first connections are reset somewhere in their first 8 MiB: the
     // job's own requests are a few kB (they end first), the repository's are

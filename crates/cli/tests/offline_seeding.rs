@@ -119,20 +119,23 @@ fn certgen_on_a_second_machine_prints_steps_that_work_as_typed() {
 
     let second = root.join("agent-second");
     let params = root.join("second.xml");
-    let run = offsite([
-        "certgen",
-        "--agent-home",
-        utf8(&second),
-        "create-application",
-        "--subscription",
-        &site.tenant.id,
-        "--publish-settings",
-        utf8(&site.tenant.publish),
-        "--params-out",
-        utf8(&params),
-    ])
-    .run()
-    .code(16);
+    // certgen on the second machine, as its user types it.
+    let create_application = || {
+        offsite([
+            "certgen",
+            "--agent-home",
+            utf8(&second),
+            "create-application",
+            "--subscription",
+            &site.tenant.id,
+            "--publish-settings",
+            utf8(&site.tenant.publish),
+            "--params-out",
+            utf8(&params),
+        ])
+        .run()
+    };
+    let run = create_application().code(16);
     let step = |n: u32| -> String {
         let prefix = format!("  {n}. ");
         let line =
@@ -152,21 +155,7 @@ fn certgen_on_a_second_machine_prints_steps_that_work_as_typed() {
     typed(&step(2), root).run().ok().stdout_has("certificate uploaded");
     typed(&step(3).replace("NAME", "contosostore"), root).run().ok();
     // With its certificate known, certgen on the second machine has nothing left to do.
-    offsite([
-        "certgen",
-        "--agent-home",
-        utf8(&second),
-        "create-application",
-        "--subscription",
-        &site.tenant.id,
-        "--publish-settings",
-        utf8(&site.tenant.publish),
-        "--params-out",
-        utf8(&params),
-    ])
-    .run()
-    .ok()
-    .stdout_has("already knows this machine's certificate");
+    create_application().ok().stdout_has("already knows this machine's certificate");
 }
 
 /// diskprep on the source machine with `--agent-home`: its journal and shipping

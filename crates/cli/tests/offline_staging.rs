@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::service::{Agent, Service, AGENT_PASSPHRASE};
+use common::service::{Agent, Customer, Service, AGENT_PASSPHRASE};
 use common::tmpfs::Tmpfs;
 use common::*;
 
@@ -34,13 +34,10 @@ fn the_first_backup_goes_to_staging_and_later_ones_wait_for_the_import_job() {
     let scratch = temp();
     let root = scratch.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    let vault_id = tenant.create_vault("main");
-    let source = root.join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    write_noise_file(&source.join("big.bin"), 6 << 20, 11);
-    small_tree(&source.join("docs"));
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { vault_id, agent, source, .. } = service.customer(root, |source| {
+        write_noise_file(&source.join("big.bin"), 6 << 20, 11);
+        small_tree(&source.join("docs"));
+    });
     let staging = root.join("staging");
     configure(&agent, &staging, "seed-2026-11").ok();
 
@@ -101,12 +98,9 @@ fn a_staging_folder_that_is_not_empty_or_too_small_is_refused() {
     let scratch = temp();
     let root = scratch.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    write_noise_file(&source.join("big.bin"), 30 << 20, 3);
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, .. } = service.customer(root, |source| {
+        write_noise_file(&source.join("big.bin"), 30 << 20, 3);
+    });
 
     let used = root.join("used");
     write(&used.join("someone-elses.txt"), b"data");
@@ -127,11 +121,9 @@ fn an_agent_user_is_refused_early_and_pointed_to_agent_commands() {
     let scratch = temp();
     let root = scratch.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    small_tree(&source);
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, .. } = service.customer(root, |source| {
+        small_tree(source);
+    });
     let home = utf8(&agent.home);
 
     // 'lj' passes the API's generic name check but not the service's rule for
@@ -180,14 +172,11 @@ fn a_staging_location_that_fills_during_the_backup_stops_clearly_and_finishes_af
     let scratch = temp();
     let root = scratch.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    for i in 0..6u64 {
-        write_noise_file(&source.join(format!("part{i}.bin")), 16 << 20, 40 + i);
-    }
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, source, .. } = service.customer(root, |source| {
+        for i in 0..6u64 {
+            write_noise_file(&source.join(format!("part{i}.bin")), 16 << 20, 40 + i);
+        }
+    });
     let staging = root.join("staging");
     let tmpfs = Tmpfs::mount(&staging, "160m");
     configure(&agent, &staging, "seed-1").ok();

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::service::{Agent, Service};
+use common::service::{Agent, Customer, Service};
 use common::*;
 
 /// The source tree: a large random file, small text files, nested folders.
@@ -247,13 +247,10 @@ fn an_agent_restore_with_a_missing_pack_lists_and_marks_what_it_could_not_restor
     let scratch = temp();
     let root = scratch.path();
     let service = Service::start(root);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    write_noise_file(&source.join("big.bin"), 24 << 20, 4);
-    small_tree(&source.join("docs"));
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, source, .. } = service.customer(root, |source| {
+        write_noise_file(&source.join("big.bin"), 24 << 20, 4);
+        small_tree(&source.join("docs"));
+    });
     agent.backup();
     // The largest pack holds part of the large file only.
     let (pack, _) = stored_packs(&service.data_dir.join("storage")).into_iter().max_by_key(|(_, s)| *s).unwrap();

@@ -18,7 +18,7 @@ use offsite_testbed::{FaultPlan, FaultyStore};
 use serde_json::Value;
 
 use common::faults::*;
-use common::service::{Agent, Service};
+use common::service::{Customer, Service};
 use common::site::*;
 use common::*;
 
@@ -50,13 +50,10 @@ fn an_agent_backup_over_a_faulty_service_storage_finishes_and_restores_equal() {
     let scratch = temp();
     let root = scratch.path();
     let (service, faulty) = faulty_service(root, plan(61));
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let source = root.join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    write_noise_file(&source.join("big.bin"), 6 << 20, 62);
-    small_tree(&source.join("docs"));
-    let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+    let Customer { agent, source, .. } = service.customer(root, |source| {
+        write_noise_file(&source.join("big.bin"), 6 << 20, 62);
+        small_tree(&source.join("docs"));
+    });
 
     faulty.set_active(true);
     let (_, runs) = until_done(4, || backup_run(&agent), clear_backup_failure);

@@ -166,12 +166,33 @@ impl Service {
     }
 
     /// A new subscription with its publish settings in `root`.
+    /// The usual customer of these tests: subscription `contoso` with vault `main`,
+    /// and agent `fs01` registered to it protecting `root/source`, which `fill`
+    /// writes first (the folder exists when it is called).
+    pub fn customer(&self, root: &Path, fill: impl FnOnce(&Path)) -> Customer {
+        let tenant = self.subscription("contoso");
+        let vault_id = tenant.create_vault("main");
+        let source = root.join("source");
+        std::fs::create_dir_all(&source).unwrap();
+        fill(&source);
+        let agent = Agent::registered(root, &tenant, "main", "fs01", &[&source]);
+        Customer { tenant, vault_id, agent, source }
+    }
+
     pub fn subscription(&self, name: &str) -> Tenant {
         let publish = self.root.join(format!("{name}.publishsettings"));
         let run = self.admin(["subscription", "create", name, "-o", publish.to_str().unwrap(), "--json"]).run().ok();
         let id = run.json()["subscription"]["id"].as_str().expect("subscription id").to_string();
         Tenant { root: self.root.clone(), publish, id }
     }
+}
+
+/// [`Service::customer`]: a subscription, its vault and an agent protecting a tree.
+pub struct Customer {
+    pub tenant: Tenant,
+    pub vault_id: String,
+    pub agent: Agent,
+    pub source: PathBuf,
 }
 
 /// A subscription, acting through its publish-settings file.

@@ -117,7 +117,7 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
                     adopted = Some(seed);
                     // Offline seeding is over: this backup is the first incremental.
                     let config = AgentConfig::load(&home.config_file)?;
-                    run(&registration, &config, &passphrase, throttle, progress, &mut report, &mut backend)
+                    run(home, &registration, &config, &passphrase, throttle, progress, &mut report, &mut backend)
                 }
                 Ok(progress_now) => {
                     report.message = Some(match progress_now {
@@ -133,7 +133,7 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
             }
         }
         Some(offline) => run_to_staging(home, &config, offline, progress, &mut report),
-        None => run(&registration, &config, &passphrase, throttle, progress, &mut report, &mut backend),
+        None => run(home, &registration, &config, &passphrase, throttle, progress, &mut report, &mut backend),
     };
     if let (Some(seed), Ok(_)) = (&adopted, &result) {
         report.message = Some(format!(
@@ -239,7 +239,9 @@ fn run_to_staging(
     Ok(Done { snapshot_id: Some(snapshot_id), skipped: outcome.skipped, ..Done::default() })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
+    home: &AgentHome,
     registration: &Registration,
     config: &AgentConfig,
     passphrase: &str,
@@ -248,7 +250,8 @@ fn run(
     report: &mut JobReport,
     backend: &mut Option<Arc<VaultBackend>>,
 ) -> AgentResult<Done> {
-    let vault = crate::repository::open_or_create(registration, passphrase, &config.retry, throttle)?;
+    let cache = home.cache_settings();
+    let vault = crate::repository::open_or_create(registration, passphrase, &config.retry, throttle, cache.as_ref())?;
     *backend = Some(vault.backend.clone());
     let outcome = archiver::backup(&vault.repo, &backup_options(config), progress)?;
     describe(&outcome.snapshot.summary, report);

@@ -5,8 +5,15 @@
 //! - as a user: `$XDG_CONFIG_HOME/offsite/agent.toml` (`~/.config`) and
 //!   `$XDG_STATE_HOME/offsite/agent/` (`~/.local/state`);
 //! - or both inside one folder given by `--agent-home` / `OFFSITE_AGENT_HOME`.
+//!
+//! The local cache of the vault repository (sealed copies of its index,
+//! snapshots and trees: only time is lost without it) is in `/var/cache/offsite/agent`
+//! as root, `$XDG_CACHE_HOME/offsite/agent` (`~/.cache`) as a user, or
+//! `state/cache` inside the `--agent-home` folder.
 
 use std::path::{Path, PathBuf};
+
+use offsite_engine::cache::CacheSettings;
 
 use crate::error::{io_error, AgentResult};
 
@@ -16,6 +23,9 @@ pub struct AgentHome {
     pub state_dir: PathBuf,
     /// The folder given with `--agent-home`, if one was.
     pub folder: Option<PathBuf>,
+    /// Where the local cache of the vault repository is kept: `<state>/cache`
+    /// unless `--cache-dir` says otherwise; `None` with `--no-cache`.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl AgentHome {
@@ -25,6 +35,7 @@ impl AgentHome {
             config_file: folder.join("agent.toml"),
             state_dir: folder.join("state"),
             folder: Some(folder.to_path_buf()),
+            cache_dir: Some(folder.join("state/cache")),
         }
     }
 
@@ -53,6 +64,7 @@ impl AgentHome {
                 config_file: PathBuf::from("/etc/offsite/agent.toml"),
                 state_dir: PathBuf::from("/var/lib/offsite/agent"),
                 folder: None,
+                cache_dir: Some(PathBuf::from("/var/cache/offsite/agent")),
             };
         }
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
@@ -63,7 +75,13 @@ impl AgentHome {
             config_file: xdg("XDG_CONFIG_HOME", ".config").join("offsite/agent.toml"),
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("offsite/agent"),
             folder: None,
+            cache_dir: Some(xdg("XDG_CACHE_HOME", ".cache").join("offsite/agent")),
         }
+    }
+
+    /// The local repository cache's place and bound, unless it is turned off.
+    pub fn cache_settings(&self) -> Option<CacheSettings> {
+        self.cache_dir.as_ref().map(CacheSettings::at)
     }
 
     pub fn registration_file(&self) -> PathBuf {

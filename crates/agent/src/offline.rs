@@ -140,7 +140,7 @@ fn prepare_staging(
     config: &AgentConfig,
     staging: &Path,
 ) -> AgentResult<()> {
-    let vault = crate::repository::open_or_create(registration, passphrase, &config.retry, None)?;
+    let vault = crate::repository::open_or_create(registration, passphrase, &config.retry, None, None)?;
     let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(staging.display().to_string()));
     let has_config = local.size(FileKind::Config, "config")?.is_some();
     if has_config {
@@ -269,7 +269,9 @@ pub fn adopt_if_complete(
     }
     let adoption = client.adopt_seed(&registration.machine_id, &offline.import_job)?;
     // The service checked the files; the repository inside only this agent can read.
-    let vault = crate::repository::open(registration, &stored_passphrase(home)?, &config.retry, None)?;
+    // Through the cache: the seed's trees are what the first incremental reads.
+    let cache = home.cache_settings();
+    let vault = crate::repository::open(registration, &stored_passphrase(home)?, &config.retry, None, cache.as_ref())?;
     if let Err(problems) = crate::seed_check::verify(&vault.repo, &snapshot_id)? {
         crate::seed_check::withdraw(&vault.repo, &snapshot_id)?;
         return Err(crate::seed_check::refusal(home, &offline.import_job, &problems));

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use offsite_engine::cache::CacheSettings;
 use offsite_engine::repofile::lock::LockFile;
 use offsite_engine::repository::{InitOptions, Repository};
 
@@ -33,14 +34,17 @@ fn backend(
     )))
 }
 
-/// Opens the machine's repository with `passphrase`.
+/// Opens the machine's repository with `passphrase`, with a local cache of its
+/// index, snapshots and trees in front when `cache` is given
+/// ([`AgentHome::cache_settings`]).
 pub fn open(
     registration: &Registration,
     passphrase: &str,
     retry: &RetryPolicy,
     throttle: Option<Arc<Throttle>>,
+    cache: Option<&CacheSettings>,
 ) -> AgentResult<VaultRepository> {
-    open_or_maybe_create(registration, passphrase, retry, throttle, None)
+    open_or_maybe_create(registration, passphrase, retry, throttle, cache, None)
 }
 
 /// Opens the repository, creating it first when registration stopped before it was made.
@@ -49,8 +53,9 @@ pub fn open_or_create(
     passphrase: &str,
     retry: &RetryPolicy,
     throttle: Option<Arc<Throttle>>,
+    cache: Option<&CacheSettings>,
 ) -> AgentResult<VaultRepository> {
-    open_or_create_with(registration, passphrase, retry, throttle, InitOptions::default())
+    open_or_maybe_create(registration, passphrase, retry, throttle, cache, Some(InitOptions::default()))
 }
 
 /// [`open_or_create`], creating the repository with `init`.
@@ -61,7 +66,7 @@ pub fn open_or_create_with(
     throttle: Option<Arc<Throttle>>,
     init: InitOptions,
 ) -> AgentResult<VaultRepository> {
-    open_or_maybe_create(registration, passphrase, retry, throttle, Some(init))
+    open_or_maybe_create(registration, passphrase, retry, throttle, None, Some(init))
 }
 
 fn open_or_maybe_create(
@@ -69,20 +74,22 @@ fn open_or_maybe_create(
     passphrase: &str,
     retry: &RetryPolicy,
     throttle: Option<Arc<Throttle>>,
+    cache: Option<&CacheSettings>,
     create: Option<InitOptions>,
 ) -> AgentResult<VaultRepository> {
     let backend = backend(registration, retry, throttle)?;
-    let missing = || {
-        Repository::read_config(backend.as_ref())
-            .is_err_and(|e| matches!(e, offsite_engine::error::Error::NotARepository { .. }))
-    };
-    let repo = if let Some(init) = create.filter(|_| missing()) {
-        Repository::init(backend.clone(), passphrase.as_bytes(), init)?
-    } else {
-        Repository::open(backend.clone(), passphrase.as_bytes()).map_err(|e| match e {
-            offsite_engine::error::Error::WrongPassphrase { .. } => AgentError::WrongPassphrase,
-            other => other.into(),
-        })?
+    // Opened first: the usual case costs no extra request for the config.
+    let repo = match Repository::open_cached(backend.clone(), passphrase.as_bytes(), cache) {
+        Ok(repo) => repo,
+        Err(offsite_engine::error::Error::NotARepository { .. }) if create.is_some() => {
+            let repo = Repository::init(backend.clone(), passphrase.as_bytes(), create.unwrap_or_default())?;
+            match cache {
+                Some(settings) => repo.with_cache(settings),
+                None => repo,
+            }
+        }
+        Err(offsite_engine::error::Error::WrongPassphrase { .. }) => return Err(AgentError::WrongPassphrase),
+        Err(other) => return Err(other.into()),
     };
     Ok(VaultRepository { repo, backend })
 }
@@ -95,6 +102,6 @@ pub fn unlock(home: &AgentHome, all: bool) -> AgentResult<Vec<LockFile>> {
     let config = AgentConfig::load(&home.config_file)?;
     let registration = Registration::load(home)?;
     let passphrase = stored_passphrase(home)?;
-    let vault = open(&registration, &passphrase, &config.retry, None)?;
+    let vault = open(&registration, &passphrase, &config.retry, None, None)?;
     Ok(offsite_engine::lock::unlock(&vault.repo, all)?)
 }

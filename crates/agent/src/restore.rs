@@ -65,7 +65,8 @@ pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) 
         None => stored_passphrase(home)?,
     };
     let started = OffsetDateTime::now_utc();
-    let vault = crate::repository::open(&registration, &passphrase, &config.retry, None)?;
+    let vault =
+        crate::repository::open(&registration, &passphrase, &config.retry, None, home.cache_settings().as_ref())?;
     let (id, snapshot) = vault.repo.find_snapshot(&request.point).map_err(|e| in_agent_terms(home, e))?;
     let options = RestoreOptions {
         target: request.target.clone(),

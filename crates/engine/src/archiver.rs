@@ -428,12 +428,28 @@ pub fn backup(repo: &Repository, options: &BackupOptions, progress: &Progress) -
 
     let _lock = RepositoryLock::acquire(repo, false, "backup")?;
     let mut index = repo.load_index()?;
-    let recovered_packs = crate::pack_reader::recover_unindexed_packs(repo, &mut index)?;
+    // The storage's listing, not the index (nor a cache), says which packs exist:
+    // blobs of a pack gone from the repository are stored again, never referenced.
+    let stored = repo.stored_packs()?;
+    let lost = index.retain_packs(|id| stored.contains_key(id));
+    if !lost.is_empty() {
+        tracing::warn!(
+            "{} indexed packs are missing from the repository (the first: {}); their data is stored again, run 'check'",
+            lost.len(),
+            lost[0].short()
+        );
+    }
+    let recovered_packs = crate::pack_reader::index_stray_packs(repo, &mut index, &stored)?.len();
     let parent = parent_snapshot(repo, &options.parent, &path_strings, &hostname)?;
-    let parent_root = match &parent {
-        Some((_, snap)) => Some(repo.load_tree(&index, &snap.tree)?),
-        None => None,
-    };
+    // A parent whose root tree cannot be read (its pack lost) only costs reading
+    // every file again, as an unreadable folder of it does.
+    let parent_root = parent.as_ref().and_then(|(id, snap)| match repo.load_tree(&index, &snap.tree) {
+        Ok(tree) => Some(tree),
+        Err(e) => {
+            tracing::warn!("parent snapshot {} unreadable, reading every file again: {e}", id.short());
+            None
+        }
+    });
 
     let mut path_tree = PathTree::default();
     for path in &paths {

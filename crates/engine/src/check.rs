@@ -152,7 +152,8 @@ fn read_all_packs(
     packs.par_iter().for_each(|(pack, &size)| {
         let mut problems = Vec::new();
         let mut blobs_read = 0;
-        match repo.backend().load(FileKind::Pack, &pack.to_hex()) {
+        // The storage itself, never a cached copy: this is what check is for.
+        match repo.storage().load(FileKind::Pack, &pack.to_hex()) {
             Err(e) => problems.push(format!("pack {pack}: {e}")),
             Ok(bytes) => {
                 if Id::of_stored(&bytes) != **pack {

@@ -88,6 +88,45 @@ impl MasterIndex {
         &self.packs
     }
 
+    /// The packs that hold at least one tree blob.
+    pub fn tree_packs(&self) -> Vec<Id> {
+        let mut positions: Vec<u32> =
+            self.blobs.values().filter(|loc| loc.blob_type == BlobType::Tree).map(|loc| loc.pack).collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions.into_iter().map(|p| self.packs[p as usize].id).collect()
+    }
+
+    /// Forgets the packs `keep` rejects and the blobs stored in them; returns the
+    /// packs forgotten. A backup calls this with the packs the storage lists, so
+    /// that a pack gone from the repository (removed by hand, or lost) is written
+    /// again instead of being referenced.
+    pub fn retain_packs(&mut self, keep: impl Fn(&Id) -> bool) -> Vec<Id> {
+        let gone: Vec<Id> = self.packs.iter().map(|p| p.id).filter(|id| !keep(id)).collect();
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        // Rare (a damaged repository): rebuild the positions without the lost packs.
+        let old = std::mem::take(&mut self.packs);
+        self.pack_positions.clear();
+        let mut moved = vec![None; old.len()];
+        for (position, pack) in old.into_iter().enumerate() {
+            if keep(&pack.id) {
+                moved[position] = Some(self.packs.len() as u32);
+                self.pack_positions.insert(pack.id, self.packs.len() as u32);
+                self.packs.push(pack);
+            }
+        }
+        self.blobs.retain(|_, loc| match moved[loc.pack as usize] {
+            Some(position) => {
+                loc.pack = position;
+                true
+            }
+            None => false,
+        });
+        gone
+    }
+
     pub fn blob_count(&self) -> usize {
         self.blobs.len()
     }

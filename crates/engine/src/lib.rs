@@ -9,6 +9,7 @@
 //! - [`backend`]: where files live (a folder, S3, Azure Blob, GCS);
 //! - [`crypto`], [`chunker`], [`repofile`]: the format of every file;
 //! - [`repository`], [`index`], [`saver`]: reading and writing blobs;
+//! - [`cache`]: a remote repository's metadata on local disk;
 //! - [`archiver`], [`restorer`], [`check`], [`retention`], [`prune`], [`browse`]:
 //!   the operations the `offsite repo` commands expose.
 //!
@@ -26,6 +27,7 @@ pub mod archiver;
 pub mod backend;
 mod blob;
 pub mod browse;
+pub mod cache;
 pub mod check;
 pub mod chunker;
 pub mod crypto;

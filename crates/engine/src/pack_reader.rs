@@ -1,5 +1,7 @@
 //! Reading packs back: headers from their tails, and whole packs for checks.
 
+use std::collections::HashMap;
+
 use crate::backend::FileKind;
 use crate::crypto::{Purpose, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
@@ -82,16 +84,21 @@ pub fn recover_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Re
 
 /// [`recover_unindexed_packs`], returning the packs it indexed with their blobs.
 pub fn index_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Result<Vec<IndexPack>> {
-    let stray: Vec<(Id, u64)> = repo
-        .backend()
-        .list(FileKind::Pack)?
-        .into_iter()
-        .filter_map(|f| f.name.parse::<Id>().ok().map(|id| (id, f.size)))
-        .filter(|(id, _)| !index.has_pack(id))
-        .collect();
+    index_stray_packs(repo, index, &repo.stored_packs()?)
+}
+
+/// [`index_unindexed_packs`] given the packs the storage holds (id → size).
+pub fn index_stray_packs(
+    repo: &Repository,
+    index: &mut MasterIndex,
+    stored: &HashMap<Id, u64>,
+) -> Result<Vec<IndexPack>> {
+    let mut stray: Vec<(Id, u64)> =
+        stored.iter().filter(|(id, _)| !index.has_pack(id)).map(|(id, size)| (*id, *size)).collect();
     if stray.is_empty() {
         return Ok(Vec::new());
     }
+    stray.sort();
     let mut file = IndexFile::default();
     for (id, size) in stray {
         match read_header(repo, &id, size) {

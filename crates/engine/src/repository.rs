@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rayon::prelude::*;
 
-use crate::backend::{Backend, FileKind};
+use crate::backend::{Backend, CachedBackend, FileKind};
 use crate::blob::open_blob;
+use crate::cache::{CacheSettings, RepositoryCache};
 use crate::chunker::{ChunkerParams, ChunkerTables};
 use crate::crypto::{CryptoError, EncryptionKey, KdfParams, MasterKey, Purpose};
 use crate::error::{Error, Result};
@@ -42,7 +42,10 @@ impl Default for InitOptions {
 }
 
 pub struct Repository {
+    /// The backend every operation uses: `cache` when there is one.
     backend: Arc<dyn Backend>,
+    /// The local cache in front of the storage, for remote repositories.
+    cache: Option<Arc<CachedBackend>>,
     config: RepositoryConfig,
     master: MasterKey,
     key: EncryptionKey,
@@ -102,7 +105,47 @@ impl Repository {
 
     /// Opens a repository with one of its passphrases.
     pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8]) -> Result<Self> {
+        Self::open_cached(backend, passphrase, None)
+    }
+
+    /// Opens a repository with a local cache in front of its storage (see
+    /// [`crate::cache`]), or without one when `cache` is `None`. A cache folder
+    /// that cannot be made only costs time: the repository opens without it.
+    pub fn open_cached(backend: Arc<dyn Backend>, passphrase: &[u8], cache: Option<&CacheSettings>) -> Result<Self> {
         let config = Self::read_config(backend.as_ref())?;
+        let cached = cache.and_then(|settings| Self::cache_in_front(&backend, &config, settings));
+        let backend = cached.clone().map_or(backend, |c| c as Arc<dyn Backend>);
+        let mut repo = Self::open_with_config(backend, config, passphrase)?;
+        repo.cache = cached;
+        Ok(repo)
+    }
+
+    /// Puts a cache in front of an open repository's storage (after `init`).
+    pub fn with_cache(mut self, settings: &CacheSettings) -> Self {
+        if self.cache.is_none() {
+            if let Some(cached) = Self::cache_in_front(&self.backend, &self.config, settings) {
+                self.backend = cached.clone();
+                self.cache = Some(cached);
+            }
+        }
+        self
+    }
+
+    fn cache_in_front(
+        backend: &Arc<dyn Backend>,
+        config: &RepositoryConfig,
+        settings: &CacheSettings,
+    ) -> Option<Arc<CachedBackend>> {
+        match RepositoryCache::open(&settings.root, &config.id, settings.max_bytes) {
+            Ok(cache) => Some(Arc::new(CachedBackend::new(backend.clone(), cache))),
+            Err(e) => {
+                tracing::warn!("working without a local cache: cannot use {}: {e}", settings.root.display());
+                None
+            }
+        }
+    }
+
+    fn open_with_config(backend: Arc<dyn Backend>, config: RepositoryConfig, passphrase: &[u8]) -> Result<Self> {
         let keys = backend.list(FileKind::Key)?;
         if keys.is_empty() {
             return Err(Error::damaged(format!("the repository at {}", backend.location()), "it has no key files"));
@@ -154,11 +197,30 @@ impl Repository {
     fn assemble(backend: Arc<dyn Backend>, config: RepositoryConfig, master: MasterKey, key_file: Id) -> Self {
         let tables = ChunkerTables::new(config.chunker, master.chunker_seed());
         let key = master.encryption_key();
-        Repository { backend, config, master, key, key_file, tables }
+        Repository { backend, cache: None, config, master, key, key_file, tables }
     }
 
+    /// The storage as every operation uses it (through the cache, when there is one).
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// The storage itself, never the cache: for reads that must see what the
+    /// repository holds (`check --read-data`).
+    pub fn storage(&self) -> &Arc<dyn Backend> {
+        self.cache.as_ref().map_or(&self.backend, |c| c.uncached())
+    }
+
+    /// The local cache, when the repository was opened with one.
+    pub fn cache(&self) -> Option<&RepositoryCache> {
+        self.cache.as_deref().map(CachedBackend::cache)
+    }
+
+    /// Tells the cache that a pack holds trees: it is kept whole in the cache.
+    pub(crate) fn note_tree_pack(&self, pack: Id) {
+        if let Some(cache) = &self.cache {
+            cache.cache_whole_packs([pack]);
+        }
     }
 
     pub fn location(&self) -> &str {
@@ -216,13 +278,19 @@ impl Repository {
         for (id, file) in &self.load_index_files()? {
             index.add_file(Some(*id), file);
         }
+        if let Some(cache) = &self.cache {
+            // Tree packs are read whole into the cache; cached packs no index
+            // file names any more (pruned) leave it.
+            cache.cache_whole_packs(index.tree_packs());
+            cache.cache().retain(FileKind::Pack, |id| index.has_pack(id));
+        }
         Ok(index)
     }
 
     /// Every index file as stored, read in parallel; a damaged one is an error.
     pub fn load_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
         let ids = self.list_ids(FileKind::Index)?;
-        ids.par_iter().map(|id| self.load_index_file(id).map(|f| (*id, f))).collect()
+        fetch_concurrently(&ids, |id| self.load_index_file(id).map(|f| (*id, f))).into_iter().collect()
     }
 
     /// The ids of all files of a kind (names that are not ids are ignored).
@@ -275,7 +343,7 @@ impl Repository {
     #[allow(clippy::type_complexity)]
     pub fn load_all_snapshots(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, Error)>)> {
         let ids = self.list_ids(FileKind::Snapshot)?;
-        let loaded: Vec<(Id, Result<Snapshot>)> = ids.par_iter().map(|id| (*id, self.load_snapshot(id))).collect();
+        let loaded: Vec<(Id, Result<Snapshot>)> = fetch_concurrently(&ids, |id| (*id, self.load_snapshot(id)));
         let mut good = Vec::new();
         let mut damaged = Vec::new();
         for (id, result) in loaded {
@@ -313,9 +381,22 @@ impl Repository {
     pub fn read_blob(&self, index: &MasterIndex, blob_type: BlobType, id: &Id) -> Result<Vec<u8>> {
         let loc = index.get(id).ok_or(Error::BlobNotFound(*id))?;
         let pack = index.pack(loc.pack);
-        let sealed =
-            self.backend.load_range(FileKind::Pack, &pack.id.to_hex(), loc.offset.into(), loc.length.into())?;
-        open_blob(&self.key, |d| self.blob_id(d), blob_type, id, &sealed, loc.raw_length)
+        let name = pack.id.to_hex();
+        let sealed = self.backend.load_range(FileKind::Pack, &name, loc.offset.into(), loc.length.into())?;
+        match open_blob(&self.key, |d| self.blob_id(d), blob_type, id, &sealed, loc.raw_length) {
+            // A cached copy damaged since it was checked: drop it, ask the storage.
+            Err(Error::Damaged { .. }) if self.cache().is_some_and(|c| c.has_pack(&pack.id)) => {
+                tracing::warn!(
+                    "blob {} of cached pack {} is damaged; reading it from the storage",
+                    id.short(),
+                    pack.id.short()
+                );
+                self.cache().expect("cache present").remove(FileKind::Pack, &pack.id);
+                let sealed = self.storage().load_range(FileKind::Pack, &name, loc.offset.into(), loc.length.into())?;
+                open_blob(&self.key, |d| self.blob_id(d), blob_type, id, &sealed, loc.raw_length)
+            }
+            other => other,
+        }
     }
 
     pub(crate) fn open_blob(&self, blob_type: BlobType, id: &Id, sealed: &[u8], raw_length: u32) -> Result<Vec<u8>> {
@@ -368,4 +449,33 @@ impl Repository {
         self.backend.remove(FileKind::Key, &key.id.to_hex())?;
         Ok(key.id)
     }
+}
+
+/// Requests in flight at once when many small files are fetched (index files,
+/// snapshots): over a far link each one waits a round trip, so the waits should
+/// overlap, far beyond the number of cores.
+const FETCH_CONCURRENCY: usize = 16;
+
+/// `fetch` applied to every item on up to [`FETCH_CONCURRENCY`] threads; results
+/// in the order of `items`. Cached files answer at once, so this costs little
+/// when nothing crosses the network.
+fn fetch_concurrently<I: Sync, T: Send>(items: &[I], fetch: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    let threads = FETCH_CONCURRENCY.min(items.len());
+    if threads <= 1 {
+        return items.iter().map(&fetch).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<T>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    let slots = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let value = fetch(item);
+                slots.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(value);
+            });
+        }
+    });
+    results.into_iter().map(|r| r.expect("every item fetched")).collect()
 }

@@ -265,6 +265,10 @@ impl<'r> BlobSaver<'r> {
             }
             let id = Id::of_stored(&pack.bytes);
             let size = pack.bytes.len() as u64;
+            if pack.header.blobs.iter().any(|b| b.blob_type == BlobType::Tree) {
+                // Later backups read these trees: keep the pack in the local cache.
+                self.repo.note_tree_pack(id);
+            }
             if let Err(e) = self.repo.backend().save(FileKind::Pack, &id.to_hex(), Bytes::from(pack.bytes)) {
                 self.fail(e.into());
                 continue;

@@ -34,6 +34,13 @@ pub struct AgentArgs {
     /// No progress bars and no summaries; errors only.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Keep the local cache of the vault repository here [default: state/cache in
+    /// --agent-home, /var/cache/offsite/agent as root, else ~/.cache/offsite/agent].
+    #[arg(long, global = true, env = "OFFSITE_AGENT_CACHE_DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Read everything from the service, keeping no local cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
     #[command(subcommand)]
     command: AgentCommand,
 }
@@ -115,6 +122,18 @@ enum AgentCommand {
         #[arg(long)]
         remove_all: bool,
     },
+    /// The local cache of the vault repository (sealed copies of its index,
+    /// snapshots and trees, so that backups over a thin link read them here).
+    #[command(subcommand)]
+    Cache(AgentCacheCommand),
+}
+
+#[derive(Subcommand)]
+enum AgentCacheCommand {
+    /// What the cache holds.
+    Info,
+    /// Empty the cache (the next backup fetches what it needs again).
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -241,10 +260,15 @@ impl AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
-    let home = match &args.agent_home {
+    let mut home = match &args.agent_home {
         Some(folder) => AgentHome::in_folder(folder),
         None => AgentHome::default_locations(),
     };
+    if args.no_cache {
+        home.cache_dir = None;
+    } else if let Some(dir) = &args.cache_dir {
+        home.cache_dir = Some(dir.clone());
+    }
     let json = args.json;
     let edit_config = |change: &mut dyn FnMut(&mut AgentConfig) -> Result<()>| -> Result<AgentConfig> {
         home.ensure_state_dir()?;
@@ -716,6 +740,37 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                     println!("{} locks removed", list.len());
                 }
             })?;
+        }
+        AgentCommand::Cache(command) => {
+            let Some(settings) = home.cache_settings() else {
+                print(json, &serde_json::json!({ "cache": null, "reason": "--no-cache was given" }), |_| {
+                    println!("no local cache: --no-cache was given")
+                })?;
+                return Ok(ExitCode::SUCCESS);
+            };
+            let folder = settings.root.display().to_string();
+            match command {
+                AgentCacheCommand::Info => {
+                    let caches = offsite_engine::cache::caches_under(&settings)
+                        .with_context(|| format!("cannot read the cache folder {folder}"))?;
+                    print(json, &caches, |caches| {
+                        if caches.is_empty() {
+                            println!("the cache in {folder} is empty (the next backup fills it)");
+                        }
+                        caches.iter().for_each(super::repo::print_cache_usage);
+                    })?;
+                }
+                AgentCacheCommand::Clear => {
+                    let cleared = offsite_engine::cache::clear_caches(&settings, None)
+                        .with_context(|| format!("cannot empty the cache folder {folder}"))?;
+                    let bytes: u64 = cleared.iter().map(|u| u.bytes).sum();
+                    print(json, &serde_json::json!({ "folder": folder, "cleared_bytes": bytes }), |_| {
+                        if !args.quiet {
+                            println!("emptied the cache in {folder}: {} freed", human(bytes));
+                        }
+                    })?;
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -280,7 +280,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     step(15, "check the vault repository through the service, authenticating every byte");
     let agent_config = AgentConfig::load(&home.config_file)?;
     let secret = fs::read_to_string(&passphrase)?;
-    let vault = offsite_agent::repository::open(&registration, &secret, &agent_config.retry, None)?;
+    let vault = offsite_agent::repository::open(&registration, &secret, &agent_config.retry, None, None)?;
     let report = check::check(&vault.repo, CheckOptions { read_data: true }, &Progress::default())?;
     if !report.is_ok() {
         bail!("check found errors: {:?}", report.errors);

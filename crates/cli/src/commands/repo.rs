@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use offsite_engine::archiver::{self, BackupOptions, ParentChoice};
 use offsite_engine::browse;
+use offsite_engine::cache::{self, CacheSettings};
 use offsite_engine::check::{self, CheckOptions};
 use offsite_engine::crypto::KdfParams;
 use offsite_engine::progress::Progress;
@@ -35,6 +36,13 @@ pub struct RepoArgs {
     /// No progress bars and no summaries; errors only.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Keep the local cache of a remote repository (s3://, az://, gs://) here
+    /// [default: $XDG_CACHE_HOME/offsite, or ~/.cache/offsite].
+    #[arg(long, global = true, env = "OFFSITE_CACHE_DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Read everything from the repository, keeping no local cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
     #[command(subcommand)]
     command: RepoCommand,
 }
@@ -123,6 +131,17 @@ enum RepoCommand {
         #[arg(long)]
         remove_all: bool,
     },
+    /// The local cache of a remote repository: what it holds, or empty it.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// What the cache of this repository holds.
+    Info,
+    /// Empty the cache of this repository (the next command fetches what it needs again).
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +163,8 @@ struct RepoSession {
     password_file: Option<PathBuf>,
     json: bool,
     quiet: bool,
+    /// The local cache for remote repositories; `None` with --no-cache.
+    cache: Option<CacheSettings>,
 }
 
 impl RepoSession {
@@ -151,12 +172,18 @@ impl RepoSession {
         Ok(backend::open(&self.url, &[])?)
     }
 
+    /// The cache to use: for a remote repository only (a local folder is as fast
+    /// to read as a cache of it would be).
+    fn cache(&self) -> Option<&CacheSettings> {
+        self.cache.as_ref().filter(|_| backend::is_remote(&self.url))
+    }
+
     fn open(&self) -> Result<Repository> {
         let backend = self.backend()?;
         // Check the location before asking for a passphrase nobody can use.
         Repository::read_config(backend.as_ref())?;
         let passphrase = passphrase::read(self.password_file.as_deref(), false)?;
-        Ok(Repository::open(backend, &passphrase)?)
+        Ok(Repository::open_cached(backend, &passphrase, self.cache())?)
     }
 
     fn say(&self, text: impl AsRef<str>) {
@@ -175,7 +202,12 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
     let Some(url) = args.repo else {
         bail!("no repository given: pass --repo LOCATION or set OFFSITE_REPOSITORY");
     };
-    let ctx = RepoSession { url, password_file: args.password_file, json: args.json, quiet: args.quiet };
+    let cache = match (args.no_cache, args.cache_dir) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(CacheSettings::at(dir)),
+        (false, None) => cache::default_root().map(CacheSettings::at),
+    };
+    let ctx = RepoSession { url, password_file: args.password_file, json: args.json, quiet: args.quiet, cache };
     match args.command {
         RepoCommand::Init { compression, pack_size } => init(&ctx, compression, pack_size),
         RepoCommand::Backup { paths, exclude, tag, parent, force } => {
@@ -199,7 +231,68 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         RepoCommand::Stats => stats(&ctx),
         RepoCommand::Key { command } => key(&ctx, command),
         RepoCommand::Unlock { remove_all } => unlock(&ctx, remove_all),
+        RepoCommand::Cache(command) => cache_cmd(&ctx, command),
     }
+}
+
+fn cache_cmd(ctx: &RepoSession, command: CacheCommand) -> Result<ExitCode> {
+    // The repository's id names its cache; reading it needs no passphrase.
+    let id = Repository::read_config(ctx.backend()?.as_ref())?.id;
+    let Some(settings) = ctx.cache() else {
+        let why = if backend::is_remote(&ctx.url) { "--no-cache was given" } else { "it is a local folder" };
+        if ctx.json {
+            ctx.print_json(&serde_json::json!({ "repository": id, "cache": null, "reason": why }))?;
+        } else {
+            println!("no local cache for the repository at {}: {why}", ctx.url);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command {
+        CacheCommand::Info => {
+            let usage = cache::caches_under(settings)
+                .with_context(|| format!("cannot read the cache folder {}", settings.root.display()))?
+                .into_iter()
+                .find(|u| u.repository == id.to_hex());
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({ "repository": id, "cache": usage }))?;
+            } else {
+                match usage {
+                    Some(u) => print_cache_usage(&u),
+                    None => println!(
+                        "the cache of repository {} is empty (it fills at the next command, in {})",
+                        id.short(),
+                        settings.root.display()
+                    ),
+                }
+            }
+        }
+        CacheCommand::Clear => {
+            let cleared = cache::clear_caches(settings, Some(&id))
+                .with_context(|| format!("cannot empty the cache folder {}", settings.root.display()))?;
+            let bytes: u64 = cleared.iter().map(|u| u.bytes).sum();
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({ "repository": id, "cleared_bytes": bytes }))?;
+            } else {
+                ctx.say(format!("emptied the cache of repository {}: {} freed", id.short(), human(bytes)));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One repository's cache, as `repo cache info` and `agent cache info` show it.
+pub fn print_cache_usage(u: &cache::CacheUsage) {
+    println!("cache of repository {} in {}", &u.repository[..8.min(u.repository.len())], u.folder.display());
+    println!(
+        "  {} in {} ({} at most): {}, {}, {}, {}",
+        human(u.bytes),
+        plural(u.files as usize, "file"),
+        human(u.max_bytes),
+        plural(u.index_files as usize, "index file"),
+        plural(u.snapshot_files as usize, "snapshot"),
+        plural(u.key_files as usize, "key file"),
+        plural(u.packs as usize, "tree pack"),
+    );
 }
 
 fn init(ctx: &RepoSession, compression: i32, pack_size: u32) -> Result<ExitCode> {

@@ -11,6 +11,7 @@
 //! [`open`] picks the implementation from a URL: a folder path, or `s3://`, `az://`,
 //! `gs://` through the `object_store` crate.
 
+mod cached;
 mod cloud;
 mod local;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use cached::CachedBackend;
 pub use cloud::{is_disk_full, is_storage_full, open_object_store, CloudBackend, StoreRetry};
 pub use local::LocalBackend;
 
@@ -141,6 +143,12 @@ pub trait Backend: Send + Sync {
     /// Removes what interrupted saves left half written; returns how many. Only
     /// safe while no one else writes (prune calls it under its exclusive lock).
     fn remove_incomplete(&self) -> BackendResult<usize>;
+}
+
+/// Whether a repository URL names remote storage (`s3://`, `az://`, `gs://`, …)
+/// rather than a local folder: remote repositories get a local cache.
+pub fn is_remote(url: &str) -> bool {
+    url.contains("://") && !url.starts_with("file://")
 }
 
 /// Opens the backend a repository URL names. `options` are extra `object_store`

@@ -316,15 +316,20 @@ const NANOBYTES_PER_BYTE: i128 = 1_000_000_000;
 /// caller sleeps before looking again at the rate.
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// The most an idle throttle saves up: a twentieth of a second at the rate.
+/// What callers take over any second then stays within 5% of the limit, where
+/// a full second's burst let them take twice the limit.
+const BURST: Duration = Duration::from_millis(50);
+
 /// A token bucket shared by the uploader threads, whose rate follows a
 /// [`BandwidthPolicy`] at the machine's local time.
 ///
 /// Callers [`consume`](Throttle::consume) the bytes they are about to send
 /// and are held back just long enough that, together, they keep to the limit
-/// in force, with bursts of at most one second's worth. Large amounts may be
-/// consumed at once: the caller runs up a debt and sleeps it off, and later
-/// callers queue behind it. When the limit changes (work hours end, say), it
-/// applies within a second, to callers already waiting too.
+/// in force, with bursts of at most a twentieth of a second's worth. Large
+/// amounts may be consumed at once: the caller runs up a debt and sleeps it
+/// off, and later callers queue behind it. When the limit changes (work hours
+/// end, say), it applies within a second, to callers already waiting too.
 pub struct Throttle {
     policy: BandwidthPolicy,
     clock: Box<dyn Clock>,
@@ -338,7 +343,7 @@ struct Bucket {
     read_at: Option<Duration>,
     /// When tokens were last added.
     refilled_at: Duration,
-    /// Nanobytes that may be sent now, at most one second's worth; negative
+    /// Nanobytes that may be sent now, at most [`BURST`]'s worth; negative
     /// while callers owe for what they already took.
     tokens: i128,
     /// Every nanobyte ever added. A caller that takes more than there is
@@ -416,7 +421,7 @@ impl Throttle {
             let nanos = i128::try_from(now.saturating_sub(bucket.refilled_at).as_nanos()).unwrap_or(i128::MAX);
             let earned = nanos.saturating_mul(i128::from(rate.bytes_per_second()));
             bucket.added = bucket.added.saturating_add(earned);
-            bucket.tokens = bucket.tokens.saturating_add(earned).min(one_second_of(rate));
+            bucket.tokens = bucket.tokens.saturating_add(earned).min(burst_of(rate));
         }
         bucket.refilled_at = bucket.refilled_at.max(now);
 
@@ -431,10 +436,10 @@ impl Throttle {
                     bucket.added = bucket.added.saturating_add(bucket.tokens.min(0).saturating_neg());
                     bucket.tokens = 0;
                 }
-                // A limit starts with a full second's burst, as at startup.
-                (None, Some(rate)) => bucket.tokens = one_second_of(rate),
+                // A limit starts with a full burst, as at startup.
+                (None, Some(rate)) => bucket.tokens = burst_of(rate),
                 // A new limit keeps any debt, repaid at the new rate.
-                (Some(_), Some(rate)) => bucket.tokens = bucket.tokens.min(one_second_of(rate)),
+                (Some(_), Some(rate)) => bucket.tokens = bucket.tokens.min(burst_of(rate)),
             }
             bucket.rate = limit;
         }
@@ -447,8 +452,10 @@ impl Throttle {
     }
 }
 
-fn one_second_of(rate: Rate) -> i128 {
-    i128::from(rate.bytes_per_second()) * NANOBYTES_PER_BYTE
+/// [`BURST`]'s worth of `rate`, in nanobytes: a rate of r bytes per second is r
+/// nanobytes per nanosecond.
+fn burst_of(rate: Rate) -> i128 {
+    i128::from(rate.bytes_per_second()) * BURST.as_nanos() as i128
 }
 
 impl fmt::Debug for Throttle {
@@ -689,27 +696,29 @@ mod tests {
     fn a_large_amount_sleeps_it_off_in_steps_of_at_most_a_second() {
         let policy = BandwidthPolicy { work_limit: Some(rate("1MiB/s")), ..Default::default() };
         let (throttle, clock) = simulated(policy, local(0, 10, 0));
-        // A full bucket covers the first MiB; the other fifteen take a second each.
+        // A full bucket covers the first 50 ms' worth; the rest takes a second a MiB.
         throttle.consume(16 * MIB);
-        assert_eq!(clock.slept(), Duration::from_secs(15));
+        assert_eq!(clock.slept(), Duration::from_millis(15_950));
         assert_eq!(clock.longest_sleep(), Duration::from_secs(1));
         // The bucket is now empty: another MiB takes another second.
         throttle.consume(MIB);
-        assert_eq!(clock.slept(), Duration::from_secs(16));
+        assert_eq!(clock.slept(), Duration::from_millis(16_950));
     }
 
     #[test]
-    fn the_burst_is_at_most_one_second_of_the_rate() {
-        let policy = BandwidthPolicy { work_limit: Some(rate("1MiB/s")), ..Default::default() };
+    fn the_burst_is_a_twentieth_of_a_second_of_the_rate() {
+        let policy = BandwidthPolicy { work_limit: Some(rate("1MB/s")), ..Default::default() };
         let (throttle, clock) = simulated(policy, local(0, 10, 0));
-        throttle.consume(MIB);
+        throttle.consume(50_000);
         assert_eq!(clock.slept(), Duration::ZERO, "the bucket starts full");
-        // An idle minute saves up no more than one second's worth.
+        throttle.consume(50_000);
+        assert_eq!(clock.slept(), Duration::from_millis(50));
+        // An idle minute saves up no more than 50 ms' worth.
         clock.pass(Duration::from_secs(60));
-        throttle.consume(MIB);
-        assert_eq!(clock.slept(), Duration::ZERO);
-        throttle.consume(MIB / 2);
-        assert_eq!(clock.slept(), Duration::from_millis(500));
+        throttle.consume(50_000);
+        assert_eq!(clock.slept(), Duration::from_millis(50));
+        throttle.consume(500_000);
+        assert_eq!(clock.slept(), Duration::from_millis(550));
     }
 
     #[test]
@@ -736,9 +745,9 @@ mod tests {
         };
         let (throttle, clock) = simulated(policy, local(0, 17, 59));
         clock.pass(Duration::from_secs(55));
-        // 2 MiB from the burst, 10 MiB in the five work seconds, the last 8 MiB at 1 MiB/s.
+        // 0.1 MiB from the burst, 10 MiB in the five work seconds, the last 9.9 MiB at 1 MiB/s.
         throttle.consume(20 * MIB);
-        assert_eq!(clock.slept(), Duration::from_secs(13));
+        assert_eq!(clock.slept(), Duration::from_millis(14_900));
     }
 
     #[test]
@@ -748,9 +757,9 @@ mod tests {
         throttle.consume(u64::MAX);
         assert_eq!(clock.slept(), Duration::ZERO, "no limit before work hours");
         clock.pass(Duration::from_secs(60));
-        // 512KiB/s from 09:00: a full bucket, then a MiB at that rate.
-        throttle.consume(512 * 1024 + MIB);
-        assert_eq!(clock.slept(), Duration::from_secs(2));
+        // 512KiB/s from 09:00: a full bucket (50 ms' worth), then the rest of a MiB at that rate.
+        throttle.consume(MIB);
+        assert_eq!(clock.slept(), Duration::from_millis(1_950));
     }
 
     #[test]
@@ -764,8 +773,8 @@ mod tests {
             .map(|_| {
                 let throttle = Arc::clone(&throttle);
                 std::thread::spawn(move || {
-                    for _ in 0..5 {
-                        throttle.consume(100 * 1024);
+                    for _ in 0..4 {
+                        throttle.consume(50 * 1024);
                     }
                 })
             })
@@ -773,9 +782,9 @@ mod tests {
         for thread in threads {
             thread.join().unwrap();
         }
-        // 1000 KiB at 400 KiB/s, less the 400 KiB the full bucket lets through at once.
+        // 400 KiB at 400 KiB/s, less the 20 KiB the full bucket lets through at once.
         let elapsed = started.elapsed();
-        assert!(elapsed >= Duration::from_millis(1490), "took only {elapsed:?}");
+        assert!(elapsed >= Duration::from_millis(940), "took only {elapsed:?}");
         assert_eq!(throttle.current_limit(), limit);
     }
 

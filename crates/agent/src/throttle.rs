@@ -2,7 +2,8 @@
 //! offers: one limit during work hours (chosen days, a start and an end time)
 //! and another outside them. This module owns the [`Rate`] type and its text
 //! forms, the [`BandwidthPolicy`] that says which limit applies when, and the
-//! [`Throttle`] that uploader threads share to keep to it.
+//! [`Throttle`] that uploader threads share to keep to it, slice by slice as
+//! the bytes go onto the wire (it is the [`Pacer`] of paced uploads).
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, FixedOffset, Local, TimeZone};
+use offsite_api::Pacer;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::schedule::{shown, TimeOfDay, Weekday};
@@ -316,15 +318,28 @@ const NANOBYTES_PER_BYTE: i128 = 1_000_000_000;
 /// caller sleeps before looking again at the rate.
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// The most an idle throttle saves up: a twentieth of a second at the rate.
+/// What callers take over any second then stays within 5% of the limit, where
+/// a full second's burst let them take twice the limit.
+const BURST: Duration = Duration::from_millis(50);
+
+/// The largest slice of a paced upload, whatever the rate: 64 KiB, the
+/// twentieth of a second at 1.25 MiB/s. Below that rate slices are smaller.
+const LARGEST_SLICE: u64 = 64 * 1024;
+
 /// A token bucket shared by the uploader threads, whose rate follows a
 /// [`BandwidthPolicy`] at the machine's local time.
 ///
 /// Callers [`consume`](Throttle::consume) the bytes they are about to send
 /// and are held back just long enough that, together, they keep to the limit
-/// in force, with bursts of at most one second's worth. Large amounts may be
-/// consumed at once: the caller runs up a debt and sleeps it off, and later
-/// callers queue behind it. When the limit changes (work hours end, say), it
-/// applies within a second, to callers already waiting too.
+/// in force, with bursts of at most a twentieth of a second's worth. Large
+/// amounts may be consumed at once: the caller runs up a debt and sleeps it
+/// off, and later callers queue behind it. But what is consumed at once is sent
+/// at once, so uploads consume slice by slice, each slice just before it goes
+/// onto the wire (the [`Pacer`] implementation, see [`offsite_api::pacing`]):
+/// the link, not only the average, keeps to the limit. When the limit changes
+/// (work hours end, say), it applies within a second, to callers already
+/// waiting too.
 pub struct Throttle {
     policy: BandwidthPolicy,
     clock: Box<dyn Clock>,
@@ -338,7 +353,7 @@ struct Bucket {
     read_at: Option<Duration>,
     /// When tokens were last added.
     refilled_at: Duration,
-    /// Nanobytes that may be sent now, at most one second's worth; negative
+    /// Nanobytes that may be sent now, at most [`BURST`]'s worth; negative
     /// while callers owe for what they already took.
     tokens: i128,
     /// Every nanobyte ever added. A caller that takes more than there is
@@ -371,11 +386,17 @@ impl Throttle {
 
     /// The limit in force now: `None` is no limit.
     pub fn current_limit(&self) -> Option<Rate> {
+        self.limit(true)
+    }
+
+    /// The limit in force, the policy re-read if `force` or as often as
+    /// [`Throttle::consume`] does.
+    fn limit(&self, force: bool) -> Option<Rate> {
         if self.policy.never_limits() {
             return None;
         }
         let mut bucket = self.lock();
-        self.advance(&mut bucket, true);
+        self.advance(&mut bucket, force);
         bucket.rate
     }
 
@@ -416,7 +437,7 @@ impl Throttle {
             let nanos = i128::try_from(now.saturating_sub(bucket.refilled_at).as_nanos()).unwrap_or(i128::MAX);
             let earned = nanos.saturating_mul(i128::from(rate.bytes_per_second()));
             bucket.added = bucket.added.saturating_add(earned);
-            bucket.tokens = bucket.tokens.saturating_add(earned).min(one_second_of(rate));
+            bucket.tokens = bucket.tokens.saturating_add(earned).min(burst_of(rate));
         }
         bucket.refilled_at = bucket.refilled_at.max(now);
 
@@ -431,10 +452,10 @@ impl Throttle {
                     bucket.added = bucket.added.saturating_add(bucket.tokens.min(0).saturating_neg());
                     bucket.tokens = 0;
                 }
-                // A limit starts with a full second's burst, as at startup.
-                (None, Some(rate)) => bucket.tokens = one_second_of(rate),
+                // A limit starts with a full burst, as at startup.
+                (None, Some(rate)) => bucket.tokens = burst_of(rate),
                 // A new limit keeps any debt, repaid at the new rate.
-                (Some(_), Some(rate)) => bucket.tokens = bucket.tokens.min(one_second_of(rate)),
+                (Some(_), Some(rate)) => bucket.tokens = bucket.tokens.min(burst_of(rate)),
             }
             bucket.rate = limit;
         }
@@ -447,8 +468,28 @@ impl Throttle {
     }
 }
 
-fn one_second_of(rate: Rate) -> i128 {
-    i128::from(rate.bytes_per_second()) * NANOBYTES_PER_BYTE
+/// [`BURST`]'s worth of `rate`, in nanobytes: a rate of r bytes per second is r
+/// nanobytes per nanosecond.
+fn burst_of(rate: Rate) -> i128 {
+    i128::from(rate.bytes_per_second()) * BURST.as_nanos() as i128
+}
+
+/// Paced uploads take their tokens a slice at a time.
+impl Pacer for Throttle {
+    /// A twentieth of a second at the limit in force, at most 64 KiB (no limit:
+    /// 64 KiB, and pacing costs nothing).
+    fn slice_len(&self) -> usize {
+        let per_twentieth = self.limit(false).map_or(LARGEST_SLICE, |rate| rate.bytes_per_second() / 20);
+        per_twentieth.clamp(1, LARGEST_SLICE) as usize
+    }
+
+    fn pace(&self, bytes: usize) {
+        self.consume(bytes as u64);
+    }
+
+    fn slowest_rate(&self) -> Option<u64> {
+        [self.policy.work_limit, self.policy.other_limit].into_iter().flatten().map(Rate::bytes_per_second).min()
+    }
 }
 
 impl fmt::Debug for Throttle {
@@ -689,27 +730,46 @@ mod tests {
     fn a_large_amount_sleeps_it_off_in_steps_of_at_most_a_second() {
         let policy = BandwidthPolicy { work_limit: Some(rate("1MiB/s")), ..Default::default() };
         let (throttle, clock) = simulated(policy, local(0, 10, 0));
-        // A full bucket covers the first MiB; the other fifteen take a second each.
+        // A full bucket covers the first 50 ms' worth; the rest takes a second a MiB.
         throttle.consume(16 * MIB);
-        assert_eq!(clock.slept(), Duration::from_secs(15));
+        assert_eq!(clock.slept(), Duration::from_millis(15_950));
         assert_eq!(clock.longest_sleep(), Duration::from_secs(1));
         // The bucket is now empty: another MiB takes another second.
         throttle.consume(MIB);
-        assert_eq!(clock.slept(), Duration::from_secs(16));
+        assert_eq!(clock.slept(), Duration::from_millis(16_950));
     }
 
     #[test]
-    fn the_burst_is_at_most_one_second_of_the_rate() {
-        let policy = BandwidthPolicy { work_limit: Some(rate("1MiB/s")), ..Default::default() };
+    fn the_burst_is_a_twentieth_of_a_second_of_the_rate() {
+        let policy = BandwidthPolicy { work_limit: Some(rate("1MB/s")), ..Default::default() };
         let (throttle, clock) = simulated(policy, local(0, 10, 0));
-        throttle.consume(MIB);
+        throttle.consume(50_000);
         assert_eq!(clock.slept(), Duration::ZERO, "the bucket starts full");
-        // An idle minute saves up no more than one second's worth.
+        throttle.consume(50_000);
+        assert_eq!(clock.slept(), Duration::from_millis(50));
+        // An idle minute saves up no more than 50 ms' worth.
         clock.pass(Duration::from_secs(60));
-        throttle.consume(MIB);
-        assert_eq!(clock.slept(), Duration::ZERO);
-        throttle.consume(MIB / 2);
-        assert_eq!(clock.slept(), Duration::from_millis(500));
+        throttle.consume(50_000);
+        assert_eq!(clock.slept(), Duration::from_millis(50));
+        throttle.consume(500_000);
+        assert_eq!(clock.slept(), Duration::from_millis(550));
+    }
+
+    #[test]
+    fn slices_are_a_twentieth_of_a_second_at_the_limit_and_at_most_64_kib() {
+        let slice = |limit: Option<&str>| {
+            let limit = limit.map(rate);
+            let policy = BandwidthPolicy { work_limit: limit, other_limit: limit, ..Default::default() };
+            let throttle = Throttle::new(policy);
+            (throttle.slice_len(), throttle.slowest_rate())
+        };
+        assert_eq!(slice(Some("1MB/s")), (50_000, Some(1_000_000)));
+        assert_eq!(slice(Some("1KiB/s")), (51, Some(1024)));
+        assert_eq!(slice(Some("100MiB/s")), (64 * 1024, Some(100 * MIB)));
+        assert_eq!(slice(None), (64 * 1024, None));
+        // The slowest rate is the lower of the two limits, whichever is in force.
+        let policy = BandwidthPolicy { other_limit: Some(rate("5MiB/s")), ..office_policy() };
+        assert_eq!(Throttle::new(policy.clone()).slowest_rate(), policy.work_limit.map(Rate::bytes_per_second));
     }
 
     #[test]
@@ -736,9 +796,9 @@ mod tests {
         };
         let (throttle, clock) = simulated(policy, local(0, 17, 59));
         clock.pass(Duration::from_secs(55));
-        // 2 MiB from the burst, 10 MiB in the five work seconds, the last 8 MiB at 1 MiB/s.
+        // 0.1 MiB from the burst, 10 MiB in the five work seconds, the last 9.9 MiB at 1 MiB/s.
         throttle.consume(20 * MIB);
-        assert_eq!(clock.slept(), Duration::from_secs(13));
+        assert_eq!(clock.slept(), Duration::from_millis(14_900));
     }
 
     #[test]
@@ -748,9 +808,9 @@ mod tests {
         throttle.consume(u64::MAX);
         assert_eq!(clock.slept(), Duration::ZERO, "no limit before work hours");
         clock.pass(Duration::from_secs(60));
-        // 512KiB/s from 09:00: a full bucket, then a MiB at that rate.
-        throttle.consume(512 * 1024 + MIB);
-        assert_eq!(clock.slept(), Duration::from_secs(2));
+        // 512KiB/s from 09:00: a full bucket (50 ms' worth), then the rest of a MiB at that rate.
+        throttle.consume(MIB);
+        assert_eq!(clock.slept(), Duration::from_millis(1_950));
     }
 
     #[test]
@@ -764,8 +824,8 @@ mod tests {
             .map(|_| {
                 let throttle = Arc::clone(&throttle);
                 std::thread::spawn(move || {
-                    for _ in 0..5 {
-                        throttle.consume(100 * 1024);
+                    for _ in 0..4 {
+                        throttle.consume(50 * 1024);
                     }
                 })
             })
@@ -773,10 +833,178 @@ mod tests {
         for thread in threads {
             thread.join().unwrap();
         }
-        // 1000 KiB at 400 KiB/s, less the 400 KiB the full bucket lets through at once.
+        // 400 KiB at 400 KiB/s, less the 20 KiB the full bucket lets through at once.
         let elapsed = started.elapsed();
-        assert!(elapsed >= Duration::from_millis(1490), "took only {elapsed:?}");
+        assert!(elapsed >= Duration::from_millis(940), "took only {elapsed:?}");
         assert_eq!(throttle.current_limit(), limit);
+    }
+
+    /// Simulated time shared by several threads: a thread that sleeps waits until
+    /// every thread taking part sleeps too (or has finished), and then time jumps
+    /// to the earliest wake-up. Between sleeps a thread takes no time at all, so
+    /// what it reads from the clock is exactly when it was let go.
+    struct SimClock {
+        start: DateTime<FixedOffset>,
+        state: Mutex<SimTime>,
+        woken: std::sync::Condvar,
+    }
+
+    struct SimTime {
+        now: Duration,
+        /// Threads taking part that are not asleep.
+        running: usize,
+        /// When each sleeping thread wakes.
+        wakes: Vec<Duration>,
+    }
+
+    impl SimClock {
+        fn new(start: DateTime<FixedOffset>, threads: usize) -> Arc<SimClock> {
+            let state = SimTime { now: Duration::ZERO, running: threads, wakes: Vec::new() };
+            Arc::new(SimClock { start, state: Mutex::new(state), woken: std::sync::Condvar::new() })
+        }
+
+        /// A thread taking part has finished.
+        fn leave(&self) {
+            let mut time = self.state.lock().unwrap();
+            time.running -= 1;
+            self.advance(&mut time);
+        }
+
+        /// Once nobody runs, moves time on to the next wake-up and counts those
+        /// who wake then as running (before they have noticed).
+        fn advance(&self, time: &mut SimTime) {
+            if time.running > 0 {
+                return;
+            }
+            let Some(&next) = time.wakes.iter().min() else { return };
+            time.now = next;
+            let before = time.wakes.len();
+            time.wakes.retain(|&wake| wake > next);
+            time.running += before - time.wakes.len();
+            self.woken.notify_all();
+        }
+    }
+
+    impl Clock for Arc<SimClock> {
+        fn wall(&self) -> DateTime<FixedOffset> {
+            self.start + self.elapsed()
+        }
+
+        fn elapsed(&self) -> Duration {
+            self.state.lock().unwrap().now
+        }
+
+        fn sleep(&self, duration: Duration) {
+            if duration.is_zero() {
+                return;
+            }
+            let mut time = self.state.lock().unwrap();
+            let wake = time.now + duration;
+            time.wakes.push(wake);
+            time.running -= 1;
+            self.advance(&mut time);
+            while time.now < wake {
+                time = self.woken.wait(time).unwrap();
+            }
+        }
+    }
+
+    /// What an upload does next: send so many bytes, or stay idle so long.
+    enum Step {
+        Send(u64),
+        Idle(Duration),
+    }
+
+    /// Runs each upload on its own thread through one throttle at `limit`, in
+    /// simulated time, pacing every slice as a paced upload does; returns when
+    /// each slice was let go and its size.
+    fn paced_uploads(limit: &str, uploads: Vec<Vec<Step>>) -> Vec<(Duration, u64)> {
+        let limit = Some(rate(limit));
+        let policy = BandwidthPolicy { work_limit: limit, other_limit: limit, ..Default::default() };
+        let clock = SimClock::new(local(0, 10, 0), uploads.len());
+        let throttle = Throttle::with_clock(policy, Box::new(clock.clone()));
+        let released = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for steps in uploads {
+                let (clock, throttle, released) = (&clock, &throttle, &released);
+                scope.spawn(move || {
+                    struct Leave<'a>(&'a SimClock);
+                    impl Drop for Leave<'_> {
+                        fn drop(&mut self) {
+                            self.0.leave();
+                        }
+                    }
+                    let _leave = Leave(clock);
+                    for step in steps {
+                        match step {
+                            Step::Idle(duration) => clock.sleep(duration),
+                            Step::Send(mut left) => {
+                                while left > 0 {
+                                    let slice = (throttle.slice_len() as u64).min(left);
+                                    throttle.pace(slice as usize);
+                                    released.lock().unwrap().push((clock.elapsed(), slice));
+                                    left -= slice;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let mut released = released.into_inner().unwrap();
+        released.sort();
+        released
+    }
+
+    /// The bytes let go in each `window` that starts when a slice was let go and
+    /// ends before the last one was (windows that run past the end are left out,
+    /// unless there is only one).
+    fn windows(released: &[(Duration, u64)], window: Duration) -> Vec<u64> {
+        let end = released.last().map_or(Duration::ZERO, |&(at, _)| at);
+        let starts = released.iter().filter(|&&(at, _)| at + window <= end || at == released[0].0);
+        starts
+            .map(|&(start, _)| {
+                released.iter().filter(|&&(at, _)| at >= start && at < start + window).map(|&(_, bytes)| bytes).sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn paced_uploads_keep_every_second_within_a_tenth_of_the_limit() {
+        // Two uploads of 16 MiB packs at 1 MiB/s; the second pauses between packs,
+        // so the bucket fills up again while the first goes on.
+        let pack = 16 * MIB;
+        let pause = || Step::Idle(Duration::from_millis(2_500));
+        let uploads = vec![
+            vec![Step::Send(pack), Step::Send(pack)],
+            vec![pause(), Step::Send(pack), pause(), Step::Send(pack / 4)],
+        ];
+        let released = paced_uploads("1MiB/s", uploads);
+        assert_eq!(released.iter().map(|&(_, bytes)| bytes).sum::<u64>(), 2 * pack + pack + pack / 4);
+        assert!(released.iter().all(|&(_, bytes)| bytes <= MIB / 20), "slices are 50 ms at the rate");
+
+        let seconds = windows(&released, Duration::from_secs(1));
+        assert!(seconds.len() > 500, "{} windows", seconds.len());
+        let busiest = seconds.iter().max().copied().unwrap_or(0);
+        assert!(busiest as f64 <= 1.1 * MIB as f64, "{busiest} bytes in a second at 1 MiB/s");
+        // A sliver of a second holds no more than the burst and a slice.
+        let busiest = windows(&released, Duration::from_millis(10)).into_iter().max().unwrap_or(0);
+        assert!(busiest <= MIB / 10 + 1, "{busiest} bytes in 10 ms at 1 MiB/s");
+    }
+
+    #[test]
+    fn paced_uploads_keep_every_minute_within_five_percent_of_the_limit() {
+        // Two uploads sending at once for more than a minute share the limit:
+        // every minute carries the limit's worth, no more and hardly less.
+        let uploads = (0..2).map(|_| vec![Step::Send(50 * MIB)]).collect();
+        let released = paced_uploads("1MiB/s", uploads);
+        let minutes = windows(&released, Duration::from_secs(60));
+        assert!(minutes.len() > 500, "{} windows", minutes.len());
+        let (least, most) = (minutes.iter().min().copied().unwrap(), minutes.iter().max().copied().unwrap());
+        assert!(most as f64 <= 1.05 * 60.0 * MIB as f64, "{most} bytes in a minute at 1 MiB/s");
+        assert!(least as f64 >= 0.95 * 60.0 * MIB as f64, "{least} bytes in a minute at 1 MiB/s");
+        // The whole took the limit's time: 100 MiB at 1 MiB/s, less the burst.
+        assert_eq!(released.last().unwrap().0, Duration::from_millis(99_950));
     }
 
     #[test]

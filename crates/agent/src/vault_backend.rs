@@ -2,7 +2,7 @@
 //! engine [`Backend`] whose verbs are HTTP requests. Transient failures (service
 //! down, network gone, 5xx) are retried with backoff for a bounded time; since every
 //! repository file is content-addressed, a retried upload is always safe. Uploads
-//! pass through the bandwidth throttle first.
+//! are paced by the bandwidth throttle as they go onto the wire, slice by slice.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use offsite_api::{ApiError, Client};
+use offsite_api::{ApiError, Client, Pacer};
 use offsite_engine::backend::{Backend, BackendError, BackendResult, FileInfo, FileKind};
 
 use crate::throttle::Throttle;
@@ -128,10 +128,17 @@ impl Backend for VaultBackend {
     fn save(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
         let length = data.len() as u64;
         // Every attempt goes through the throttle and is counted: a retry crosses
-        // the link again.
+        // the link again. While a limit is in force the body is paced slice by
+        // slice, with the other uploads, so that the link keeps to the limit
+        // rather than the average; without one it leaves at full speed, uncopied.
         self.with_retry(kind, name, || {
-            self.throttle.consume(length);
-            let result = self.client.put_file(&self.machine_id, folder(kind), name, data.clone());
+            let (machine, folder) = (&self.machine_id, folder(kind));
+            let result = if self.throttle.current_limit().is_some() {
+                let pacer: Arc<dyn Pacer> = self.throttle.clone();
+                self.client.put_file_paced(machine, folder, name, data.clone(), pacer)
+            } else {
+                self.client.put_file(machine, folder, name, data.clone())
+            };
             if result.as_ref().err().is_none_or(ApiError::may_have_sent_body) {
                 self.sent.fetch_add(length, Ordering::Relaxed);
             }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::application_auth::{ApplicationIdentity, Signer};
 use crate::files::ServiceEndpoint;
+use crate::pacing::{PacedBody, Pacer};
 use crate::types::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,13 @@ impl ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// How many uploads a paced upload's time limit assumes share its pace (the
+/// agent runs two uploaders, and index and snapshot files go beside them).
+const PACE_SHARERS: f64 = 8.0;
+
+/// A bound on that time limit, which reqwest adds to the current instant.
+const LONGEST_PACED_UPLOAD: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// How a client proves who it is.
 #[derive(Clone)]
@@ -200,7 +208,15 @@ impl Client {
         request.headers_mut().insert(reqwest::header::AUTHORIZATION, authorization);
         let method = request.method().clone();
         let path = request.url().path().to_string();
-        let sent = request.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len);
+        // A streamed body (a paced upload) states its length in the header.
+        let sent = match request.body().and_then(|b| b.as_bytes()) {
+            Some(bytes) => bytes.len() as u64,
+            None => request
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0),
+        };
         let started = std::time::Instant::now();
         let response = self.http.execute(request).map_err(|e| self.unreachable(&e))?;
         // One line per request (until the answer's headers): the load test's
@@ -256,6 +272,35 @@ impl Client {
             .request(Method::PUT, &Self::repo_path(machine_id, folder, name))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(data);
+        self.send(request).map(|_| ())
+    }
+
+    /// Like [`Client::put_file`], but the body goes onto the wire in slices, each
+    /// one after `pacer` let it go (see [`crate::pacing`]): a bandwidth limit
+    /// holds at the link, and uploads running at once share it. Costs a copy
+    /// of the body in small pieces; without a limit, use `put_file`.
+    pub fn put_file_paced(
+        &self,
+        machine_id: &str,
+        folder: &str,
+        name: &str,
+        data: Bytes,
+        pacer: Arc<dyn Pacer>,
+    ) -> ApiResult<()> {
+        let length = data.len() as u64;
+        let mut request = self
+            .request(Method::PUT, &Self::repo_path(machine_id, folder, name))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, length);
+        // The time limit covers the pacing too: the usual ten minutes, and time
+        // for the whole body at the slowest pace, several times over since the
+        // uploads running at once share it.
+        if let Some(rate) = pacer.slowest_rate().filter(|&rate| rate > 0) {
+            let paced = Duration::try_from_secs_f64(length as f64 * PACE_SHARERS / rate as f64)
+                .map_or(LONGEST_PACED_UPLOAD, |paced| paced.min(LONGEST_PACED_UPLOAD));
+            request = request.timeout(Duration::from_secs(600) + paced);
+        }
+        let request = request.body(reqwest::blocking::Body::sized(PacedBody::new(data, pacer), length));
         self.send(request).map(|_| ())
     }
 

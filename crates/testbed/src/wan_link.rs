@@ -11,6 +11,11 @@
 //! time it arrives at the far end and a writer that hands it on at that time; at
 //! most [`WanLinkPlan::window_bytes`] wait between them (the link's buffers), so a
 //! sender is held back by TCP as on a real link, not buffered without end.
+//!
+//! Besides totals ([`WanLink::counts`]) the link keeps a time series of what
+//! left each direction ([`WanLink::up_throughput`]), in intervals of
+//! [`Throughput::RESOLUTION`]: the rate over every one-second window, say, that a
+//! bandwidth limit must keep to.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -84,6 +89,76 @@ pub struct LinkCounts {
 /// connection through it.
 type LinkClock = Arc<Mutex<Instant>>;
 
+/// What left one direction of a [`WanLink`]: bytes per interval of
+/// [`Throughput::RESOLUTION`], the first interval starting at `started`. A chunk
+/// counts in the interval in which its last byte left the link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throughput {
+    pub started: Instant,
+    pub bytes: Vec<u64>,
+}
+
+impl Throughput {
+    /// The length of an interval.
+    pub const RESOLUTION: Duration = Duration::from_millis(10);
+
+    fn new(started: Instant) -> Throughput {
+        Throughput { started, bytes: Vec::new() }
+    }
+
+    fn add(&mut self, at: Instant, bytes: u64) {
+        let index = (at.saturating_duration_since(self.started).as_nanos() / Self::RESOLUTION.as_nanos()) as usize;
+        if self.bytes.len() <= index {
+            self.bytes.resize(index + 1, 0);
+        }
+        self.bytes[index] += bytes;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.bytes.iter().sum()
+    }
+
+    /// What left from `from` to `to`, in whole intervals (those that start in the span).
+    pub fn between(&self, from: Instant, to: Instant) -> Throughput {
+        let index = |at: Instant| {
+            let index = at.saturating_duration_since(self.started).as_nanos().div_ceil(Self::RESOLUTION.as_nanos());
+            (index as usize).min(self.bytes.len())
+        };
+        let (first, last) = (index(from), index(to));
+        Throughput {
+            started: self.started + Self::RESOLUTION * first as u32,
+            bytes: self.bytes[first..last.max(first)].to_vec(),
+        }
+    }
+
+    /// Bytes in each window of `window` (a whole number of intervals, at least
+    /// one), sliding by one interval, over the span from the first interval that
+    /// carried bytes to the last: every window lies within that span, unless
+    /// the span is shorter than `window`, when the one window is the span.
+    /// Empty if nothing crossed.
+    pub fn windows(&self, window: Duration) -> Vec<u64> {
+        let Some(first) = self.bytes.iter().position(|&b| b > 0) else { return Vec::new() };
+        let last = self.bytes.iter().rposition(|&b| b > 0).unwrap_or(first);
+        let busy = &self.bytes[first..=last];
+        let width = ((window.as_nanos() / Self::RESOLUTION.as_nanos()) as usize).max(1);
+        if busy.len() <= width {
+            return vec![busy.iter().sum()];
+        }
+        let mut sum: u64 = busy[..width].iter().sum();
+        let mut sums = vec![sum];
+        for i in width..busy.len() {
+            sum = sum + busy[i] - busy[i - width];
+            sums.push(sum);
+        }
+        sums
+    }
+
+    /// The most bytes that left in any window of `window` (see [`Throughput::windows`]).
+    pub fn busiest(&self, window: Duration) -> u64 {
+        self.windows(window).into_iter().max().unwrap_or(0)
+    }
+}
+
 struct Shared {
     upstream: SocketAddr,
     plan: WanLinkPlan,
@@ -93,6 +168,8 @@ struct Shared {
     connections: AtomicU64,
     bytes_up: Arc<AtomicU64>,
     bytes_down: Arc<AtomicU64>,
+    series_up: Arc<Mutex<Throughput>>,
+    series_down: Arc<Mutex<Throughput>>,
 }
 
 /// The running link; dropping it stops accepting (open connections end on their own).
@@ -116,6 +193,8 @@ impl WanLink {
             connections: AtomicU64::new(0),
             bytes_up: Arc::new(AtomicU64::new(0)),
             bytes_down: Arc::new(AtomicU64::new(0)),
+            series_up: Arc::new(Mutex::new(Throughput::new(now))),
+            series_down: Arc::new(Mutex::new(Throughput::new(now))),
         });
         let accepting = shared.clone();
         thread::Builder::new().name("wan-link".into()).spawn(move || {
@@ -144,6 +223,17 @@ impl WanLink {
             bytes_down: s.bytes_down.load(Ordering::Relaxed),
         }
     }
+
+    /// What left the uplink (client → upstream) so far, interval by interval
+    /// since the link started.
+    pub fn up_throughput(&self) -> Throughput {
+        self.shared.series_up.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What left the downlink (upstream → client) so far.
+    pub fn down_throughput(&self) -> Throughput {
+        self.shared.series_down.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Drop for WanLink {
@@ -166,9 +256,19 @@ impl Shared {
         let _ = upstream.set_nodelay(true);
         let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else { return };
         let window = self.plan.window_bytes;
-        let down = Direction { way: self.plan.down, free: self.down_free.clone(), counted: self.bytes_down.clone() };
+        let down = Direction {
+            way: self.plan.down,
+            free: self.down_free.clone(),
+            counted: self.bytes_down.clone(),
+            series: self.series_down.clone(),
+        };
         let back = thread::spawn(move || down.carry(upstream2, client2, window));
-        let up = Direction { way: self.plan.up, free: self.up_free.clone(), counted: self.bytes_up.clone() };
+        let up = Direction {
+            way: self.plan.up,
+            free: self.up_free.clone(),
+            counted: self.bytes_up.clone(),
+            series: self.series_up.clone(),
+        };
         up.carry(client, upstream, window);
         let _ = back.join();
     }
@@ -179,6 +279,7 @@ struct Direction {
     way: OneWay,
     free: LinkClock,
     counted: Arc<AtomicU64>,
+    series: Arc<Mutex<Throughput>>,
 }
 
 /// Chunks read at once: small enough that the link's rate shapes the flow finely.
@@ -196,13 +297,15 @@ impl Direction {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let arrives = {
+            let leaves = {
                 let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
                 let leaves = (*free).max(Instant::now()) + self.way.serialization(n);
                 *free = leaves;
-                leaves + self.way.delay
+                leaves
             };
+            let arrives = leaves + self.way.delay;
             self.counted.fetch_add(n as u64, Ordering::Relaxed);
+            self.series.lock().unwrap_or_else(|e| e.into_inner()).add(leaves, n as u64);
             if sender.send(Some((arrives, buf[..n].to_vec()))).is_err() {
                 break;
             }

@@ -79,3 +79,30 @@ fn the_uplink_rate_holds_and_is_shared_by_connections() {
     assert!(started.elapsed() >= Duration::from_millis(950), "2 × 0.5 MB up took {:?}", started.elapsed());
     assert_eq!(link.counts().bytes_up, 2_000_000);
 }
+
+#[test]
+fn the_throughput_series_counts_every_byte_and_never_beats_the_link() {
+    // 8 Mbit/s up = 1 MB/s.
+    let plan = WanLinkPlan { up: OneWay::new(5, 8), down: OneWay::unlimited(), window_bytes: 256 * 1024 };
+    let link = WanLink::start(echo_server(), plan).unwrap();
+    let data = bytes(1_500_000, 3);
+    assert_eq!(round_trip(&link, &data), data);
+    let up = link.up_throughput();
+    assert_eq!(up.total(), 1_500_000);
+    assert_eq!(link.down_throughput().total(), 1_500_000);
+
+    // The link spaces chunks by their time on the wire: no second carries more
+    // than a second at the rate, and the chunk that was leaving as it began.
+    let second = Duration::from_secs(1);
+    let busiest = up.busiest(second);
+    assert!(busiest <= 1_000_000 + 16 * 1024 + 10_000, "{busiest} bytes in a second at 1 MB/s");
+    // 1.5 s of sending at least: the windows of a second within it are half a second's worth of intervals.
+    assert!(up.windows(second).len() >= 40, "{} windows", up.windows(second).len());
+    assert_eq!(up.windows(Duration::from_secs(60)), [1_500_000], "a window longer than the transfer holds it all");
+
+    // Cutting the series in two loses nothing.
+    let middle = up.started + Duration::from_millis(700);
+    let far = up.started + Duration::from_secs(3600);
+    assert_eq!(up.between(up.started, middle).total() + up.between(middle, far).total(), 1_500_000);
+    assert!(up.between(up.started, middle).total() < 1_500_000);
+}

@@ -49,6 +49,7 @@ fn an_unchanged_backup_makes_the_same_few_requests_whatever_the_number_of_folder
         // points and protected items: a fixed number, not one per folder.
         assert!(requests <= 30, "an unchanged backup of {folders} folders made {requests} requests");
         unchanged.push(requests);
+        eprintln!("{folders} folders: an unchanged backup made {requests} requests");
 
         let info = agent.cmd(["cache", "info", "--json"]).run().ok().json();
         let cache = &info.as_array().expect("one cache per repository")[0];

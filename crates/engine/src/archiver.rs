@@ -30,7 +30,7 @@ use crate::progress::Progress;
 use crate::repofile::snapshot::{BackupSummary, Snapshot};
 use crate::repofile::tree::{Node, NodeKind, Tree};
 use crate::repofile::BlobType;
-use crate::repository::Repository;
+use crate::repository::{Repository, StoredIndex};
 use crate::saver::BlobSaver;
 use crate::source;
 
@@ -427,18 +427,9 @@ pub fn backup(repo: &Repository, options: &BackupOptions, progress: &Progress) -
     let hostname = options.hostname.clone().unwrap_or_else(crate::host::hostname);
 
     let _lock = RepositoryLock::acquire(repo, false, "backup")?;
-    let mut index = repo.load_index()?;
     // The storage's listing, not the index (nor a cache), says which packs exist:
     // blobs of a pack gone from the repository are stored again, never referenced.
-    let stored = repo.stored_packs()?;
-    let lost = index.retain_packs(|id| stored.contains_key(id));
-    if !lost.is_empty() {
-        tracing::warn!(
-            "{} indexed packs are missing from the repository (the first: {}); their data is stored again, run 'check'",
-            lost.len(),
-            lost[0].short()
-        );
-    }
+    let StoredIndex { mut index, stored, .. } = repo.load_index_of_stored()?;
     let recovered_packs = crate::pack_reader::index_stray_packs(repo, &mut index, &stored)?.len();
     let parent = parent_snapshot(repo, &options.parent, &path_strings, &hostname)?;
     // A parent whose root tree cannot be read (its pack lost) only costs reading

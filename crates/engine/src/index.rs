@@ -39,12 +39,24 @@ impl MasterIndex {
     /// Adds the packs of one index file. A blob stored in two packs (two writers
     /// raced, or a crash before cleanup) keeps its first location.
     pub fn add_file(&mut self, file_id: Option<Id>, file: &IndexFile) {
+        self.add_file_where(file_id, file, |_| true);
+    }
+
+    /// [`Self::add_file`] leaving out the packs `keep` rejects (packs the storage
+    /// no longer holds); returns those left out.
+    pub fn add_file_where(&mut self, file_id: Option<Id>, file: &IndexFile, keep: impl Fn(&Id) -> bool) -> Vec<Id> {
         if let Some(id) = file_id {
             self.files.push(id);
         }
+        let mut left_out = Vec::new();
         for pack in &file.packs {
-            self.add_pack(pack);
+            if keep(&pack.id) {
+                self.add_pack(pack);
+            } else {
+                left_out.push(pack.id);
+            }
         }
+        left_out
     }
 
     pub fn add_pack(&mut self, pack: &IndexPack) {
@@ -95,36 +107,6 @@ impl MasterIndex {
         positions.sort_unstable();
         positions.dedup();
         positions.into_iter().map(|p| self.packs[p as usize].id).collect()
-    }
-
-    /// Forgets the packs `keep` rejects and the blobs stored in them; returns the
-    /// packs forgotten. A backup calls this with the packs the storage lists, so
-    /// that a pack gone from the repository (removed by hand, or lost) is written
-    /// again instead of being referenced.
-    pub fn retain_packs(&mut self, keep: impl Fn(&Id) -> bool) -> Vec<Id> {
-        let gone: Vec<Id> = self.packs.iter().map(|p| p.id).filter(|id| !keep(id)).collect();
-        if gone.is_empty() {
-            return Vec::new();
-        }
-        // Rare (a damaged repository): rebuild the positions without the lost packs.
-        let old = std::mem::take(&mut self.packs);
-        self.pack_positions.clear();
-        let mut moved = vec![None; old.len()];
-        for (position, pack) in old.into_iter().enumerate() {
-            if keep(&pack.id) {
-                moved[position] = Some(self.packs.len() as u32);
-                self.pack_positions.insert(pack.id, self.packs.len() as u32);
-                self.packs.push(pack);
-            }
-        }
-        self.blobs.retain(|_, loc| match moved[loc.pack as usize] {
-            Some(position) => {
-                loc.pack = position;
-                true
-            }
-            None => false,
-        });
-        gone
     }
 
     pub fn blob_count(&self) -> usize {

@@ -53,6 +53,15 @@ pub struct Repository {
     tables: ChunkerTables,
 }
 
+/// [`Repository::load_index_of_stored`]: the index, checked against the storage.
+pub struct StoredIndex {
+    pub index: MasterIndex,
+    /// The packs the storage lists, with their sizes.
+    pub stored: std::collections::HashMap<Id, u64>,
+    /// Packs index files name that the storage does not hold.
+    pub lost: Vec<Id>,
+}
+
 /// One key file as `key list` shows it.
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
@@ -278,13 +287,40 @@ impl Repository {
         for (id, file) in &self.load_index_files()? {
             index.add_file(Some(*id), file);
         }
+        self.tell_cache(&index);
+        Ok(index)
+    }
+
+    /// The index of what the storage holds: index entries of packs it no longer
+    /// lists are left out, so a blob is never placed in a pack that is gone (a
+    /// backup stores such blobs again; a restore finds them where they were stored
+    /// again). One listing more than [`Self::load_index`].
+    pub fn load_index_of_stored(&self) -> Result<StoredIndex> {
+        let stored = self.stored_packs()?;
+        let mut index = MasterIndex::default();
+        let mut lost = std::collections::BTreeSet::new();
+        for (id, file) in &self.load_index_files()? {
+            lost.extend(index.add_file_where(Some(*id), file, |pack| stored.contains_key(pack)));
+        }
+        let lost: Vec<Id> = lost.into_iter().collect();
+        if let Some(first) = lost.first() {
+            tracing::warn!(
+                "{} indexed packs are missing from the repository (the first: {}); run 'check'",
+                lost.len(),
+                first.short()
+            );
+        }
+        self.tell_cache(&index);
+        Ok(StoredIndex { index, stored, lost })
+    }
+
+    fn tell_cache(&self, index: &MasterIndex) {
         if let Some(cache) = &self.cache {
             // Tree packs are read whole into the cache; cached packs no index
             // file names any more (pruned) leave it.
             cache.cache_whole_packs(index.tree_packs());
             cache.cache().retain(FileKind::Pack, |id| index.has_pack(id));
         }
-        Ok(index)
     }
 
     /// Every index file as stored, read in parallel; a damaged one is an error.

@@ -210,7 +210,9 @@ pub fn restore(
     options: &RestoreOptions,
     progress: &Progress,
 ) -> Result<RestoreOutcome> {
-    let index = repo.load_index()?;
+    // Checked against the storage's listing: a blob stored again after its pack
+    // was lost is read from where it is now.
+    let index = repo.load_index_of_stored()?.index;
     fs::create_dir_all(&options.target).map_err(|e| Error::io(&options.target, e))?;
     let mut planner = Planner {
         repo,

@@ -29,7 +29,7 @@ pub use faulty_proxy::{FaultyProxy, NetFault, NetworkCounts, NetworkPlan};
 pub use faulty_store::{FaultCounts, FaultKind, FaultPlan, FaultyStore};
 pub use postgres::Postgres;
 pub use s3::S3Server;
-pub use wan_link::{LinkCounts, OneWay, WanLink, WanLinkPlan};
+pub use wan_link::{LinkCounts, LinkSeries, OneWay, WanLink, WanLinkPlan, SERIES_WINDOW};
 
 /// Everything that can go wrong while starting or talking to a test server.
 ///

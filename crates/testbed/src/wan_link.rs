@@ -11,6 +11,13 @@
 //! time it arrives at the far end and a writer that hands it on at that time; at
 //! most [`WanLinkPlan::window_bytes`] wait between them (the link's buffers), so a
 //! sender is held back by TCP as on a real link, not buffered without end.
+//!
+//! Besides the totals ([`WanLink::counts`]) the link keeps a time series
+//! ([`WanLink::series`]): the bytes that left each direction in every second since
+//! it started, as a router's interface counter sees them. A chunk counts in the
+//! second in which it has finished leaving (its serialization at the link's rate),
+//! so a direction's series never shows more than its rate allows, and a sender that
+//! bursts above a throttle it should keep shows up in the seconds it burst.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -80,6 +87,45 @@ pub struct LinkCounts {
     pub bytes_down: u64,
 }
 
+/// The width of one window of [`LinkSeries`].
+pub const SERIES_WINDOW: Duration = Duration::from_secs(1);
+
+/// Bytes that left the link per [`SERIES_WINDOW`], window `i` covering
+/// `[i, i + 1)` windows after the link started. A window still to come holds what is
+/// already scheduled to leave in it; windows that ended are final.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkSeries {
+    pub window: Duration,
+    pub up: Vec<u64>,
+    pub down: Vec<u64>,
+}
+
+/// One direction's counts per window.
+struct Windows {
+    started: Instant,
+    counts: Mutex<Vec<u64>>,
+}
+
+impl Windows {
+    fn new(started: Instant) -> Windows {
+        Windows { started, counts: Mutex::new(Vec::new()) }
+    }
+
+    /// Counts `bytes` in the window that holds `at`.
+    fn add(&self, at: Instant, bytes: u64) {
+        let index = (at.saturating_duration_since(self.started).as_nanos() / SERIES_WINDOW.as_nanos()) as usize;
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.len() <= index {
+            counts.resize(index + 1, 0);
+        }
+        counts[index] += bytes;
+    }
+
+    fn snapshot(&self) -> Vec<u64> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// When the link of one direction is free to send again: shared by every
 /// connection through it.
 type LinkClock = Arc<Mutex<Instant>>;
@@ -93,6 +139,8 @@ struct Shared {
     connections: AtomicU64,
     bytes_up: Arc<AtomicU64>,
     bytes_down: Arc<AtomicU64>,
+    up_windows: Arc<Windows>,
+    down_windows: Arc<Windows>,
 }
 
 /// The running link; dropping it stops accepting (open connections end on their own).
@@ -104,7 +152,13 @@ pub struct WanLink {
 impl WanLink {
     /// Listens on a free loopback port and forwards to `upstream` over `plan`.
     pub fn start(upstream: SocketAddr, plan: WanLinkPlan) -> std::io::Result<WanLink> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        WanLink::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), upstream, plan)
+    }
+
+    /// Listens on `listen` (port 0: a free one) and forwards to `upstream` over
+    /// `plan`. The upstream is connected to for each client, so it need not be up yet.
+    pub fn start_on(listen: SocketAddr, upstream: SocketAddr, plan: WanLinkPlan) -> std::io::Result<WanLink> {
+        let listener = TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
         let now = Instant::now();
         let shared = Arc::new(Shared {
@@ -116,6 +170,8 @@ impl WanLink {
             connections: AtomicU64::new(0),
             bytes_up: Arc::new(AtomicU64::new(0)),
             bytes_down: Arc::new(AtomicU64::new(0)),
+            up_windows: Arc::new(Windows::new(now)),
+            down_windows: Arc::new(Windows::new(now)),
         });
         let accepting = shared.clone();
         thread::Builder::new().name("wan-link".into()).spawn(move || {
@@ -144,6 +200,15 @@ impl WanLink {
             bytes_down: s.bytes_down.load(Ordering::Relaxed),
         }
     }
+
+    /// Bytes that left each direction per second since the link started.
+    pub fn series(&self) -> LinkSeries {
+        LinkSeries {
+            window: SERIES_WINDOW,
+            up: self.shared.up_windows.snapshot(),
+            down: self.shared.down_windows.snapshot(),
+        }
+    }
 }
 
 impl Drop for WanLink {
@@ -166,9 +231,19 @@ impl Shared {
         let _ = upstream.set_nodelay(true);
         let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else { return };
         let window = self.plan.window_bytes;
-        let down = Direction { way: self.plan.down, free: self.down_free.clone(), counted: self.bytes_down.clone() };
+        let down = Direction {
+            way: self.plan.down,
+            free: self.down_free.clone(),
+            counted: self.bytes_down.clone(),
+            windows: self.down_windows.clone(),
+        };
         let back = thread::spawn(move || down.carry(upstream2, client2, window));
-        let up = Direction { way: self.plan.up, free: self.up_free.clone(), counted: self.bytes_up.clone() };
+        let up = Direction {
+            way: self.plan.up,
+            free: self.up_free.clone(),
+            counted: self.bytes_up.clone(),
+            windows: self.up_windows.clone(),
+        };
         up.carry(client, upstream, window);
         let _ = back.join();
     }
@@ -179,6 +254,7 @@ struct Direction {
     way: OneWay,
     free: LinkClock,
     counted: Arc<AtomicU64>,
+    windows: Arc<Windows>,
 }
 
 /// Chunks read at once: small enough that the link's rate shapes the flow finely.
@@ -196,13 +272,15 @@ impl Direction {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let arrives = {
+            let leaves = {
                 let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
                 let leaves = (*free).max(Instant::now()) + self.way.serialization(n);
                 *free = leaves;
-                leaves + self.way.delay
+                leaves
             };
             self.counted.fetch_add(n as u64, Ordering::Relaxed);
+            self.windows.add(leaves, n as u64);
+            let arrives = leaves + self.way.delay;
             if sender.send(Some((arrives, buf[..n].to_vec()))).is_err() {
                 break;
             }

@@ -79,3 +79,60 @@ fn the_uplink_rate_holds_and_is_shared_by_connections() {
     assert!(started.elapsed() >= Duration::from_millis(950), "2 × 0.5 MB up took {:?}", started.elapsed());
     assert_eq!(link.counts().bytes_up, 2_000_000);
 }
+
+#[test]
+fn the_series_counts_each_second_what_left_and_never_more_than_the_rate() {
+    // 8 Mbit/s up = 1 MB/s, sent as fast as the client can: the link's buffers take a
+    // window's worth at once, but the series counts bytes as they leave at the rate.
+    let plan = WanLinkPlan { up: OneWay::new(5, 8), down: OneWay::unlimited(), window_bytes: 256 * 1024 };
+    let link = WanLink::start(echo_server(), plan).unwrap();
+    let data = bytes(2_500_000, 3);
+    assert_eq!(round_trip(&link, &data), data);
+
+    let series = link.series();
+    assert_eq!(series.window, Duration::from_secs(1));
+    assert_eq!(series.up.iter().sum::<u64>(), 2_500_000, "up: {:?}", series.up);
+    assert_eq!(series.down.iter().sum::<u64>(), 2_500_000, "down: {:?}", series.down);
+    // One 16 KiB chunk may finish leaving in the window after the one it began in.
+    let most = 1_000_000 + 16 * 1024;
+    assert!(series.up.iter().all(|&w| w <= most), "a second above 1 MB: {:?}", series.up);
+    assert!(series.up.iter().filter(|&&w| w > 0).count() >= 3, "2.5 MB at 1 MB/s in under 3 s: {:?}", series.up);
+}
+
+#[test]
+fn the_series_puts_bytes_sent_apart_in_different_seconds() {
+    let plan = WanLinkPlan { up: OneWay::unlimited(), down: OneWay::unlimited(), window_bytes: 1 << 20 };
+    let link = WanLink::start(echo_server(), plan).unwrap();
+    let mut stream = TcpStream::connect(link.addr()).unwrap();
+    stream.write_all(&bytes(100_000, 1)).unwrap();
+    // Two instants 1.5 s apart can never share a 1 s window.
+    thread::sleep(Duration::from_millis(1500));
+    stream.write_all(&bytes(50_000, 2)).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).unwrap();
+    assert_eq!(back.len(), 150_000);
+
+    let series = link.series();
+    assert_eq!(series.up.iter().sum::<u64>(), 150_000, "up: {:?}", series.up);
+    let used: Vec<usize> = (0..series.up.len()).filter(|&i| series.up[i] > 0).collect();
+    assert!(used.len() >= 2 && used[used.len() - 1] > used[0], "all in one second: {:?}", series.up);
+    assert_eq!(series.down.iter().sum::<u64>(), 150_000, "down: {:?}", series.down);
+}
+
+#[test]
+fn a_link_listens_where_it_is_told_and_reaches_an_upstream_started_later() {
+    // A free port for the upstream, released before the link starts.
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let wanted = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let link = WanLink::start_on(wanted, upstream, WanLinkPlan::symmetric_delay(1, 100, 100)).unwrap();
+    assert_eq!(link.addr(), wanted);
+    let listener = TcpListener::bind(upstream).unwrap();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        let _ = stream.write_all(&all);
+    });
+    assert_eq!(round_trip(&link, b"later"), b"later");
+}

@@ -11,10 +11,11 @@
         the number of 1 s windows in its stats file (crates/testbed/examples/wan-link.rs).
     bench-wan-report.py throttle STATS LIMIT_BYTES_PER_S
         Prints key<TAB>value lines on how the upload kept to a limit (see throttle()).
-    bench-wan-report.py report RESULTS.tsv HEADER.md TOOLS RTTS
-        The markdown report: HEADER.md, then per round trip a table of times, bytes,
-        requests and memory, a column per tool and the ratios offsite / best peer and
-        offsite / restic; then the throttle run, the scale run and the issue's goals.
+    bench-wan-report.py report RESULTS.tsv HEADER.md TOOLS RTTS SCALE_RTTS
+        The markdown report: HEADER.md, then per round trip of RTTS (comma-separated,
+        may be empty) a table of times, bytes, requests and memory, a column per tool and
+        the ratios offsite / best peer and offsite / restic; then the throttle run, the
+        scale run (its round trips: SCALE_RTTS) and the issue's goals.
 
 RESULTS.tsv holds `section<TAB>tool<TAB>key<TAB>value` lines; section is a round trip
 in ms ("40"), "throttle" or "scale".
@@ -158,6 +159,8 @@ ROWS = [
     ("up.backup2", "sent up, unchanged backup (MiB)", MiB, True),
     ("up.backup3", "sent up, backup after 1% change (MiB)", MiB, True),
     ("down.backup2", "received, unchanged backup (MiB)", MiB, True),
+    ("stored.backup3", "repository growth, backup after 1% change (MiB)", MiB, True),
+    ("sent.stored", "sent up ÷ repository growth, backup after 1% change", 1, False),
     ("down.restore", "received, full restore (MiB)", MiB, True),
     ("rate.restore", "full restore, share of the downstream rate", 1, False),
     ("req.backup1", "HTTP requests, first backup", 1, False),
@@ -172,6 +175,18 @@ ROWS = [
     ("size.cache", "local cache/state after the backups (MiB)", MiB, True),
     ("size.repo", "repository size after 3 backups (MiB)", MiB, True),
 ]
+
+
+def derive(res, secs, tools):
+    """Rows computed from recorded ones: what the changed backup added to the repository
+    (compressed new data and its metadata), and the bytes sent for it over that."""
+    for sec in secs:
+        for t in tools:
+            a, b, up = (num(res.get((sec, t, k))) for k in ("size.after2", "size.repo", "up.backup3"))
+            if a is not None and b is not None:
+                res[sec, t, "stored.backup3"] = b - a
+                if up is not None and b > a:
+                    res[sec, t, "sent.stored"] = up / (b - a)
 
 
 def rtt_table(res, sec, tools):
@@ -226,7 +241,7 @@ def throttle_section(res):
     return "\n".join(lines + [""])
 
 
-def scale_section(res, rtts):
+def scale_section(res, scale_rtts):
     g = lambda k: res.get(("scale", OURS, k))
     if g("files") is None:
         return ""
@@ -246,14 +261,13 @@ def scale_section(res, rtts):
 
     lines.append(row("first backup, link without delay or limit", "backup1"))
     lines.append(row("unchanged backup on loopback, without the emulator", "loopback"))
-    for r in rtts:
+    for r in scale_rtts:
         if g(f"time.rtt{r}") is not None:
             lines.append(row(f"unchanged backup over the link, {r} ms round trip", f"rtt{r}"))
     return "\n".join(lines + [""])
 
 
-def goals(res, tools, rtts):
-    first = rtts[0]
+def goals(res, tools, rtts, scale_rtts):
     g = lambda sec, t, k: num(res.get((sec, t, k)))
     rows = []
 
@@ -264,19 +278,26 @@ def goals(res, tools, rtts):
         mark = "—" if value is None else ("met" if ok(value) else "not met")
         rows.append(f"| {goal} | {'—' if value is None else f'{value:.2f}'} | {want} | {mark} |")
 
-    if "restic" in tools:
-        line(f"unchanged backup ÷ restic's ({first} ms)",
-             ratio(g(first, OURS, "time.backup2"), g(first, "restic", "time.backup2")), "≤ 0.5", lambda v: v <= 0.5)
-        line(f"1% changed backup ÷ restic's ({first} ms)",
-             ratio(g(first, OURS, "time.backup3"), g(first, "restic", "time.backup3")), "≤ 0.5", lambda v: v <= 0.5)
-    for r in rtts[1:]:
-        line(f"unchanged backup at {r} ms ÷ at {first} ms",
-             ratio(g(r, OURS, "time.backup2"), g(first, OURS, "time.backup2")), "≤ 1.2", lambda v: v <= 1.2)
-    line(f"full restore, share of the downstream rate ({first} ms)", g(first, OURS, "rate.restore"), "≥ 0.9",
-         lambda v: v >= 0.9)
+    if rtts:
+        first = rtts[0]
+        if "restic" in tools:
+            line(f"unchanged backup ÷ restic's ({first} ms)",
+                 ratio(g(first, OURS, "time.backup2"), g(first, "restic", "time.backup2")), "≤ 0.5",
+                 lambda v: v <= 0.5)
+            line(f"1% changed backup ÷ restic's ({first} ms)",
+                 ratio(g(first, OURS, "time.backup3"), g(first, "restic", "time.backup3")), "≤ 0.5",
+                 lambda v: v <= 0.5)
+        for r in rtts[1:]:
+            line(f"unchanged backup at {r} ms ÷ at {first} ms",
+                 ratio(g(r, OURS, "time.backup2"), g(first, OURS, "time.backup2")), "≤ 1.2", lambda v: v <= 1.2)
+        line(f"1% changed backup: sent up ÷ repository growth ({first} ms)", g(first, OURS, "sent.stored"),
+             "≤ 1.1", lambda v: v <= 1.1)
+        line(f"full restore, share of the downstream rate ({first} ms)", g(first, OURS, "rate.restore"), "≥ 0.9",
+             lambda v: v >= 0.9)
     base = g("scale", OURS, "time.loopback")
-    line(f"scale run: unchanged backup over the link ({first} ms) ÷ on loopback",
-         ratio(g("scale", OURS, f"time.rtt{first}"), base), "≤ 2", lambda v: v <= 2)
+    for r in scale_rtts:
+        line(f"scale run: unchanged backup over the link ({r} ms) ÷ on loopback",
+             ratio(g("scale", OURS, f"time.rtt{r}"), base), "≤ 2", lambda v: v <= 2)
     md = g("throttle", OURS, "max_dev")
     line("throttle: largest deviation of a 1 s window", md, "≤ 0.10", lambda v: v <= 0.10)
     line("throttle: deviation over a minute", g("throttle", OURS, "minute_dev"), "≤ 0.05", lambda v: v <= 0.05)
@@ -284,10 +305,12 @@ def goals(res, tools, rtts):
                       "| goal | value | wanted | |", "|---|---:|---:|---|"] + rows + [""])
 
 
-def report(results, header, tools, rtts):
+def report(results, header, tools, rtts, scale_rtts):
     res = load(results)
     tools = tools.split(",")
     rtts = [r for r in rtts.split(",") if r]
+    scale_rtts = [r for r in scale_rtts.split(",") if r]
+    derive(res, rtts, tools)
     with open(header) as f:
         print(f.read().rstrip("\n"))
     print()
@@ -296,10 +319,10 @@ def report(results, header, tools, rtts):
         print()
         print(rtt_table(res, r, tools))
         print()
-    for section in (throttle_section(res), scale_section(res, rtts)):
+    for section in (throttle_section(res), scale_section(res, scale_rtts)):
         if section:
             print(section)
-    print(goals(res, tools, rtts))
+    print(goals(res, tools, rtts, scale_rtts))
 
 
 def main():
@@ -310,7 +333,7 @@ def main():
         link(a[1])
     elif len(a) == 3 and a[0] == "throttle":
         throttle(a[1], float(a[2]))
-    elif len(a) == 5 and a[0] == "report":
+    elif len(a) == 6 and a[0] == "report":
         report(*a[1:])
     else:
         sys.exit(__doc__)

@@ -3,6 +3,10 @@
 
     bench-data.py DIR [--scale F] [--seed N]    generate the tree in DIR (must not exist)
     bench-data.py DIR --mutate [--seed N]       change ~1% of the files in DIR, deterministically
+    bench-data.py DIR --profile wan [--scale F] the WAN benchmark's tree (scripts/bench-wan)
+    bench-data.py DIR --profile many --files N --folders M [--max-kib K]
+                                                N small files in M folders (its scale run)
+    bench-data.py DIR --grow MIB [--seed N]     add MIB of incompressible files in DIR/grown/
 
 At --scale 1 the tree is ~2.5 GiB in ~146,000 files:
   src/    ~480 MiB of source-code-like text (compresses ~3-5x with zstd, like real code)
@@ -12,6 +16,12 @@ At --scale 1 the tree is ~2.5 GiB in ~146,000 files:
   many/   100,000 small files of 0-16 KiB in nested directories (text and binary)
   dups/   copies of some of the above under other names (for deduplication)
 plus a few executables and symlinks so restores are checked for modes and links.
+
+The `wan` profile is a tree like a real file server's or system folder, many folders of
+small files and a few large ones: at --scale 1, 45,000 files in 3,200 folders, ~460 MiB
+(small files of log-normal size, median ~2.4 KiB, 70% text and 30% binary; 24 large
+files of 2-16 MiB, random or gzip). `many` is only small files (0 B-K KiB, median ~250 B),
+spread evenly over M folders, for a million-file run.
 
 Everything comes from random.Random(seed), generated in a fixed order, so the same
 --seed and --scale always give byte-identical trees (file mtimes are fixed too).
@@ -407,6 +417,113 @@ def generate(root, scale, seed):
           file=sys.stderr)
 
 
+def folder_tree(root, count, fanout, rng, names):
+    """count directories below root (root not included), breadth first with `fanout`
+    children each, named from `names`; returns them in creation order."""
+    dirs, frontier = [], [root]
+    while len(dirs) < count:
+        parents, frontier = frontier, []
+        for parent in parents:
+            for j in range(fanout):
+                if len(dirs) >= count:
+                    break
+                d = os.path.join(parent, f"{rng.choice(names)}_{j}")
+                dirs.append(d)
+                frontier.append(d)
+    for d in dirs:
+        os.makedirs(d)
+    return dirs
+
+
+def generate_wan(root, scale, seed):
+    """The WAN benchmark's tree: 45,000 files in 3,200 folders and ~460 MiB at scale 1."""
+    t0 = time.time()
+    rng = random.Random(seed + 100)
+    tg = TextGen(random.Random(seed + 1), pool_bytes=max(2 * MiB, int(8 * MiB * scale)))
+    os.makedirs(root)
+    names = [w for w in tg.ids[:600] if len(w) < 14]
+    n_dirs = max(30, int(3200 * scale))
+    n_files = max(300, int(45_000 * scale))
+    dirs = folder_tree(root, n_dirs, 12, rng, names)
+    buf = bytearray()
+    while len(buf) < max(4 * MiB, int(32 * MiB * scale)):
+        buf += tg.text(64 * KiB)[0]
+    text_buf = bytes(buf)
+    del buf
+    n_text = n_bin = n_big = total = 0
+    for k in range(n_files):
+        d = rng.choice(dirs)
+        size = int(min(512 * KiB, rng.lognormvariate(7.8, 1.3)))
+        if rng.random() < 0.7:
+            off = rng.randrange(0, len(text_buf) - size)
+            data, ext = text_buf[off:off + size], rng.choice(("txt", "rs", "py", "conf", "log", "md"))
+            n_text += 1
+        else:
+            data, ext = rng.randbytes(size), rng.choice(("bin", "dat", "db", "png"))
+            n_bin += 1
+        with open(os.path.join(d, f"{rng.choice(names)}_{k}.{ext}"), "wb") as f:
+            f.write(data)
+        total += size
+    # The large files: random (media-like) or real gzip archives of text.
+    for k in range(max(2, int(24 * scale))):
+        d = rng.choice(dirs)
+        size = int(rng.uniform(2, 16) * MiB * max(scale, 0.05))
+        if k % 4 == 3:
+            path = os.path.join(d, f"archive_{k}.tar.gz")
+            write_gz(path, size, rng, text_buf)
+        else:
+            ext = rng.choice(list(MEDIA_HEADERS))
+            path = os.path.join(d, f"large_{k}.{ext}")
+            write_random(path, size, rng, MEDIA_HEADERS[ext])
+        n_big += 1
+        total += os.path.getsize(path)
+    fix_mtimes(root, random.Random(seed + 60))
+    print(f"  wan: {n_text + n_bin + n_big} files ({n_text} text, {n_bin} binary, {n_big} large) in "
+          f"{len(dirs) + 1} folders, {total / MiB:.1f} MiB  ({time.time() - t0:.0f} s)", file=sys.stderr)
+
+
+def generate_many(root, files, folders, max_kib, seed):
+    """`files` small files spread evenly over `folders` folders (a file server's tree)."""
+    t0 = time.time()
+    rng = random.Random(seed + 200)
+    os.makedirs(root)
+    dirs = folder_tree(root, max(1, folders - 1), 10, rng, [f"dir{c}" for c in "abcdefghij"])
+    dirs = [root] + dirs
+    text = bytes(random.Random(seed + 201).choices(b"abcdefghijklmnopqrstuvwxyz     \n", k=MiB))
+    total = 0
+    for k in range(files):
+        d = dirs[k % len(dirs)]
+        size = int(min(max_kib * KiB, rng.lognormvariate(5.5, 1.0)))
+        off = rng.randrange(0, len(text) - size)
+        # A file number at the front keeps every file's content distinct.
+        data = (f"{k}\n".encode() + text[off:off + size])[:max(size, 1)]
+        with open(os.path.join(d, f"f{k:07}.txt"), "wb") as f:
+            f.write(data)
+        total += len(data)
+        if k and k % 100_000 == 0:
+            print(f"  many: {k} files ({time.time() - t0:.0f} s)", file=sys.stderr)
+    fix_mtimes(root, random.Random(seed + 60))
+    print(f"  many: {files} files in {len(dirs)} folders, {total / MiB:.1f} MiB  ({time.time() - t0:.0f} s)",
+          file=sys.stderr)
+
+
+def grow(root, mib, seed):
+    """Adds `mib` MiB of incompressible data in 4 MiB files under root/grown/."""
+    rng = random.Random(seed + 300)
+    d = os.path.join(root, "grown")
+    os.makedirs(d)
+    left, k = int(mib * MiB), 0
+    while left > 0:
+        n = min(4 * MiB, left)
+        write_random(os.path.join(d, f"grown_{k:03}.bin"), n, rng)
+        left -= n
+        k += 1
+    for k, name in enumerate(sorted(os.listdir(d))):
+        t = BASE_MTIME + 50_000_000 + k
+        os.utime(os.path.join(d, name), (t, t))
+    print(f"  grow: {k + 1} files, {mib} MiB of random data in {d}", file=sys.stderr)
+
+
 def fix_mtimes(root, rng):
     """Give every file and directory a deterministic mtime (dirs last, bottom-up)."""
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
@@ -492,17 +609,31 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="size factor (1 = ~2.5 GiB; 0.05 for smoke runs)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--mutate", action="store_true", help="change ~1%% of the files of an existing tree")
+    ap.add_argument("--profile", choices=("bench", "wan", "many"), default="bench",
+                    help="bench: scripts/bench's tree (default); wan, many: scripts/bench-wan's")
+    ap.add_argument("--files", type=int, default=1_000_000, help="files of --profile many")
+    ap.add_argument("--folders", type=int, default=100_000, help="folders of --profile many")
+    ap.add_argument("--max-kib", type=int, default=16, help="largest file of --profile many")
+    ap.add_argument("--grow", type=float, metavar="MIB", help="add MIB of random data in DIR/grown/")
     args = ap.parse_args()
-    if args.mutate:
+    if args.mutate or args.grow:
         if not os.path.isdir(args.dir):
             sys.exit(f"bench-data: {args.dir} does not exist")
-        mutate(args.dir, args.seed)
+        if args.mutate:
+            mutate(args.dir, args.seed)
+        else:
+            grow(args.dir, args.grow, args.seed)
     else:
         if os.path.exists(args.dir):
             sys.exit(f"bench-data: {args.dir} already exists")
         if args.scale <= 0:
             sys.exit("bench-data: --scale must be > 0")
-        generate(args.dir, args.scale, args.seed)
+        if args.profile == "wan":
+            generate_wan(args.dir, args.scale, args.seed)
+        elif args.profile == "many":
+            generate_many(args.dir, args.files, args.folders, args.max_kib, args.seed)
+        else:
+            generate(args.dir, args.scale, args.seed)
 
 
 if __name__ == "__main__":

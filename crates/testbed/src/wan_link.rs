@@ -153,6 +153,13 @@ impl Throughput {
         sums
     }
 
+    /// Bytes in consecutive windows of `window` from the start (the last one
+    /// possibly unfinished): what an interface counter read every `window` shows.
+    pub fn consecutive(&self, window: Duration) -> Vec<u64> {
+        let width = ((window.as_nanos() / Self::RESOLUTION.as_nanos()) as usize).max(1);
+        self.bytes.chunks(width).map(|chunk| chunk.iter().sum()).collect()
+    }
+
     /// The most bytes that left in any window of `window` (see [`Throughput::windows`]).
     pub fn busiest(&self, window: Duration) -> u64 {
         self.windows(window).into_iter().max().unwrap_or(0)
@@ -181,7 +188,13 @@ pub struct WanLink {
 impl WanLink {
     /// Listens on a free loopback port and forwards to `upstream` over `plan`.
     pub fn start(upstream: SocketAddr, plan: WanLinkPlan) -> std::io::Result<WanLink> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        WanLink::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), upstream, plan)
+    }
+
+    /// Listens on `listen` (port 0: a free one) and forwards to `upstream` over
+    /// `plan`: for the `wan-link` example, which a script points clients at.
+    pub fn start_on(listen: SocketAddr, upstream: SocketAddr, plan: WanLinkPlan) -> std::io::Result<WanLink> {
+        let listener = TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
         let now = Instant::now();
         let shared = Arc::new(Shared {

@@ -106,3 +106,42 @@ fn the_throughput_series_counts_every_byte_and_never_beats_the_link() {
     assert_eq!(up.between(up.started, middle).total() + up.between(middle, far).total(), 1_500_000);
     assert!(up.between(up.started, middle).total() < 1_500_000);
 }
+
+#[test]
+fn consecutive_seconds_put_bytes_sent_apart_in_different_seconds() {
+    let plan = WanLinkPlan { up: OneWay::unlimited(), down: OneWay::unlimited(), window_bytes: 1 << 20 };
+    let link = WanLink::start(echo_server(), plan).unwrap();
+    let mut stream = TcpStream::connect(link.addr()).unwrap();
+    stream.write_all(&bytes(100_000, 1)).unwrap();
+    // Two instants 1.5 s apart can never share a 1 s window.
+    thread::sleep(Duration::from_millis(1500));
+    stream.write_all(&bytes(50_000, 2)).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).unwrap();
+    assert_eq!(back.len(), 150_000);
+
+    let up = link.up_throughput().consecutive(Duration::from_secs(1));
+    assert_eq!(up.iter().sum::<u64>(), 150_000, "up: {up:?}");
+    let used: Vec<usize> = (0..up.len()).filter(|&i| up[i] > 0).collect();
+    assert!(used.len() >= 2 && used[used.len() - 1] > used[0], "all in one second: {up:?}");
+    let down = link.down_throughput().consecutive(Duration::from_secs(1));
+    assert_eq!(down.iter().sum::<u64>(), 150_000, "down: {down:?}");
+}
+
+#[test]
+fn a_link_listens_where_it_is_told_and_reaches_an_upstream_started_later() {
+    // A free port for the upstream, released before the link starts.
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let wanted = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let link = WanLink::start_on(wanted, upstream, WanLinkPlan::symmetric_delay(1, 100, 100)).unwrap();
+    assert_eq!(link.addr(), wanted);
+    let listener = TcpListener::bind(upstream).unwrap();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        let _ = stream.write_all(&all);
+    });
+    assert_eq!(round_trip(&link, b"later"), b"later");
+}

@@ -117,7 +117,17 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
                     adopted = Some(seed);
                     // Offline seeding is over: this backup is the first incremental.
                     let config = AgentConfig::load(&home.config_file)?;
-                    run(home, &registration, &config, &passphrase, throttle, progress, &mut report, &mut backend)
+                    run(
+                        home,
+                        &registration,
+                        &client,
+                        &config,
+                        &passphrase,
+                        throttle,
+                        progress,
+                        &mut report,
+                        &mut backend,
+                    )
                 }
                 Ok(progress_now) => {
                     report.message = Some(match progress_now {
@@ -133,7 +143,7 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
             }
         }
         Some(offline) => run_to_staging(home, &config, offline, progress, &mut report),
-        None => run(home, &registration, &config, &passphrase, throttle, progress, &mut report, &mut backend),
+        None => run(home, &registration, &client, &config, &passphrase, throttle, progress, &mut report, &mut backend),
     };
     if let (Some(seed), Ok(_)) = (&adopted, &result) {
         report.message = Some(format!(
@@ -243,6 +253,7 @@ fn run_to_staging(
 fn run(
     home: &AgentHome,
     registration: &Registration,
+    client: &offsite_api::Client,
     config: &AgentConfig,
     passphrase: &str,
     throttle: Option<Arc<Throttle>>,
@@ -267,7 +278,7 @@ fn run(
             offsite_engine::prune::prune_with(&vault.repo, &options)?;
         }
     }
-    let client = registration.client()?;
+    // The job's client: its connection is open already (a new one costs two round trips).
     if let Err(err) = client.set_recovery_points(&registration.machine_id, &recovery_points(&vault.repo)?) {
         tracing::warn!(error = %err, "could not publish the recovery points to the service");
     }

@@ -6,7 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -88,6 +89,16 @@ fn wide_tree(root: &Path, folders: usize) {
     }
 }
 
+/// A temporary folder with a source tree of `folders` folders, an empty
+/// repository and a place for the cache: (folder, source, repository, cache).
+fn site(folders: usize) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, repo_dir, cache) = (dir.path().join("src"), dir.path().join("repo"), dir.path().join("cache"));
+    wide_tree(&source, folders);
+    init_repo(&repo_dir);
+    (dir, source, repo_dir, cache)
+}
+
 fn storage(dir: &Path) -> Arc<dyn Backend> {
     backend::open(dir.to_str().unwrap(), &[]).unwrap()
 }
@@ -152,11 +163,8 @@ fn a_second_backup_makes_the_same_few_requests_whatever_the_number_of_folders() 
 
 #[test]
 fn damaged_truncated_and_foreign_cache_entries_are_dropped_and_fetched_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let (source, repo_dir, cache) = (dir.path().join("src"), dir.path().join("repo"), dir.path().join("cache"));
-    wide_tree(&source, 50);
+    let (dir, source, repo_dir, cache) = site(50);
     make_tree(&source.join("more"), 7);
-    init_repo(&repo_dir);
     let repo = open_cached(storage(&repo_dir), &cache);
     backup(&repo, &[&source]);
 
@@ -190,10 +198,7 @@ fn damaged_truncated_and_foreign_cache_entries_are_dropped_and_fetched_again() {
 
 #[test]
 fn a_blob_damaged_in_a_cache_entry_already_checked_is_read_from_the_storage() {
-    let dir = tempfile::tempdir().unwrap();
-    let (source, repo_dir, cache) = (dir.path().join("src"), dir.path().join("repo"), dir.path().join("cache"));
-    wide_tree(&source, 30);
-    init_repo(&repo_dir);
+    let (dir, source, repo_dir, cache) = site(30);
     let repo = open_cached(storage(&repo_dir), &cache);
     backup(&repo, &[&source]);
     // The first restore checks the cached tree packs whole and keeps them open;
@@ -210,14 +215,9 @@ fn a_blob_damaged_in_a_cache_entry_already_checked_is_read_from_the_storage() {
     restore_and_compare(&repo, &source, &dir.path().join("second"));
 }
 
-use std::os::unix::fs::FileExt;
-
 #[test]
 fn a_deleted_cache_folder_is_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let (source, repo_dir, cache) = (dir.path().join("src"), dir.path().join("repo"), dir.path().join("cache"));
-    wide_tree(&source, 40);
-    init_repo(&repo_dir);
+    let (dir, source, repo_dir, cache) = site(40);
     backup(&open_cached(storage(&repo_dir), &cache), &[&source]);
     fs::remove_dir_all(&cache).unwrap();
 
@@ -286,10 +286,7 @@ fn two_processes_sharing_one_cache_folder_do_not_corrupt_it() {
 
 #[test]
 fn a_prune_by_another_machine_never_makes_a_backup_reference_removed_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let (source, repo_dir, cache) = (dir.path().join("src"), dir.path().join("repo"), dir.path().join("cache"));
-    wide_tree(&source, 40);
-    init_repo(&repo_dir);
+    let (dir, source, repo_dir, cache) = site(40);
     let repo = open_cached(storage(&repo_dir), &cache);
     backup(&repo, &[&source]);
     let cached_before = repo.cache().unwrap().usage();
@@ -347,10 +344,7 @@ fn a_pack_lost_from_the_storage_is_stored_again_not_referenced() {
 
 #[test]
 fn a_full_cache_evicts_and_keeps_working() {
-    let dir = tempfile::tempdir().unwrap();
-    let (source, repo_dir, cache) = (dir.path().join("src"), dir.path().join("repo"), dir.path().join("cache"));
-    wide_tree(&source, 300);
-    init_repo(&repo_dir);
+    let (dir, source, repo_dir, cache) = site(300);
     let settings = CacheSettings { root: cache.clone(), max_bytes: 64 << 10 };
     for round in 0..3 {
         fs::write(source.join("changing"), text(10_000, round)).unwrap();
@@ -366,10 +360,7 @@ fn a_full_cache_evicts_and_keeps_working() {
 
 #[test]
 fn a_writer_killed_mid_entry_leaves_a_cache_the_next_run_repairs() {
-    let dir = tempfile::tempdir().unwrap();
-    let (source, repo_dir, cache) = (dir.path().join("src"), dir.path().join("repo"), dir.path().join("cache"));
-    wide_tree(&source, 30);
-    init_repo(&repo_dir);
+    let (dir, source, repo_dir, cache) = site(30);
     let repo = open_cached(storage(&repo_dir), &cache);
     backup(&repo, &[&source]);
     let index = cache_files(&cache, "index").pop().unwrap();

@@ -584,8 +584,13 @@ fn oversized_and_many_part_uploads_are_refused() {
     }
     let mut many = vec![("csrf", session.csrf.clone())];
     many.extend((0..5000).map(|_| ("filler", "x".to_string())));
-    let reply = upload(&many).expect("an answer");
-    assert_eq!(reply.status, 400, "{}", reply.body);
-    assert!(reply.body.contains("more than 8 parts"), "{}", reply.body);
+    // Refused at the ninth part, also before the body is read (seen in a loaded run:
+    // a broken pipe instead of the answer): one of a few tries gets it.
+    let answers: Vec<Answer> = (0..5).filter_map(|_| upload(&many).ok()).collect();
+    assert!(!answers.is_empty(), "no answer to a 5,000-part upload");
+    for reply in &answers {
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert!(reply.body.contains("more than 8 parts"), "{}", reply.body);
+    }
     assert_eq!(get(&http, &service, &home, &session.cookie).status, 200, "the portal keeps serving");
 }

@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,14 +122,16 @@ impl RepositoryCache {
             open_packs: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashSet::new()),
         };
-        cache.remove_abandoned_temporaries();
-        cache.bytes.store(cache.usage().bytes, Ordering::Relaxed);
+        let bytes = cache.sweep();
+        cache.bytes.store(bytes, Ordering::Relaxed);
         Ok(cache)
     }
 
-    /// Removes the temporary files of writers that were killed before renaming
-    /// them (their process is gone from this host).
-    fn remove_abandoned_temporaries(&self) {
+    /// One walk of the folder at open: removes the temporary files of writers
+    /// that were killed before renaming them (their process is gone from this
+    /// host) and returns the bytes the entries hold.
+    fn sweep(&self) -> u64 {
+        let mut bytes = 0;
         let mut folders = vec![self.dir.clone()];
         while let Some(folder) = folders.pop() {
             let Ok(listing) = fs::read_dir(&folder) else { continue };
@@ -140,12 +142,16 @@ impl RepositoryCache {
                     continue;
                 }
                 let name = entry.file_name();
-                let Some(pid) = name.to_str().and_then(temporary_writer) else { continue };
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = fs::remove_file(&path);
+                match name.to_str().and_then(temporary_writer) {
+                    Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => {
+                        let _ = fs::remove_file(&path);
+                    }
+                    Some(_) => {}
+                    None => bytes += entry.metadata().map_or(0, |m| m.len()),
                 }
             }
         }
+        bytes
     }
 
     /// The folder of this repository's cache.
@@ -215,20 +221,10 @@ impl RepositoryCache {
             }
         };
         let mut hasher = blake3::Hasher::new();
-        let mut buffer = vec![0; 1 << 20];
-        loop {
-            match file.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => {
-                    hasher.update(&buffer[..n]);
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::warn!("cache entry {} unreadable, fetching it again: {e}", path.display());
-                    self.remove(FileKind::Pack, id);
-                    return None;
-                }
-            }
+        if let Err(e) = hasher.update_reader(&mut file) {
+            tracing::warn!("cache entry {} unreadable, fetching it again: {e}", path.display());
+            self.remove(FileKind::Pack, id);
+            return None;
         }
         if Id(*hasher.finalize().as_bytes()) != *id {
             tracing::warn!("cache entry {} is damaged; removed, fetching it again", path.display());
@@ -329,18 +325,6 @@ impl RepositoryCache {
             }
         }
         usage
-    }
-
-    /// Removes every entry.
-    pub fn clear(&self) -> std::io::Result<()> {
-        lock(&self.open_packs).clear();
-        match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        fs::create_dir_all(&self.dir)?;
-        self.bytes.store(0, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Records a use, so eviction keeps what is read: the entry's mtime, once per

@@ -77,12 +77,8 @@ pub fn index_entry(pack: Id, size: u64, header: &PackHeader) -> IndexPack {
 
 /// Indexes packs that are stored but in no index file: those of an interrupted
 /// backup. Their blobs become usable again, so nothing is uploaded twice. Packs
-/// whose header cannot be read are left for `check` to report.
-pub fn recover_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Result<usize> {
-    Ok(index_unindexed_packs(repo, index)?.len())
-}
-
-/// [`recover_unindexed_packs`], returning the packs it indexed with their blobs.
+/// whose header cannot be read are left for `check` to report. Returns the packs
+/// it indexed with their blobs.
 pub fn index_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Result<Vec<IndexPack>> {
     index_stray_packs(repo, index, &repo.stored_packs()?)
 }

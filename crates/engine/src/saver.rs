@@ -11,7 +11,7 @@
 //! ```
 //! Memory is bounded by the queue lengths times the largest chunk and pack, whatever
 //! the amount of data. An index file is written only after its packs are stored, so
-//! a crash leaves at most some packs without an index; `recover_unindexed_packs`
+//! a crash leaves at most some packs without an index; `index_stray_packs`
 //! indexes them from their own headers at the next backup instead of writing them again.
 
 use std::collections::HashSet;

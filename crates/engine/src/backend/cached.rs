@@ -57,6 +57,12 @@ impl CachedBackend {
         self.whole_packs.read().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
+    /// Whether a file of `kind` named `id` is kept whole in the cache: every
+    /// cached kind but packs, and the packs marked so.
+    fn keeps_whole(&self, kind: FileKind, id: &Id) -> bool {
+        kind != FileKind::Pack || self.is_whole_pack(id)
+    }
+
     /// The id a cached file has, when `kind` is cached and `name` is an id.
     fn cached_id(kind: FileKind, name: &str) -> Option<Id> {
         is_cached_kind(kind).then(|| name.parse().ok()).flatten()
@@ -99,7 +105,7 @@ impl Backend for CachedBackend {
     fn save(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
         self.inner.save(kind, name, data.clone())?;
         if let Some(id) = Self::cached_id(kind, name) {
-            if kind != FileKind::Pack || self.is_whole_pack(&id) {
+            if self.keeps_whole(kind, &id) {
                 self.cache.put(kind, &id, &data);
             }
         }
@@ -112,7 +118,7 @@ impl Backend for CachedBackend {
             return Ok(bytes);
         }
         let bytes = self.inner.load(kind, name)?;
-        if (kind != FileKind::Pack || self.is_whole_pack(&id)) && Id::of_stored(&bytes) == id {
+        if self.keeps_whole(kind, &id) && Id::of_stored(&bytes) == id {
             self.cache.put(kind, &id, &bytes);
         }
         Ok(bytes)

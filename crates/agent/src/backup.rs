@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 
 use offsite_api::types::{JobKind, JobReport, JobState, RecoveryPoint, RecoveryPointSource};
 use offsite_engine::archiver::{self, BackupOptions, SkippedItem};
+use offsite_engine::id::Id;
 use offsite_engine::progress::Progress;
+use offsite_engine::repofile::snapshot::Snapshot;
 use offsite_engine::repository::Repository;
 
 use crate::config::AgentConfig;
@@ -36,9 +38,12 @@ pub struct BackupRun {
 pub const OFFLINE_SEED_TAG: &str = "offline-seed";
 
 pub fn recovery_points(repo: &Repository) -> AgentResult<Vec<RecoveryPoint>> {
-    Ok(repo
-        .snapshots()?
-        .into_iter()
+    Ok(recovery_points_of(&repo.snapshots()?))
+}
+
+fn recovery_points_of(snapshots: &[(Id, Snapshot)]) -> Vec<RecoveryPoint> {
+    snapshots
+        .iter()
         .map(|(id, s)| RecoveryPoint {
             snapshot_id: id.to_hex(),
             time: s.time,
@@ -50,7 +55,7 @@ pub fn recovery_points(repo: &Repository) -> AgentResult<Vec<RecoveryPoint>> {
                 RecoveryPointSource::Online
             },
         })
-        .collect())
+        .collect()
 }
 
 /// When the schedule runs the next backup after this one, for the service to show
@@ -84,14 +89,23 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
         errors: Vec::new(),
         next_backup: next_scheduled(&config),
     };
-    // Reporting is best effort: a backup must not fail because the job list could
-    // not be updated, and the service being down is retried by the backend anyway.
-    if let Err(err) = history::report_pending(home, &client, &registration.machine_id) {
-        tracing::warn!(error = %err, "could not send earlier job reports");
-    }
-    let job_id = match client.create_job(&registration.machine_id, &report) {
+    // The job is announced beside the backup's start, so on a slow link its round
+    // trips overlap the repository's opening. Reporting is best effort: a backup
+    // must not fail because the job list could not be updated.
+    let announced = report.clone();
+    let (announcement, Work { result, backend, adopted }) = std::thread::scope(|scope| {
+        let announcement = scope.spawn(|| {
+            if let Err(err) = history::report_pending(home, &client, &registration.machine_id) {
+                tracing::warn!(error = %err, "could not send earlier job reports");
+            }
+            client.create_job(&registration.machine_id, &announced)
+        });
+        let work = back_up(home, &registration, &client, &config, &passphrase, progress, &mut report);
+        (announcement.join().expect("announcing the job does not panic"), work)
+    });
+    let job_id = match announcement {
         Ok(job) => Some(job.id),
-        // The service knows this machine no longer: backing up would fail anyway.
+        // The service knows this machine no longer (and the backup failed for it).
         // Recorded here as a failed job, so `status` says why nothing happened.
         Err(err) if matches!(err.status(), Some(401 | 403)) => {
             report.state = JobState::Failed;
@@ -104,46 +118,6 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
             tracing::warn!(error = %err, "could not report the job start to the service; it will be sent later");
             None
         }
-    };
-    let throttle = config.bandwidth.clone().map(|policy| Arc::new(Throttle::new(policy)));
-    let mut backend = None;
-    let mut adopted = None;
-    let result = match &config.offline {
-        // The seed is on its way: nothing large goes over the network until the
-        // import job completes and the seed is adopted into the vault.
-        Some(offline) if offline.staged_snapshot.is_some() => {
-            match crate::offline::adopt_if_complete(home, &registration, &client) {
-                Ok(SeedProgress::Adopted(seed)) => {
-                    adopted = Some(seed);
-                    // Offline seeding is over: this backup is the first incremental.
-                    let config = AgentConfig::load(&home.config_file)?;
-                    run(
-                        home,
-                        &registration,
-                        &client,
-                        &config,
-                        &passphrase,
-                        throttle,
-                        progress,
-                        &mut report,
-                        &mut backend,
-                    )
-                }
-                Ok(progress_now) => {
-                    report.message = Some(match progress_now {
-                        SeedProgress::NotYetCreated => crate::offline::drives_not_prepared_message(home, offline),
-                        _ => crate::offline::waiting_message(&offline.import_job),
-                    });
-                    if let SeedProgress::Travelling(state) = progress_now {
-                        tracing::info!(import_job = %offline.import_job, ?state, "the offline seed is travelling");
-                    }
-                    Ok(Done { waiting: true, ..Done::default() })
-                }
-                Err(err) => Err(err),
-            }
-        }
-        Some(offline) => run_to_staging(home, &config, offline, progress, &mut report),
-        None => run(home, &registration, &client, &config, &passphrase, throttle, progress, &mut report, &mut backend),
     };
     if let (Some(seed), Ok(_)) = (&adopted, &result) {
         report.message = Some(format!(
@@ -179,10 +153,8 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
             (None, Vec::new(), 0, 0)
         }
     };
-    let reported = match &job_id {
-        Some(id) => client.update_job(&registration.machine_id, id, &report).is_ok(),
-        None => false,
-    };
+    let points = result.as_ref().ok().and_then(|done| done.recovery_points.as_deref());
+    let reported = publish(&client, &registration.machine_id, job_id.as_deref(), &report, points, &config);
     if !reported {
         tracing::warn!("could not report the job result to the service; it will be sent with the next job");
     }
@@ -190,6 +162,60 @@ pub fn backup_now(home: &AgentHome, progress: &Progress) -> AgentResult<BackupRu
     history::append(home, &record)?;
     result?;
     Ok(BackupRun { job_id, report, snapshot_id, skipped, expired_points, recovered_packs })
+}
+
+/// What the backup itself came to, and what it used.
+struct Work {
+    result: AgentResult<Done>,
+    /// The vault's backend, when the backup reached it (for the bytes it sent).
+    backend: Option<Arc<VaultBackend>>,
+    /// The offline seed adopted before the backup.
+    adopted: Option<crate::config::AdoptedSeed>,
+}
+
+/// The backup: into the vault, into the staging location, or nothing while the
+/// offline seed travels.
+fn back_up(
+    home: &AgentHome,
+    registration: &Registration,
+    client: &offsite_api::Client,
+    config: &AgentConfig,
+    passphrase: &str,
+    progress: &Progress,
+    report: &mut JobReport,
+) -> Work {
+    let throttle = config.bandwidth.clone().map(|policy| Arc::new(Throttle::new(policy)));
+    let mut backend = None;
+    let mut adopted = None;
+    let result = match &config.offline {
+        // The seed is on its way: nothing large goes over the network until the
+        // import job completes and the seed is adopted into the vault.
+        Some(offline) if offline.staged_snapshot.is_some() => {
+            match crate::offline::adopt_if_complete(home, registration, client) {
+                Ok(SeedProgress::Adopted(seed)) => {
+                    adopted = Some(seed);
+                    // Offline seeding is over: this backup is the first incremental.
+                    AgentConfig::load(&home.config_file).and_then(|config| {
+                        run(home, registration, client, &config, passphrase, throttle, progress, report, &mut backend)
+                    })
+                }
+                Ok(progress_now) => {
+                    report.message = Some(match progress_now {
+                        SeedProgress::NotYetCreated => crate::offline::drives_not_prepared_message(home, offline),
+                        _ => crate::offline::waiting_message(&offline.import_job),
+                    });
+                    if let SeedProgress::Travelling(state) = progress_now {
+                        tracing::info!(import_job = %offline.import_job, ?state, "the offline seed is travelling");
+                    }
+                    Ok(Done { waiting: true, ..Done::default() })
+                }
+                Err(err) => Err(err),
+            }
+        }
+        Some(offline) => run_to_staging(home, config, offline, progress, report),
+        None => run(home, registration, client, config, passphrase, throttle, progress, report, &mut backend),
+    };
+    Work { result, backend, adopted }
 }
 
 #[derive(Default)]
@@ -200,6 +226,8 @@ struct Done {
     recovered_packs: usize,
     /// The backup did not run: the offline seed is still travelling.
     waiting: bool,
+    /// The repository's recovery points after the run, for the service.
+    recovery_points: Option<Vec<RecoveryPoint>>,
 }
 
 fn backup_options(config: &AgentConfig) -> BackupOptions {
@@ -262,7 +290,14 @@ fn run(
     backend: &mut Option<Arc<VaultBackend>>,
 ) -> AgentResult<Done> {
     let cache = home.cache_settings();
-    let vault = crate::repository::open_or_create(registration, passphrase, &config.retry, throttle, cache.as_ref())?;
+    let vault = crate::repository::open_or_create_over(
+        client,
+        registration,
+        passphrase,
+        &config.retry,
+        throttle,
+        cache.as_ref(),
+    )?;
     *backend = Some(vault.backend.clone());
     let outcome = archiver::backup(&vault.repo, &backup_options(config), progress)?;
     describe(&outcome.snapshot.summary, report);
@@ -278,18 +313,45 @@ fn run(
             offsite_engine::prune::prune_with(&vault.repo, &options)?;
         }
     }
-    // The job's client: its connection is open already (a new one costs two round trips).
-    if let Err(err) = client.set_recovery_points(&registration.machine_id, &recovery_points(&vault.repo)?) {
-        tracing::warn!(error = %err, "could not publish the recovery points to the service");
-    }
-    if let Err(err) = client.set_protected_items(&registration.machine_id, &config.protected_items()) {
-        tracing::warn!(error = %err, "could not publish the protected items to the service");
-    }
     Ok(Done {
         snapshot_id: Some(outcome.snapshot_id.to_hex()),
         skipped: outcome.skipped,
         expired_points,
         recovered_packs: outcome.recovered_packs,
         waiting: false,
+        // Retention removed some: the snapshots listed under the backup's lock are
+        // no longer the repository's.
+        recovery_points: Some(match expired_points {
+            0 => recovery_points_of(&outcome.snapshots),
+            _ => recovery_points(&vault.repo)?,
+        }),
+    })
+}
+
+/// Tells the service the job's result, the machine's recovery points and its
+/// protected items: three requests side by side, so one round trip on a slow link.
+/// Best effort, as all reporting; returns whether the job's result was taken.
+fn publish(
+    client: &offsite_api::Client,
+    machine_id: &str,
+    job_id: Option<&str>,
+    report: &JobReport,
+    recovery_points: Option<&[RecoveryPoint]>,
+    config: &AgentConfig,
+) -> bool {
+    std::thread::scope(|scope| {
+        if let Some(points) = recovery_points {
+            scope.spawn(move || {
+                if let Err(err) = client.set_recovery_points(machine_id, points) {
+                    tracing::warn!(error = %err, "could not publish the recovery points to the service");
+                }
+            });
+            scope.spawn(move || {
+                if let Err(err) = client.set_protected_items(machine_id, &config.protected_items()) {
+                    tracing::warn!(error = %err, "could not publish the protected items to the service");
+                }
+            });
+        }
+        job_id.is_some_and(|id| client.update_job(machine_id, id, report).is_ok())
     })
 }

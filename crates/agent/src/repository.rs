@@ -22,11 +22,16 @@ pub struct VaultRepository {
 
 fn backend(
     registration: &Registration,
+    client: Option<&offsite_api::Client>,
     retry: &RetryPolicy,
     throttle: Option<Arc<Throttle>>,
 ) -> AgentResult<Arc<VaultBackend>> {
+    let client = match client {
+        Some(client) => client.clone(),
+        None => registration.client()?,
+    };
     Ok(Arc::new(VaultBackend::new(
-        registration.client()?,
+        client,
         &registration.machine_id,
         &registration.vault_name,
         throttle.unwrap_or_else(|| Arc::new(Throttle::unlimited())),
@@ -44,7 +49,7 @@ pub fn open(
     throttle: Option<Arc<Throttle>>,
     cache: Option<&CacheSettings>,
 ) -> AgentResult<VaultRepository> {
-    open_or_maybe_create(registration, passphrase, retry, throttle, cache, None)
+    open_or_maybe_create(backend(registration, None, retry, throttle)?, passphrase, cache, None)
 }
 
 /// Opens the repository, creating it first when registration stopped before it was made.
@@ -55,7 +60,21 @@ pub fn open_or_create(
     throttle: Option<Arc<Throttle>>,
     cache: Option<&CacheSettings>,
 ) -> AgentResult<VaultRepository> {
-    open_or_maybe_create(registration, passphrase, retry, throttle, cache, Some(InitOptions::default()))
+    open_or_maybe_create(backend(registration, None, retry, throttle)?, passphrase, cache, Some(InitOptions::default()))
+}
+
+/// [`open_or_create`] over `client`'s connections: a job's requests and the
+/// repository's share them (a new connection costs round trips).
+pub fn open_or_create_over(
+    client: &offsite_api::Client,
+    registration: &Registration,
+    passphrase: &str,
+    retry: &RetryPolicy,
+    throttle: Option<Arc<Throttle>>,
+    cache: Option<&CacheSettings>,
+) -> AgentResult<VaultRepository> {
+    let backend = backend(registration, Some(client), retry, throttle)?;
+    open_or_maybe_create(backend, passphrase, cache, Some(InitOptions::default()))
 }
 
 /// [`open_or_create`], creating the repository with `init`.
@@ -66,18 +85,15 @@ pub fn open_or_create_with(
     throttle: Option<Arc<Throttle>>,
     init: InitOptions,
 ) -> AgentResult<VaultRepository> {
-    open_or_maybe_create(registration, passphrase, retry, throttle, None, Some(init))
+    open_or_maybe_create(backend(registration, None, retry, throttle)?, passphrase, None, Some(init))
 }
 
 fn open_or_maybe_create(
-    registration: &Registration,
+    backend: Arc<VaultBackend>,
     passphrase: &str,
-    retry: &RetryPolicy,
-    throttle: Option<Arc<Throttle>>,
     cache: Option<&CacheSettings>,
     create: Option<InitOptions>,
 ) -> AgentResult<VaultRepository> {
-    let backend = backend(registration, retry, throttle)?;
     // Opened first: the usual case costs no extra request for the config.
     let repo = match Repository::open_cached(backend.clone(), passphrase.as_bytes(), cache) {
         Ok(repo) => repo,

@@ -86,6 +86,10 @@ pub struct BackupOutcome {
     pub skipped: Vec<SkippedItem>,
     /// Packs of an interrupted earlier run that were indexed and reused.
     pub recovered_packs: usize,
+    /// The repository's snapshots, oldest first, as listed under the backup's lock
+    /// and with the new one last: no forget can remove one while a backup holds
+    /// its lock, so whoever publishes them needs no listing of its own.
+    pub snapshots: Vec<(Id, Snapshot)>,
 }
 
 struct Excludes(GlobSet, GlobSet);
@@ -391,6 +395,7 @@ fn scan_totals(paths: &[PathBuf], excludes: &Excludes, progress: &Progress) {
 fn parent_snapshot(
     repo: &Repository,
     choice: &ParentChoice,
+    snapshots: &[(Id, Snapshot)],
     paths: &[String],
     hostname: &str,
 ) -> Result<Option<(Id, Snapshot)>> {
@@ -400,7 +405,7 @@ fn parent_snapshot(
         ParentChoice::Latest => {
             let mut wanted = paths.to_vec();
             wanted.sort();
-            Ok(repo.snapshots()?.into_iter().rev().find(|(_, s)| s.hostname == hostname && s.path_set() == wanted))
+            Ok(snapshots.iter().rev().find(|(_, s)| s.hostname == hostname && s.path_set() == wanted).cloned())
         }
     }
 }
@@ -429,9 +434,16 @@ pub fn backup(repo: &Repository, options: &BackupOptions, progress: &Progress) -
     let _lock = RepositoryLock::acquire(repo, false, "backup")?;
     // The storage's listing, not the index (nor a cache), says which packs exist:
     // blobs of a pack gone from the repository are stored again, never referenced.
-    let StoredIndex { mut index, stored, .. } = repo.load_index_of_stored()?;
+    // The snapshots are listed beside it: on a remote repository each is a few
+    // round trips, and they overlap.
+    let (stored_index, snapshots) = std::thread::scope(|scope| {
+        let snapshots = scope.spawn(|| repo.snapshots());
+        (repo.load_index_of_stored(), snapshots.join().expect("listing the snapshots does not panic"))
+    });
+    let StoredIndex { mut index, stored, .. } = stored_index?;
+    let mut snapshots = snapshots?;
     let recovered_packs = crate::pack_reader::index_stray_packs(repo, &mut index, &stored)?.len();
-    let parent = parent_snapshot(repo, &options.parent, &path_strings, &hostname)?;
+    let parent = parent_snapshot(repo, &options.parent, &snapshots, &path_strings, &hostname)?;
     // A parent whose root tree cannot be read (its pack lost) only costs reading
     // every file again, as an unreadable folder of it does.
     let parent_root = parent.as_ref().and_then(|(id, snap)| match repo.load_tree(&index, &snap.tree) {
@@ -494,5 +506,6 @@ pub fn backup(repo: &Repository, options: &BackupOptions, progress: &Progress) -
         summary,
     };
     let snapshot_id = repo.save_snapshot(&snapshot)?;
-    Ok(BackupOutcome { snapshot_id, snapshot, skipped, recovered_packs })
+    snapshots.push((snapshot_id, snapshot.clone()));
+    Ok(BackupOutcome { snapshot_id, snapshot, skipped, recovered_packs, snapshots })
 }

@@ -97,9 +97,16 @@ fn remove_locks_of_dead_processes_here(repo: &Repository, locks: &[(Id, LockFile
 
 /// Every lock file that can be read, with its id.
 pub fn list_locks(repo: &Repository) -> Result<Vec<(Id, LockFile)>> {
+    read_locks(repo, repo.list_ids(FileKind::Lock)?)
+}
+
+/// The lock files of `ids`, read side by side: each is a round trip on a remote
+/// repository, and a backup waits for them before it starts.
+fn read_locks(repo: &Repository, ids: Vec<Id>) -> Result<Vec<(Id, LockFile)>> {
+    let read = crate::repository::fetch_concurrently(&ids, |id| repo.load_sealed(FileKind::Lock, Purpose::Lock, id));
     let mut out = Vec::new();
-    for id in repo.list_ids(FileKind::Lock)? {
-        match repo.load_sealed(FileKind::Lock, Purpose::Lock, &id) {
+    for (id, plain) in ids.into_iter().zip(read) {
+        match plain {
             Ok(plain) => {
                 if let Ok(lock) = serde_json::from_slice::<LockFile>(&plain) {
                     out.push((id, lock));
@@ -113,31 +120,23 @@ pub fn list_locks(repo: &Repository) -> Result<Vec<(Id, LockFile)>> {
     Ok(out)
 }
 
-fn conflict_among(locks: Vec<(Id, LockFile)>, exclusive: bool, own: Option<Id>) -> Option<LockFile> {
+fn conflict_among(locks: Vec<(Id, LockFile)>, exclusive: bool) -> Option<LockFile> {
     let now = OffsetDateTime::now_utc();
-    locks
-        .into_iter()
-        .find(|(id, lock)| Some(*id) != own && !lock.is_stale(now) && (exclusive || lock.exclusive))
-        .map(|(_, lock)| lock)
-}
-
-fn conflicting(repo: &Repository, exclusive: bool, own: Option<Id>) -> Result<Option<LockFile>> {
-    Ok(conflict_among(list_locks(repo)?, exclusive, own))
+    locks.into_iter().find(|(_, lock)| !lock.is_stale(now) && (exclusive || lock.exclusive)).map(|(_, lock)| lock)
 }
 
 impl<'r> RepositoryLock<'r> {
     /// Takes a shared (`exclusive = false`) or exclusive lock, or says who holds one.
     pub fn acquire(repo: &'r Repository, exclusive: bool, operation: &str) -> Result<Self> {
-        let locks = list_locks(repo)?;
-        let removed = remove_locks_of_dead_processes_here(repo, &locks);
-        let locks = locks.into_iter().filter(|(id, _)| !removed.contains(id)).collect();
-        if let Some(holder) = conflict_among(locks, exclusive, None) {
-            return Err(Error::Locked { holder: holder.describe() });
-        }
+        // Written first, then every other lock read: of two processes taking locks
+        // together, at least one sees the other's file and backs off. Two round
+        // trips, whatever else is in the repository.
         let id = write_lock(repo, exclusive, operation)?;
-        // Two processes may have passed the first check together; the second look
-        // sees both lock files and at least one of them backs off.
-        if let Some(holder) = conflicting(repo, exclusive, Some(id))? {
+        let others: Vec<Id> = repo.list_ids(FileKind::Lock)?.into_iter().filter(|other| *other != id).collect();
+        let others = read_locks(repo, others)?;
+        let removed = remove_locks_of_dead_processes_here(repo, &others);
+        let others = others.into_iter().filter(|(other, _)| !removed.contains(other)).collect();
+        if let Some(holder) = conflict_among(others, exclusive) {
             let _ = repo.backend().remove(FileKind::Lock, &id.to_hex());
             return Err(Error::Locked { holder: holder.describe() });
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, CachedBackend, FileKind};
+use crate::backend::{Backend, CachedBackend, FileInfo, FileKind};
 use crate::blob::open_blob;
 use crate::cache::{CacheSettings, RepositoryCache};
 use crate::chunker::{ChunkerParams, ChunkerTables};
@@ -121,10 +121,16 @@ impl Repository {
     /// [`crate::cache`]), or without one when `cache` is `None`. A cache folder
     /// that cannot be made only costs time: the repository opens without it.
     pub fn open_cached(backend: Arc<dyn Backend>, passphrase: &[u8], cache: Option<&CacheSettings>) -> Result<Self> {
-        let config = Self::read_config(backend.as_ref())?;
+        // The config and the key files' listing side by side: one round trip, not two.
+        let (config, keys) = std::thread::scope(|scope| {
+            let keys = scope.spawn(|| backend.list(FileKind::Key));
+            let config = Self::read_config(backend.as_ref());
+            (config, keys.join().expect("the key listing does not panic"))
+        });
+        let config = config?;
         let cached = cache.and_then(|settings| Self::cache_in_front(&backend, &config, settings));
         let backend = cached.clone().map_or(backend, |c| c as Arc<dyn Backend>);
-        let mut repo = Self::open_with_config(backend, config, passphrase)?;
+        let mut repo = Self::open_with_keys(backend, config, keys?, passphrase)?;
         repo.cache = cached;
         Ok(repo)
     }
@@ -154,8 +160,12 @@ impl Repository {
         }
     }
 
-    fn open_with_config(backend: Arc<dyn Backend>, config: RepositoryConfig, passphrase: &[u8]) -> Result<Self> {
-        let keys = backend.list(FileKind::Key)?;
+    fn open_with_keys(
+        backend: Arc<dyn Backend>,
+        config: RepositoryConfig,
+        keys: Vec<FileInfo>,
+        passphrase: &[u8],
+    ) -> Result<Self> {
         if keys.is_empty() {
             return Err(Error::damaged(format!("the repository at {}", backend.location()), "it has no key files"));
         }
@@ -296,10 +306,16 @@ impl Repository {
     /// backup stores such blobs again; a restore finds them where they were stored
     /// again). One listing more than [`Self::load_index`].
     pub fn load_index_of_stored(&self) -> Result<StoredIndex> {
-        let stored = self.stored_packs()?;
+        // The pack listing beside the index files: their round trips overlap.
+        let (stored, files) = std::thread::scope(|scope| {
+            let stored = scope.spawn(|| self.stored_packs());
+            let files = self.load_index_files();
+            (stored.join().expect("the pack listing does not panic"), files)
+        });
+        let (stored, files) = (stored?, files?);
         let mut index = MasterIndex::default();
         let mut lost = std::collections::BTreeSet::new();
-        for (id, file) in &self.load_index_files()? {
+        for (id, file) in &files {
             lost.extend(index.add_file_where(Some(*id), file, |pack| stored.contains_key(pack)));
         }
         let lost: Vec<Id> = lost.into_iter().collect();
@@ -495,7 +511,7 @@ const FETCH_CONCURRENCY: usize = 16;
 /// `fetch` applied to every item on up to [`FETCH_CONCURRENCY`] threads; results
 /// in the order of `items`. Cached files answer at once, so this costs little
 /// when nothing crosses the network.
-fn fetch_concurrently<I: Sync, T: Send>(items: &[I], fetch: impl Fn(&I) -> T + Sync) -> Vec<T> {
+pub(crate) fn fetch_concurrently<I: Sync, T: Send>(items: &[I], fetch: impl Fn(&I) -> T + Sync) -> Vec<T> {
     let threads = FETCH_CONCURRENCY.min(items.len());
     if threads <= 1 {
         return items.iter().map(&fetch).collect();

@@ -265,7 +265,14 @@ impl Server {
         // ranged reads of trees, went 100 times slower over loopback.
         let acceptor =
             axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(axum_server::accept::NoDelayAcceptor::new());
-        let server = axum_server::from_tcp(listener).acceptor(acceptor).handle(handle.clone());
+        let mut server = axum_server::from_tcp(listener).acceptor(acceptor).handle(handle.clone());
+        // HTTP/2 (agents ask for it): receive windows as the client's, so that one
+        // connection carries uploads at the rate of a long, fat link.
+        server
+            .http_builder()
+            .http2()
+            .initial_stream_window_size(offsite_api::client::H2_STREAM_WINDOW)
+            .initial_connection_window_size(offsite_api::client::H2_CONNECTION_WINDOW);
         let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
         tracing::info!(%url, "offsite service listening");
         Ok(Server {

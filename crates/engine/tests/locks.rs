@@ -90,3 +90,28 @@ fn a_live_process_lock_of_this_host_is_kept() {
     backup(&repo, &[&source]);
     assert_eq!(held_by(&repo), vec![(host, std::process::id(), "backup".to_string())]);
 }
+
+#[test]
+fn a_live_exclusive_lock_refuses_a_backup_which_leaves_no_lock_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = init_repo(&dir.path().join("repo"));
+    // A prune running on another host: its lock is fresh.
+    lock::save_lock(&repo, &lock_of("elsewhere.example", 4242, true, "prune")).unwrap();
+    let refused = RepositoryLock::acquire(&repo, false, "backup").err().expect("a backup waits for the prune");
+    let said = refused.to_string();
+    assert!(said.contains("prune") && said.contains("elsewhere.example"), "{said}");
+    // The lock it wrote before it looked is gone again.
+    assert_eq!(held_by(&repo), vec![("elsewhere.example".to_string(), 4242, "prune".to_string())]);
+}
+
+#[test]
+fn a_backup_refuses_a_prune_and_two_backups_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = init_repo(&dir.path().join("repo"));
+    lock::save_lock(&repo, &lock_of("elsewhere.example", 4242, false, "backup")).unwrap();
+    assert!(RepositoryLock::acquire(&repo, true, "prune").is_err());
+    let shared = RepositoryLock::acquire(&repo, false, "backup").expect("backups share the repository");
+    assert_eq!(held_by(&repo).len(), 2);
+    drop(shared);
+    assert_eq!(held_by(&repo), vec![("elsewhere.example".to_string(), 4242, "backup".to_string())]);
+}

@@ -2,7 +2,7 @@
 //!
 //! A lock file is rewritten every few minutes while its holder works. A lock older
 //! than [`STALE_AFTER`], or held by a process that no longer exists on this host,
-//! is stale: it no longer blocks anyone and `unlock` removes it. Taking a lock first
+//! is stale: it no longer blocks anyone and `unlock` removes it. Taking a lock also
 //! removes the locks of this host's processes that are gone (a killed backup,
 //! prune or agent), so kills do not pile locks up; another host's locks are left to
 //! that host, or to `unlock`.

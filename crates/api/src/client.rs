@@ -90,6 +90,9 @@ const LONGEST_PACED_UPLOAD: Duration = Duration::from_secs(366 * 24 * 3600);
 /// bounds buffering, it is not allocated.
 pub const H2_STREAM_WINDOW: u32 = 8 << 20;
 pub const H2_CONNECTION_WINDOW: u32 = 32 << 20;
+/// The largest HTTP/2 frame a peer may send: at the protocol's default (16 KiB) a
+/// pack's 8 MiB are 512 frames, each a wake-up on both sides.
+pub const H2_MAX_FRAME: u32 = 256 << 10;
 
 /// How a client proves who it is.
 #[derive(Clone)]
@@ -155,12 +158,14 @@ impl Client {
             .timeout(Duration::from_secs(600))
             .http2_initial_stream_window_size(H2_STREAM_WINDOW)
             .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .http2_max_frame_size(H2_MAX_FRAME)
             .user_agent(user_agent);
         // Streamed uploads get a time limit per request, from their length.
         let mut streaming = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .http2_initial_stream_window_size(H2_STREAM_WINDOW)
             .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .http2_max_frame_size(H2_MAX_FRAME)
             .user_agent(user_agent);
         if endpoint.url.starts_with("https://") {
             let mut tls = crate::tls::pinned_client_config(&endpoint.fingerprint).map_err(setup)?;

@@ -192,7 +192,11 @@ fn a_file_restore_cannot_finish_is_left_marked_and_listed() {
     assert_eq!(partial.len(), want.len());
     let kept = partial.iter().zip(&want).filter(|(got, want)| got == want).count();
     assert!(partial.iter().zip(&want).all(|(got, want)| got == want || *got == 0), "the partial copy has wrong bytes");
-    assert!(kept > want.len() / 2, "the partial copy kept only {kept} of {} bytes", want.len());
+    // What is missing is at most the removed pack's data (the noise does not
+    // compress; the chunker's seed differs per repository, so the pack's share varies).
+    let lost = want.len() - kept;
+    let removed = big_data[0].1 as usize;
+    assert!(kept > 0 && lost <= removed, "the partial copy lost {lost} bytes, the removed pack held {removed}");
     // Everything else is the source, byte for byte, and nothing else is there.
     let mut expected: BTreeSet<PathBuf> = BTreeSet::new();
     for file in small.iter().chain([&big]) {

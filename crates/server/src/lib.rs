@@ -272,7 +272,8 @@ impl Server {
             .http_builder()
             .http2()
             .initial_stream_window_size(offsite_api::client::H2_STREAM_WINDOW)
-            .initial_connection_window_size(offsite_api::client::H2_CONNECTION_WINDOW);
+            .initial_connection_window_size(offsite_api::client::H2_CONNECTION_WINDOW)
+            .max_frame_size(offsite_api::client::H2_MAX_FRAME);
         let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
         tracing::info!(%url, "offsite service listening");
         Ok(Server {

@@ -290,9 +290,9 @@ fn run(
     backend: &mut Option<Arc<VaultBackend>>,
 ) -> AgentResult<Done> {
     let cache = home.cache_settings();
-    let vault = crate::repository::open_or_create_over(
-        client,
+    let vault = crate::repository::open_or_create(
         registration,
+        Some(client),
         passphrase,
         &config.retry,
         throttle,

@@ -140,7 +140,7 @@ fn prepare_staging(
     config: &AgentConfig,
     staging: &Path,
 ) -> AgentResult<()> {
-    let vault = crate::repository::open_or_create(registration, passphrase, &config.retry, None, None)?;
+    let vault = crate::repository::open_or_create(registration, None, passphrase, &config.retry, None, None)?;
     let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(staging.display().to_string()));
     let has_config = local.size(FileKind::Config, "config")?.is_some();
     if has_config {

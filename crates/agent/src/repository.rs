@@ -52,28 +52,18 @@ pub fn open(
     open_or_maybe_create(backend(registration, None, retry, throttle)?, passphrase, cache, None)
 }
 
-/// Opens the repository, creating it first when registration stopped before it was made.
+/// Opens the repository, creating it first when registration stopped before it was
+/// made. Over `client`'s connections when given: a job's requests and the
+/// repository's then share them (a new connection costs round trips).
 pub fn open_or_create(
     registration: &Registration,
+    client: Option<&offsite_api::Client>,
     passphrase: &str,
     retry: &RetryPolicy,
     throttle: Option<Arc<Throttle>>,
     cache: Option<&CacheSettings>,
 ) -> AgentResult<VaultRepository> {
-    open_or_maybe_create(backend(registration, None, retry, throttle)?, passphrase, cache, Some(InitOptions::default()))
-}
-
-/// [`open_or_create`] over `client`'s connections: a job's requests and the
-/// repository's share them (a new connection costs round trips).
-pub fn open_or_create_over(
-    client: &offsite_api::Client,
-    registration: &Registration,
-    passphrase: &str,
-    retry: &RetryPolicy,
-    throttle: Option<Arc<Throttle>>,
-    cache: Option<&CacheSettings>,
-) -> AgentResult<VaultRepository> {
-    let backend = backend(registration, Some(client), retry, throttle)?;
+    let backend = backend(registration, client, retry, throttle)?;
     open_or_maybe_create(backend, passphrase, cache, Some(InitOptions::default()))
 }
 

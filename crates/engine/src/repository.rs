@@ -60,6 +60,9 @@ pub struct StoredIndex {
     pub stored: std::collections::HashMap<Id, u64>,
     /// Packs index files name that the storage does not hold.
     pub lost: Vec<Id>,
+    /// The raw lengths of blobs that only lost packs held: a restore cannot read
+    /// them but still knows where in a file what follows them goes.
+    pub lost_blobs: std::collections::HashMap<Id, u32>,
 }
 
 /// One key file as `key list` shows it.
@@ -318,6 +321,12 @@ impl Repository {
         for (id, file) in &files {
             lost.extend(index.add_file_where(Some(*id), file, |pack| stored.contains_key(pack)));
         }
+        let mut lost_blobs = std::collections::HashMap::new();
+        for pack in files.iter().flat_map(|(_, file)| &file.packs).filter(|pack| lost.contains(&pack.id)) {
+            for blob in pack.blobs.iter().filter(|blob| index.get(&blob.id).is_none()) {
+                lost_blobs.insert(blob.id, blob.raw_length);
+            }
+        }
         let lost: Vec<Id> = lost.into_iter().collect();
         if let Some(first) = lost.first() {
             tracing::warn!(
@@ -327,7 +336,7 @@ impl Repository {
             );
         }
         self.tell_cache(&index);
-        Ok(StoredIndex { index, stored, lost })
+        Ok(StoredIndex { index, stored, lost, lost_blobs })
     }
 
     fn tell_cache(&self, index: &MasterIndex) {

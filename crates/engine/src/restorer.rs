@@ -33,7 +33,7 @@ use crate::progress::Progress;
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::{Node, NodeKind};
 use crate::repofile::BlobType;
-use crate::repository::Repository;
+use crate::repository::{Repository, StoredIndex};
 
 /// What to do when a file already exists at the target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -212,7 +212,7 @@ pub fn restore(
 ) -> Result<RestoreOutcome> {
     // Checked against the storage's listing: a blob stored again after its pack
     // was lost is read from where it is now.
-    let index = repo.load_index_of_stored()?.index;
+    let StoredIndex { index, lost_blobs, .. } = repo.load_index_of_stored()?;
     fs::create_dir_all(&options.target).map_err(|e| Error::io(&options.target, e))?;
     let mut planner = Planner {
         repo,
@@ -302,32 +302,38 @@ pub fn restore(
             });
             blob.places.push(Placement { file: i, offset });
         };
-        // A blob missing from the index has no known length: the blobs before the
-        // first missing one are placed from the start, those after the last one
-        // from the end (the file's size is known), so a partial file keeps all it
-        // can.
-        let missing: Vec<&Id> = content.iter().filter(|id| index.get(id).is_none()).collect();
-        if let Some(first_missing) = missing.first() {
-            failed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(i, format!("blob {} is missing from the repository", first_missing.short()));
+        // A blob of a pack the storage lost is not read, but its length is known,
+        // so what follows it still goes to its place. A blob no index names has
+        // no known length: the blobs before the first such are placed from the
+        // start, those after the last one from the end (the file's size is
+        // known), so a partial file keeps all it can.
+        let length_of = |id: &Id| index.get(id).map(|loc| loc.raw_length).or_else(|| lost_blobs.get(id).copied());
+        if let Some(first_missing) = content.iter().find(|id| index.get(id).is_none()) {
+            let reason = match lost_blobs.contains_key(first_missing) {
+                true => format!("blob {} was in a pack missing from the repository", first_missing.short()),
+                false => format!("blob {} is missing from the repository", first_missing.short()),
+            };
+            failed.lock().unwrap_or_else(|p| p.into_inner()).insert(i, reason);
         }
         let mut offset = 0u64;
         for id in content {
-            let Some(loc) = index.get(id) else { break };
-            place(id, offset);
-            offset += u64::from(loc.raw_length);
+            let Some(length) = length_of(id) else { break };
+            if index.get(id).is_some() {
+                place(id, offset);
+            }
+            offset += u64::from(length);
         }
-        if !missing.is_empty() {
+        if content.iter().any(|id| length_of(id).is_none()) {
             let mut end = file.node.size;
             for id in content.iter().rev() {
-                let Some(loc) = index.get(id) else { break };
-                let Some(start) = end.checked_sub(u64::from(loc.raw_length)) else { break };
+                let Some(length) = length_of(id) else { break };
+                let Some(start) = end.checked_sub(u64::from(length)) else { break };
                 if start < offset {
                     break;
                 }
-                place(id, start);
+                if index.get(id).is_some() {
+                    place(id, start);
+                }
                 end = start;
             }
         }

@@ -144,6 +144,17 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The daemon's waits between runs of a failed scheduled backup: `attempts`
+    /// runs in all, the waits doubling from `first_delay_seconds`.
+    pub fn daemon_backoff(&self) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::new()
+            .with_min_delay(std::time::Duration::from_secs(self.first_delay_seconds.max(1)))
+            .without_max_delay()
+            .with_max_times(self.attempts.max(1) as usize - 1)
+    }
+}
+
 impl AgentConfig {
     /// Reads the configuration; a missing file is an empty configuration.
     pub fn load(path: &Path) -> AgentResult<AgentConfig> {

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use backon::BackoffBuilder;
 use chrono::Local;
 
 use offsite_engine::progress::Progress;
@@ -78,8 +79,8 @@ fn run_with_retries(
     on_event: &mut impl FnMut(DaemonEvent),
 ) {
     let next_run = schedule.next_after(&Local::now());
-    let mut delay = Duration::from_secs(config.retry.first_delay_seconds.max(1));
-    for attempt in 1..=config.retry.attempts.max(1) {
+    let mut waits = config.retry.daemon_backoff().build();
+    for attempt in 1.. {
         on_event(DaemonEvent::Started { attempt });
         match backup_now(home, &Progress::default()) {
             Ok(run) => {
@@ -89,13 +90,13 @@ fn run_with_retries(
             Err(error) => {
                 let permanent = matches!(error, AgentError::NothingProtected { .. } | AgentError::NotRegistered { .. });
                 let time_left = (next_run - Local::now()).to_std().unwrap_or(Duration::ZERO);
-                let retry_in = (!permanent && attempt < config.retry.attempts && delay < time_left).then_some(delay);
+                // The next scheduled run is nearer than the wait: it is the retry.
+                let retry_in = if permanent { None } else { waits.next().filter(|wait| *wait < time_left) };
                 on_event(DaemonEvent::Failed { attempt, error: error.to_string(), retry_in });
                 let Some(wait) = retry_in else { return };
                 if !sleep_unless_stopped(wait, stop) {
                     return;
                 }
-                delay *= 2;
             }
         }
     }

@@ -8,12 +8,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::{BlockingRetryable, ExponentialBuilder};
 use bytes::Bytes;
 
 use offsite_api::{ApiError, Client, Pacer};
 use offsite_engine::backend::{Backend, BackendError, BackendResult, FileInfo, FileKind};
 
 use crate::throttle::Throttle;
+
+/// The waits between calls: doubling from 0.5 s up to 15 s, for as long as the
+/// retry window lasts (checked by the caller, since a call itself takes time).
+const RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_max_delay(Duration::from_secs(15))
+    .without_max_times();
 
 pub struct VaultBackend {
     client: Client,
@@ -88,29 +96,25 @@ impl VaultBackend {
     /// call has waited out the whole window, later ones (removing the lock, saving
     /// the index of what was stored) try once: the user hears of the failure now,
     /// not after one window per call.
-    fn with_retry<T>(
-        &self,
-        kind: FileKind,
-        name: &str,
-        mut call: impl FnMut() -> Result<T, ApiError>,
-    ) -> BackendResult<T> {
+    fn with_retry<T>(&self, kind: FileKind, name: &str, call: impl FnMut() -> Result<T, ApiError>) -> BackendResult<T> {
         let started = Instant::now();
-        let mut wait = Duration::from_millis(500);
-        loop {
-            match call() {
-                Ok(value) => return Ok(value),
-                Err(err) if err.is_transient() && started.elapsed() >= self.retry_for => {
-                    self.gave_up.store(true, Ordering::Relaxed);
-                    return Err(self.error(kind, name, err));
-                }
-                Err(err) if err.is_transient() && !self.gave_up.load(Ordering::Relaxed) => {
-                    tracing::warn!(error = %err, "the service did not answer; retrying in {:.1} s", wait.as_secs_f64());
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(15));
-                }
-                Err(err) => return Err(self.error(kind, name, err)),
-            }
+        let mut gave_up_now = false;
+        let result = call
+            .retry(RETRY)
+            .sleep(std::thread::sleep)
+            .when(|err| {
+                let again = err.is_transient() && started.elapsed() < self.retry_for;
+                gave_up_now = err.is_transient() && !again;
+                again && !self.gave_up.load(Ordering::Relaxed)
+            })
+            .notify(|err, wait| {
+                tracing::warn!(error = %err, "the service did not answer; retrying in {:.1} s", wait.as_secs_f64())
+            })
+            .call();
+        if gave_up_now {
+            self.gave_up.store(true, Ordering::Relaxed);
         }
+        result.map_err(|err| self.error(kind, name, err))
     }
 }
 

@@ -29,9 +29,10 @@ fn soak() -> bool {
 /// Quick retries for tests: the waits are what the policy is about, not their length.
 fn test_retry(attempts: u32) -> StoreRetry {
     StoreRetry {
-        attempts,
-        first_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(200),
+        backoff: backon::ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(10))
+            .with_max_delay(Duration::from_millis(200))
+            .with_max_times(attempts as usize - 1),
         call_timeout: Duration::from_secs(2),
     }
 }

@@ -14,7 +14,7 @@
 //! An upload that fails for a passing reason ([`UploadError::Transient`]: the
 //! service unreachable, overloaded, or its storage failing for longer than it
 //! retries) is not the drive's fault: after the pass, those parts are read from
-//! the drive again and re-sent, with the waits [`PartUploader::retry_delay`] gives,
+//! the drive again and re-sent, with the waits [`PartUploader::retry_policy`] gives,
 //! so a sound drive is not sent back for repair because the network blinked.
 //!
 //! The report carries two plain-text logs, one item per line: a verbose log (every
@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use tokio::sync::mpsc::{channel, Receiver, Sender};
 
@@ -98,23 +99,24 @@ pub trait PartUploader: Sync {
         false
     }
 
-    /// How long to wait before re-sending, for the `retry`-th time (from 1), the
-    /// parts whose upload failed transiently; `None` gives up, and they are
-    /// reported as not delivered. The default waits 2, 4, 8, 16 and 30 s: about a
-    /// minute of outage, on top of the service's own retries of its storage.
-    fn retry_delay(&self, retry: u32) -> Option<Duration> {
-        station_retry_delay(retry)
+    /// The waits before re-sending the parts whose upload failed transiently, one
+    /// per round of re-sends; when they run out the parts are reported as not
+    /// delivered. The default is [`STATION_RETRY`].
+    fn retry_policy(&self) -> ExponentialBuilder {
+        STATION_RETRY
     }
 }
 
 /// Re-sends of a transiently failed part after the first attempt, by default.
-pub const UPLOAD_RETRIES: u32 = 5;
+pub const UPLOAD_RETRIES: usize = 5;
 
-/// The station's waits before its `retry`-th new attempt (from 1) at anything that
-/// failed for a passing reason: 2, 4, 8, 16 and 30 s, then `None`.
-pub fn station_retry_delay(retry: u32) -> Option<Duration> {
-    (retry <= UPLOAD_RETRIES).then(|| Duration::from_secs(1 << retry.min(5)).min(Duration::from_secs(30)))
-}
+/// The station's waits before each new attempt at anything that failed for a
+/// passing reason: 2, 4, 8, 16 and 30 s, about a minute of outage on top of the
+/// service's own retries of its storage.
+pub const STATION_RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_secs(2))
+    .with_max_delay(Duration::from_secs(30))
+    .with_max_times(UPLOAD_RETRIES);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestProgress {
@@ -334,6 +336,7 @@ fn ingest_reader(
     let mut uploaded: HashMap<usize, Outcome> = first.outcomes.into_iter().map(|o| (o.index, o)).collect();
     let mut sends: HashMap<usize, u32> = HashMap::new();
     let mut retries_log = String::new();
+    let mut waits = uploader.retry_policy().build();
     for retry in 1.. {
         let pending: BTreeSet<usize> = uploaded
             .iter()
@@ -343,7 +346,7 @@ fn ingest_reader(
             .map(|(index, _)| *index)
             .collect();
         let Some(&example) = pending.first() else { break };
-        let Some(delay) = uploader.retry_delay(retry) else { break };
+        let Some(delay) = waits.next() else { break };
         let reason = uploaded.get(&example).and_then(|o| o.result.as_ref().err()).map(|e| e.to_string());
         let _ = writeln!(
             retries_log,

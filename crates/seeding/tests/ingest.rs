@@ -217,7 +217,7 @@ fn an_upload_that_keeps_failing_transiently_is_given_up_after_the_retries() {
     let (drive, secret, files, victim) = one_drive(dir.path(), 16);
     let store = Store::flaky(&victim, u32::MAX);
     let report = ingest_drive(&drive, &DriveKey::Import(secret), None, &store, &|_| {}).unwrap();
-    assert_eq!(store.attempts(&victim), 1 + offsite_seeding::ingest::UPLOAD_RETRIES);
+    assert_eq!(store.attempts(&victim), 1 + offsite_seeding::ingest::UPLOAD_RETRIES as u32);
     assert_eq!(report.files_needing_repair, vec![victim.clone()]);
     let sent = format!("sent {} times", 1 + offsite_seeding::ingest::UPLOAD_RETRIES);
     assert!(report.failed_parts[0].1.contains(&sent), "{}", report.failed_parts[0].1);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
@@ -22,11 +23,11 @@ use object_store::{
     PutPayload, PutResult,
 };
 
-/// Calls made in all, the first included; the waits between them double from
-/// `FIRST_BACKOFF` up to `MAX_BACKOFF`.
-const ATTEMPTS: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
+/// Four calls again after the first, the waits doubling from 100 ms up to 3 s.
+const RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(100))
+    .with_max_delay(Duration::from_secs(3))
+    .with_max_times(4);
 
 pub(crate) use offsite_engine::backend::{is_disk_full, is_storage_full};
 
@@ -34,24 +35,16 @@ fn is_transient(err: &object_store::Error) -> bool {
     matches!(err, object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }) && !is_storage_full(err)
 }
 
-async fn retrying<T, F, Fut>(what: &str, mut call: F) -> object_store::Result<T>
+async fn retrying<T, F, Fut>(what: &str, call: F) -> object_store::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = object_store::Result<T>>,
 {
-    let mut wait = FIRST_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        match call().await {
-            Err(err) if is_transient(&err) && attempt < ATTEMPTS => {
-                tracing::warn!(error = %err, attempt, "storage: {what} failed; retrying in {wait:?}");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MAX_BACKOFF);
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    call.retry(RETRY)
+        .sleep(tokio::time::sleep)
+        .when(is_transient)
+        .notify(|err, wait| tracing::warn!(error = %err, "storage: {what} failed; retrying in {wait:?}"))
+        .await
 }
 
 /// The service's store with retries; see the module documentation.
@@ -109,17 +102,17 @@ impl ObjectStore for RetryingStore {
         let inner = self.inner.clone();
         let prefix = prefix.cloned();
         stream::once(async move {
-            let mut wait = FIRST_BACKOFF;
-            let mut attempt = 1;
+            let mut waits = RETRY.build();
             loop {
                 let mut listing = inner.list(prefix.as_ref());
                 match listing.next().await {
-                    Some(Err(err)) if is_transient(&err) && attempt < ATTEMPTS => {
-                        tracing::warn!(error = %err, attempt, "storage: a listing failed; retrying in {wait:?}");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(MAX_BACKOFF);
-                        attempt += 1;
-                    }
+                    Some(Err(err)) if is_transient(&err) => match waits.next() {
+                        Some(wait) => {
+                            tracing::warn!(error = %err, "storage: a listing failed; retrying in {wait:?}");
+                            tokio::time::sleep(wait).await;
+                        }
+                        None => return stream::once(async move { Err(err) }).boxed(),
+                    },
                     Some(first) => return stream::once(async move { first }).chain(listing).boxed(),
                     None => return stream::empty().boxed(),
                 }

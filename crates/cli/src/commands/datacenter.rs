@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use backon::BlockingRetryable;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -123,19 +124,14 @@ pub fn run(args: DatacenterArgs) -> Result<ExitCode> {
 /// Calls the service, trying again after the station's waits while it fails for
 /// a passing reason (unreachable, overloaded, its storage failing): a station
 /// that has read a whole drive should not stop for a blink of the network.
-fn retrying<T>(mut call: impl FnMut() -> offsite_api::client::ApiResult<T>) -> offsite_api::client::ApiResult<T> {
-    let mut retry = 0;
-    loop {
-        match call() {
-            Err(err) if err.is_transient() => {
-                retry += 1;
-                let Some(delay) = ingest::station_retry_delay(retry) else { return Err(err) };
-                tracing::warn!(error = %err, retry, "the service failed for a passing reason; trying again in {delay:?}");
-                std::thread::sleep(delay);
-            }
-            result => return result,
-        }
-    }
+fn retrying<T>(call: impl FnMut() -> offsite_api::client::ApiResult<T>) -> offsite_api::client::ApiResult<T> {
+    call.retry(ingest::STATION_RETRY)
+        .sleep(std::thread::sleep)
+        .when(|err| err.is_transient())
+        .notify(|err, wait| {
+            tracing::warn!(error = %err, "the service failed for a passing reason; trying again in {wait:?}")
+        })
+        .call()
 }
 
 /// Uploads each file part of a drive through the service, streaming.

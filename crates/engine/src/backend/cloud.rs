@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BlockingRetryable, ExponentialBuilder};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
@@ -25,33 +26,24 @@ pub struct CloudBackend {
 /// faults above the HTTP layer, and HTTP faults that outlasted those retries.
 /// Permanent answers (missing file, full storage, refused credentials) are not
 /// retried.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct StoreRetry {
-    /// Calls made in all, the first included.
-    pub attempts: u32,
-    /// The wait after the first failure; it doubles after each one.
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
+    /// The waits between calls and how many calls are made again after the first.
+    pub backoff: ExponentialBuilder,
     /// A call not answered in this time counts as failed (a hung connection).
     pub call_timeout: Duration,
 }
 
 impl Default for StoreRetry {
+    /// Five calls in all, the waits doubling from 250 ms up to 10 s.
     fn default() -> Self {
         StoreRetry {
-            attempts: 5,
-            first_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(10),
+            backoff: ExponentialBuilder::new()
+                .with_min_delay(Duration::from_millis(250))
+                .with_max_delay(Duration::from_secs(10))
+                .with_max_times(4),
             call_timeout: Duration::from_secs(600),
         }
-    }
-}
-
-impl StoreRetry {
-    /// The wait after failed attempt `attempt` (0-based).
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
-        self.first_backoff.saturating_mul(factor).min(self.max_backoff)
     }
 }
 
@@ -63,6 +55,18 @@ enum Attempt {
     TimedOut(Duration),
     /// Asked for bytes the file does not have (permanent).
     Beyond(String),
+}
+
+impl Attempt {
+    /// Whether the same call may succeed a moment later.
+    fn is_transient(&self) -> bool {
+        match self {
+            Attempt::Store(err) if is_storage_full(err) => false,
+            Attempt::Store(object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }) => true,
+            Attempt::Store(_) | Attempt::Beyond(_) => false,
+            Attempt::Short(_) | Attempt::TimedOut(_) => true,
+        }
+    }
 }
 
 impl From<object_store::Error> for Attempt {
@@ -198,57 +202,50 @@ impl CloudBackend {
         }
     }
 
-    /// Runs `call` until it succeeds, fails permanently, or has failed
-    /// `retry.attempts` times, waiting longer after each failure.
+    /// Runs `call` until it succeeds, fails permanently, or has failed as many
+    /// times as `retry.backoff` allows, waiting longer after each failure.
     fn retrying<T, F, Fut>(&self, what: &str, key: &StorePath, mut call: F) -> BackendResult<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
-        let attempts = self.retry.attempts.max(1);
-        let mut attempt = 0;
-        loop {
-            let outcome = self.runtime.block_on(async {
+        let mut attempts = 0u32;
+        let outcome = (|| {
+            attempts += 1;
+            self.runtime.block_on(async {
                 match tokio::time::timeout(self.retry.call_timeout, call()).await {
                     Ok(outcome) => outcome,
                     Err(_) => Err(Attempt::TimedOut(self.retry.call_timeout)),
                 }
-            });
-            let failure = match outcome {
-                Ok(value) => return Ok(value),
-                Err(failure) => failure,
-            };
-            let transient = match &failure {
-                Attempt::Store(object_store::Error::NotFound { .. }) => {
-                    return Err(BackendError::NotFound { path: format!("{}/{}", self.location, key) })
-                }
-                Attempt::Store(err) if is_storage_full(err) => {
-                    return Err(BackendError::NoSpace { path: format!("{}/{}", self.location, key) })
-                }
-                Attempt::Store(object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }) => true,
-                Attempt::Store(_) | Attempt::Beyond(_) => false,
-                Attempt::Short(_) | Attempt::TimedOut(_) => true,
-            };
-            attempt += 1;
-            if !transient {
-                return Err(BackendError::Remote {
-                    location: self.location.clone(),
-                    message: format!("{what} {key}: {failure}"),
-                });
+            })
+        })
+        .retry(self.retry.backoff)
+        .sleep(std::thread::sleep)
+        .when(Attempt::is_transient)
+        .notify(|failure, wait| tracing::debug!(%key, ?wait, "storage call failed, retrying: {failure}"))
+        .call();
+        let failure = match outcome {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        Err(match failure {
+            Attempt::Store(object_store::Error::NotFound { .. }) => {
+                BackendError::NotFound { path: format!("{}/{}", self.location, key) }
             }
-            if attempt >= attempts {
-                return Err(BackendError::Remote {
-                    location: self.location.clone(),
-                    message: format!(
-                        "{what} {key} failed {attempt} times, the last time with: {failure} (finished work is kept; \
-                         run the command again when the storage answers)"
-                    ),
-                });
+            Attempt::Store(err) if is_storage_full(&err) => {
+                BackendError::NoSpace { path: format!("{}/{}", self.location, key) }
             }
-            let wait = self.retry.backoff(attempt - 1);
-            tracing::debug!(%key, attempt, ?wait, "storage call failed, retrying: {failure}");
-            std::thread::sleep(wait);
-        }
+            failure if failure.is_transient() => BackendError::Remote {
+                location: self.location.clone(),
+                message: format!(
+                    "{what} {key} failed {attempts} times, the last time with: {failure} (finished work is kept; \
+                     run the command again when the storage answers)"
+                ),
+            },
+            failure => {
+                BackendError::Remote { location: self.location.clone(), message: format!("{what} {key}: {failure}") }
+            }
+        })
     }
 }
 

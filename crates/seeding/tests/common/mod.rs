@@ -227,7 +227,9 @@ impl PartUploader for Store {
     }
 
     /// As many re-sends as the default, without its waits.
-    fn retry_delay(&self, retry: u32) -> Option<std::time::Duration> {
-        (retry <= offsite_seeding::ingest::UPLOAD_RETRIES).then_some(std::time::Duration::from_millis(1))
+    fn retry_policy(&self) -> backon::ExponentialBuilder {
+        offsite_seeding::ingest::STATION_RETRY
+            .with_min_delay(std::time::Duration::from_millis(1))
+            .with_max_delay(std::time::Duration::from_millis(1))
     }
 }

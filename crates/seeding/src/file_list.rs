@@ -79,9 +79,11 @@ impl FileListReader {
                 return Err(FileListError::OutOfOrder { line, path: path.into(), previous: previous.clone() });
             }
         }
+        // Sizes that add up past 16 EiB are no staging location's: refused, not wrapped.
+        let bytes = self.bytes.checked_add(size).ok_or_else(malformed)?;
         self.previous = Some(path.to_string());
         self.digest.add(path, size);
-        self.bytes += size;
+        self.bytes = bytes;
         Ok(ListedFile { path: path.to_string(), size })
     }
 

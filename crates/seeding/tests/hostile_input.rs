@@ -397,3 +397,16 @@ proptest! {
         }
     }
 }
+
+/// Sizes that add up past what a u64 holds are refused by line, never wrapped (a
+/// hostile list could otherwise claim a small total).
+#[test]
+fn file_list_sizes_that_overflow_are_refused() {
+    use offsite_seeding::file_list::{FileListError, FileListReader};
+    let mut reader = FileListReader::new();
+    reader.read_line("18446744073709551615 data/a").unwrap();
+    match reader.read_line("1 data/b") {
+        Err(FileListError::Malformed { line, .. }) => assert_eq!(line, 2),
+        other => panic!("a total past u64 was taken: {other:?}"),
+    }
+}

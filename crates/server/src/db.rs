@@ -6,6 +6,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 
+use crate::clock::Clock;
+
 use offsite_api::types::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -68,8 +70,15 @@ impl CredentialKind {
     }
 }
 
-pub fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+impl Db {
+    /// The service's clock, which stamps the rows.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.unix()
+    }
 }
 
 pub(crate) fn time_of(seconds: i64) -> OffsetDateTime {
@@ -118,11 +127,14 @@ fn enum_from<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Erro
 pub struct Db {
     pool: AnyPool,
     postgres: bool,
+    /// What stamps the rows: the service's one clock.
+    clock: Clock,
 }
 
 impl Db {
-    /// Opens (creating if needed, for SQLite) and migrates the database at `url`.
-    pub async fn connect(url: &str) -> DbResult<Db> {
+    /// Opens (creating if needed, for SQLite) and migrates the database at `url`;
+    /// its rows are stamped by `clock`.
+    pub async fn connect(url: &str, clock: Clock) -> DbResult<Db> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         let unavailable = |reason: String| DbError::Unavailable { url: redact(url), reason };
@@ -141,7 +153,7 @@ impl Db {
         }
         let pool = options.connect(url).await.map_err(|e| unavailable(e.to_string()))?;
         MIGRATOR.run(&pool).await.map_err(|e| DbError::Migration(e.to_string()))?;
-        Ok(Db { pool, postgres: !sqlite })
+        Ok(Db { pool, postgres: !sqlite, clock })
     }
 
     /// The connection pool, for queries kept beside their feature (`import_jobs_db`).
@@ -264,7 +276,7 @@ impl Db {
         let done = sqlx::query(
             "UPDATE credentials SET revoked = COALESCE(revoked, $1) WHERE id = $2 AND kind = $3 AND subject = $4",
         )
-        .bind(now())
+        .bind(self.now())
         .bind(id)
         .bind(kind.as_str())
         .bind(subject)
@@ -304,7 +316,7 @@ impl Db {
             kind,
             subject: subject.to_string(),
             secret_hash: issued.hash,
-            created: now(),
+            created: self.now(),
             expires,
             used: None,
             used_by: None,
@@ -317,7 +329,7 @@ impl Db {
     /// Marks a single-use credential used; false when someone else used it first.
     pub async fn use_credential(&self, id: &str, used_by: &str) -> DbResult<bool> {
         let done = sqlx::query("UPDATE credentials SET used = $1, used_by = $2 WHERE id = $3 AND used IS NULL")
-            .bind(now())
+            .bind(self.now())
             .bind(used_by)
             .bind(id)
             .execute(&self.pool)
@@ -328,7 +340,7 @@ impl Db {
     pub async fn revoke_credentials(&self, kind: CredentialKind, subject: &str) -> DbResult<u64> {
         let done =
             sqlx::query("UPDATE credentials SET revoked = $1 WHERE kind = $2 AND subject = $3 AND revoked IS NULL")
-                .bind(now())
+                .bind(self.now())
                 .bind(kind.as_str())
                 .bind(subject)
                 .execute(&self.pool)
@@ -424,7 +436,7 @@ impl Db {
 
     pub async fn remove_machine(&self, id: &str) -> DbResult<()> {
         sqlx::query("UPDATE machines SET removed = $1 WHERE id = $2 AND removed IS NULL")
-            .bind(now())
+            .bind(self.now())
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -677,7 +689,7 @@ impl Db {
         .bind(&d.id)
         .bind(&d.name)
         .bind(&d.address)
-        .bind(now())
+        .bind(self.now())
         .bind(&d.import_public_key)
         .execute(&self.pool)
         .await

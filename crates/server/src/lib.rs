@@ -13,6 +13,7 @@
 mod argon2_slots;
 mod auth;
 mod certificates;
+pub mod clock;
 pub mod consistency;
 mod container_storage;
 pub mod db;
@@ -185,7 +186,7 @@ fn open_store(config: &ServerConfig) -> Result<(Arc<dyn ObjectStore>, String, St
 /// The database of `config`, migrated.
 async fn open_database(config: &ServerConfig) -> Result<db::Db, ServerError> {
     let database_url = database_url(config);
-    Ok(db::Db::connect(&database_url).await?)
+    Ok(db::Db::connect(&database_url, clock::Clock::new(config.clock_offset_seconds)).await?)
 }
 
 fn database_url(config: &ServerConfig) -> String {
@@ -224,7 +225,7 @@ impl Server {
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir { path: data_dir.clone(), source })?;
         let database_url = database_url(&config);
-        let db = db::Db::connect(&database_url).await?;
+        let db = db::Db::connect(&database_url, clock::Clock::new(config.clock_offset_seconds)).await?;
         let storage = open_storage(&config).await?;
         remove_dead_uploads(&config)?;
         let given = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
@@ -251,7 +252,6 @@ impl Server {
             verified: Default::default(),
             sign_in_failures: Default::default(),
             metrics: metrics_handle(),
-            clock_offset_seconds: config.clock_offset_seconds,
             endpoint: offsite_api::files::ServiceEndpoint {
                 url: url.clone(),
                 fingerprint: identity.fingerprint.clone(),

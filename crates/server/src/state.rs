@@ -16,18 +16,16 @@ pub struct Shared {
     /// Failed portal sign-ins by address, for the portal's attempt limit.
     pub sign_in_failures: crate::portal::SignInFailures,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// Added to the system clock by [`Shared::now`] (tests jump ahead in time).
-    pub clock_offset_seconds: i64,
     /// The URL and certificate fingerprint clients are given (in the credential
     /// files the portal hands out).
     pub endpoint: offsite_api::files::ServiceEndpoint,
 }
 
 impl Shared {
-    /// The service's idea of the current time: the system clock plus the
-    /// configured offset, so deadlines can be tested without waiting.
+    /// The service's idea of the current time ([`crate::clock::Clock`], the
+    /// database's, so rows and checks agree).
     pub fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + time::Duration::seconds(self.clock_offset_seconds)
+        self.db.clock().now()
     }
 }
 

@@ -521,6 +521,23 @@ fn a_revoked_management_credential_stops_working_at_once() {
     }
 }
 
+/// One clock: on a service whose clock runs ahead, what it stamps (a credential's
+/// creation) and what it computes (its expiry) agree, and both are the service's time.
+#[test]
+fn rows_are_stamped_by_the_services_clock() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let ahead = 30 * 86_400;
+    let service = service.restart_with_clock_offset(ahead);
+    let manager = service.client(&a.subscription_token);
+    let day = manager.issue_management_credential(&a.subscription_id, Some(1)).unwrap().credential;
+    let lasts = day.expires.expect("an expiry").unix_timestamp() - day.created.unix_timestamp();
+    assert!((86_000..=86_800).contains(&lasts), "created and expiry on two clocks: {lasts} s apart");
+    let system_now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let offset = day.created.unix_timestamp() - system_now;
+    assert!((ahead - 600..=ahead + 600).contains(&offset), "created {offset} s from the system clock, not {ahead}");
+}
+
 /// A certificate removed from the offline-seeding application signs nothing from
 /// then on; the application cannot remove certificates itself.
 #[test]

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::layout::{page, PortalFailure};
 use crate::auth::Principal;
-use crate::db::now;
+
 use crate::portal_db::{PortalUserRow, SessionRow};
 use crate::secrets;
 use crate::state::AppState;
@@ -234,7 +234,7 @@ pub async fn sign_in(
         csrf_token: secrets::random_hex(),
         expires: state.now().unix_timestamp() + SESSION_SECONDS,
     };
-    state.db.insert_session(&session, now()).await?;
+    state.db.insert_session(&session, state.now().unix_timestamp()).await?;
     state.sign_in_failures.succeeded(&email);
     tracing::info!(user = %user.id, "portal sign-in");
     let mut response = Redirect::to("/portal/").into_response();
@@ -260,7 +260,7 @@ pub async fn sign_out(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PortalFailure> {
     signed_in.check_csrf(&form.csrf)?;
-    state.db.remove_session(&signed_in.session_id, now()).await?;
+    state.db.remove_session(&signed_in.session_id, state.now().unix_timestamp()).await?;
     let mut response = Redirect::to("/portal/sign-in").into_response();
     set_cookie(&mut response, portal_cookie(SESSION_COOKIE, String::new(), 0));
     Ok(response)
@@ -292,7 +292,13 @@ pub async fn create_user(
         }
     }
     let password_hash = secrets::hash_password_bounded(password.to_string()).await.map_err(Failure::Internal)?;
-    let user = PortalUserRow { id: secrets::new_id("usr"), email, subscription_id, password_hash, created: now() };
+    let user = PortalUserRow {
+        id: secrets::new_id("usr"),
+        email,
+        subscription_id,
+        password_hash,
+        created: state.now().unix_timestamp(),
+    };
     state.db.insert_portal_user(&user).await?;
     tracing::info!(user = %user.id, subscription = ?user.subscription_id, "portal user created");
     Ok(user)

@@ -2,14 +2,13 @@
 
 use axum::extract::State;
 use axum::Json;
-use time::OffsetDateTime;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{ErrorBody, Machine, MachineRegistered, RegisterMachine};
 
 use super::ApiJson;
 use crate::auth::Principal;
-use crate::db::{now, CredentialKind};
+use crate::db::CredentialKind;
 use crate::error::{ApiResult, Failure};
 use crate::secrets;
 use crate::state::AppState;
@@ -40,7 +39,7 @@ async fn register(
         vault_id,
         name: body.name,
         hostname: body.hostname,
-        registered: OffsetDateTime::from_unix_timestamp(now()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        registered: state.now(),
         removed: None,
         last_backup: None,
         next_backup: None,

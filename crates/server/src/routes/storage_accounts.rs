@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use time::OffsetDateTime;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{Container, CreateContainer, CreateStorageAccount, ErrorBody, StorageAccount};
@@ -11,7 +10,7 @@ use offsite_api::types::{Container, CreateContainer, CreateStorageAccount, Error
 use super::subscriptions::{managed, seeded};
 use super::ApiJson;
 use crate::auth::Principal;
-use crate::db::now;
+
 use crate::error::{ApiResult, Failure};
 use crate::secrets;
 use crate::state::AppState;
@@ -20,10 +19,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_storage_account, list_storage_accounts))
         .routes(routes!(create_container, list_containers))
-}
-
-fn now_time() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(now()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[utoipa::path(post, path = "/subscriptions/{subscription_id}/storage-accounts", tag = "storage", security(("bearer" = [])),
@@ -41,7 +36,7 @@ async fn create_storage_account(
         id: secrets::new_id("sa"),
         subscription_id: subscription.id,
         name: body.name,
-        created: now_time(),
+        created: state.now(),
     };
     state.db.insert_storage_account(&account).await?;
     Ok(Json(account))
@@ -84,7 +79,7 @@ async fn create_container(
     let account = managed_account(&state, &principal, &storage_account_id, false).await?;
     super::check_name("container", &body.name)?;
     let container =
-        Container { id: secrets::new_id("ctr"), storage_account_id: account.id, name: body.name, created: now_time() };
+        Container { id: secrets::new_id("ctr"), storage_account_id: account.id, name: body.name, created: state.now() };
     state.db.insert_container(&container).await?;
     Ok(Json(container))
 }

@@ -12,7 +12,7 @@ use offsite_api::types::{
 
 use super::ApiJson;
 use crate::auth::Principal;
-use crate::db::{now, time_of, CredentialKind, CredentialRow};
+use crate::db::{time_of, CredentialKind, CredentialRow};
 use crate::error::{ApiResult, Failure};
 use crate::secrets;
 use crate::state::AppState;
@@ -116,11 +116,7 @@ async fn create_subscription(
 ) -> ApiResult<Json<SubscriptionCreated>> {
     principal.require_operator()?;
     super::check_name("subscription", &body.name)?;
-    let subscription = Subscription {
-        id: secrets::new_id("sub"),
-        name: body.name,
-        created: time::OffsetDateTime::from_unix_timestamp(now()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-    };
+    let subscription = Subscription { id: secrets::new_id("sub"), name: body.name, created: state.now() };
     state.db.insert_subscription(&subscription).await?;
     let token = state.db.issue_credential(CredentialKind::Subscription, &subscription.id, None).await?;
     tracing::info!(subscription = %subscription.id, name = %subscription.name, "subscription created");

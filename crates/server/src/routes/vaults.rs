@@ -10,7 +10,7 @@ use offsite_api::types::{CreateVault, CreateVaultCredentials, ErrorBody, Machine
 use super::subscriptions::managed;
 use super::ApiJson;
 use crate::auth::Principal;
-use crate::db::{now, CredentialKind};
+use crate::db::CredentialKind;
 use crate::error::{ApiResult, Failure};
 use crate::secrets;
 use crate::state::AppState;
@@ -48,12 +48,8 @@ async fn create_vault(
 ) -> ApiResult<Json<Vault>> {
     let subscription = managed(&state, &principal, &subscription_id).await?;
     super::check_name("vault", &body.name)?;
-    let vault = Vault {
-        id: secrets::new_id("vlt"),
-        subscription_id: subscription.id,
-        name: body.name,
-        created: OffsetDateTime::from_unix_timestamp(now()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-    };
+    let vault =
+        Vault { id: secrets::new_id("vlt"), subscription_id: subscription.id, name: body.name, created: state.now() };
     state.db.insert_vault(&vault).await?;
     tracing::info!(vault = %vault.id, subscription = %vault.subscription_id, "vault created");
     Ok(Json(vault))

@@ -85,17 +85,17 @@ fn open_or_maybe_create(
     create: Option<InitOptions>,
 ) -> AgentResult<VaultRepository> {
     // Opened first: the usual case costs no extra request for the config.
-    let repo = match Repository::open_cached(backend.clone(), passphrase.as_bytes(), cache) {
-        Ok(repo) => repo,
-        Err(offsite_engine::error::Error::NotARepository { .. }) if create.is_some() => {
-            let repo = Repository::init(backend.clone(), passphrase.as_bytes(), create.unwrap_or_default())?;
+    let repo = match (Repository::open_cached(backend.clone(), passphrase.as_bytes(), cache), create) {
+        (Ok(repo), _) => repo,
+        (Err(offsite_engine::error::Error::NotARepository { .. }), Some(init)) => {
+            let repo = Repository::init(backend.clone(), passphrase.as_bytes(), init)?;
             match cache {
                 Some(settings) => repo.with_cache(settings),
                 None => repo,
             }
         }
-        Err(offsite_engine::error::Error::WrongPassphrase { .. }) => return Err(AgentError::WrongPassphrase),
-        Err(other) => return Err(other.into()),
+        (Err(offsite_engine::error::Error::WrongPassphrase { .. }), _) => return Err(AgentError::WrongPassphrase),
+        (Err(other), _) => return Err(other.into()),
     };
     Ok(VaultRepository { repo, backend })
 }

@@ -316,14 +316,18 @@ pub fn restore(
             failed.lock().unwrap_or_else(|p| p.into_inner()).insert(i, reason);
         }
         let mut offset = 0u64;
+        let mut unknown_length = false;
         for id in content {
-            let Some(length) = length_of(id) else { break };
+            let Some(length) = length_of(id) else {
+                unknown_length = true;
+                break;
+            };
             if index.get(id).is_some() {
                 place(id, offset);
             }
             offset += u64::from(length);
         }
-        if content.iter().any(|id| length_of(id).is_none()) {
+        if unknown_length {
             let mut end = file.node.size;
             for id in content.iter().rev() {
                 let Some(length) = length_of(id) else { break };

@@ -70,17 +70,6 @@ impl CredentialKind {
     }
 }
 
-impl Db {
-    /// The service's clock, which stamps the rows.
-    pub fn clock(&self) -> Clock {
-        self.clock
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.unix()
-    }
-}
-
 pub(crate) fn time_of(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -154,6 +143,15 @@ impl Db {
         let pool = options.connect(url).await.map_err(|e| unavailable(e.to_string()))?;
         MIGRATOR.run(&pool).await.map_err(|e| DbError::Migration(e.to_string()))?;
         Ok(Db { pool, postgres: !sqlite, clock })
+    }
+
+    /// The service's clock, which stamps the rows.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.unix()
     }
 
     /// The connection pool, for queries kept beside their feature (`import_jobs_db`).

@@ -225,7 +225,7 @@ impl Server {
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir { path: data_dir.clone(), source })?;
         let database_url = database_url(&config);
-        let db = db::Db::connect(&database_url, clock::Clock::new(config.clock_offset_seconds)).await?;
+        let db = open_database(&config).await?;
         let storage = open_storage(&config).await?;
         remove_dead_uploads(&config)?;
         let given = config.tls_cert.as_deref().zip(config.tls_key.as_deref());

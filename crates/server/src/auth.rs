@@ -1,12 +1,6 @@
 //! Who is calling. Every API request but `/register`'s vault credential and the
-//! public endpoints presents a bearer credential; this module turns it into a
-//! [`Principal`] and says what each principal may touch. Handlers then check the
-//! tenant of every resource they load against it, answering "not found" for another
-//! tenant's resources so that ids of others cannot even be probed.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! public endpoints presents a bearer credential or a signed application request;
+//! this module turns it into a [`Principal`] (what each may touch is said there).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -14,100 +8,9 @@ use time::OffsetDateTime;
 
 use crate::db::{CredentialKind, CredentialRow};
 use crate::error::Failure;
+pub use crate::principal::Principal;
 use crate::secrets;
 use crate::state::AppState;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Operator,
-    /// A subscription's management credential (its publish settings).
-    Subscription {
-        subscription_id: String,
-    },
-    /// A vault credentials file: may only register one machine to one vault.
-    Registration {
-        credential_id: String,
-        vault_id: String,
-    },
-    /// A registered machine.
-    Machine {
-        machine_id: String,
-        vault_id: String,
-        subscription_id: String,
-    },
-    /// A subscription's offline-seeding application, by a signed request.
-    Application {
-        application_id: String,
-        subscription_id: String,
-        thumbprint: String,
-    },
-}
-
-impl Principal {
-    pub fn require_operator(&self) -> Result<(), Failure> {
-        match self {
-            Principal::Operator => Ok(()),
-            _ => Err(Failure::Forbidden("only the service operator may do this".into())),
-        }
-    }
-
-    /// Operators and the subscription itself manage a subscription's resources.
-    pub fn manages(&self, subscription_id: &str) -> bool {
-        match self {
-            Principal::Operator => true,
-            Principal::Subscription { subscription_id: own } => own == subscription_id,
-            _ => false,
-        }
-    }
-
-    /// Reading a machine's records: the machine itself, its subscription, operators.
-    pub fn may_read_machine(&self, machine_id: &str, subscription_id: &str) -> bool {
-        match self {
-            Principal::Machine { machine_id: own, .. } => own == machine_id,
-            other => other.manages(subscription_id),
-        }
-    }
-
-    /// What offline seeding needs of a subscription (reading it, its storage
-    /// accounts and containers, its import jobs and their shipping and repair
-    /// drives): its managers, and its own offline-seeding application.
-    pub fn seeds(&self, subscription_id: &str) -> bool {
-        match self {
-            Principal::Application { subscription_id: own, .. } => own == subscription_id,
-            other => other.manages(subscription_id),
-        }
-    }
-
-    pub fn is_machine(&self, machine_id: &str) -> bool {
-        matches!(self, Principal::Machine { machine_id: own, .. } if own == machine_id)
-    }
-}
-
-/// Verified tokens, so the Argon2 check runs once per token and not per request.
-/// The credential row is still read on every request, so revocation is immediate.
-#[derive(Default)]
-pub struct VerifiedTokens {
-    entries: Mutex<HashMap<[u8; 32], Instant>>,
-}
-
-const VERIFIED_FOR: Duration = Duration::from_secs(600);
-
-impl VerifiedTokens {
-    fn is_verified(&self, token: &str) -> bool {
-        let key = *blake3::hash(token.as_bytes()).as_bytes();
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(&key).is_some_and(|at| at.elapsed() < VERIFIED_FOR)
-    }
-
-    fn remember(&self, token: &str) {
-        let key = *blake3::hash(token.as_bytes()).as_bytes();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() > 100_000 {
-            entries.retain(|_, at| at.elapsed() < VERIFIED_FOR);
-        }
-        entries.insert(key, Instant::now());
-    }
-}
 
 fn unauthorized(message: &str) -> Failure {
     Failure::Unauthorized(message.to_string())

@@ -231,7 +231,7 @@ impl Checker {
         for (job_id, _) in self.db.adopted_jobs_of(machine).await? {
             self.report.adoptions += 1;
             let Some(job) = self.db.import_job(&job_id).await? else { continue };
-            let folder = crate::routes::import_jobs::folder_of(&job);
+            let folder = job.folder();
             let mut missing = Vec::new();
             // The seed is what its file list says (the container may have lost files
             // too); jobs made before file lists have only their container.
@@ -272,7 +272,7 @@ impl Checker {
 
     async fn completed_job(&mut self, job: &ImportJobRow) -> Result<(), CheckError> {
         self.report.import_jobs_completed += 1;
-        let folder: JobFolder = crate::routes::import_jobs::folder_of(job);
+        let folder: JobFolder = job.folder();
         let mut problem = |problem: String| {
             self.report.disagreements.push(Disagreement::IncompleteImportJob { import_job: job.name.clone(), problem })
         };

@@ -1,5 +1,5 @@
 //! The import jobs' tables (migrations/0002): jobs, their drives and the timeline
-//! of every state change. The routes decide transitions with the seeding crate's
+//! of every state change. The import-job service (`services::import_jobs`) decides transitions with the seeding crate's
 //! state machine; this module stores them, each change in one transaction whose
 //! updates only apply if the states are still the ones the decision started from.
 
@@ -11,6 +11,7 @@ use offsite_api::types::{
     StorageAccount,
 };
 
+use crate::container_storage::JobFolder;
 use crate::db::{rows_per_insert, values_of, Db, DbError, DbResult};
 
 /// A stored import job, with the names of what it points at.
@@ -32,6 +33,17 @@ pub struct ImportJobRow {
     pub shipping: Option<ShippingDetails>,
     /// The registered file list's summary (migrations/0005_seed_completeness), if any.
     pub file_list: Option<ImportFileListSummary>,
+}
+
+impl ImportJobRow {
+    /// Where the job's files are in the object store.
+    pub fn folder(&self) -> JobFolder {
+        JobFolder {
+            storage_account_id: self.storage_account_id.clone(),
+            container_id: self.container_id.clone(),
+            job_name: self.name.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

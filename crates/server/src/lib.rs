@@ -22,16 +22,20 @@ mod import_jobs_db;
 mod operator;
 mod portal;
 mod portal_db;
+mod principal;
 mod repository_files_db;
 mod retrying_store;
 pub(crate) mod routes;
 mod scrape;
 mod secrets;
 mod seeding_db;
+mod services;
+mod sign_in_limit;
 mod state;
 pub mod storage;
 pub mod tls;
 mod unread_body;
+mod verified_tokens;
 
 /// The portal's routes, for tests that must cover every page.
 pub use portal::{PortalAccess, PortalRoute, ROUTES as PORTAL_ROUTES};

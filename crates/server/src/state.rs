@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::auth::VerifiedTokens;
 use crate::db::Db;
+use crate::sign_in_limit::SignInFailures;
 use crate::storage::VaultStorage;
+use crate::verified_tokens::VerifiedTokens;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -14,7 +15,7 @@ pub struct Shared {
     pub storage: VaultStorage,
     pub verified: VerifiedTokens,
     /// Failed portal sign-ins by address, for the portal's attempt limit.
-    pub sign_in_failures: crate::portal::SignInFailures,
+    pub sign_in_failures: SignInFailures,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The URL and certificate fingerprint clients are given (in the credential
     /// files the portal hands out).

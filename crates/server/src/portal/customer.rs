@@ -1,8 +1,9 @@
 //! The pages of a subscription: its overview, vaults, credential downloads,
 //! storage accounts, offline-seeding application and import jobs.
 //!
-//! Every page loads what it shows through the API's own handlers with the signed-in
-//! user's principal, so a page shows exactly what the API would answer that user.
+//! Every page loads what it shows through the services the API calls, with the
+//! signed-in user's principal, so a page shows exactly what the API would answer
+//! that user.
 
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::header;
@@ -21,7 +22,7 @@ use super::session::{CsrfForm, SignedIn};
 use crate::auth::Principal;
 use crate::db::CredentialKind;
 use crate::error::Failure;
-use crate::routes::{self, ApiJson};
+use crate::services::{applications, import_jobs, jobs, machines, storage_accounts, subscriptions, vaults};
 use crate::state::AppState;
 
 type PageResult = Result<Response, PortalFailure>;
@@ -32,7 +33,7 @@ pub async fn overview(State(state): State<AppState>, who: SignedIn) -> PageResul
     if let Principal::Subscription { subscription_id } = &who.principal {
         return Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}")).into_response());
     }
-    let subscriptions = routes::subscriptions::list_subscriptions(State(state), who.principal.clone()).await?.0;
+    let subscriptions = subscriptions::list(&state, &who.principal).await?;
     Ok(page(
         "Subscriptions",
         Some(&who),
@@ -69,10 +70,9 @@ struct MachineSummary {
 impl MachineSummary {
     async fn load(state: &AppState, principal: &Principal, machine: Machine) -> Result<Self, PortalFailure> {
         let id = machine.id.clone();
-        let mut jobs = routes::jobs::list_jobs(State(state.clone()), principal.clone(), Path(id.clone())).await?.0;
+        let mut jobs = jobs::list(state, principal, &id).await?;
         jobs.sort_by_key(|j| j.report.started);
-        let recovery_points =
-            routes::machines::get_recovery_points(State(state.clone()), principal.clone(), Path(id.clone())).await?.0;
+        let recovery_points = machines::get_recovery_points(state, principal, &id).await?;
         let adopted = state
             .db
             .adoptions_of(&id)
@@ -189,22 +189,17 @@ pub async fn subscription(
     Path(subscription_id): Path<String>,
 ) -> PageResult {
     let principal = who.principal.clone();
-    let subscription =
-        routes::subscriptions::get_subscription(State(state.clone()), principal.clone(), Path(subscription_id.clone()))
-            .await?
-            .0;
+    let subscription = subscriptions::get(&state, &principal, &subscription_id).await?;
     // The subscription route also answers its offline-seeding application; the
     // portal is for its managers only.
     if !principal.manages(&subscription.id) {
         return Err(Failure::not_found(format!("subscription {subscription_id}")).into());
     }
-    let vaults =
-        routes::vaults::list_vaults(State(state.clone()), principal.clone(), Path(subscription.id.clone())).await?.0;
+    let vaults = vaults::list(&state, &principal, &subscription.id).await?;
     let mut per_vault = Vec::new();
     let mut all = Vec::new();
     for vault in vaults {
-        let machines =
-            routes::vaults::list_machines(State(state.clone()), principal.clone(), Path(vault.id.clone())).await?.0;
+        let machines = vaults::list_machines(&state, &principal, &vault.id).await?;
         let mut summaries = Vec::new();
         for machine in machines {
             summaries.push(MachineSummary::load(&state, &principal, machine).await?);
@@ -217,10 +212,7 @@ pub async fn subscription(
         ));
         all.extend(summaries);
     }
-    let import_jobs =
-        routes::import_jobs::list_import_jobs(State(state.clone()), principal.clone(), Path(subscription.id.clone()))
-            .await?
-            .0;
+    let import_jobs = import_jobs::list(&state, &principal, &subscription.id).await?;
     let flying: Vec<&ImportJobView> = import_jobs.iter().filter(|j| in_flight(j)).collect();
     let stored: u64 = all.iter().map(MachineSummary::stored).sum();
     let id = &subscription.id;
@@ -291,9 +283,8 @@ pub async fn subscription(
 
 pub async fn vault(State(state): State<AppState>, who: SignedIn, Path(vault_id): Path<String>) -> PageResult {
     let principal = who.principal.clone();
-    let vault = routes::vaults::get_vault(State(state.clone()), principal.clone(), Path(vault_id.clone())).await?.0;
-    let machines =
-        routes::vaults::list_machines(State(state.clone()), principal.clone(), Path(vault.id.clone())).await?.0;
+    let vault = vaults::get(&state, &principal, &vault_id).await?;
+    let machines = vaults::list_machines(&state, &principal, &vault.id).await?;
     let mut summaries = Vec::new();
     for machine in machines {
         summaries.push(MachineSummary::load(&state, &principal, machine).await?);
@@ -383,14 +374,13 @@ pub async fn vault_credentials(
     Form(form): Form<CsrfForm>,
 ) -> PageResult {
     who.check_csrf(&form.csrf)?;
-    let issued = routes::vaults::create_vault_credentials(
-        State(state.clone()),
-        who.principal.clone(),
-        Path(vault_id),
-        ApiJson(CreateVaultCredentials { valid_hours: None }),
+    let issued = vaults::create_vault_credentials(
+        &state,
+        &who.principal,
+        &vault_id,
+        CreateVaultCredentials { valid_hours: None },
     )
-    .await?
-    .0;
+    .await?;
     let name = format!("{}.VaultCredentials", file_name_part(&issued.vault_name));
     let file = VaultCredentials::issued(state.endpoint.clone(), issued);
     Ok(download(&name, "application/xml", file.to_xml()))
@@ -403,7 +393,7 @@ pub async fn publish_settings(
     Form(form): Form<CsrfForm>,
 ) -> PageResult {
     who.check_csrf(&form.csrf)?;
-    let subscription = routes::subscriptions::managed(&state, &who.principal, &subscription_id).await?;
+    let subscription = subscriptions::managed(&state, &who.principal, &subscription_id).await?;
     let credential = state.db.issue_credential(CredentialKind::Subscription, &subscription.id, None).await?;
     tracing::info!(subscription = %subscription.id, user = %who.user.id, "publish settings downloaded from the portal");
     let file = PublishSettings {
@@ -418,23 +408,11 @@ pub async fn publish_settings(
 
 pub async fn storage(State(state): State<AppState>, who: SignedIn, Path(subscription_id): Path<String>) -> PageResult {
     let principal = who.principal.clone();
-    let subscription = routes::subscriptions::managed(&state, &principal, &subscription_id).await?;
-    let accounts = routes::storage_accounts::list_storage_accounts(
-        State(state.clone()),
-        principal.clone(),
-        Path(subscription.id.clone()),
-    )
-    .await?
-    .0;
+    let subscription = subscriptions::managed(&state, &principal, &subscription_id).await?;
+    let accounts = storage_accounts::list(&state, &principal, &subscription.id).await?;
     let mut rows = Vec::new();
     for account in accounts {
-        let containers = routes::storage_accounts::list_containers(
-            State(state.clone()),
-            principal.clone(),
-            Path(account.id.clone()),
-        )
-        .await?
-        .0;
+        let containers = storage_accounts::list_containers(&state, &principal, &account.id).await?;
         rows.push((account, containers));
     }
     Ok(page(
@@ -467,15 +445,10 @@ pub async fn application(
     Path(subscription_id): Path<String>,
     Query(query): Query<ApplicationQuery>,
 ) -> PageResult {
-    let subscription = routes::subscriptions::managed(&state, &who.principal, &subscription_id).await?;
-    let found = routes::applications::get_application(
-        State(state.clone()),
-        who.principal.clone(),
-        Path(subscription.id.clone()),
-    )
-    .await;
+    let subscription = subscriptions::managed(&state, &who.principal, &subscription_id).await?;
+    let found = applications::get(&state, &who.principal, &subscription.id).await;
     let application = match found {
-        Ok(found) => Some(found.0),
+        Ok(found) => Some(found),
         Err(Failure::NotFound(_)) => None,
         Err(other) => return Err(other.into()),
     };
@@ -575,12 +548,12 @@ pub async fn upload_certificate(
         _ => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &data),
     };
     let added = crate::certificates::parse_upload(&text).map(|parsed| parsed.thumbprint).unwrap_or_default();
-    // The API's handler checks the certificate (and refuses what parse_upload refuses).
-    let _application = routes::applications::upload_certificate(
-        State(state),
-        who.principal.clone(),
-        Path(subscription_id.clone()),
-        ApiJson(UploadCertificate { certificate: text }),
+    // The service checks the certificate (and refuses what parse_upload refuses).
+    let _application = applications::upload_certificate(
+        &state,
+        &who.principal,
+        &subscription_id,
+        UploadCertificate { certificate: text },
     )
     .await?;
     Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}/application?added={added}")).into_response())
@@ -591,14 +564,8 @@ pub async fn import_jobs(
     who: SignedIn,
     Path(subscription_id): Path<String>,
 ) -> PageResult {
-    let subscription = routes::subscriptions::managed(&state, &who.principal, &subscription_id).await?;
-    let jobs = routes::import_jobs::list_import_jobs(
-        State(state.clone()),
-        who.principal.clone(),
-        Path(subscription.id.clone()),
-    )
-    .await?
-    .0;
+    let subscription = subscriptions::managed(&state, &who.principal, &subscription_id).await?;
+    let jobs = import_jobs::list(&state, &who.principal, &subscription.id).await?;
     Ok(page(
         "Import jobs",
         Some(&who),
@@ -619,7 +586,7 @@ pub async fn import_jobs(
 }
 
 pub async fn import_job(State(state): State<AppState>, who: SignedIn, Path(job_id): Path<String>) -> PageResult {
-    let job = routes::import_jobs::get_import_job(State(state), who.principal.clone(), Path(job_id)).await?.0;
+    let job = import_jobs::get(&state, &who.principal, &job_id).await?;
     Ok(page(&job.name, Some(&who), import_job_markup(&job)))
 }
 
@@ -685,7 +652,8 @@ fn import_job_markup(job: &ImportJobView) -> Markup {
 pub async fn drive_log(
     State(state): State<AppState>,
     who: SignedIn,
-    Path(path): Path<(String, String, String)>,
+    Path((job_id, drive_id, kind)): Path<(String, String, String)>,
 ) -> PageResult {
-    Ok(routes::import_jobs::get_drive_log(State(state), who.principal.clone(), Path(path)).await?)
+    let text = import_jobs::drive_log(&state, &who.principal, &job_id, &drive_id, &kind).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }

@@ -8,8 +8,9 @@
 //! - `layout`, `charts`: the page shell and server-drawn SVG charts.
 //!
 //! Pages are server-rendered HTML (maud) without JavaScript. Each one reads and
-//! changes things through the API's handlers, called with the signed-in user's
-//! [`Principal`](crate::auth::Principal): same rules, same tenant checks.
+//! changes things through the service layer ([`crate::services`]), called with the
+//! signed-in user's [`Principal`](crate::principal::Principal): the API's rules
+//! and tenant checks, not a copy of them.
 
 mod charts;
 mod customer;
@@ -22,8 +23,6 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
-
-pub use session::{create_user, SignInFailures};
 
 /// Who may open a portal route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,11 @@ use offsite_api::types::*;
 
 use super::customer::drive_percent;
 use super::layout::{bytes, page, progress, when, PortalFailure};
-use super::session::{create_user as create_portal_user, SignedIn, MIN_PASSWORD_CHARS};
+use super::session::SignedIn;
 use crate::auth::Principal;
-use crate::routes::{self, import_jobs::DEADLINE_ACTOR, ApiJson};
+use crate::services::datacenters;
+use crate::services::import_jobs::{self, DEADLINE_ACTOR};
+use crate::services::portal_users::{self, MIN_PASSWORD_CHARS};
 use crate::state::AppState;
 
 type PageResult = Result<Response, PortalFailure>;
@@ -34,8 +36,7 @@ async fn all_import_jobs(
 ) -> Result<Vec<ImportJobView>, PortalFailure> {
     let mut jobs = Vec::new();
     for subscription in subscriptions {
-        let path = Path(subscription.id.clone());
-        jobs.extend(routes::import_jobs::list_import_jobs(State(state.clone()), Principal::Operator, path).await?.0);
+        jobs.extend(import_jobs::list(state, &Principal::Operator, &subscription.id).await?);
     }
     Ok(jobs)
 }
@@ -51,7 +52,7 @@ pub async fn operations(
     Query(query): Query<OperatorQuery>,
 ) -> PageResult {
     operator_only(&who)?;
-    let datacenters = routes::datacenters::list_datacenters(State(state.clone()), Principal::Operator).await?.0;
+    let datacenters = datacenters::list(&state, &Principal::Operator).await?;
     let subscriptions = state.db.subscriptions().await?;
     let jobs = all_import_jobs(&state, &subscriptions).await?;
     let incoming: Vec<&ImportJobView> = jobs.iter().filter(|j| j.state == ImportJobState::Shipping).collect();
@@ -164,8 +165,7 @@ pub async fn receive(
     operator_only(&who)?;
     who.check_csrf(&form.csrf)?;
     let note = ImportJobNote { message: Some(format!("received at the datacenter (portal, {})", who.user.email)) };
-    let _received =
-        routes::import_jobs::receive_import_job(State(state), Principal::Operator, Path(job_id), ApiJson(note)).await?;
+    import_jobs::receive(&state, &Principal::Operator, &job_id, note).await?;
     Ok(Redirect::to("/portal/operator#incoming").into_response())
 }
 
@@ -184,7 +184,8 @@ pub async fn create_user(State(state): State<AppState>, who: SignedIn, Form(form
     operator_only(&who)?;
     who.check_csrf(&form.csrf)?;
     let subscription = Some(form.subscription).filter(|s| !s.is_empty());
-    let user = create_portal_user(&state, &form.email, &form.password, subscription).await?;
+    let new_user = CreatePortalUser { email: form.email, password: form.password, subscription_id: subscription };
+    let user = portal_users::create(&state, &who.principal, new_user).await?;
     let email: String = url::form_urlencoded::byte_serialize(user.email.as_bytes()).collect();
     Ok(Redirect::to(&format!("/portal/operator?created={email}")).into_response())
 }

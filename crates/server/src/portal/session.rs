@@ -3,8 +3,9 @@
 //!
 //! A signed-in user becomes the same [`Principal`] an API credential would (a
 //! subscription's user is `Principal::Subscription`, an operator
-//! `Principal::Operator`), and the portal's pages call the API's own handlers with
-//! it: the portal cannot show or do anything the API would refuse that principal.
+//! `Principal::Operator`), and the portal's pages call the services the API calls
+//! with it: the portal cannot show or do anything the API would refuse that
+//! principal.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
@@ -27,47 +28,6 @@ const SESSION_COOKIE: &str = "offsite_session";
 /// victim into the attacker's account) has no way to know it.
 const SIGN_IN_COOKIE: &str = "offsite_sign_in";
 const SESSION_SECONDS: i64 = 12 * 3600;
-/// Failed sign-ins allowed per address within [`FAILURE_WINDOW`] before the address
-/// is refused until the window has passed: password guessing gets five tries a
-/// quarter of an hour, a person who mistyped waits at worst that long.
-const MAX_FAILURES: u32 = 5;
-const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-/// Failed sign-ins by address (known or not, so the limit says nothing about which
-/// addresses exist). In memory: each replica counts its own, which bounds guessing
-/// per replica; the Argon2id cost bounds it further.
-#[derive(Default)]
-pub struct SignInFailures {
-    by_email: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
-}
-
-impl SignInFailures {
-    /// Minutes to wait, when the address has used up its tries.
-    fn blocked_for(&self, email: &str) -> Option<u64> {
-        let map = self.by_email.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, since) = map.get(email)?;
-        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
-        (*count >= MAX_FAILURES).then(|| left.as_secs().div_ceil(60).max(1))
-    }
-
-    fn failed(&self, email: &str) {
-        let mut map = self.by_email.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        }
-        let entry = map.entry(email.to_string()).or_insert((0, std::time::Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, std::time::Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    fn succeeded(&self, email: &str) {
-        self.by_email.lock().unwrap_or_else(|e| e.into_inner()).remove(email);
-    }
-}
-/// Shorter passwords are refused when an operator creates a user.
-pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// A request from a signed-in browser.
 pub struct SignedIn {
@@ -264,42 +224,4 @@ pub async fn sign_out(
     let mut response = Redirect::to("/portal/sign-in").into_response();
     set_cookie(&mut response, portal_cookie(SESSION_COOKIE, String::new(), 0));
     Ok(response)
-}
-
-/// Creates a portal user (operators: from the portal's operator page or the API).
-pub async fn create_user(
-    state: &AppState,
-    email: &str,
-    password: &str,
-    subscription_id: Option<String>,
-) -> Result<PortalUserRow, crate::error::Failure> {
-    use crate::error::Failure;
-    let email = email.trim().to_lowercase();
-    let plausible = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !email.contains(char::is_whitespace);
-    if !plausible {
-        return Err(Failure::BadRequest(format!("'{email}' is not an email address")));
-    }
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(Failure::BadRequest(format!(
-            "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
-    if let Some(id) = &subscription_id {
-        if state.db.subscription(id).await?.is_none() {
-            return Err(Failure::not_found(format!("subscription {id}")));
-        }
-    }
-    let password_hash = secrets::hash_password_bounded(password.to_string()).await.map_err(Failure::Internal)?;
-    let user = PortalUserRow {
-        id: secrets::new_id("usr"),
-        email,
-        subscription_id,
-        password_hash,
-        created: state.now().unix_timestamp(),
-    };
-    state.db.insert_portal_user(&user).await?;
-    tracing::info!(user = %user.id, subscription = ?user.subscription_id, "portal user created");
-    Ok(user)
 }

@@ -1,5 +1,5 @@
-//! Backup and restore jobs as agents report them: created when a job starts,
-//! updated when it ends, listed for the machine, its subscription and operators.
+//! The jobs API: handlers take the request apart and call
+//! [`crate::services::jobs`], where the rules are.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -7,39 +7,25 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{ErrorBody, Job, JobReport};
 
-use super::machines::{machine_for, Access};
 use super::ApiJson;
 use crate::auth::Principal;
-use crate::error::{ApiResult, Failure};
-use crate::secrets;
+use crate::error::ApiResult;
+use crate::services::jobs;
 use crate::state::AppState;
-
-const HISTORY: i64 = 200;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_jobs, create_job)).routes(routes!(get_job, update_job))
 }
 
-fn check(report: &JobReport) -> ApiResult<()> {
-    let too_big = [report.bytes_processed, report.bytes_uploaded, report.bytes_stored, report.file_count]
-        .iter()
-        .any(|v| *v > i64::MAX as u64);
-    if too_big || report.errors.len() > 1000 || report.message.as_ref().is_some_and(|m| m.len() > 4096) {
-        return Err(Failure::BadRequest("the job report is out of range (numbers, at most 1000 errors)".into()));
-    }
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/machines/{machine_id}/jobs", tag = "jobs", security(("bearer" = [])),
     params(("machine_id" = String, Path)),
     responses((status = 200, body = Vec<Job>), (status = 404, body = ErrorBody)))]
-pub(crate) async fn list_jobs(
+async fn list_jobs(
     State(state): State<AppState>,
     principal: Principal,
     Path(machine_id): Path<String>,
 ) -> ApiResult<Json<Vec<Job>>> {
-    let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Read).await?;
-    Ok(Json(state.db.jobs_of(&machine.id, HISTORY).await?))
+    Ok(Json(jobs::list(&state, &principal, &machine_id).await?))
 }
 
 #[utoipa::path(post, path = "/machines/{machine_id}/jobs", tag = "jobs", security(("bearer" = [])),
@@ -51,24 +37,7 @@ async fn create_job(
     Path(machine_id): Path<String>,
     ApiJson(report): ApiJson<JobReport>,
 ) -> ApiResult<Json<Job>> {
-    let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Report).await?;
-    check(&report)?;
-    if let Some(next) = report.next_backup {
-        state.db.set_next_backup(&machine.id, next).await?;
-    }
-    let job = Job { id: secrets::new_id("job"), machine_id: machine.id, report };
-    state.db.insert_job(&job).await?;
-    metrics::counter!("offsite_jobs_total", "kind" => format!("{:?}", job.report.kind), "state" => format!("{:?}", job.report.state)).increment(1);
-    Ok(Json(job))
-}
-
-async fn job_of(state: &AppState, machine_id: &str, job_id: &str) -> ApiResult<Job> {
-    let missing = || Failure::not_found(format!("job {job_id}"));
-    let job = state.db.job(job_id).await?.ok_or_else(missing)?;
-    if job.machine_id != machine_id {
-        return Err(missing());
-    }
-    Ok(job)
+    Ok(Json(jobs::create(&state, &principal, &machine_id, report).await?))
 }
 
 #[utoipa::path(get, path = "/machines/{machine_id}/jobs/{job_id}", tag = "jobs", security(("bearer" = [])),
@@ -79,8 +48,7 @@ async fn get_job(
     principal: Principal,
     Path((machine_id, job_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Job>> {
-    let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Read).await?;
-    Ok(Json(job_of(&state, &machine.id, &job_id).await?))
+    Ok(Json(jobs::get(&state, &principal, &machine_id, &job_id).await?))
 }
 
 /// Updates a running job; a finished job is final.
@@ -93,20 +61,5 @@ async fn update_job(
     Path((machine_id, job_id)): Path<(String, String)>,
     ApiJson(report): ApiJson<JobReport>,
 ) -> ApiResult<Json<Job>> {
-    let (machine, _) = machine_for(&state, &principal, &machine_id, Access::Report).await?;
-    check(&report)?;
-    let mut job = job_of(&state, &machine.id, &job_id).await?;
-    if job.report.state.is_finished() {
-        return Err(Failure::Conflict(format!("job {job_id} has finished; its report is final")));
-    }
-    if report.kind != job.report.kind {
-        return Err(Failure::BadRequest("a job cannot change its kind".into()));
-    }
-    if let Some(next) = report.next_backup {
-        state.db.set_next_backup(&machine.id, next).await?;
-    }
-    job.report = JobReport { started: job.report.started, ..report };
-    state.db.update_job(&job).await?;
-    metrics::counter!("offsite_jobs_total", "kind" => format!("{:?}", job.report.kind), "state" => format!("{:?}", job.report.state)).increment(1);
-    Ok(Json(job))
+    Ok(Json(jobs::update(&state, &principal, &machine_id, &job_id, report).await?))
 }

@@ -138,8 +138,3 @@ pub struct ApiJson<T>(pub T);
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(crate::error::Failure))]
 pub struct ApiQuery<T>(pub T);
-
-/// Checks a resource name from a request body.
-fn check_name(what: &str, name: &str) -> Result<(), crate::error::Failure> {
-    offsite_api::types::check_name(what, name).map_err(crate::error::Failure::BadRequest)
-}

@@ -1,0 +1,72 @@
+//! Whom a request speaks for, and what each kind of caller may touch. Services
+//! check the tenant of every resource they load against it, answering "not found"
+//! for another tenant's resources so that ids of others cannot even be probed.
+//! [`crate::auth`] makes a `Principal` from a request's credential.
+
+use crate::error::Failure;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Operator,
+    /// A subscription's management credential (its publish settings).
+    Subscription {
+        subscription_id: String,
+    },
+    /// A vault credentials file: may only register one machine to one vault.
+    Registration {
+        credential_id: String,
+        vault_id: String,
+    },
+    /// A registered machine.
+    Machine {
+        machine_id: String,
+        vault_id: String,
+        subscription_id: String,
+    },
+    /// A subscription's offline-seeding application, by a signed request.
+    Application {
+        application_id: String,
+        subscription_id: String,
+        thumbprint: String,
+    },
+}
+
+impl Principal {
+    pub fn require_operator(&self) -> Result<(), Failure> {
+        match self {
+            Principal::Operator => Ok(()),
+            _ => Err(Failure::Forbidden("only the service operator may do this".into())),
+        }
+    }
+
+    /// Operators and the subscription itself manage a subscription's resources.
+    pub fn manages(&self, subscription_id: &str) -> bool {
+        match self {
+            Principal::Operator => true,
+            Principal::Subscription { subscription_id: own } => own == subscription_id,
+            _ => false,
+        }
+    }
+
+    /// Reading a machine's records: the machine itself, its subscription, operators.
+    pub fn may_read_machine(&self, machine_id: &str, subscription_id: &str) -> bool {
+        match self {
+            Principal::Machine { machine_id: own, .. } => own == machine_id,
+            other => other.manages(subscription_id),
+        }
+    }
+
+    /// What offline seeding needs of a subscription (reading it, its storage
+    /// accounts and containers, its import jobs and their shipping and repair
+    /// drives): its managers, and its own offline-seeding application.
+    pub fn seeds(&self, subscription_id: &str) -> bool {
+        match self {
+            Principal::Application { subscription_id: own, .. } => own == subscription_id,
+            other => other.manages(subscription_id),
+        }
+    }
+
+    pub fn is_machine(&self, machine_id: &str) -> bool {
+        matches!(self, Principal::Machine { machine_id: own, .. } if own == machine_id)
+    }
+}

@@ -1,0 +1,149 @@
+//! The offline-seeding application identity of a subscription (the seed's Azure AD
+//! application). `offsite certgen` creates it with its first certificate; more
+//! certificates are uploaded by hand when certgen runs on another machine. The
+//! application then authenticates by signing requests with a certificate's key
+//! (see `auth.rs`); it may do what offline seeding needs and nothing else.
+
+use offsite_api::types::{Application, ApplicationCertificate, UploadCertificate};
+
+use crate::certificates::{self, ParsedCertificate};
+use crate::db::time_of;
+use crate::error::{ApiResult, Failure};
+use crate::principal::Principal;
+use crate::secrets;
+use crate::seeding_db::{ApplicationRow, CertificateRow, NewApplication};
+use crate::services::subscriptions::managed;
+use crate::state::AppState;
+
+fn added_by(principal: &Principal) -> String {
+    match principal {
+        Principal::Subscription { subscription_id } => subscription_id.clone(),
+        _ => "operator".into(),
+    }
+}
+
+fn parse(body: &UploadCertificate) -> ApiResult<ParsedCertificate> {
+    certificates::parse_upload(&body.certificate).map_err(Failure::BadRequest)
+}
+
+async fn view(state: &AppState, app: ApplicationRow) -> ApiResult<Application> {
+    let certificates = state
+        .db
+        .application_certificates(&app.id)
+        .await?
+        .into_iter()
+        .map(|c| ApplicationCertificate {
+            not_after: certificates::parse_der(&c.der).ok().and_then(|p| p.not_after).map(time_of),
+            thumbprint: c.thumbprint,
+            added: time_of(c.added),
+        })
+        .collect();
+    Ok(Application { id: app.id, subscription_id: app.subscription_id, created: time_of(app.created), certificates })
+}
+
+fn exists_message(subscription_id: &str) -> String {
+    format!(
+        "subscription {subscription_id} already has an offline-seeding application. To use it from this machine: \
+         export the certificate with `offsite certgen export-cert`, upload it with `offsite admin application \
+         upload-cert`, record its thumbprint with `offsite certgen add-agent-entries`"
+    )
+}
+
+fn certificate_taken(thumbprint: &str) -> Failure {
+    Failure::Conflict(format!(
+        "certificate {thumbprint} is already registered: each certificate belongs to one application"
+    ))
+}
+
+async fn application_of(state: &AppState, subscription_id: &str) -> ApiResult<ApplicationRow> {
+    state.db.application_of(subscription_id).await?.ok_or_else(|| {
+        Failure::NotFound(format!(
+            "subscription {subscription_id} has no offline-seeding application yet: create it with \
+             `offsite certgen create-application`"
+        ))
+    })
+}
+
+/// Creates the subscription's application with its first certificate (certgen).
+/// A subscription has one application: a second answers 409 `application_exists`.
+pub async fn create(
+    state: &AppState,
+    principal: &Principal,
+    subscription_id: &str,
+    body: UploadCertificate,
+) -> ApiResult<Application> {
+    let subscription = managed(state, principal, subscription_id).await?;
+    let exists = || Failure::ConflictCode { code: "application_exists", message: exists_message(&subscription.id) };
+    if state.db.application_of(&subscription.id).await?.is_some() {
+        return Err(exists());
+    }
+    let parsed = parse(&body)?;
+    let now = state.now().unix_timestamp();
+    let app = ApplicationRow { id: secrets::new_id("app"), subscription_id: subscription.id.clone(), created: now };
+    let cert = CertificateRow {
+        thumbprint: parsed.thumbprint.clone(),
+        der: parsed.der,
+        added: now,
+        added_by: added_by(principal),
+    };
+    match state.db.insert_application(&app, &cert).await? {
+        NewApplication::Created => {}
+        NewApplication::Exists => return Err(exists()),
+        NewApplication::CertificateTaken => return Err(certificate_taken(&cert.thumbprint)),
+    }
+    tracing::info!(application = %app.id, subscription = %app.subscription_id, thumbprint = %cert.thumbprint,
+        "offline-seeding application created");
+    view(state, app).await
+}
+
+/// The subscription's application and its certificates.
+pub async fn get(state: &AppState, principal: &Principal, subscription_id: &str) -> ApiResult<Application> {
+    let subscription = managed(state, principal, subscription_id).await?;
+    let app = application_of(state, &subscription.id).await?;
+    view(state, app).await
+}
+
+/// Registers another certificate of the application (the manual path, when the
+/// application was created on another machine).
+pub async fn upload_certificate(
+    state: &AppState,
+    principal: &Principal,
+    subscription_id: &str,
+    body: UploadCertificate,
+) -> ApiResult<Application> {
+    let subscription = managed(state, principal, subscription_id).await?;
+    let app = application_of(state, &subscription.id).await?;
+    let parsed = parse(&body)?;
+    let cert = CertificateRow {
+        thumbprint: parsed.thumbprint.clone(),
+        der: parsed.der,
+        added: state.now().unix_timestamp(),
+        added_by: added_by(principal),
+    };
+    match state.db.insert_application_certificate(&app.id, &cert).await {
+        Err(crate::db::DbError::Conflict(_)) => return Err(certificate_taken(&cert.thumbprint)),
+        other => other?,
+    }
+    tracing::info!(application = %app.id, thumbprint = %cert.thumbprint, "application certificate added");
+    view(state, app).await
+}
+
+/// Removes a certificate of the application (operators and the subscription): a
+/// lost or retired machine's key stops signing at once. The application itself
+/// may not; removing its last certificate leaves it unable to sign until one is
+/// uploaded again.
+pub async fn remove_certificate(
+    state: &AppState,
+    principal: &Principal,
+    subscription_id: &str,
+    thumbprint: &str,
+) -> ApiResult<Application> {
+    let subscription = managed(state, principal, subscription_id).await?;
+    let app = application_of(state, &subscription.id).await?;
+    let thumbprint = thumbprint.to_ascii_uppercase();
+    if !state.db.remove_application_certificate(&app.id, &thumbprint).await? {
+        return Err(Failure::not_found(format!("certificate {thumbprint} of the offline-seeding application")));
+    }
+    tracing::info!(application = %app.id, thumbprint = %thumbprint, "application certificate removed");
+    view(state, app).await
+}

@@ -1,0 +1,377 @@
+//! The import job's life cycle as callers drive it: created with its drives,
+//! shipped, received at the datacenter, its drives moved on, completed or closed.
+
+use offsite_api::types::{
+    CreateImportJob, DriveStateUpdate, ImportDriveState, ImportJobDriveSpec, ImportJobNote, ImportJobView,
+    ShippingDetails,
+};
+use offsite_seeding::import_job::{self as machine, check_job_name, check_tracking_number, DriveRecord, ImportJob};
+
+use super::*;
+use crate::error::{ApiResult, Failure};
+use crate::import_jobs_db::{DriveRow, EventRow, ImportJobChange, ImportJobRow, ShippingUpdate};
+use crate::principal::Principal;
+use crate::secrets;
+use crate::services::subscriptions;
+use crate::state::AppState;
+
+/// Creates an import job in state `creating` with its drives `specified`.
+pub async fn create(
+    state: &AppState,
+    principal: &Principal,
+    subscription_id: &str,
+    body: CreateImportJob,
+) -> ApiResult<ImportJobView> {
+    let subscription = subscriptions::seeded(state, principal, subscription_id).await?;
+    check_job_name(&body.name).map_err(|e| Failure::BadRequest(e.to_string()))?;
+    if body.drives.is_empty() {
+        return Err(Failure::BadRequest(
+            "an import job needs at least one drive: list the drives diskprep wrote".into(),
+        ));
+    }
+    if body.drives.len() > MAX_DRIVES {
+        return Err(Failure::BadRequest(format!("an import job holds at most {MAX_DRIVES} drives")));
+    }
+    let mut drives: Vec<DriveRow> = Vec::new();
+    for spec in &body.drives {
+        let drive = drive_row(spec)?;
+        if drives.iter().any(|d| d.drive_id == drive.drive_id) {
+            return Err(Failure::BadRequest(format!("drive {} is listed twice", drive.drive_id)));
+        }
+        if drives.iter().any(|d| d.index == spec.index) {
+            return Err(Failure::BadRequest(format!("two drives have index {}", spec.index)));
+        }
+        drives.push(drive);
+    }
+    let account = state
+        .db
+        .storage_account_named(&body.storage_account)
+        .await?
+        .filter(|a| a.subscription_id == subscription.id)
+        .ok_or_else(|| {
+            Failure::not_found(format!("storage account '{}' in this subscription", body.storage_account))
+        })?;
+    let container = state.db.container_named(&account.id, &body.container).await?.ok_or_else(|| {
+        Failure::not_found(format!("container '{}' in storage account '{}'", body.container, account.name))
+    })?;
+    let datacenter =
+        state.db.datacenter_named(&body.datacenter).await?.ok_or_else(|| {
+            Failure::not_found(format!("datacenter '{}' (GET /datacenters lists them)", body.datacenter))
+        })?;
+    let name_taken = || {
+        Failure::Conflict(format!(
+            "import job name '{}' already exists: names are unique across the service",
+            body.name
+        ))
+    };
+    if state.db.import_job_name_taken(&body.name).await? {
+        return Err(name_taken());
+    }
+
+    // The state machine makes the first states; the rows copy them.
+    let now = state.now();
+    let who = actor(principal);
+    let job = ImportJob::new(&body.name, &who, now).map_err(|e| Failure::BadRequest(e.to_string()))?;
+    let mut events = vec![EventRow {
+        drive_id: None,
+        state: state_text(&job_state_to_api(job.state())),
+        at: now.unix_timestamp(),
+        actor: who.clone(),
+        message: None,
+    }];
+    for drive in &drives {
+        let record = DriveRecord::new(&drive.drive_id, drive.index, &who, now);
+        events.push(EventRow {
+            drive_id: Some(record.drive_id.clone()),
+            state: state_text(&drive_state_to_api(record.state())),
+            at: now.unix_timestamp(),
+            actor: who.clone(),
+            message: None,
+        });
+    }
+    let row = ImportJobRow {
+        id: secrets::new_id("imp"),
+        subscription_id: subscription.id,
+        name: body.name.clone(),
+        storage_account_id: account.id,
+        storage_account: account.name,
+        container_id: container.id,
+        container: container.name,
+        datacenter_id: datacenter.id,
+        datacenter: datacenter.name,
+        datacenter_address: datacenter.address,
+        state: job_state_to_api(job.state()),
+        created: now.unix_timestamp(),
+        shipped_at: None,
+        shipping: None,
+        file_list: None,
+    };
+    match state.db.insert_import_job(&row, &drives, &events).await {
+        Err(crate::db::DbError::Conflict(_)) => return Err(name_taken()),
+        other => other?,
+    }
+    tracing::info!(job = %row.id, name = %row.name, drives = drives.len(), "import job created");
+    view(state, &row.id).await
+}
+
+/// The subscription's import jobs, oldest first (closing those past their deadline).
+pub async fn list(state: &AppState, principal: &Principal, subscription_id: &str) -> ApiResult<Vec<ImportJobView>> {
+    let subscription = subscriptions::seeded(state, principal, subscription_id).await?;
+    let mut views = Vec::new();
+    for row in state.db.import_jobs_of(&subscription.id).await? {
+        let id = row.id.clone();
+        let mut tracked = Tracked::load(state, &row.id).await?;
+        if tracked.expire_if_due(state.now()) {
+            tracked.store(state).await?;
+        }
+        views.push(view(state, &id).await?);
+    }
+    Ok(views)
+}
+
+/// One import job with its drives and its whole timeline.
+pub async fn get(state: &AppState, principal: &Principal, import_job_id: &str) -> ApiResult<ImportJobView> {
+    let tracked = load_seeded(state, principal, import_job_id).await?;
+    view(state, &tracked.row.id).await
+}
+
+/// Cancels a job (→ `closed`), while the life cycle allows it.
+pub async fn cancel(
+    state: &AppState,
+    principal: &Principal,
+    import_job_id: &str,
+    note: ImportJobNote,
+) -> ApiResult<ImportJobView> {
+    let message = check_message(note.message)?;
+    let mut tracked = load_managed(state, principal, import_job_id).await?;
+    let message = Some(message.map_or_else(|| "cancelled".to_string(), |m| format!("cancelled: {m}")));
+    tracked.advance_job(machine::ImportJobState::Closed, &actor(principal), state.now(), message)?;
+    tracked.store(state).await?;
+    view(state, &tracked.row.id).await
+}
+
+/// Records the package's shipping details (→ `shipping`); may be given again to
+/// correct them while the package travels. The drives must arrive within 14 days.
+pub async fn ship(
+    state: &AppState,
+    principal: &Principal,
+    import_job_id: &str,
+    body: ShippingDetails,
+) -> ApiResult<ImportJobView> {
+    let mut tracked = load_seeded_as_stored(state, principal, import_job_id).await?;
+    if tracked.expire_if_due(state.now()) {
+        tracked.store(state).await?;
+    }
+    tracked.refuse_if_expired()?;
+    let tracking_number =
+        check_tracking_number(&body.tracking_number).map_err(|e| Failure::BadRequest(e.to_string()))?;
+    let drive_count = tracked.drives.len();
+    if body.drive_count as usize != drive_count {
+        return Err(Failure::BadRequest(format!(
+            "the package holds {} drives but import job '{}' has {drive_count}: ship all of its drives together",
+            body.drive_count, tracked.row.name
+        )));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(body.ship_date.trim(), &date_format).map_err(|_| {
+        Failure::BadRequest(format!("'{}' is not a ship date: use YYYY-MM-DD, e.g. 2026-11-02", body.ship_date))
+    })?;
+    let details = ShippingDetails {
+        carrier: check_text("carrier", &body.carrier, 100)?,
+        tracking_number,
+        drive_count: body.drive_count,
+        ship_date: body.ship_date.trim().to_string(),
+        return_address: check_text("return address", &body.return_address, 1000)?,
+        contact: check_text("contact", &body.contact, 200)?,
+    };
+    if state.db.tracking_number_taken(&details.tracking_number, &tracked.row.id).await? {
+        return Err(tracking_number_taken());
+    }
+    let now = state.now();
+    if tracked.job.state() != machine::ImportJobState::Shipping {
+        tracked.advance_job(machine::ImportJobState::Shipping, &actor(principal), now, None)?;
+    }
+    let shipped_at = tracked.job.shipped_at.unwrap_or(now).unix_timestamp();
+    tracked.change.shipping = Some(ShippingUpdate { details, shipped_at });
+    tracked.store(state).await?;
+    view(state, &tracked.row.id).await
+}
+
+/// Loads a job for the operator: another tenant hears "not found" like everywhere
+/// else, the job's own subscription hears that only the operator may do this.
+pub(crate) async fn load_for_operator(state: &AppState, principal: &Principal, job_id: &str) -> ApiResult<Tracked> {
+    let mut tracked = load_managed_as_stored(state, principal, job_id).await?;
+    principal.require_operator()?;
+    if tracked.expire_if_due(state.now()) {
+        tracked.store(state).await?;
+        tracked.change = ImportJobChange::default();
+    }
+    tracked.refuse_if_expired()?;
+    Ok(tracked)
+}
+
+/// The package arrived (operators): the job becomes `received`, and so does every
+/// drive still `specified`.
+pub async fn receive(
+    state: &AppState,
+    principal: &Principal,
+    import_job_id: &str,
+    note: ImportJobNote,
+) -> ApiResult<ImportJobView> {
+    let message = check_message(note.message)?;
+    let mut tracked = load_for_operator(state, principal, import_job_id).await?;
+    let now = state.now();
+    let who = actor(principal);
+    tracked.advance_job(machine::ImportJobState::Received, &who, now, message)?;
+    for index in 0..tracked.drives.len() {
+        if tracked.drives[index].state() == machine::DriveState::Specified {
+            tracked.advance_drive(index, machine::DriveState::Received, &who, now, None)?;
+        }
+    }
+    tracked.store(state).await?;
+    tracing::info!(job = %tracked.row.id, "import job received");
+    view(state, &tracked.row.id).await
+}
+
+/// Moves one drive on (operators). The first drive `transferring` moves the job
+/// from `received` to `transferring`; once every drive is done the job moves on to
+/// `packaging`.
+pub async fn set_drive_state(
+    state: &AppState,
+    principal: &Principal,
+    import_job_id: &str,
+    drive_id: &str,
+    body: DriveStateUpdate,
+) -> ApiResult<ImportJobView> {
+    let mut tracked = load_for_operator(state, principal, import_job_id).await?;
+    let wanted = drive_id.to_ascii_lowercase();
+    let index = tracked
+        .drives
+        .iter()
+        .position(|d| d.drive_id == wanted)
+        .ok_or_else(|| Failure::not_found(format!("drive {drive_id} of import job '{}'", tracked.row.name)))?;
+    let job_state = tracked.job.state();
+    if matches!(job_state, machine::ImportJobState::Creating | machine::ImportJobState::Shipping) {
+        return Err(Failure::Conflict(format!(
+            "import job '{}' is {job_state}: record the package's arrival first (POST /import-jobs/{}/receive)",
+            tracked.row.name, tracked.row.id
+        )));
+    }
+    let message = check_message(body.message)?;
+    let now = state.now();
+    let who = actor(principal);
+    let to = drive_state_from_api(body.state);
+    tracked.advance_drive(index, to, &who, now, message)?;
+    if to == machine::DriveState::Transferring && tracked.job.state() == machine::ImportJobState::Received {
+        tracked.advance_job(machine::ImportJobState::Transferring, &who, now, None)?;
+    }
+    if tracked.job.state() == machine::ImportJobState::Transferring
+        && tracked.drives.iter().all(|d| d.state().is_done())
+    {
+        tracked.advance_job(machine::ImportJobState::Packaging, &who, now, None)?;
+    }
+    tracked.store(state).await?;
+    view(state, &tracked.row.id).await
+}
+
+/// The drives are packed to go back (operators): `packaging` → `completed`, once
+/// the container holds every file of the job's file list whole.
+pub async fn complete(
+    state: &AppState,
+    principal: &Principal,
+    import_job_id: &str,
+    note: ImportJobNote,
+) -> ApiResult<ImportJobView> {
+    let message = check_message(note.message)?;
+    let mut tracked = load_for_operator(state, principal, import_job_id).await?;
+    if tracked.job.state() == machine::ImportJobState::Packaging
+        && state.storage.has_parts(&tracked.row.folder()).await?
+    {
+        return Err(Failure::Conflict(format!(
+            "import job '{}' has files the drives delivered only in part: package it (POST /import-jobs/{}/package) \
+             to assemble them or to name what a repair drive must bring",
+            tracked.row.name, tracked.row.id
+        )));
+    }
+    if tracked.job.state() == machine::ImportJobState::Packaging {
+        if let Some(why) = what_keeps_from_completing(state, &tracked.row, &[]).await? {
+            return Err(Failure::Conflict(why));
+        }
+    }
+    tracked.advance_job(machine::ImportJobState::Completed, &actor(principal), state.now(), message)?;
+    tracked.store(state).await?;
+    tracing::info!(job = %tracked.row.id, "import job completed");
+    view(state, &tracked.row.id).await
+}
+
+/// An import job by its name (names are unique across the service): for the
+/// operator, the job's subscription and its offline-seeding application, and the
+/// machines of that subscription (whose agents wait for it).
+pub async fn find(state: &AppState, principal: &Principal, import_job_name: &str) -> ApiResult<ImportJobView> {
+    let missing = || Failure::not_found(format!("import job '{import_job_name}'"));
+    let row = state.db.import_job_named(import_job_name).await?.ok_or_else(missing)?;
+    let machine_of_subscription =
+        matches!(&principal, Principal::Machine { subscription_id, .. } if *subscription_id == row.subscription_id);
+    if !(principal.seeds(&row.subscription_id) || machine_of_subscription) {
+        return Err(missing());
+    }
+    let tracked = expire(state, Tracked::load(state, &row.id).await?).await?;
+    view(state, &tracked.row.id).await
+}
+
+/// Adds a drive to a job, `specified` (a repair drive, which diskprep makes for
+/// the files the ingest logs name). The same drive again changes nothing.
+pub async fn add_drive(
+    state: &AppState,
+    principal: &Principal,
+    import_job_id: &str,
+    spec: ImportJobDriveSpec,
+) -> ApiResult<ImportJobView> {
+    let mut tracked = load_seeded(state, principal, import_job_id).await?;
+    let drive = drive_row(&spec)?;
+    let job_state = tracked.job.state();
+    use machine::ImportJobState as J;
+    if !matches!(job_state, J::Creating | J::Shipping | J::Received | J::Transferring | J::Packaging) {
+        return Err(Failure::Conflict(format!(
+            "import job '{}' is {job_state}: drives can no longer be added to it",
+            tracked.row.name
+        )));
+    }
+    let rows = state.db.import_job_drives(&tracked.row.id).await?;
+    if let Some(existing) = rows.iter().find(|d| d.drive_id == drive.drive_id) {
+        if existing.index == drive.index && existing.fingerprint == drive.fingerprint {
+            return view(state, &tracked.row.id).await;
+        }
+        return Err(Failure::Conflict(format!(
+            "drive {} is already in import job '{}' (index {})",
+            drive.drive_id, tracked.row.name, existing.index
+        )));
+    }
+    if let Some(existing) = rows.iter().find(|d| d.index == drive.index) {
+        return Err(Failure::Conflict(format!(
+            "index {} of import job '{}' is drive {}: number a repair drive after the job's last drive",
+            drive.index, tracked.row.name, existing.drive_id
+        )));
+    }
+    if rows.len() >= MAX_DRIVES {
+        return Err(Failure::BadRequest(format!("an import job holds at most {MAX_DRIVES} drives")));
+    }
+    let now = state.now();
+    let who = actor(principal);
+    let repair = !matches!(job_state, J::Creating);
+    tracked.drives.push(DriveRecord::new(&drive.drive_id, drive.index, &who, now));
+    // The job must still be in the state this was decided in.
+    let stored = job_state_to_api(job_state);
+    tracked.change.job_state = Some((stored, stored));
+    tracked.change.events.push(EventRow {
+        drive_id: Some(drive.drive_id.clone()),
+        state: state_text(&ImportDriveState::Specified),
+        at: now.unix_timestamp(),
+        actor: who,
+        message: Some(if repair { "repair drive added".into() } else { "drive added".into() }),
+    });
+    tracked.change.new_drives.push(drive.clone());
+    tracked.store(state).await?;
+    tracing::info!(job = %tracked.row.id, drive = %drive.drive_id, "drive added to import job");
+    view(state, &tracked.row.id).await
+}

@@ -1,0 +1,455 @@
+//! Import jobs: the drives a customer ships instead of sending a first backup over
+//! the network. Customers (their subscription credential) create a job with its
+//! drive list, give the shipping details and may cancel; the datacenter operator
+//! records the package's arrival, each drive's progress and the completion.
+//!
+//! Every change is decided by `offsite_seeding::import_job`'s state machine (which
+//! refuses what the life cycle does not allow) and stored with its time and actor
+//! in the job's timeline. A job whose drives do not arrive within
+//! [`ARRIVAL_DEADLINE`] of the shipping details is closed the next time it is read.
+//!
+//! - this module: a stored job loaded as the state machine's values ([`Tracked`]),
+//!   with who may load it, and the job as the API shows it;
+//! - [`lifecycle`]: creating, shipping, receiving, moving drives on, completing;
+//! - [`files`]: the files and logs ingest stations upload;
+//! - [`packaging`]: assembling parts into files, the file list, what is missing.
+
+mod files;
+mod lifecycle;
+mod packaging;
+
+pub use files::*;
+pub use lifecycle::*;
+pub use packaging::*;
+
+use time::OffsetDateTime;
+
+use offsite_api::types::{
+    ImportDriveState, ImportJobDatacenter, ImportJobDrive, ImportJobDriveSpec, ImportJobEvent, ImportJobState,
+    ImportJobView,
+};
+use offsite_seeding::import_job::{self as machine, DriveRecord, ImportJob, StateChange, ARRIVAL_DEADLINE};
+
+use crate::db::time_of;
+use crate::error::{ApiResult, Failure};
+use crate::import_jobs_db::{
+    state_from, state_text, ChangeOutcome, DriveRow, EventRow, ImportJobChange, ImportJobRow, JobSnapshot,
+};
+use crate::principal::Principal;
+use crate::state::AppState;
+
+/// The actor recorded for the deadline closing a job.
+pub const DEADLINE_ACTOR: &str = "service (deadline)";
+pub(crate) const MAX_DRIVES: usize = 1000;
+
+pub(crate) fn job_state_to_api(state: machine::ImportJobState) -> ImportJobState {
+    use machine::ImportJobState as M;
+    match state {
+        M::Creating => ImportJobState::Creating,
+        M::Shipping => ImportJobState::Shipping,
+        M::Received => ImportJobState::Received,
+        M::Transferring => ImportJobState::Transferring,
+        M::Packaging => ImportJobState::Packaging,
+        M::Completed => ImportJobState::Completed,
+        M::Closed => ImportJobState::Closed,
+    }
+}
+
+pub(crate) fn job_state_from_api(state: ImportJobState) -> machine::ImportJobState {
+    use machine::ImportJobState as M;
+    match state {
+        ImportJobState::Creating => M::Creating,
+        ImportJobState::Shipping => M::Shipping,
+        ImportJobState::Received => M::Received,
+        ImportJobState::Transferring => M::Transferring,
+        ImportJobState::Packaging => M::Packaging,
+        ImportJobState::Completed => M::Completed,
+        ImportJobState::Closed => M::Closed,
+    }
+}
+
+pub(crate) fn drive_state_to_api(state: machine::DriveState) -> ImportDriveState {
+    use machine::DriveState as M;
+    match state {
+        M::Specified => ImportDriveState::Specified,
+        M::Received => ImportDriveState::Received,
+        M::Transferring => ImportDriveState::Transferring,
+        M::Completed => ImportDriveState::Completed,
+        M::CompletedMoreInfo => ImportDriveState::CompletedMoreInfo,
+        M::NeverReceived => ImportDriveState::NeverReceived,
+        M::ShippedBack => ImportDriveState::ShippedBack,
+    }
+}
+
+pub(crate) fn drive_state_from_api(state: ImportDriveState) -> machine::DriveState {
+    use machine::DriveState as M;
+    match state {
+        ImportDriveState::Specified => M::Specified,
+        ImportDriveState::Received => M::Received,
+        ImportDriveState::Transferring => M::Transferring,
+        ImportDriveState::Completed => M::Completed,
+        ImportDriveState::CompletedMoreInfo => M::CompletedMoreInfo,
+        ImportDriveState::NeverReceived => M::NeverReceived,
+        ImportDriveState::ShippedBack => M::ShippedBack,
+    }
+}
+
+pub(crate) fn format_time(time: OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| time.to_string())
+}
+
+/// Who a change is recorded as.
+pub(crate) fn actor(principal: &Principal) -> String {
+    match principal {
+        Principal::Operator => "operator".into(),
+        Principal::Subscription { subscription_id } => subscription_id.clone(),
+        Principal::Machine { machine_id, .. } => machine_id.clone(),
+        Principal::Registration { credential_id, .. } => credential_id.clone(),
+        Principal::Application { application_id, .. } => application_id.clone(),
+    }
+}
+
+/// A stored job rebuilt as the state machine's values, collecting the changes a
+/// request makes so they are stored together.
+pub(crate) struct Tracked {
+    pub(crate) row: ImportJobRow,
+    pub(crate) job: ImportJob,
+    pub(crate) drives: Vec<DriveRecord>,
+    pub(crate) change: ImportJobChange,
+}
+
+impl Tracked {
+    /// The job as one committed state of the database shows it (row, drives and
+    /// timeline read in one snapshot, so a change committed meanwhile is wholly in
+    /// it or not at all).
+    pub(crate) async fn load(state: &AppState, job_id: &str) -> ApiResult<Tracked> {
+        let snapshot = state
+            .db
+            .import_job_snapshot(job_id)
+            .await?
+            .ok_or_else(|| Failure::not_found(format!("import job {job_id}")))?;
+        Self::assemble(snapshot)
+    }
+
+    /// The job as its rows and timeline say; they are written together, so a
+    /// disagreement is a damaged database, not a race.
+    pub(crate) fn assemble(snapshot: JobSnapshot) -> ApiResult<Tracked> {
+        let JobSnapshot { row, drives: drive_rows, events } = snapshot;
+        let mut job =
+            ImportJob { name: row.name.clone(), history: Vec::new(), shipped_at: row.shipped_at.map(time_of) };
+        let mut drives: Vec<DriveRecord> = drive_rows
+            .iter()
+            .map(|d| DriveRecord { drive_id: d.drive_id.clone(), index: d.index, history: Vec::new() })
+            .collect();
+        let bad = |e: sqlx::Error| Failure::Internal(format!("import job {}: {e}", row.id));
+        for event in &events {
+            let (at, actor) = (time_of(event.at), event.actor.clone());
+            match &event.drive_id {
+                None => {
+                    let state = job_state_from_api(state_from(&event.state).map_err(bad)?);
+                    job.history.push(StateChange { state, at, actor });
+                }
+                Some(id) => {
+                    let state = drive_state_from_api(state_from(&event.state).map_err(bad)?);
+                    if let Some(drive) = drives.iter_mut().find(|d| &d.drive_id == id) {
+                        drive.history.push(StateChange { state, at, actor });
+                    }
+                }
+            }
+        }
+        // The rows are what conditional updates check: they and the timeline agree.
+        let stored_job = job_state_from_api(row.state);
+        if job.state() != stored_job {
+            return Err(Failure::Internal(format!(
+                "import job {}: timeline ends {} but the job is {}",
+                row.id,
+                job.state(),
+                stored_job
+            )));
+        }
+        for (drive, stored) in drives.iter().zip(&drive_rows) {
+            if drive.state() != drive_state_from_api(stored.state) {
+                return Err(Failure::Internal(format!("import job {}: drive {} disagrees", row.id, drive.drive_id)));
+            }
+        }
+        Ok(Tracked { row, job, drives, change: ImportJobChange::default() })
+    }
+
+    pub(crate) fn advance_job(
+        &mut self,
+        to: machine::ImportJobState,
+        actor: &str,
+        at: OffsetDateTime,
+        message: Option<String>,
+    ) -> ApiResult<()> {
+        let from = job_state_to_api(self.job.state());
+        self.job.advance(to, actor, at).map_err(|e| Failure::Conflict(e.to_string()))?;
+        self.note_job(from, job_state_to_api(to), actor, at, message);
+        Ok(())
+    }
+
+    pub(crate) fn note_job(
+        &mut self,
+        from: ImportJobState,
+        to: ImportJobState,
+        actor: &str,
+        at: OffsetDateTime,
+        message: Option<String>,
+    ) {
+        let first_from = self.change.job_state.map(|(f, _)| f).unwrap_or(from);
+        self.change.job_state = Some((first_from, to));
+        self.change.events.push(EventRow {
+            drive_id: None,
+            state: state_text(&to),
+            at: at.unix_timestamp(),
+            actor: actor.to_string(),
+            message,
+        });
+    }
+
+    pub(crate) fn advance_drive(
+        &mut self,
+        index: usize,
+        to: machine::DriveState,
+        actor: &str,
+        at: OffsetDateTime,
+        message: Option<String>,
+    ) -> ApiResult<()> {
+        let drive = &mut self.drives[index];
+        let from = drive_state_to_api(drive.state());
+        drive.advance(to, actor, at).map_err(|e| Failure::Conflict(e.to_string()))?;
+        let drive_id = drive.drive_id.clone();
+        let to = drive_state_to_api(to);
+        match self.change.drives.iter_mut().find(|(id, _, _)| *id == drive_id) {
+            Some(entry) => entry.2 = to,
+            None => self.change.drives.push((drive_id.clone(), from, to)),
+        }
+        self.change.events.push(EventRow {
+            drive_id: Some(drive_id),
+            state: state_text(&to),
+            at: at.unix_timestamp(),
+            actor: actor.to_string(),
+            message,
+        });
+        Ok(())
+    }
+
+    /// Closes the job if its drives are past their arrival deadline.
+    pub(crate) fn expire_if_due(&mut self, now: OffsetDateTime) -> bool {
+        let from = job_state_to_api(self.job.state());
+        if !self.job.expire_if_due(now) {
+            return false;
+        }
+        let deadline = self.job.arrival_deadline().map(format_time).unwrap_or_default();
+        let message = format!("the drives did not reach the datacenter by {deadline}");
+        self.note_job(from, ImportJobState::Closed, DEADLINE_ACTOR, now, Some(message));
+        true
+    }
+
+    /// The refusal for a job its arrival deadline closed (now or earlier), naming
+    /// the job and the deadline; every later step on it hears the same.
+    pub(crate) fn refuse_if_expired(&self) -> ApiResult<()> {
+        let closed_by_deadline = self.job.state() == machine::ImportJobState::Closed
+            && self.job.history.last().is_some_and(|change| change.actor == DEADLINE_ACTOR);
+        if !closed_by_deadline {
+            return Ok(());
+        }
+        let deadline = self.job.arrival_deadline().map(format_time).unwrap_or_default();
+        Err(Failure::Conflict(format!(
+            "import job '{}' expired: its drives did not reach the datacenter by {deadline}, 14 days after the \
+             shipping details. Create a new import job",
+            self.row.name
+        )))
+    }
+
+    /// Stores the collected changes.
+    pub(crate) async fn store(&self, state: &AppState) -> ApiResult<()> {
+        if self.change.is_empty() {
+            return Ok(());
+        }
+        match state.db.apply_import_job_change(&self.row.id, &self.change).await? {
+            ChangeOutcome::Stored => Ok(()),
+            ChangeOutcome::Raced => Err(Failure::Conflict(format!(
+                "import job '{}' changed while this request was deciding; read it again and retry",
+                self.row.name
+            ))),
+            ChangeOutcome::TrackingNumberTaken => Err(tracking_number_taken()),
+            ChangeOutcome::DriveTaken => Err(Failure::Conflict(format!(
+                "import job '{}' got a drive with this id or index meanwhile; read it again",
+                self.row.name
+            ))),
+        }
+    }
+}
+
+pub(crate) fn tracking_number_taken() -> Failure {
+    Failure::Conflict(
+        "this tracking number is already used by another import job: tracking numbers are unique across all \
+         import jobs; check the number on the carrier's receipt"
+            .into(),
+    )
+}
+
+/// Loads a job the caller manages, as stored. The subscription's offline-seeding
+/// application sees the job but hears that this is not its to do.
+pub(crate) async fn load_managed_as_stored(
+    state: &AppState,
+    principal: &Principal,
+    job_id: &str,
+) -> ApiResult<Tracked> {
+    let tracked = load_seeded_as_stored(state, principal, job_id).await?;
+    if !principal.manages(&tracked.row.subscription_id) {
+        return Err(Failure::Forbidden(
+            "the offline-seeding application may not do this: use the subscription's credential".into(),
+        ));
+    }
+    Ok(tracked)
+}
+
+/// Loads a job the caller may use for offline seeding (its subscription, that
+/// subscription's application, operators), as stored.
+pub(crate) async fn load_seeded_as_stored(state: &AppState, principal: &Principal, job_id: &str) -> ApiResult<Tracked> {
+    let missing = || Failure::not_found(format!("import job {job_id}"));
+    let row = state.db.import_job(job_id).await?.ok_or_else(missing)?;
+    if !principal.seeds(&row.subscription_id) {
+        return Err(missing());
+    }
+    Tracked::load(state, &row.id).await
+}
+
+/// Applies the arrival deadline to a loaded job.
+pub(crate) async fn expire(state: &AppState, mut tracked: Tracked) -> ApiResult<Tracked> {
+    if tracked.expire_if_due(state.now()) {
+        tracked.store(state).await?;
+        tracked.change = ImportJobChange::default();
+    }
+    Ok(tracked)
+}
+
+/// Loads a job the caller manages, applying its arrival deadline first.
+pub(crate) async fn load_managed(state: &AppState, principal: &Principal, job_id: &str) -> ApiResult<Tracked> {
+    expire(state, load_managed_as_stored(state, principal, job_id).await?).await
+}
+
+/// Loads a job for offline seeding, applying its arrival deadline first.
+pub(crate) async fn load_seeded(state: &AppState, principal: &Principal, job_id: &str) -> ApiResult<Tracked> {
+    expire(state, load_seeded_as_stored(state, principal, job_id).await?).await
+}
+
+/// The job as the API shows it, read again from the database, with the drives'
+/// logs found in the container.
+pub async fn view(state: &AppState, job_id: &str) -> ApiResult<ImportJobView> {
+    let JobSnapshot { row, drives, events } = state
+        .db
+        .import_job_snapshot(job_id)
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("import job {job_id}")))?;
+    // A job is still shown when the storage cannot list its logs.
+    let logs = match state.storage.logs(&row.folder()).await {
+        Ok(logs) => logs,
+        Err(err) => {
+            tracing::warn!(job = %row.id, error = %err, "cannot list the import job's logs");
+            Vec::new()
+        }
+    };
+    Ok(view_of(row, drives, events, &logs))
+}
+
+fn view_of(
+    row: ImportJobRow,
+    drives: Vec<DriveRow>,
+    events: Vec<EventRow>,
+    logs: &[(String, String)],
+) -> ImportJobView {
+    let waiting = matches!(row.state, ImportJobState::Shipping);
+    ImportJobView {
+        id: row.id,
+        name: row.name,
+        subscription_id: row.subscription_id,
+        state: row.state,
+        storage_account: row.storage_account,
+        container: row.container,
+        datacenter: ImportJobDatacenter { name: row.datacenter, address: row.datacenter_address },
+        shipping: row.shipping,
+        arrival_deadline: row.shipped_at.filter(|_| waiting).map(|t| time_of(t) + ARRIVAL_DEADLINE),
+        created: time_of(row.created),
+        drives: drives
+            .into_iter()
+            .map(|d| ImportJobDrive {
+                logs: logs.iter().filter(|(id, _)| *id == d.drive_id).map(|(_, kind)| kind.clone()).collect(),
+                drive_id: d.drive_id,
+                index: d.index,
+                state: d.state,
+                fingerprint: d.fingerprint,
+                data_bytes: d.data_bytes,
+                bytes_received: d.bytes_received,
+            })
+            .collect(),
+        timeline: events
+            .into_iter()
+            .map(|e| ImportJobEvent {
+                drive_id: e.drive_id,
+                state: e.state,
+                at: time_of(e.at),
+                actor: e.actor,
+                message: e.message,
+            })
+            .collect(),
+        file_list: row.file_list,
+    }
+}
+
+/// A drive id from a drive header: 8 to 64 hex digits, kept lowercase.
+pub(crate) fn check_drive_id(id: &str) -> ApiResult<String> {
+    let ok = (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if ok {
+        Ok(id.to_ascii_lowercase())
+    } else {
+        Err(Failure::BadRequest(format!(
+            "'{id}' is not a drive id: use the 8 to 64 hex digits of the drive header (diskprep prints them)"
+        )))
+    }
+}
+
+/// A drive of a job from its spec, `specified`.
+pub(crate) fn drive_row(spec: &ImportJobDriveSpec) -> ApiResult<DriveRow> {
+    let fingerprint = match &spec.fingerprint {
+        None => None,
+        Some(text) if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(text.to_ascii_lowercase())
+        }
+        Some(text) => {
+            return Err(Failure::BadRequest(format!(
+                "'{text}' is not a drive fingerprint: use the 64 hex digits diskprep prints"
+            )))
+        }
+    };
+    Ok(DriveRow {
+        drive_id: check_drive_id(&spec.drive_id)?,
+        index: spec.index,
+        state: ImportDriveState::Specified,
+        fingerprint,
+        data_bytes: spec.data_bytes,
+        bytes_received: 0,
+    })
+}
+
+/// A note for the timeline: blank is none; at most 4000 characters.
+pub(crate) fn check_message(message: Option<String>) -> ApiResult<Option<String>> {
+    match message {
+        Some(text) if text.len() > 4000 => {
+            Err(Failure::BadRequest("the message must be at most 4000 characters".into()))
+        }
+        other => Ok(other.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())),
+    }
+}
+
+pub(crate) fn check_text(what: &str, value: &str, max: usize) -> ApiResult<String> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > max {
+        return Err(Failure::BadRequest(format!("the {what} must be 1 to {max} characters")));
+    }
+    Ok(value.to_string())
+}
+
+// ------------------------------------------------------------------ customers

@@ -1,0 +1,274 @@
+//! Packaging: the parts drives delivered assembled into whole files, the one rule
+//! for `completed` (every file of the registered file list whole in the
+//! container), and the file list itself.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use futures::Stream;
+
+use offsite_api::types::{ImportFile, ImportFileListSummary, ImportJobNote, ImportJobState, ImportJobView};
+use offsite_seeding::import_job as machine;
+
+use super::files::DRAIN_LIMIT;
+use super::{actor, check_message, load_for_operator, load_seeded, view};
+use crate::container_storage::{check_import_path, missing_from, Incomplete};
+use crate::error::{ApiResult, Failure};
+use crate::import_jobs_db::{ImportJobChange, ImportJobRow};
+use crate::principal::Principal;
+use crate::state::AppState;
+
+/// with parts missing (byte ranges named) and those of which nothing arrived.
+fn incomplete_message(incomplete: &[Incomplete], missing: &[ImportFile]) -> String {
+    let with_parts: HashSet<&str> = incomplete.iter().map(|file| file.path.as_str()).collect();
+    let nothing_arrived: Vec<&ImportFile> = missing.iter().filter(|m| !with_parts.contains(m.path.as_str())).collect();
+    let count = incomplete.len() + nothing_arrived.len();
+    let mut lines: Vec<String> = incomplete
+        .iter()
+        .map(|file| {
+            let mut line = file.path.clone();
+            if !file.missing.is_empty() {
+                let ranges: Vec<String> =
+                    file.missing.iter().map(|(a, b)| format!("{a}-{}", b.saturating_sub(1))).collect();
+                line.push_str(&format!(" (missing bytes {} of {})", ranges.join(", "), file.file_size));
+            }
+            if let Some(reason) = &file.reason {
+                line.push_str(&format!(" ({reason})"));
+            }
+            line
+        })
+        .chain(nothing_arrived.iter().map(|file| format!("{} ({} bytes: no drive delivered it)", file.path, file.size)))
+        .take(NAMED_FILES)
+        .collect();
+    if count > NAMED_FILES {
+        lines.push(format!("and {} more", count - NAMED_FILES));
+    }
+    let files = if count == 1 { "1 file of the seed is".to_string() } else { format!("{count} files of the seed are") };
+    format!(
+        "{files} not in the container after ingest: {}. Send a repair drive with them: on the copy computer, \
+         `offsite diskprep --repair` with the staging location and a new --drive (it asks the service which files \
+         are missing), or `--files <path>,…` to name them",
+        lines.join("; ")
+    )
+}
+
+/// Packages the job once every drive is done (operators): parts that cover their
+/// file are assembled into it. When every file is whole the job is `completed`;
+/// otherwise it stays `packaging`, its timeline naming the missing byte ranges,
+/// until a repair drive brings them and the job is packaged again.
+pub async fn package(
+    state: &AppState,
+    principal: &Principal,
+    import_job_id: &str,
+    note: ImportJobNote,
+) -> ApiResult<ImportJobView> {
+    let message = check_message(note.message)?;
+    let mut tracked = load_for_operator(state, principal, import_job_id).await?;
+    let busy: Vec<String> = tracked
+        .drives
+        .iter()
+        .filter(|d| !d.state().is_done())
+        .map(|d| format!("{} ({})", d.drive_id, d.state()))
+        .collect();
+    if !busy.is_empty() {
+        return Err(Failure::Conflict(format!(
+            "import job '{}' still has drives being ingested or not received: {}. Finish their ingest first",
+            tracked.row.name,
+            busy.join(", ")
+        )));
+    }
+    let who = actor(principal);
+    match tracked.job.state() {
+        machine::ImportJobState::Transferring => {
+            tracked.advance_job(machine::ImportJobState::Packaging, &who, state.now(), None)?;
+            tracked.store(state).await?;
+            tracked.change = ImportJobChange::default();
+        }
+        machine::ImportJobState::Packaging => {}
+        other => {
+            return Err(Failure::Conflict(format!(
+                "import job '{}' is {other}: it is packaged after its drives are ingested",
+                tracked.row.name
+            )))
+        }
+    }
+    let packaged = state.storage.package(&tracked.row.folder()).await?;
+    let now = state.now();
+    match what_keeps_from_completing(state, &tracked.row, &packaged.incomplete).await? {
+        None => {
+            tracked.advance_job(machine::ImportJobState::Completed, &who, now, message)?;
+            tracing::info!(job = %tracked.row.id, assembled = packaged.assembled.len(), "import job packaged and completed");
+        }
+        Some(why) => {
+            let text = match message {
+                Some(note) => format!("{note}: {why}"),
+                None => why,
+            };
+            tracked.note_job(ImportJobState::Packaging, ImportJobState::Packaging, &who, now, Some(text));
+            tracing::info!(job = %tracked.row.id, incomplete = packaged.incomplete.len(), "import job waits for a repair drive");
+        }
+    }
+    tracked.store(state).await?;
+    view(state, &tracked.row.id).await
+}
+
+/// The files of the job's file list its container does not hold whole, or
+/// `None` when no file list was registered (then nothing can say the seed is whole).
+pub async fn files_missing(state: &AppState, row: &ImportJobRow) -> ApiResult<Option<Vec<ImportFile>>> {
+    if row.file_list.is_none() {
+        return Ok(None);
+    }
+    let list = state.db.import_file_list(&row.id).await?;
+    let present = state.storage.import_files(&row.folder()).await?;
+    Ok(Some(missing_from(&list, &present)))
+}
+
+/// The one rule for `completed`: why the job cannot complete yet (no file list;
+/// listed files not whole in the container; `incomplete`, the files packaging
+/// could not assemble), or `None` when every file of its list is there.
+pub(crate) async fn what_keeps_from_completing(
+    state: &AppState,
+    row: &ImportJobRow,
+    incomplete: &[Incomplete],
+) -> ApiResult<Option<String>> {
+    Ok(match files_missing(state, row).await? {
+        None => Some(no_file_list(&row.name)),
+        Some(missing) if missing.is_empty() && incomplete.is_empty() => None,
+        Some(missing) => Some(incomplete_message(incomplete, &missing)),
+    })
+}
+
+/// Why a job without a file list cannot complete, and what to do.
+fn no_file_list(job_name: &str) -> String {
+    format!(
+        "import job '{job_name}' has no file list, so the service cannot tell whether every file of the seed \
+         arrived: run `offsite diskprep` again on the copy computer with the staging location to register it, then \
+         package the job again"
+    )
+}
+
+/// Most files a message names.
+const NAMED_FILES: usize = 40;
+
+/// The most bytes a file list may have (8 million lines of long paths).
+const MAX_FILE_LIST_BYTES: u64 = 1 << 30;
+
+/// Registers the files the job's drive set carries (diskprep, once, before the job
+/// completes): text, one line `<size> <path>` per file in path order. The job
+/// completes only when its container holds every one of them whole; the same list
+/// again changes nothing.
+pub async fn put_file_list(
+    state: &AppState,
+    principal: &Principal,
+    import_job_id: &str,
+    digest: &str,
+    body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+) -> ApiResult<ImportJobView> {
+    let tracked = load_seeded(state, principal, import_job_id).await?;
+    let name = &tracked.row.name;
+    let mut stream = body;
+    let given = digest;
+    let digest = given.to_ascii_lowercase();
+    let refusal = if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some(Failure::BadRequest(format!(
+            "'{given}' is not a file list digest: use the 64 hex digits diskprep computes"
+        )))
+    } else if matches!(tracked.job.state(), machine::ImportJobState::Completed | machine::ImportJobState::Closed)
+        && tracked.row.file_list.is_none()
+    {
+        Some(Failure::Conflict(format!(
+            "import job '{name}' is {}: its file list can no longer be registered",
+            tracked.job.state()
+        )))
+    } else {
+        None
+    };
+    if refusal.is_some() || tracked.row.file_list.is_some() {
+        // The caller is still sending: it should hear the answer.
+        crate::unread_body::drain(&mut stream, DRAIN_LIMIT).await;
+    }
+    if let Some(failure) = refusal {
+        return Err(failure);
+    }
+    if let Some(existing) = &tracked.row.file_list {
+        return if existing.digest == digest {
+            view(state, &tracked.row.id).await
+        } else {
+            Err(another_file_list(name, existing))
+        };
+    }
+    let (files, received) = read_file_list(&mut stream).await?;
+    if received.digest != digest {
+        return Err(Failure::BadRequest(format!(
+            "the file list received ({}) does not match its digest {digest}: it was cut short or changed on the \
+             way; nothing was stored, send it again",
+            offsite_api::size::plural(received.files, "file")
+        )));
+    }
+    if !state.db.insert_import_file_list(&tracked.row.id, &received, &files).await? {
+        // Registered meanwhile (a retried request): the same list is fine.
+        let stored = state.db.import_job(&tracked.row.id).await?.and_then(|row| row.file_list);
+        if let Some(existing) = stored.filter(|existing| existing.digest != digest) {
+            return Err(another_file_list(name, &existing));
+        }
+    }
+    tracing::info!(job = %tracked.row.id, files = received.files, bytes = received.bytes, "import job file list registered");
+    view(state, &tracked.row.id).await
+}
+
+fn another_file_list(name: &str, existing: &ImportFileListSummary) -> Failure {
+    Failure::Conflict(format!(
+        "import job '{name}' has another file list already ({}, digest {}…): a drive set's files do not change; \
+         for another staging location create another import job",
+        offsite_api::size::plural(existing.files, "file"),
+        existing.digest.get(..12).unwrap_or(&existing.digest)
+    ))
+}
+
+/// Reads a file list body: UTF-8 lines, each checked as it comes (the seeding
+/// crate's format, and the service's rule for import paths); bounded.
+async fn read_file_list(
+    stream: &mut (impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin),
+) -> ApiResult<(Vec<ImportFile>, ImportFileListSummary)> {
+    use futures::StreamExt;
+    let mut reader = offsite_seeding::file_list::FileListReader::new();
+    let mut files = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Failure::BadRequest(format!("the upload broke off: {e}")))?;
+        total += chunk.len() as u64;
+        if total > MAX_FILE_LIST_BYTES {
+            return Err(Failure::TooLarge(format!("a file list is at most {MAX_FILE_LIST_BYTES} bytes")));
+        }
+        pending.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = std::str::from_utf8(&pending[start..start + end])
+                .map_err(|_| Failure::BadRequest("a file list is UTF-8 text".into()))?;
+            let listed = reader.read_line(line).map_err(|e| Failure::BadRequest(e.to_string()))?;
+            check_import_path(&listed.path)?;
+            files.push(ImportFile { path: listed.path, size: listed.size });
+            start += end + 1;
+        }
+        pending.drain(..start);
+        if pending.len() > 8192 {
+            return Err(Failure::BadRequest("a line of the file list is longer than any path".into()));
+        }
+    }
+    if !pending.is_empty() {
+        return Err(Failure::BadRequest("the file list must end with a newline: it was cut short".into()));
+    }
+    let (count, bytes, digest) = reader.finish();
+    Ok((files, ImportFileListSummary { files: count, bytes, digest }))
+}
+
+/// The files of the job's file list that its container lacks (or holds at another
+/// size): what a repair drive must bring. `diskprep --repair` asks for them.
+pub async fn missing_files(state: &AppState, principal: &Principal, import_job_id: &str) -> ApiResult<Vec<ImportFile>> {
+    let tracked = load_seeded(state, principal, import_job_id).await?;
+    match files_missing(state, &tracked.row).await? {
+        Some(missing) => Ok(missing),
+        None => Err(Failure::Conflict(no_file_list(&tracked.row.name))),
+    }
+}

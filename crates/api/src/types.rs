@@ -383,6 +383,18 @@ impl ImportJobState {
     }
 }
 
+impl std::fmt::Display for ImportJobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for ImportDriveState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl ImportDriveState {
     /// The state in the seed's words ("Transferring", "CompletedMoreInfo").
     pub fn name(self) -> &'static str {

@@ -15,9 +15,10 @@ use super::layout::{bytes, page, progress, when, PortalFailure};
 use super::session::SignedIn;
 use crate::auth::Principal;
 use crate::services::datacenters;
-use crate::services::import_jobs::{self, DEADLINE_ACTOR};
+use crate::services::import_jobs;
 use crate::services::portal_users::{self, MIN_PASSWORD_CHARS};
 use crate::state::AppState;
+use offsite_seeding::import_job::Actor;
 
 type PageResult = Result<Response, PortalFailure>;
 
@@ -63,7 +64,7 @@ pub async fn operations(
         .filter(|(_, d)| matches!(d.state, ImportDriveState::Received | ImportDriveState::Transferring))
         .collect();
     let overdue: Vec<&ImportJobView> =
-        jobs.iter().filter(|j| j.timeline.iter().any(|e| e.actor == DEADLINE_ACTOR)).collect();
+        jobs.iter().filter(|j| j.timeline.iter().any(|e| Actor::parse(&e.actor) == Actor::ArrivalDeadline)).collect();
     let users = state.db.portal_users().await?;
     Ok(page(
         "Operations",

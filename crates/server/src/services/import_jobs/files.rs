@@ -5,9 +5,9 @@ use bytes::Bytes;
 use futures::Stream;
 
 use offsite_api::types::{ImportFile, ImportPart};
-use offsite_seeding::import_job::{self as machine, DriveRecord};
+use offsite_seeding::import_job::{DriveRecord, DriveState};
 
-use super::{load_for_operator, load_managed, load_seeded, Tracked};
+use super::{load_for_operator, load_managed, load_seeded, refused, Tracked};
 use crate::container_storage::{check_import_path, MAX_LOG_BYTES};
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
@@ -33,20 +33,13 @@ pub struct FilePart {
 /// drive (lowercase) and the length.
 fn check_upload(tracked: &Tracked, part: &FilePart, length: Option<u64>) -> ApiResult<(String, u64)> {
     check_import_path(&part.path)?;
-    let job_state = tracked.job.state();
-    use machine::ImportJobState as J;
-    if !matches!(job_state, J::Received | J::Transferring | J::Packaging) {
-        return Err(Failure::Conflict(format!(
-            "import job '{}' is {job_state}: files are uploaded while its drives are ingested",
-            tracked.row.name
-        )));
-    }
+    tracked.job.check_accepts_uploads().map_err(refused)?;
     let wanted = part.drive_id.to_ascii_lowercase();
-    let drive =
-        tracked.drives.iter().find(|d| d.drive_id == wanted).ok_or_else(|| {
-            Failure::not_found(format!("drive {} of import job '{}'", part.drive_id, tracked.row.name))
-        })?;
-    if drive.state() != machine::DriveState::Transferring {
+    let drive = tracked
+        .job
+        .drive(&wanted)
+        .ok_or_else(|| Failure::not_found(format!("drive {} of import job '{}'", part.drive_id, tracked.row.name)))?;
+    if drive.state() != DriveState::Transferring {
         return Err(Failure::Conflict(format!(
             "drive {} is {}: set it transferring before uploading its files",
             drive.drive_id,
@@ -112,9 +105,8 @@ fn check_log_kind(kind: &str) -> ApiResult<()> {
 fn drive_of<'a>(tracked: &'a Tracked, drive_id: &str) -> ApiResult<&'a DriveRecord> {
     let wanted = drive_id.to_ascii_lowercase();
     tracked
-        .drives
-        .iter()
-        .find(|d| d.drive_id == wanted)
+        .job
+        .drive(&wanted)
         .ok_or_else(|| Failure::not_found(format!("drive {drive_id} of import job '{}'", tracked.row.name)))
 }
 

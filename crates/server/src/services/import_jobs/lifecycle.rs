@@ -2,10 +2,10 @@
 //! shipped, received at the datacenter, its drives moved on, completed or closed.
 
 use offsite_api::types::{
-    CreateImportJob, DriveStateUpdate, ImportDriveState, ImportJobDriveSpec, ImportJobNote, ImportJobView,
-    ShippingDetails,
+    CreateImportJob, DriveStateUpdate, ImportDriveState, ImportJobDriveSpec, ImportJobNote, ImportJobState,
+    ImportJobView, ShippingDetails,
 };
-use offsite_seeding::import_job::{self as machine, check_job_name, check_tracking_number, DriveRecord, ImportJob};
+use offsite_seeding::import_job::{check_job_name, check_tracking_number, ImportJob, ImportJobError};
 
 use super::*;
 use crate::error::{ApiResult, Failure};
@@ -71,21 +71,21 @@ pub async fn create(
     // The state machine makes the first states; the rows copy them.
     let now = state.now();
     let who = actor(principal);
-    let job = ImportJob::new(&body.name, &who, now).map_err(|e| Failure::BadRequest(e.to_string()))?;
+    let mut job = ImportJob::new(&body.name, who.as_str(), now).map_err(|e| Failure::BadRequest(e.to_string()))?;
     let mut events = vec![EventRow {
         drive_id: None,
-        state: state_text(&job_state_to_api(job.state())),
+        state: state_text(&job.state()),
         at: now.unix_timestamp(),
-        actor: who.clone(),
+        actor: who.as_str().to_string(),
         message: None,
     }];
     for drive in &drives {
-        let record = DriveRecord::new(&drive.drive_id, drive.index, &who, now);
+        job.add_drive(&drive.drive_id, drive.index, who.clone(), now).map_err(refused)?;
         events.push(EventRow {
-            drive_id: Some(record.drive_id.clone()),
-            state: state_text(&drive_state_to_api(record.state())),
+            drive_id: Some(drive.drive_id.clone()),
+            state: state_text(&ImportDriveState::Specified),
             at: now.unix_timestamp(),
-            actor: who.clone(),
+            actor: who.as_str().to_string(),
             message: None,
         });
     }
@@ -100,7 +100,7 @@ pub async fn create(
         datacenter_id: datacenter.id,
         datacenter: datacenter.name,
         datacenter_address: datacenter.address,
-        state: job_state_to_api(job.state()),
+        state: job.state(),
         created: now.unix_timestamp(),
         shipped_at: None,
         shipping: None,
@@ -145,7 +145,8 @@ pub async fn cancel(
     let message = check_message(note.message)?;
     let mut tracked = load_managed(state, principal, import_job_id).await?;
     let message = Some(message.map_or_else(|| "cancelled".to_string(), |m| format!("cancelled: {m}")));
-    tracked.advance_job(machine::ImportJobState::Closed, &actor(principal), state.now(), message)?;
+    let closed = tracked.job.advance(ImportJobState::Closed, actor(principal), state.now()).map_err(refused)?;
+    tracked.record(vec![closed], message);
     tracked.store(state).await?;
     view(state, &tracked.row.id).await
 }
@@ -165,7 +166,7 @@ pub async fn ship(
     tracked.refuse_if_expired()?;
     let tracking_number =
         check_tracking_number(&body.tracking_number).map_err(|e| Failure::BadRequest(e.to_string()))?;
-    let drive_count = tracked.drives.len();
+    let drive_count = tracked.job.drives.len();
     if body.drive_count as usize != drive_count {
         return Err(Failure::BadRequest(format!(
             "the package holds {} drives but import job '{}' has {drive_count}: ship all of its drives together",
@@ -188,9 +189,8 @@ pub async fn ship(
         return Err(tracking_number_taken());
     }
     let now = state.now();
-    if tracked.job.state() != machine::ImportJobState::Shipping {
-        tracked.advance_job(machine::ImportJobState::Shipping, &actor(principal), now, None)?;
-    }
+    let shipped = tracked.job.ship(actor(principal), now).map_err(refused)?;
+    tracked.record(shipped, None);
     let shipped_at = tracked.job.shipped_at.unwrap_or(now).unix_timestamp();
     tracked.change.shipping = Some(ShippingUpdate { details, shipped_at });
     tracked.store(state).await?;
@@ -221,13 +221,8 @@ pub async fn receive(
     let message = check_message(note.message)?;
     let mut tracked = load_for_operator(state, principal, import_job_id).await?;
     let now = state.now();
-    let who = actor(principal);
-    tracked.advance_job(machine::ImportJobState::Received, &who, now, message)?;
-    for index in 0..tracked.drives.len() {
-        if tracked.drives[index].state() == machine::DriveState::Specified {
-            tracked.advance_drive(index, machine::DriveState::Received, &who, now, None)?;
-        }
-    }
+    let received = tracked.job.receive(actor(principal), now).map_err(refused)?;
+    tracked.record(received, message);
     tracked.store(state).await?;
     tracing::info!(job = %tracked.row.id, "import job received");
     view(state, &tracked.row.id).await
@@ -245,31 +240,20 @@ pub async fn set_drive_state(
 ) -> ApiResult<ImportJobView> {
     let mut tracked = load_for_operator(state, principal, import_job_id).await?;
     let wanted = drive_id.to_ascii_lowercase();
-    let index = tracked
-        .drives
-        .iter()
-        .position(|d| d.drive_id == wanted)
-        .ok_or_else(|| Failure::not_found(format!("drive {drive_id} of import job '{}'", tracked.row.name)))?;
-    let job_state = tracked.job.state();
-    if matches!(job_state, machine::ImportJobState::Creating | machine::ImportJobState::Shipping) {
+    if tracked.job.drive(&wanted).is_none() {
+        return Err(Failure::not_found(format!("drive {drive_id} of import job '{}'", tracked.row.name)));
+    }
+    // The message is checked after the job's state, as the API always answered.
+    let message = check_message(body.message);
+    let moved = tracked.job.set_drive(&wanted, body.state, actor(principal), state.now());
+    if let Err(ImportJobError::NotReceived { state: job_state, .. }) = &moved {
         return Err(Failure::Conflict(format!(
             "import job '{}' is {job_state}: record the package's arrival first (POST /import-jobs/{}/receive)",
             tracked.row.name, tracked.row.id
         )));
     }
-    let message = check_message(body.message)?;
-    let now = state.now();
-    let who = actor(principal);
-    let to = drive_state_from_api(body.state);
-    tracked.advance_drive(index, to, &who, now, message)?;
-    if to == machine::DriveState::Transferring && tracked.job.state() == machine::ImportJobState::Received {
-        tracked.advance_job(machine::ImportJobState::Transferring, &who, now, None)?;
-    }
-    if tracked.job.state() == machine::ImportJobState::Transferring
-        && tracked.drives.iter().all(|d| d.state().is_done())
-    {
-        tracked.advance_job(machine::ImportJobState::Packaging, &who, now, None)?;
-    }
+    let message = message?;
+    tracked.record(moved.map_err(refused)?, message);
     tracked.store(state).await?;
     view(state, &tracked.row.id).await
 }
@@ -284,21 +268,20 @@ pub async fn complete(
 ) -> ApiResult<ImportJobView> {
     let message = check_message(note.message)?;
     let mut tracked = load_for_operator(state, principal, import_job_id).await?;
-    if tracked.job.state() == machine::ImportJobState::Packaging
-        && state.storage.has_parts(&tracked.row.folder()).await?
-    {
+    if tracked.job.state() == ImportJobState::Packaging && state.storage.has_parts(&tracked.row.folder()).await? {
         return Err(Failure::Conflict(format!(
             "import job '{}' has files the drives delivered only in part: package it (POST /import-jobs/{}/package) \
              to assemble them or to name what a repair drive must bring",
             tracked.row.name, tracked.row.id
         )));
     }
-    if tracked.job.state() == machine::ImportJobState::Packaging {
+    if tracked.job.state() == ImportJobState::Packaging {
         if let Some(why) = what_keeps_from_completing(state, &tracked.row, &[]).await? {
             return Err(Failure::Conflict(why));
         }
     }
-    tracked.advance_job(machine::ImportJobState::Completed, &actor(principal), state.now(), message)?;
+    let completed = tracked.job.advance(ImportJobState::Completed, actor(principal), state.now()).map_err(refused)?;
+    tracked.record(vec![completed], message);
     tracked.store(state).await?;
     tracing::info!(job = %tracked.row.id, "import job completed");
     view(state, &tracked.row.id).await
@@ -330,12 +313,8 @@ pub async fn add_drive(
     let mut tracked = load_seeded(state, principal, import_job_id).await?;
     let drive = drive_row(&spec)?;
     let job_state = tracked.job.state();
-    use machine::ImportJobState as J;
-    if !matches!(job_state, J::Creating | J::Shipping | J::Received | J::Transferring | J::Packaging) {
-        return Err(Failure::Conflict(format!(
-            "import job '{}' is {job_state}: drives can no longer be added to it",
-            tracked.row.name
-        )));
+    if !tracked.job.accepts_drives() {
+        return Err(refused(ImportJobError::ClosedToDrives { job: tracked.row.name.clone(), state: job_state }));
     }
     let rows = state.db.import_job_drives(&tracked.row.id).await?;
     if let Some(existing) = rows.iter().find(|d| d.drive_id == drive.drive_id) {
@@ -358,16 +337,16 @@ pub async fn add_drive(
     }
     let now = state.now();
     let who = actor(principal);
-    let repair = !matches!(job_state, J::Creating);
-    tracked.drives.push(DriveRecord::new(&drive.drive_id, drive.index, &who, now));
-    // The job must still be in the state this was decided in.
-    let stored = job_state_to_api(job_state);
-    tracked.change.job_state = Some((stored, stored));
+    let repair = job_state != ImportJobState::Creating;
+    tracked.job.add_drive(&drive.drive_id, drive.index, who.clone(), now).map_err(refused)?;
+    // The job must still be in the state this was decided in; the drive's row is
+    // new, so its first event is written here rather than as a change of state.
+    tracked.change.job_state = Some((job_state, job_state));
     tracked.change.events.push(EventRow {
         drive_id: Some(drive.drive_id.clone()),
         state: state_text(&ImportDriveState::Specified),
         at: now.unix_timestamp(),
-        actor: who,
+        actor: who.as_str().to_string(),
         message: Some(if repair { "repair drive added".into() } else { "drive added".into() }),
     });
     tracked.change.new_drives.push(drive.clone());

@@ -28,7 +28,9 @@ use offsite_api::types::{
     ImportDriveState, ImportJobDatacenter, ImportJobDrive, ImportJobDriveSpec, ImportJobEvent, ImportJobState,
     ImportJobView,
 };
-use offsite_seeding::import_job::{self as machine, DriveRecord, ImportJob, StateChange, ARRIVAL_DEADLINE};
+use offsite_seeding::import_job::{
+    Actor, CloseReason, DriveRecord, ImportJob, ImportJobError, StateChange, Transition, ARRIVAL_DEADLINE,
+};
 
 use crate::db::time_of;
 use crate::error::{ApiResult, Failure};
@@ -38,83 +40,33 @@ use crate::import_jobs_db::{
 use crate::principal::Principal;
 use crate::state::AppState;
 
-/// The actor recorded for the deadline closing a job.
-pub const DEADLINE_ACTOR: &str = "service (deadline)";
 pub(crate) const MAX_DRIVES: usize = 1000;
-
-pub(crate) fn job_state_to_api(state: machine::ImportJobState) -> ImportJobState {
-    use machine::ImportJobState as M;
-    match state {
-        M::Creating => ImportJobState::Creating,
-        M::Shipping => ImportJobState::Shipping,
-        M::Received => ImportJobState::Received,
-        M::Transferring => ImportJobState::Transferring,
-        M::Packaging => ImportJobState::Packaging,
-        M::Completed => ImportJobState::Completed,
-        M::Closed => ImportJobState::Closed,
-    }
-}
-
-pub(crate) fn job_state_from_api(state: ImportJobState) -> machine::ImportJobState {
-    use machine::ImportJobState as M;
-    match state {
-        ImportJobState::Creating => M::Creating,
-        ImportJobState::Shipping => M::Shipping,
-        ImportJobState::Received => M::Received,
-        ImportJobState::Transferring => M::Transferring,
-        ImportJobState::Packaging => M::Packaging,
-        ImportJobState::Completed => M::Completed,
-        ImportJobState::Closed => M::Closed,
-    }
-}
-
-pub(crate) fn drive_state_to_api(state: machine::DriveState) -> ImportDriveState {
-    use machine::DriveState as M;
-    match state {
-        M::Specified => ImportDriveState::Specified,
-        M::Received => ImportDriveState::Received,
-        M::Transferring => ImportDriveState::Transferring,
-        M::Completed => ImportDriveState::Completed,
-        M::CompletedMoreInfo => ImportDriveState::CompletedMoreInfo,
-        M::NeverReceived => ImportDriveState::NeverReceived,
-        M::ShippedBack => ImportDriveState::ShippedBack,
-    }
-}
-
-pub(crate) fn drive_state_from_api(state: ImportDriveState) -> machine::DriveState {
-    use machine::DriveState as M;
-    match state {
-        ImportDriveState::Specified => M::Specified,
-        ImportDriveState::Received => M::Received,
-        ImportDriveState::Transferring => M::Transferring,
-        ImportDriveState::Completed => M::Completed,
-        ImportDriveState::CompletedMoreInfo => M::CompletedMoreInfo,
-        ImportDriveState::NeverReceived => M::NeverReceived,
-        ImportDriveState::ShippedBack => M::ShippedBack,
-    }
-}
 
 pub(crate) fn format_time(time: OffsetDateTime) -> String {
     time.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| time.to_string())
 }
 
 /// Who a change is recorded as.
-pub(crate) fn actor(principal: &Principal) -> String {
-    match principal {
+pub(crate) fn actor(principal: &Principal) -> Actor {
+    Actor::Named(match principal {
         Principal::Operator => "operator".into(),
         Principal::Subscription { subscription_id } => subscription_id.clone(),
         Principal::Machine { machine_id, .. } => machine_id.clone(),
         Principal::Registration { credential_id, .. } => credential_id.clone(),
         Principal::Application { application_id, .. } => application_id.clone(),
-    }
+    })
 }
 
-/// A stored job rebuilt as the state machine's values, collecting the changes a
+/// A refusal of the life cycle, as the API answers it.
+pub(crate) fn refused(err: ImportJobError) -> Failure {
+    Failure::Conflict(err.to_string())
+}
+
+/// A stored job rebuilt as the life cycle's values, collecting the changes a
 /// request makes so they are stored together.
 pub(crate) struct Tracked {
     pub(crate) row: ImportJobRow,
     pub(crate) job: ImportJob,
-    pub(crate) drives: Vec<DriveRecord>,
     pub(crate) change: ImportJobChange,
 }
 
@@ -135,64 +87,72 @@ impl Tracked {
     /// disagreement is a damaged database, not a race.
     pub(crate) fn assemble(snapshot: JobSnapshot) -> ApiResult<Tracked> {
         let JobSnapshot { row, drives: drive_rows, events } = snapshot;
-        let mut job =
-            ImportJob { name: row.name.clone(), history: Vec::new(), shipped_at: row.shipped_at.map(time_of) };
-        let mut drives: Vec<DriveRecord> = drive_rows
+        let drives = drive_rows
             .iter()
             .map(|d| DriveRecord { drive_id: d.drive_id.clone(), index: d.index, history: Vec::new() })
             .collect();
+        let mut job =
+            ImportJob { name: row.name.clone(), history: Vec::new(), shipped_at: row.shipped_at.map(time_of), drives };
         let bad = |e: sqlx::Error| Failure::Internal(format!("import job {}: {e}", row.id));
         for event in &events {
-            let (at, actor) = (time_of(event.at), event.actor.clone());
+            let (at, actor) = (time_of(event.at), Actor::parse(&event.actor));
             match &event.drive_id {
-                None => {
-                    let state = job_state_from_api(state_from(&event.state).map_err(bad)?);
-                    job.history.push(StateChange { state, at, actor });
-                }
+                None => job.history.push(StateChange { state: state_from(&event.state).map_err(bad)?, at, actor }),
                 Some(id) => {
-                    let state = drive_state_from_api(state_from(&event.state).map_err(bad)?);
-                    if let Some(drive) = drives.iter_mut().find(|d| &d.drive_id == id) {
+                    let state = state_from(&event.state).map_err(bad)?;
+                    if let Some(drive) = job.drives.iter_mut().find(|d| &d.drive_id == id) {
                         drive.history.push(StateChange { state, at, actor });
                     }
                 }
             }
         }
         // The rows are what conditional updates check: they and the timeline agree.
-        let stored_job = job_state_from_api(row.state);
-        if job.state() != stored_job {
+        if job.state() != row.state {
             return Err(Failure::Internal(format!(
                 "import job {}: timeline ends {} but the job is {}",
                 row.id,
                 job.state(),
-                stored_job
+                row.state
             )));
         }
-        for (drive, stored) in drives.iter().zip(&drive_rows) {
-            if drive.state() != drive_state_from_api(stored.state) {
+        for (drive, stored) in job.drives.iter().zip(&drive_rows) {
+            if drive.state() != stored.state {
                 return Err(Failure::Internal(format!("import job {}: drive {} disagrees", row.id, drive.drive_id)));
             }
         }
-        Ok(Tracked { row, job, drives, change: ImportJobChange::default() })
+        Ok(Tracked { row, job, change: ImportJobChange::default() })
     }
 
-    pub(crate) fn advance_job(
-        &mut self,
-        to: machine::ImportJobState,
-        actor: &str,
-        at: OffsetDateTime,
-        message: Option<String>,
-    ) -> ApiResult<()> {
-        let from = job_state_to_api(self.job.state());
-        self.job.advance(to, actor, at).map_err(|e| Failure::Conflict(e.to_string()))?;
-        self.note_job(from, job_state_to_api(to), actor, at, message);
-        Ok(())
+    /// Collects what an intent of the job did, to be stored with [`Tracked::store`];
+    /// `message` goes with the first change (the one asked for, not its cascades).
+    pub(crate) fn record(&mut self, transitions: Vec<Transition>, mut message: Option<String>) {
+        for transition in transitions {
+            let message = message.take();
+            match transition {
+                Transition::Job { from, to, at, actor } => self.note_job(from, to, &actor, at, message),
+                Transition::Drive { drive_id, from, to, at, actor } => {
+                    match self.change.drives.iter_mut().find(|(id, _, _)| *id == drive_id) {
+                        Some(entry) => entry.2 = to,
+                        None => self.change.drives.push((drive_id.clone(), from, to)),
+                    }
+                    self.change.events.push(EventRow {
+                        drive_id: Some(drive_id),
+                        state: state_text(&to),
+                        at: at.unix_timestamp(),
+                        actor: actor.as_str().to_string(),
+                        message,
+                    });
+                }
+            }
+        }
     }
 
+    /// A job event: a change of state, or a note in the state it is in.
     pub(crate) fn note_job(
         &mut self,
         from: ImportJobState,
         to: ImportJobState,
-        actor: &str,
+        actor: &Actor,
         at: OffsetDateTime,
         message: Option<String>,
     ) {
@@ -202,56 +162,23 @@ impl Tracked {
             drive_id: None,
             state: state_text(&to),
             at: at.unix_timestamp(),
-            actor: actor.to_string(),
+            actor: actor.as_str().to_string(),
             message,
         });
-    }
-
-    pub(crate) fn advance_drive(
-        &mut self,
-        index: usize,
-        to: machine::DriveState,
-        actor: &str,
-        at: OffsetDateTime,
-        message: Option<String>,
-    ) -> ApiResult<()> {
-        let drive = &mut self.drives[index];
-        let from = drive_state_to_api(drive.state());
-        drive.advance(to, actor, at).map_err(|e| Failure::Conflict(e.to_string()))?;
-        let drive_id = drive.drive_id.clone();
-        let to = drive_state_to_api(to);
-        match self.change.drives.iter_mut().find(|(id, _, _)| *id == drive_id) {
-            Some(entry) => entry.2 = to,
-            None => self.change.drives.push((drive_id.clone(), from, to)),
-        }
-        self.change.events.push(EventRow {
-            drive_id: Some(drive_id),
-            state: state_text(&to),
-            at: at.unix_timestamp(),
-            actor: actor.to_string(),
-            message,
-        });
-        Ok(())
     }
 
     /// Closes the job if its drives are past their arrival deadline.
     pub(crate) fn expire_if_due(&mut self, now: OffsetDateTime) -> bool {
-        let from = job_state_to_api(self.job.state());
-        if !self.job.expire_if_due(now) {
-            return false;
-        }
+        let Some(closed) = self.job.expire_if_due(now) else { return false };
         let deadline = self.job.arrival_deadline().map(format_time).unwrap_or_default();
-        let message = format!("the drives did not reach the datacenter by {deadline}");
-        self.note_job(from, ImportJobState::Closed, DEADLINE_ACTOR, now, Some(message));
+        self.record(vec![closed], Some(format!("the drives did not reach the datacenter by {deadline}")));
         true
     }
 
     /// The refusal for a job its arrival deadline closed (now or earlier), naming
     /// the job and the deadline; every later step on it hears the same.
     pub(crate) fn refuse_if_expired(&self) -> ApiResult<()> {
-        let closed_by_deadline = self.job.state() == machine::ImportJobState::Closed
-            && self.job.history.last().is_some_and(|change| change.actor == DEADLINE_ACTOR);
-        if !closed_by_deadline {
+        if self.job.close_reason() != Some(CloseReason::ArrivalDeadlinePassed) {
             return Ok(());
         }
         let deadline = self.job.arrival_deadline().map(format_time).unwrap_or_default();

@@ -8,10 +8,9 @@ use bytes::Bytes;
 use futures::Stream;
 
 use offsite_api::types::{ImportFile, ImportFileListSummary, ImportJobNote, ImportJobState, ImportJobView};
-use offsite_seeding::import_job as machine;
 
 use super::files::DRAIN_LIMIT;
-use super::{actor, check_message, load_for_operator, load_seeded, view};
+use super::{actor, check_message, load_for_operator, load_seeded, refused, view};
 use crate::container_storage::{check_import_path, missing_from, Incomplete};
 use crate::error::{ApiResult, Failure};
 use crate::import_jobs_db::{ImportJobChange, ImportJobRow};
@@ -64,39 +63,21 @@ pub async fn package(
 ) -> ApiResult<ImportJobView> {
     let message = check_message(note.message)?;
     let mut tracked = load_for_operator(state, principal, import_job_id).await?;
-    let busy: Vec<String> = tracked
-        .drives
-        .iter()
-        .filter(|d| !d.state().is_done())
-        .map(|d| format!("{} ({})", d.drive_id, d.state()))
-        .collect();
-    if !busy.is_empty() {
-        return Err(Failure::Conflict(format!(
-            "import job '{}' still has drives being ingested or not received: {}. Finish their ingest first",
-            tracked.row.name,
-            busy.join(", ")
-        )));
-    }
     let who = actor(principal);
-    match tracked.job.state() {
-        machine::ImportJobState::Transferring => {
-            tracked.advance_job(machine::ImportJobState::Packaging, &who, state.now(), None)?;
-            tracked.store(state).await?;
-            tracked.change = ImportJobChange::default();
-        }
-        machine::ImportJobState::Packaging => {}
-        other => {
-            return Err(Failure::Conflict(format!(
-                "import job '{}' is {other}: it is packaged after its drives are ingested",
-                tracked.row.name
-            )))
-        }
+    let began = tracked.job.begin_packaging(who.clone(), state.now()).map_err(refused)?;
+    if !began.is_empty() {
+        // Stored before the storage work: a packaging that fails half-way is
+        // packaged again, from `packaging`.
+        tracked.record(began, None);
+        tracked.store(state).await?;
+        tracked.change = ImportJobChange::default();
     }
     let packaged = state.storage.package(&tracked.row.folder()).await?;
     let now = state.now();
     match what_keeps_from_completing(state, &tracked.row, &packaged.incomplete).await? {
         None => {
-            tracked.advance_job(machine::ImportJobState::Completed, &who, now, message)?;
+            let completed = tracked.job.advance(ImportJobState::Completed, who, now).map_err(refused)?;
+            tracked.record(vec![completed], message);
             tracing::info!(job = %tracked.row.id, assembled = packaged.assembled.len(), "import job packaged and completed");
         }
         Some(why) => {
@@ -173,7 +154,7 @@ pub async fn put_file_list(
         Some(Failure::BadRequest(format!(
             "'{given}' is not a file list digest: use the 64 hex digits diskprep computes"
         )))
-    } else if matches!(tracked.job.state(), machine::ImportJobState::Completed | machine::ImportJobState::Closed)
+    } else if matches!(tracked.job.state(), ImportJobState::Completed | ImportJobState::Closed)
         && tracked.row.file_list.is_none()
     {
         Some(Failure::Conflict(format!(

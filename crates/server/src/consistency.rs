@@ -4,7 +4,7 @@
 //! import jobs, adopted seeds. The storage must hold it: each recovery point's
 //! snapshot file, a config for every machine repository that has anything in it,
 //! every file the service stored in a repository and no one removed (the ledger of
-//! `repository_files_db.rs`: a pack deleted by hand is named),
+//! `db/repository_files.rs`: a pack deleted by hand is named),
 //! the whole files of every completed import job, every file of an adopted seed.
 //! Uploads a killed service left half-written (staged files of a local storage
 //! folder, ingest parts of a job already completed) are named too. With
@@ -24,9 +24,9 @@ use offsite_api::types::ImportJobState;
 use offsite_engine::backend::FileKind;
 
 use crate::container_storage::{claimed_hash, missing_from, JobFolder};
+use crate::db::import_jobs::ImportJobRow;
 use crate::db::Db;
 use crate::error::Failure;
-use crate::import_jobs_db::ImportJobRow;
 use crate::storage::{RepoFile, VaultStorage};
 use crate::{ServerConfig, ServerError};
 use offsite_api::size::plural;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use offsite_api::types::{ImportDriveState, ImportJobState};
 
-use crate::import_jobs_db::state_text;
+use crate::db::enum_text;
 use crate::state::AppState;
 
 const JOB_STATES: [ImportJobState; 7] = [
@@ -49,7 +49,7 @@ pub async fn render(state: &AppState) -> String {
 /// One gauge family with a `state` label; every known state is listed, 0 when absent,
 /// so a state that empties shows 0 instead of vanishing.
 fn gauge<T: serde::Serialize>(text: &mut String, name: &str, help: &str, known: &[T], counts: &[(String, i64)]) {
-    let mut by_state: BTreeMap<String, i64> = known.iter().map(|s| (state_text(s), 0)).collect();
+    let mut by_state: BTreeMap<String, i64> = known.iter().map(|s| (enum_text(s), 0)).collect();
     for (state, n) in counts {
         by_state.insert(state.clone(), *n);
     }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::layout::{page, PortalFailure};
 use crate::auth::Principal;
 
-use crate::portal_db::{PortalUserRow, SessionRow};
+use crate::db::portal::{PortalUserRow, SessionRow};
 use crate::secrets;
 use crate::state::AppState;
 

@@ -9,9 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use offsite_api::types::{AdoptSeed, Adoption, ImportFile, ImportJobState};
 
+use crate::db::seeding::AdoptionRow;
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
-use crate::seeding_db::AdoptionRow;
 use crate::services::import_jobs::files_missing;
 use crate::services::machines::{machine_for, Access};
 use crate::state::AppState;
@@ -21,7 +21,7 @@ use crate::storage::RepoFile;
 const PARALLEL: usize = 8;
 
 fn state_name(state: ImportJobState) -> String {
-    crate::import_jobs_db::state_text(&state)
+    crate::db::enum_text(&state)
 }
 
 /// Copies the seed of a completed import job of the machine's subscription into

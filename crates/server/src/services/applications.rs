@@ -7,11 +7,11 @@
 use offsite_api::types::{Application, ApplicationCertificate, UploadCertificate};
 
 use crate::certificates::{self, ParsedCertificate};
+use crate::db::seeding::{ApplicationRow, CertificateRow, NewApplication};
 use crate::db::time_of;
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
 use crate::secrets;
-use crate::seeding_db::{ApplicationRow, CertificateRow, NewApplication};
 use crate::services::subscriptions::managed;
 use crate::state::AppState;
 

@@ -4,8 +4,8 @@
 
 use offsite_api::types::{CreatePortalUser, PortalUser};
 
+use crate::db::portal::PortalUserRow;
 use crate::error::ApiResult;
-use crate::portal_db::PortalUserRow;
 use crate::principal::Principal;
 use crate::secrets;
 use crate::state::AppState;

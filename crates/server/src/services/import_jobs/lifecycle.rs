@@ -8,8 +8,9 @@ use offsite_api::types::{
 use offsite_seeding::import_job::{check_job_name, check_tracking_number, ImportJob, ImportJobError};
 
 use super::*;
+use crate::db::enum_text;
+use crate::db::import_jobs::{DriveRow, EventRow, ImportJobChange, ImportJobRow, ShippingUpdate};
 use crate::error::{ApiResult, Failure};
-use crate::import_jobs_db::{DriveRow, EventRow, ImportJobChange, ImportJobRow, ShippingUpdate};
 use crate::principal::Principal;
 use crate::secrets;
 use crate::services::subscriptions;
@@ -74,7 +75,7 @@ pub async fn create(
     let mut job = ImportJob::new(&body.name, who.as_str(), now).map_err(|e| Failure::BadRequest(e.to_string()))?;
     let mut events = vec![EventRow {
         drive_id: None,
-        state: state_text(&job.state()),
+        state: enum_text(&job.state()),
         at: now.unix_timestamp(),
         actor: who.as_str().to_string(),
         message: None,
@@ -83,7 +84,7 @@ pub async fn create(
         job.add_drive(&drive.drive_id, drive.index, who.clone(), now).map_err(refused)?;
         events.push(EventRow {
             drive_id: Some(drive.drive_id.clone()),
-            state: state_text(&ImportDriveState::Specified),
+            state: enum_text(&ImportDriveState::Specified),
             at: now.unix_timestamp(),
             actor: who.as_str().to_string(),
             message: None,
@@ -344,7 +345,7 @@ pub async fn add_drive(
     tracked.change.job_state = Some((job_state, job_state));
     tracked.change.events.push(EventRow {
         drive_id: Some(drive.drive_id.clone()),
-        state: state_text(&ImportDriveState::Specified),
+        state: enum_text(&ImportDriveState::Specified),
         at: now.unix_timestamp(),
         actor: who.as_str().to_string(),
         message: Some(if repair { "repair drive added".into() } else { "drive added".into() }),

@@ -32,11 +32,9 @@ use offsite_seeding::import_job::{
     Actor, CloseReason, DriveRecord, ImportJob, ImportJobError, StateChange, Transition, ARRIVAL_DEADLINE,
 };
 
-use crate::db::time_of;
+use crate::db::import_jobs::{ChangeOutcome, DriveRow, EventRow, ImportJobChange, ImportJobRow, JobSnapshot};
+use crate::db::{enum_from, enum_text, time_of};
 use crate::error::{ApiResult, Failure};
-use crate::import_jobs_db::{
-    state_from, state_text, ChangeOutcome, DriveRow, EventRow, ImportJobChange, ImportJobRow, JobSnapshot,
-};
 use crate::principal::Principal;
 use crate::state::AppState;
 
@@ -97,9 +95,9 @@ impl Tracked {
         for event in &events {
             let (at, actor) = (time_of(event.at), Actor::parse(&event.actor));
             match &event.drive_id {
-                None => job.history.push(StateChange { state: state_from(&event.state).map_err(bad)?, at, actor }),
+                None => job.history.push(StateChange { state: enum_from(&event.state).map_err(bad)?, at, actor }),
                 Some(id) => {
-                    let state = state_from(&event.state).map_err(bad)?;
+                    let state = enum_from(&event.state).map_err(bad)?;
                     if let Some(drive) = job.drives.iter_mut().find(|d| &d.drive_id == id) {
                         drive.history.push(StateChange { state, at, actor });
                     }
@@ -137,7 +135,7 @@ impl Tracked {
                     }
                     self.change.events.push(EventRow {
                         drive_id: Some(drive_id),
-                        state: state_text(&to),
+                        state: enum_text(&to),
                         at: at.unix_timestamp(),
                         actor: actor.as_str().to_string(),
                         message,
@@ -160,7 +158,7 @@ impl Tracked {
         self.change.job_state = Some((first_from, to));
         self.change.events.push(EventRow {
             drive_id: None,
-            state: state_text(&to),
+            state: enum_text(&to),
             at: at.unix_timestamp(),
             actor: actor.as_str().to_string(),
             message,

@@ -12,8 +12,8 @@ use offsite_api::types::{ImportFile, ImportFileListSummary, ImportJobNote, Impor
 use super::files::DRAIN_LIMIT;
 use super::{actor, check_message, load_for_operator, load_seeded, refused, view};
 use crate::container_storage::{check_import_path, missing_from, Incomplete};
+use crate::db::import_jobs::{ImportJobChange, ImportJobRow};
 use crate::error::{ApiResult, Failure};
-use crate::import_jobs_db::{ImportJobChange, ImportJobRow};
 use crate::principal::Principal;
 use crate::state::AppState;
 

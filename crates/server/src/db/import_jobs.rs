@@ -11,8 +11,8 @@ use offsite_api::types::{
     StorageAccount,
 };
 
+use super::{enum_from, enum_text, is_unique_violation, rows_per_insert, values_of, Db, DbError, DbResult};
 use crate::container_storage::JobFolder;
-use crate::db::{rows_per_insert, values_of, Db, DbError, DbResult};
 
 /// A stored import job, with the names of what it points at.
 #[derive(Debug, Clone)]
@@ -127,19 +127,6 @@ pub enum ChangeOutcome {
 }
 
 /// The snake_case name of an API enum, as stored.
-pub fn state_text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
-pub fn state_from<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
-    serde_json::from_value(serde_json::Value::String(text.to_string()))
-        .map_err(|e| sqlx::Error::Decode(format!("unexpected state '{text}': {e}").into()))
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error().is_some_and(|db| db.is_unique_violation())
-}
-
 const JOB_SELECT: &str = "SELECT j.*, sa.name AS storage_account_name, c.name AS container_name, \
      d.name AS datacenter_name, d.address AS datacenter_address FROM import_jobs j \
      JOIN storage_accounts sa ON sa.id = j.storage_account_id \
@@ -179,7 +166,7 @@ fn job_row(row: &AnyRow) -> Result<ImportJobRow, sqlx::Error> {
         datacenter_id: row.try_get("datacenter_id")?,
         datacenter: row.try_get("datacenter_name")?,
         datacenter_address: row.try_get("datacenter_address")?,
-        state: state_from(&state)?,
+        state: enum_from(&state)?,
         created: row.try_get("created")?,
         shipped_at: row.try_get("shipped_at")?,
         shipping,
@@ -225,7 +212,7 @@ impl Db {
         let row =
             sqlx::query("SELECT * FROM datacenters WHERE name = $1").bind(name).fetch_optional(self.pool()).await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(crate::db::datacenter_row(&row)?))
+        Ok(Some(super::storage_accounts::datacenter_row(&row)?))
     }
 
     // ---------------------------------------------------------------- import jobs
@@ -271,7 +258,7 @@ impl Db {
         .bind(&job.storage_account_id)
         .bind(&job.container_id)
         .bind(&job.datacenter_id)
-        .bind(state_text(&job.state))
+        .bind(enum_text(&job.state))
         .bind(job.created)
         .execute(&mut *tx)
         .await
@@ -403,9 +390,9 @@ impl Db {
         let mut tx = self.pool().begin().await?;
         if let Some((from, to)) = change.job_state {
             let done = sqlx::query("UPDATE import_jobs SET state = $1 WHERE id = $2 AND state = $3")
-                .bind(state_text(&to))
+                .bind(enum_text(&to))
                 .bind(job_id)
-                .bind(state_text(&from))
+                .bind(enum_text(&from))
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() != 1 {
@@ -416,10 +403,10 @@ impl Db {
             let done = sqlx::query(
                 "UPDATE import_job_drives SET state = $1 WHERE job_id = $2 AND drive_id = $3 AND state = $4",
             )
-            .bind(state_text(to))
+            .bind(enum_text(to))
             .bind(job_id)
             .bind(drive_id)
-            .bind(state_text(from))
+            .bind(enum_text(from))
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() != 1 {
@@ -486,7 +473,7 @@ async fn insert_drive(
     .bind(job_id)
     .bind(&drive.drive_id)
     .bind(i64::from(drive.index))
-    .bind(state_text(&drive.state))
+    .bind(enum_text(&drive.state))
     .bind(&drive.fingerprint)
     .bind(drive.data_bytes.map(|b| b as i64))
     .execute(&mut **tx)
@@ -534,7 +521,7 @@ async fn drives_of<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, job_id
         drives.push(DriveRow {
             drive_id: row.try_get("drive_id")?,
             index: row.try_get::<i64, _>("drive_index")? as u32,
-            state: state_from(&state)?,
+            state: enum_from(&state)?,
             fingerprint: row.try_get("fingerprint")?,
             data_bytes: row.try_get::<Option<i64>, _>("data_bytes")?.map(|b| b.max(0) as u64),
             bytes_received: row.try_get::<i64, _>("bytes_received")?.max(0) as u64,

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::db::{conflict, Db, DbResult};
+use super::{conflict, Db, DbResult};
 
 /// Someone who signs in to the portal: a subscription's user, or an operator.
 #[derive(Debug, Clone)]

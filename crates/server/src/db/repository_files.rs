@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use offsite_engine::backend::FileKind;
 
-use crate::db::{rows_per_insert, values_of, Db, DbResult};
+use super::{rows_per_insert, values_of, Db, DbResult};
 
 /// A listed file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use base64::Engine;
 use sqlx::Row;
 
-use crate::db::{Db, DbError, DbResult};
+use super::{is_unique_violation, Db, DbError, DbResult};
 
 #[derive(Debug, Clone)]
 pub struct ApplicationRow {
@@ -26,10 +26,6 @@ pub struct AdoptionRow {
     pub adopted: i64,
     pub files: u64,
     pub bytes: u64,
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error().is_some_and(|db| db.is_unique_violation())
 }
 
 fn application_row(row: &sqlx::any::AnyRow) -> Result<ApplicationRow, sqlx::Error> {

@@ -152,9 +152,10 @@ pub enum Refusal {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StationError {
-    /// The drive is refused; the message says what to do with it.
+    /// The drive is refused; the message says what to do with it. Boxed: it is
+    /// the largest variant, and the others travel through every `?`.
     #[error(transparent)]
-    Refused(#[from] Refusal),
+    Refused(Box<Refusal>),
 
     /// The service failed or refused (after the retries a passing failure gets).
     #[error(transparent)]
@@ -173,6 +174,12 @@ pub enum StationError {
         #[source]
         error: ApiError,
     },
+}
+
+impl From<Refusal> for StationError {
+    fn from(refusal: Refusal) -> Self {
+        StationError::Refused(Box::new(refusal))
+    }
 }
 
 /// A drive's ingest that ran to its end, cleanly or not.

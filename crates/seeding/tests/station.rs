@@ -274,7 +274,7 @@ fn station(service: FakeService) -> Station<FakeService> {
 
 fn refusal_of(result: Result<impl std::fmt::Debug, StationError>) -> Refusal {
     match result {
-        Err(StationError::Refused(refusal)) => refusal,
+        Err(StationError::Refused(refusal)) => *refusal,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -12,7 +12,9 @@
 //! - [`diskprep`]: copying a staging location onto a set of drives, with a journal
 //!   to resume, and repair sets;
 //! - [`admission`]: whether a drive presented at the datacenter is one its import job expects;
-//! - [`ingest`]: reading a drive at the datacenter and handing its files to an uploader.
+//! - [`ingest`]: reading a drive at the datacenter and handing its files to an uploader;
+//! - [`station`]: the ingest station's protocol with the service around that reading
+//!   (which job, drive states, logs, packaging), for any station.
 
 #![forbid(unsafe_code)]
 
@@ -24,3 +26,4 @@ pub mod file_list;
 pub mod import_job;
 pub mod ingest;
 pub mod staging;
+pub mod station;

@@ -3,24 +3,23 @@
 //! key, verifies every block against the manifest, streams the files into the
 //! customer's storage account container through the service, writes an error and a
 //! verbose log per drive into the container, and moves drive and job states on.
-//! Several stations may ingest drives of one service at once: all state lives on
-//! the service, and a drive's files are stored idempotently.
+//! The rules are [`offsite_seeding::station`]'s; this is the conversation with the
+//! operator: arguments, progress, what is printed and the exit code.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
-use anyhow::{bail, Context, Result};
-use backon::BlockingRetryable;
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use offsite_api::files::OperatorCredentials;
-use offsite_api::types::{DriveStateUpdate, ImportDriveState, ImportJobNote, ImportJobState, ImportJobView};
+use offsite_api::types::{ImportDriveState, ImportJobState, ImportJobView};
 use offsite_api::Client;
-use offsite_seeding::admission::{self, RegisteredDrive, RegisteredJob};
-use offsite_seeding::drive::{peek_header_unauthenticated, DriveError, DriveKey};
-use offsite_seeding::ingest::{self, IngestProgress, IngestReport, PartBody, PartToUpload, PartUploader, UploadError};
+use offsite_seeding::drive::DriveKey;
+use offsite_seeding::ingest::IngestProgress;
+use offsite_seeding::station::{Station, StationError};
 
 use crate::display::plural;
 use crate::exit::DRIVE_PROBLEM;
@@ -70,7 +69,9 @@ enum DatacenterCommand {
     },
 }
 
-fn client(args: &DatacenterArgs) -> Result<Client> {
+/// The station over the service the credentials name, spelling its next steps
+/// with those credentials.
+fn station(args: &DatacenterArgs) -> Result<Station<Client>> {
     let Some(path) = &args.operator_credentials else {
         bail!(
             "the ingest station needs the operator credentials: pass --operator-credentials FILE or set \
@@ -78,19 +79,11 @@ fn client(args: &DatacenterArgs) -> Result<Client> {
         );
     };
     let creds = OperatorCredentials::read(path)?;
-    Ok(Client::new(&creds.endpoint(), &creds.token)?)
-}
-
-/// `offsite datacenter [--operator-credentials FILE] REST`: a next step for this
-/// station, with the credentials file it was given.
-fn station_command(args: &DatacenterArgs, rest: &str) -> String {
-    match &args.operator_credentials {
-        Some(path) => format!(
-            "offsite datacenter --operator-credentials {} {rest}",
-            offsite_agent::home::shell_word(&path.display().to_string())
-        ),
-        None => format!("offsite datacenter {rest}"),
-    }
+    let client = Client::new(&creds.endpoint(), &creds.token)?;
+    // The next steps the station names carry the credentials file it was given.
+    let credentials = offsite_agent::home::shell_word(&path.display().to_string());
+    Ok(Station::new(client)
+        .with_commands(move |rest| format!("offsite datacenter --operator-credentials {credentials} {rest}")))
 }
 
 fn show(json: bool, view: &ImportJobView) -> Result<()> {
@@ -103,101 +96,27 @@ fn show(json: bool, view: &ImportJobView) -> Result<()> {
 }
 
 pub fn run(args: DatacenterArgs) -> Result<ExitCode> {
-    let client = client(&args)?;
+    let station = station(&args)?;
     match &args.command {
         DatacenterCommand::Receive { job, note } => {
-            let view = client.find_import_job(job)?;
-            let view = client.receive_import_job(&view.id, &ImportJobNote { message: note.clone() })?;
-            show(args.json, &view)?;
+            show(args.json, &station.receive(job, note.clone()).map_err(reported)?)?
         }
-        DatacenterCommand::Package { job } => {
-            let view = client.find_import_job(job)?;
-            let view = retrying(|| client.package_import_job(&view.id, &ImportJobNote::default()))?;
-            show(args.json, &view)?;
-        }
-        DatacenterCommand::Status { job } => show(args.json, &client.find_import_job(job)?)?,
-        DatacenterCommand::Ingest { drive, import_key } => return ingest_command(&args, &client, drive, import_key),
+        DatacenterCommand::Package { job } => show(args.json, &station.package(job).map_err(reported)?)?,
+        DatacenterCommand::Status { job } => show(args.json, &station.status(job).map_err(reported)?)?,
+        DatacenterCommand::Ingest { drive, import_key } => return ingest_command(&args, &station, drive, import_key),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Calls the service, trying again after the station's waits while it fails for
-/// a passing reason (unreachable, overloaded, its storage failing): a station
-/// that has read a whole drive should not stop for a blink of the network.
-fn retrying<T>(call: impl FnMut() -> offsite_api::client::ApiResult<T>) -> offsite_api::client::ApiResult<T> {
-    call.retry(ingest::STATION_RETRY)
-        .sleep(std::thread::sleep)
-        .when(|err| err.is_transient())
-        .notify(|err, wait| {
-            tracing::warn!(error = %err, "the service failed for a passing reason; trying again in {wait:?}")
-        })
-        .call()
-}
-
-/// Uploads each file part of a drive through the service, streaming.
-struct ServiceUploader {
-    client: Client,
-    job_id: String,
-    drive_id: String,
-    /// What the job's container held when the station started: whole files
-    /// (path → size) and parts awaiting packaging (path, offset, length).
-    whole_files: HashMap<String, u64>,
-    stored_parts: HashSet<(String, u64, u64)>,
-}
-
-impl ServiceUploader {
-    /// Lists what the job's container holds, so that a drive whose ingest was
-    /// stopped half-way sends only what did not land.
-    fn new(client: &Client, job_id: &str, drive_id: &str) -> Result<ServiceUploader> {
-        let whole_files = client.import_files(job_id)?.into_iter().map(|f| (f.path, f.size)).collect();
-        let stored_parts = client.import_parts(job_id)?.into_iter().map(|p| (p.path, p.offset, p.length)).collect();
-        Ok(ServiceUploader {
-            client: client.clone(),
-            job_id: job_id.to_string(),
-            drive_id: drive_id.to_string(),
-            whole_files,
-            stored_parts,
-        })
+/// A station's error as the binary reports it: the service's own error where
+/// there is one, so that its exit code (unreachable, refused credential) holds.
+fn reported(err: StationError) -> anyhow::Error {
+    let message = err.to_string();
+    match err {
+        StationError::Service(err) => err.into(),
+        StationError::Packaging { error, .. } => anyhow::Error::new(error).context(message),
+        err => err.into(),
     }
-}
-
-impl PartUploader for ServiceUploader {
-    fn upload(&self, part: &PartToUpload, body: PartBody) -> Result<(), UploadError> {
-        self.client
-            .put_import_file(
-                &self.job_id,
-                &self.drive_id,
-                &part.path,
-                part.offset_in_file,
-                part.file_size,
-                body,
-                part.length,
-            )
-            .map_err(|e| match e.is_transient() {
-                true => UploadError::Transient(e.to_string()),
-                false => UploadError::Permanent(e.to_string()),
-            })
-    }
-
-    fn is_stored(&self, part: &PartToUpload) -> bool {
-        // Whole files are stored only once complete (and hash-checked when named
-        // by their hash); parts likewise, so what is listed is whole.
-        self.whole_files.get(&part.path) == Some(&part.file_size)
-            || self.stored_parts.contains(&(part.path.clone(), part.offset_in_file, part.length))
-    }
-}
-
-/// What keeps a job whose drives are all done from completing: the last note of
-/// its timeline (packaging names the files its container lacks).
-fn waiting_note(job: &ImportJobView) -> Option<String> {
-    if job.state != ImportJobState::Packaging || !all_drives_done(job) {
-        return None;
-    }
-    job.timeline.iter().rev().find(|e| e.drive_id.is_none()).and_then(|e| e.message.clone())
-}
-
-fn all_drives_done(job: &ImportJobView) -> bool {
-    job.drives.iter().all(|d| d.state.is_done())
 }
 
 #[derive(Serialize)]
@@ -219,186 +138,65 @@ struct Ingested {
     job_note: Option<String>,
 }
 
-fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_key: &Path) -> Result<ExitCode> {
-    let refuse = |message: String| -> Result<ExitCode> {
-        eprintln!("offsite: {message}");
-        Ok(ExitCode::from(DRIVE_PROBLEM))
-    };
-    // Unauthenticated: only used to find the job; trusted after the key opens the drive.
-    let peek = match peek_header_unauthenticated(drive) {
-        Ok(peek) => peek,
-        Err(err) => return refuse(format!("{}: {err}. Set the drive aside to return it", drive.display())),
-    };
-    let drive_id = hex::encode(peek.drive_id);
-    let job = match client.find_import_job(&peek.import_job) {
-        Ok(job) => job,
-        Err(err) if err.status() == Some(404) => {
-            return refuse(format!(
-                "drive {drive_id} claims import job '{}', which this service does not know: it belongs to no job \
-                 here. Set it aside to ship it back",
-                peek.import_job
-            ))
+fn ingest_command(
+    args: &DatacenterArgs,
+    station: &Station<Client>,
+    drive: &Path,
+    import_key: &Path,
+) -> Result<ExitCode> {
+    let refused = |err: StationError| -> Result<ExitCode> {
+        match err {
+            StationError::Refused(refusal) => {
+                eprintln!("offsite: {refusal}");
+                Ok(ExitCode::from(DRIVE_PROBLEM))
+            }
+            err => Err(reported(err)),
         }
-        Err(err) => return Err(err.into()),
     };
-    // The drive must be one of the job's, with the header diskprep registered, not
-    // ingested already (another job's drive, an old set's, a replay).
-    let registered = RegisteredJob {
-        name: job.name.clone(),
-        drives: job
-            .drives
-            .iter()
-            .map(|d| RegisteredDrive {
-                drive_id: d.drive_id.clone(),
-                fingerprint: d.fingerprint.clone(),
-                done: d.state.is_done().then(|| d.state.name().to_string()),
-            })
-            .collect(),
-    };
-    let admitted = match admission::check(drive, peek, &registered) {
+    let admitted = match station.admit(drive) {
         Ok(admitted) => admitted,
-        Err(err @ admission::AdmissionError::AlreadyIngested { .. })
-            if all_drives_done(&job)
-                && matches!(job.state, ImportJobState::Transferring | ImportJobState::Packaging) =>
-        {
-            return refuse(format!(
-                "{err}. Every drive of import job {} is done but the job is {}: `{}` assembles its files, or names \
-                 what a repair drive must bring",
-                job.name,
-                job.state.name(),
-                station_command(args, &format!("package --job {}", job.name))
-            ))
-        }
-        Err(err) => return refuse(err.to_string()),
+        Err(err) => return refused(err),
     };
-    let Some(listed) = job.drives.iter().find(|d| d.drive_id == admitted.drive_id()) else {
-        bail!("drive {drive_id} was admitted but is not listed in import job {}", job.name);
-    };
-    if matches!(job.state, ImportJobState::Creating | ImportJobState::Shipping) {
-        return refuse(format!(
-            "import job {} is {}: its package was not received, so drive {drive_id} is not ingested. Record the \
-             package's arrival first (`{}`), then ingest the drive again",
-            job.name,
-            job.state.name(),
-            station_command(args, &format!("receive --job {}", job.name))
-        ));
-    }
+    // The key is read once the drive is known to be one to ingest.
     let secret = offsite_api::import_key::read_import_secret(import_key)?;
     let key = DriveKey::Import(x25519_dalek::StaticSecret::from(secret));
-    let set_state = |state: ImportDriveState, message: Option<String>| {
-        let update = DriveStateUpdate { state, message };
-        match retrying(|| client.set_import_drive_state(&job.id, &drive_id, &update)) {
-            // A retried change whose first try landed (its answer was lost): the
-            // drive is in that state already, which is what was asked.
-            Err(err) if err.status() == Some(409) => {
-                let view = client.import_job(&job.id)?;
-                match view.drives.iter().any(|d| d.drive_id == drive_id && d.state == state) {
-                    true => Ok(view),
-                    false => Err(err),
-                }
-            }
-            other => other,
-        }
+    // The bar appears when the drive's reading starts, and goes when it is over.
+    let bar = OnceLock::new();
+    let progress = |p: &IngestProgress| {
+        bar.get_or_init(|| crate::progress_bar::Counter::show("ingest", args.json)).set(p.bytes_done, p.bytes_total)
     };
-    let put_log = |kind: &str, text: &str| retrying(|| client.put_drive_log(&job.id, &drive_id, kind, text));
-    let start_transfer = || -> Result<()> {
-        if listed.state == ImportDriveState::Specified {
-            set_state(ImportDriveState::Received, None)?;
-        }
-        if listed.state != ImportDriveState::Transferring {
-            set_state(ImportDriveState::Transferring, None)?;
-        }
-        Ok(())
-    };
-    // The key is tried before anything is recorded on the service: a station
-    // with the wrong key leaves the drive and the job as they were.
-    let opened = match ingest::open_admitted(&admitted, &key) {
-        Ok(opened) => opened,
-        // The station's side (its key, this offsite's version, the device's path or
-        // a swap): the drive is not at fault, so nothing is recorded against it and
-        // it can be ingested again once that is put right.
-        Err(
-            err @ (admission::AdmissionError::ChangedSinceAdmission { .. }
-            | admission::AdmissionError::Drive(
-                DriveError::WrongKey { .. } | DriveError::NewerFormat { .. } | DriveError::Io { .. },
-            )),
-        ) => {
-            return refuse(format!(
-                "drive {drive_id} could not be opened: {err}. Nothing was recorded against the drive; ingest it \
-                 again once that is put right"
-            ))
-        }
-        Err(err) => {
-            // The drive's own fault (a damaged header or manifest): nothing of it
-            // can land, and the drive goes back for repair.
-            let message = format!("drive {drive_id} could not be read: {err}");
-            start_transfer()?;
-            put_log("error", &format!("{message}\n"))?;
-            set_state(ImportDriveState::CompletedMoreInfo, Some(message.clone()))?;
-            return refuse(format!(
-                "{message}. The drive is marked completed-more-info; its error log is in the container"
-            ));
-        }
-    };
-    start_transfer()?;
-    let uploader = ServiceUploader::new(client, &job.id, &drive_id)?;
-    let bar = crate::progress_bar::Counter::show("ingest", args.json);
-    let progress = |p: &IngestProgress| bar.set(p.bytes_done, p.bytes_total);
-    let report: IngestReport = opened.ingest(&uploader, &progress);
+    let job = admitted.job().name.clone();
+    let outcome = station.ingest_admitted(admitted, &key, &progress);
     drop(bar);
-    put_log("verbose", &report.verbose_log)?;
-    if !report.error_log.is_empty() {
-        put_log("error", &report.error_log)?;
-    }
-    let clean = report.is_clean();
-    let (state, message) = if clean {
-        (ImportDriveState::Completed, None)
-    } else {
-        (
-            ImportDriveState::CompletedMoreInfo,
-            Some(format!(
-                "{}, {} a repair drive: see the drive's error log",
-                plural(report.bad_blocks.len(), "bad block"),
-                match report.files_needing_repair.len() {
-                    1 => "1 file needs".to_string(),
-                    n => format!("{} need", plural(n, "file")),
-                }
-            )),
-        )
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => return refused(err),
     };
-    let mut view = set_state(state, message)?;
-    if all_drives_done(&view) && view.state != ImportJobState::Completed {
-        view = retrying(|| client.package_import_job(&view.id, &ImportJobNote::default())).with_context(|| {
-            format!(
-                "all drives are ingested, but packaging the job failed; finish it with `{}` once the service is \
-                 back",
-                station_command(args, &format!("package --job {}", job.name))
-            )
-        })?;
-    }
+    let report = &outcome.report;
+    let drive_id = &outcome.drive_id;
     let out = Ingested {
-        import_job: job.name.clone(),
+        import_job: job.clone(),
         drive_id: drive_id.clone(),
-        drive_state: state,
-        job_state: view.state,
+        drive_state: outcome.drive_state,
+        job_state: outcome.job.state,
         bytes_delivered: report.bytes_delivered,
         parts_delivered: report.parts_delivered,
         bytes_already_stored: report.bytes_already_stored,
         parts_already_stored: report.parts_already_stored,
         bad_blocks: report.bad_blocks.len(),
         files_needing_repair: report.files_needing_repair.clone(),
-        job_note: waiting_note(&view),
+        job_note: outcome.job_note.clone(),
     };
+    let clean = outcome.is_clean();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "drive {drive_id} of import job {}: {} in {} delivered; drive {:?}, job {}",
-            job.name,
+            "drive {drive_id} of import job {job}: {} in {} delivered; drive {:?}, job {}",
             crate::display::human(report.bytes_delivered),
             plural(report.parts_delivered, "file part"),
-            state,
-            view.state.name()
+            outcome.drive_state,
+            outcome.job.state.name()
         );
         if report.parts_already_stored > 0 {
             println!(
@@ -412,7 +210,7 @@ fn ingest_command(args: &DatacenterArgs, client: &Client, drive: &Path, import_k
             print!("{}", report.error_log);
         }
         if let Some(note) = &out.job_note {
-            println!("import job {} is not complete: {note}", job.name);
+            println!("import job {job} is not complete: {note}");
         }
     }
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(DRIVE_PROBLEM) })

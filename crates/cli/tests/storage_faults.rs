@@ -108,7 +108,9 @@ fn ingest_and_adoption_over_a_faulty_service_storage_finish_and_restore_equal() 
                 // A transient storage fault must not be mistaken for a damaged
                 // drive: the station sends the part again instead.
                 assert_ne!(report["drive_state"], "completed_more_info", "a sound drive was marked for repair: {run}");
-                if run.stderr.contains("offsite datacenter package --job") {
+                // The next step the station names: `offsite datacenter
+                // --operator-credentials FILE package --job NAME`.
+                if run.stderr.contains("offsite datacenter") && run.stderr.contains(" package --job ") {
                     package_next.set(true);
                 }
             },

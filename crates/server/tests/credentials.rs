@@ -580,3 +580,27 @@ fn refusal<T: std::fmt::Debug>(result: offsite_api::client::ApiResult<T>) -> (u1
         Ok(value) => panic!("expected a refusal, got {value:?}"),
     }
 }
+
+/// A machine's credential is what ransomware on the machine holds: it may remove
+/// what prune and forget remove, but never the repository's config or key files,
+/// without which none of its backups can be read.
+#[test]
+fn a_machine_cannot_remove_its_repositorys_config_or_keys() {
+    let service = Service::start();
+    let tenant = service.tenant("acme");
+    let machine = service.client(&tenant.machine_token);
+    let key_bytes = b"a key file, as the engine seals it".to_vec();
+    let key_name = content_name(&key_bytes);
+    machine.put_file(&tenant.machine_id, "keys", &key_name, Bytes::from(key_bytes.clone())).expect("a key file");
+
+    for (folder, name) in [("config", "config"), ("keys", key_name.as_str())] {
+        let err = machine.delete_file(&tenant.machine_id, folder, name).expect_err("removing it is refused");
+        assert_eq!(err.status(), Some(403), "{folder}/{name}: {err}");
+        assert!(err.to_string().contains("cannot be removed"), "{err}");
+    }
+    assert_eq!(machine.get_file(&tenant.machine_id, "config", "config", None).unwrap().to_vec(), tenant.config_bytes);
+    assert_eq!(machine.get_file(&tenant.machine_id, "keys", &key_name, None).unwrap().to_vec(), key_bytes);
+    // What prune removes still goes.
+    machine.delete_file(&tenant.machine_id, "data", &tenant.file_name).expect("a pack is removed");
+    assert_eq!(machine.file_size(&tenant.machine_id, "data", &tenant.file_name).unwrap(), None);
+}

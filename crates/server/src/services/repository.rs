@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 use offsite_api::types::RepositoryFile;
+use offsite_engine::backend::FileKind;
 
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
@@ -96,6 +97,9 @@ pub async fn size(
 }
 
 /// Removes a file (prune and forget do this); removing a missing file succeeds.
+/// The config and the key files are never removed: without them nothing of the
+/// repository can be read, and a machine's credential is what ransomware on that
+/// machine holds.
 pub async fn remove(
     state: &AppState,
     principal: &Principal,
@@ -105,6 +109,13 @@ pub async fn remove(
 ) -> ApiResult<()> {
     let vault_id = own_repository(state, principal, machine_id).await?;
     let file = RepoFile::parse(folder, name)?;
+    if matches!(file.kind, FileKind::Config | FileKind::Key) {
+        let what = if file.kind == FileKind::Config { "config" } else { "key files" };
+        return Err(Failure::Forbidden(format!(
+            "the repository's {what} cannot be removed through the service: without them none of this machine's \
+             backups can be read, so no credential may remove them"
+        )));
+    }
     // Unlisted first: a crash between leaves a stored file unlisted, which is harmless.
     state.db.unlist_repository_file(machine_id, file.kind, &file.name).await?;
     state.storage.delete(&vault_id, machine_id, &file).await

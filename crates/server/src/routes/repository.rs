@@ -110,6 +110,7 @@ async fn head_file(
 }
 
 /// Removes a file (prune and forget do this); removing a missing file succeeds.
+///
 /// The config and the key files are never removed (403).
 #[utoipa::path(delete, path = "/machines/{machine_id}/repository/{folder}/{name}", tag = "repository", security(("bearer" = [])),
     params(("machine_id" = String, Path), ("folder" = String, Path), ("name" = String, Path)),

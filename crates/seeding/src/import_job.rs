@@ -261,26 +261,18 @@ impl ImportJob {
         }
     }
 
-    /// Adds a drive, `Specified` (a repair drive, once the job has shipped).
+    /// Adds a drive, `Specified` (a repair drive, once the job has shipped). No
+    /// state changes: the drive is new, its first state is its creation.
     pub fn add_drive(
         &mut self,
         drive_id: &str,
         index: u32,
         actor: Actor,
         at: OffsetDateTime,
-    ) -> Result<Transition, ImportJobError> {
-        if !self.accepts_drives() {
-            return Err(ImportJobError::ClosedToDrives { job: self.name.clone(), state: self.state() });
-        }
-        let drive = DriveRecord::new(drive_id, index, actor.clone(), at);
-        self.drives.push(drive);
-        Ok(Transition::Drive {
-            drive_id: drive_id.to_string(),
-            from: DriveState::Specified,
-            to: DriveState::Specified,
-            at,
-            actor,
-        })
+    ) -> Result<(), ImportJobError> {
+        self.check_accepts_drives()?;
+        self.drives.push(DriveRecord::new(drive_id, index, actor, at));
+        Ok(())
     }
 
     /// Whether drives may still be added: until the job completes or closes.
@@ -292,6 +284,14 @@ impl ImportJob {
     /// and until it completes.
     pub fn accepts_uploads(&self) -> bool {
         matches!(self.state(), ImportJobState::Received | ImportJobState::Transferring | ImportJobState::Packaging)
+    }
+
+    /// Refuses drives the job does not take now.
+    pub fn check_accepts_drives(&self) -> Result<(), ImportJobError> {
+        match self.accepts_drives() {
+            true => Ok(()),
+            false => Err(ImportJobError::ClosedToDrives { job: self.name.clone(), state: self.state() }),
+        }
     }
 
     /// Refuses uploads the job does not take now.

@@ -282,7 +282,7 @@ async fn put_drive_log(
     Path((import_job_id, drive_id, kind)): Path<(String, String, String)>,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    import_jobs::put_drive_log(&state, &principal, &import_job_id, &drive_id, &kind, body.into_data_stream()).await?;
+    import_jobs::put_drive_log(&state, &principal, &import_job_id, &drive_id, &kind, body).await?;
     Ok(StatusCode::CREATED)
 }
 

@@ -61,9 +61,8 @@ pub async fn put_file(
     import_job_id: &str,
     part: &FilePart,
     length: Option<u64>,
-    body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+    mut body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin,
 ) -> ApiResult<()> {
-    let mut body = body;
     let tracked = load_for_operator(state, principal, import_job_id).await?;
     let (wanted, length) = match check_upload(&tracked, part, length) {
         Ok(checked) => checked,
@@ -118,32 +117,18 @@ pub async fn put_drive_log(
     import_job_id: &str,
     drive_id: &str,
     kind: &str,
-    body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+    body: axum::body::Body,
 ) -> ApiResult<()> {
     let tracked = load_for_operator(state, principal, import_job_id).await?;
     check_log_kind(kind)?;
     let drive_id = drive_of(&tracked, drive_id)?.drive_id.clone();
-    let bytes = read_log(body).await.ok_or_else(|| {
-        Failure::TooLarge(format!("a drive log is at most {MAX_LOG_BYTES} bytes: keep its first part"))
-    })?;
+    let bytes = axum::body::to_bytes(body, MAX_LOG_BYTES)
+        .await
+        .map_err(|_| Failure::TooLarge(format!("a drive log is at most {MAX_LOG_BYTES} bytes: keep its first part")))?;
     if std::str::from_utf8(&bytes).is_err() {
         return Err(Failure::BadRequest("a drive log is UTF-8 text".into()));
     }
     state.storage.put_log(&tracked.row.folder(), &drive_id, kind, bytes).await
-}
-
-/// A log's whole body, or `None` when it is longer than [`MAX_LOG_BYTES`] or
-/// breaks off.
-async fn read_log(mut body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin) -> Option<Bytes> {
-    use futures::StreamExt;
-    let mut text = Vec::new();
-    while let Some(chunk) = body.next().await {
-        text.extend_from_slice(&chunk.ok()?);
-        if text.len() > MAX_LOG_BYTES {
-            return None;
-        }
-    }
-    Some(Bytes::from(text))
 }
 
 /// A drive's ingest log, as stored (UTF-8 text).

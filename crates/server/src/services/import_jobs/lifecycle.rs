@@ -9,7 +9,7 @@ use offsite_seeding::import_job::{check_job_name, check_tracking_number, ImportJ
 
 use super::*;
 use crate::db::enum_text;
-use crate::db::import_jobs::{DriveRow, EventRow, ImportJobChange, ImportJobRow, ShippingUpdate};
+use crate::db::import_jobs::{DriveRow, EventRow, ImportJobRow, ShippingUpdate};
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
 use crate::secrets;
@@ -120,12 +120,8 @@ pub async fn list(state: &AppState, principal: &Principal, subscription_id: &str
     let subscription = subscriptions::seeded(state, principal, subscription_id).await?;
     let mut views = Vec::new();
     for row in state.db.import_jobs_of(&subscription.id).await? {
-        let id = row.id.clone();
-        let mut tracked = Tracked::load(state, &row.id).await?;
-        if tracked.expire_if_due(state.now()) {
-            tracked.store(state).await?;
-        }
-        views.push(view(state, &id).await?);
+        expire(state, Tracked::load(state, &row.id).await?).await?;
+        views.push(view(state, &row.id).await?);
     }
     Ok(views)
 }
@@ -160,10 +156,7 @@ pub async fn ship(
     import_job_id: &str,
     body: ShippingDetails,
 ) -> ApiResult<ImportJobView> {
-    let mut tracked = load_seeded_as_stored(state, principal, import_job_id).await?;
-    if tracked.expire_if_due(state.now()) {
-        tracked.store(state).await?;
-    }
+    let mut tracked = expire(state, load_seeded_as_stored(state, principal, import_job_id).await?).await?;
     tracked.refuse_if_expired()?;
     let tracking_number =
         check_tracking_number(&body.tracking_number).map_err(|e| Failure::BadRequest(e.to_string()))?;
@@ -201,12 +194,9 @@ pub async fn ship(
 /// Loads a job for the operator: another tenant hears "not found" like everywhere
 /// else, the job's own subscription hears that only the operator may do this.
 pub(crate) async fn load_for_operator(state: &AppState, principal: &Principal, job_id: &str) -> ApiResult<Tracked> {
-    let mut tracked = load_managed_as_stored(state, principal, job_id).await?;
+    let tracked = load_managed_as_stored(state, principal, job_id).await?;
     principal.require_operator()?;
-    if tracked.expire_if_due(state.now()) {
-        tracked.store(state).await?;
-        tracked.change = ImportJobChange::default();
-    }
+    let tracked = expire(state, tracked).await?;
     tracked.refuse_if_expired()?;
     Ok(tracked)
 }
@@ -314,9 +304,7 @@ pub async fn add_drive(
     let mut tracked = load_seeded(state, principal, import_job_id).await?;
     let drive = drive_row(&spec)?;
     let job_state = tracked.job.state();
-    if !tracked.job.accepts_drives() {
-        return Err(refused(ImportJobError::ClosedToDrives { job: tracked.row.name.clone(), state: job_state }));
-    }
+    tracked.job.check_accepts_drives().map_err(refused)?;
     let rows = state.db.import_job_drives(&tracked.row.id).await?;
     if let Some(existing) = rows.iter().find(|d| d.drive_id == drive.drive_id) {
         if existing.index == drive.index && existing.fingerprint == drive.fingerprint {

@@ -187,13 +187,16 @@ impl Tracked {
         )))
     }
 
-    /// Stores the collected changes.
-    pub(crate) async fn store(&self, state: &AppState) -> ApiResult<()> {
+    /// Stores the collected changes; what is recorded after starts a new change.
+    pub(crate) async fn store(&mut self, state: &AppState) -> ApiResult<()> {
         if self.change.is_empty() {
             return Ok(());
         }
         match state.db.apply_import_job_change(&self.row.id, &self.change).await? {
-            ChangeOutcome::Stored => Ok(()),
+            ChangeOutcome::Stored => {
+                self.change = ImportJobChange::default();
+                Ok(())
+            }
             ChangeOutcome::Raced => Err(Failure::Conflict(format!(
                 "import job '{}' changed while this request was deciding; read it again and retry",
                 self.row.name
@@ -246,7 +249,6 @@ pub(crate) async fn load_seeded_as_stored(state: &AppState, principal: &Principa
 pub(crate) async fn expire(state: &AppState, mut tracked: Tracked) -> ApiResult<Tracked> {
     if tracked.expire_if_due(state.now()) {
         tracked.store(state).await?;
-        tracked.change = ImportJobChange::default();
     }
     Ok(tracked)
 }
@@ -376,5 +378,3 @@ pub(crate) fn check_text(what: &str, value: &str, max: usize) -> ApiResult<Strin
     }
     Ok(value.to_string())
 }
-
-// ------------------------------------------------------------------ customers

@@ -12,7 +12,7 @@ use offsite_api::types::{ImportFile, ImportFileListSummary, ImportJobNote, Impor
 use super::files::DRAIN_LIMIT;
 use super::{actor, check_message, load_for_operator, load_seeded, refused, view};
 use crate::container_storage::{check_import_path, missing_from, Incomplete};
-use crate::db::import_jobs::{ImportJobChange, ImportJobRow};
+use crate::db::import_jobs::ImportJobRow;
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
 use crate::state::AppState;
@@ -70,7 +70,6 @@ pub async fn package(
         // packaged again, from `packaging`.
         tracked.record(began, None);
         tracked.store(state).await?;
-        tracked.change = ImportJobChange::default();
     }
     let packaged = state.storage.package(&tracked.row.folder()).await?;
     let now = state.now();

@@ -110,10 +110,10 @@ pub async fn remove(
     let vault_id = own_repository(state, principal, machine_id).await?;
     let file = RepoFile::parse(folder, name)?;
     if matches!(file.kind, FileKind::Config | FileKind::Key) {
-        let what = if file.kind == FileKind::Config { "config" } else { "key files" };
+        let (what, them) = if file.kind == FileKind::Config { ("config", "it") } else { ("key files", "them") };
         return Err(Failure::Forbidden(format!(
-            "the repository's {what} cannot be removed through the service: without them none of this machine's \
-             backups can be read, so no credential may remove them"
+            "the repository's {what} cannot be removed through the service: without {them} none of this machine's \
+             backups can be read, so no credential may remove {them}"
         )));
     }
     // Unlisted first: a crash between leaves a stored file unlisted, which is harmless.

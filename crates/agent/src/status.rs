@@ -1,5 +1,6 @@
 //! `offsite agent status`: what this agent protects, when it runs next, and how
-//! its recent jobs went, from local state (it works with the service down).
+//! its recent jobs went, from local state (it works with the service down), and
+//! what the vault keeps of what it removed, from the service.
 
 use serde::Serialize;
 
@@ -30,6 +31,10 @@ pub struct AgentStatus {
     /// when there is none or the service cannot be reached (then `import_job_error`).
     pub import_job: Option<offsite_api::types::ImportJobView>,
     pub import_job_error: Option<String>,
+    /// What this machine removed (forget, prune) that the vault keeps until its
+    /// purge date, when the service could be asked (else `soft_deleted_error`).
+    pub soft_deleted: Option<offsite_api::types::SoftDeleted>,
+    pub soft_deleted_error: Option<String>,
     /// Newest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -50,6 +55,11 @@ pub fn status(home: &AgentHome, history_length: usize) -> AgentResult<AgentStatu
     } else {
         (None, None)
     };
+    let (soft_deleted, soft_deleted_error) =
+        match registration.client().and_then(|client| Ok(client.soft_deleted(&registration.machine_id)?)) {
+            Ok(removed) => (Some(removed), None),
+            Err(err) => (None, Some(err.to_string())),
+        };
     Ok(AgentStatus {
         service_url: registration.service_url,
         vault: registration.vault_name,
@@ -65,6 +75,8 @@ pub fn status(home: &AgentHome, history_length: usize) -> AgentResult<AgentStatu
         adopted_seed: config.adopted_seed.clone(),
         import_job,
         import_job_error,
+        soft_deleted,
+        soft_deleted_error,
         jobs,
     })
 }

@@ -444,6 +444,45 @@ impl Client {
         self.get(&format!("/machines/{machine_id}/recovery-points"))
     }
 
+    /// What the machine removed that the service still keeps, until when.
+    pub fn soft_deleted(&self, machine_id: &str) -> ApiResult<SoftDeleted> {
+        self.get(&format!("/machines/{machine_id}/soft-deleted"))
+    }
+
+    /// Brings back soft-deleted recovery points (all, when none is named).
+    pub fn undelete(&self, machine_id: &str, recovery_points: &[String]) -> ApiResult<Undeleted> {
+        self.post(&format!("/machines/{machine_id}/undelete"), &Undelete { recovery_points: recovery_points.to_vec() })
+    }
+
+    pub fn vault_protection(&self, vault_id: &str) -> ApiResult<VaultProtection> {
+        self.get(&format!("/vaults/{vault_id}/protection"))
+    }
+
+    /// Changes a vault's protection; a weakening becomes a request an operator decides.
+    pub fn change_vault_protection(
+        &self,
+        vault_id: &str,
+        change: &ProtectionChange,
+    ) -> ApiResult<ProtectionChangeOutcome> {
+        self.put(&format!("/vaults/{vault_id}/protection"), change)
+    }
+
+    /// Requests to weaken protection: the subscription's own, or every pending one
+    /// for an operator.
+    pub fn protection_requests(&self) -> ApiResult<Vec<ProtectionRequest>> {
+        self.get("/protection-requests")
+    }
+
+    /// An operator's decision on a request.
+    pub fn decide_protection_request(&self, request_id: &str, approve: bool) -> ApiResult<ProtectionRequest> {
+        let verb = if approve { "approve" } else { "reject" };
+        self.post(&format!("/protection-requests/{request_id}/{verb}"), &serde_json::json!({}))
+    }
+
+    pub fn alerts(&self, subscription_id: &str) -> ApiResult<Vec<Alert>> {
+        self.get(&format!("/subscriptions/{subscription_id}/alerts"))
+    }
+
     pub fn create_job(&self, machine_id: &str, report: &JobReport) -> ApiResult<Job> {
         self.post(&format!("/machines/{machine_id}/jobs"), report)
     }

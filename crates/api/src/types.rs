@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+mod protection;
+pub use protection::*;
+
 /// Every error response: a sentence for people and a stable code for programs.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {

@@ -293,11 +293,10 @@ impl Repository {
         IndexFile::decode(&plain).map_err(|e| Error::damaged(format!("index {}", id.short()), e))
     }
 
-    /// Reads every index file. A damaged index file is an error here; `check`
-    /// reports them one by one instead.
+    /// Reads every readable index file (see [`Self::load_readable_index_files`]).
     pub fn load_index(&self) -> Result<MasterIndex> {
         let mut index = MasterIndex::default();
-        for (id, file) in &self.load_index_files()? {
+        for (id, file) in &self.load_readable_index_files()? {
             index.add_file(Some(*id), file);
         }
         self.tell_cache(&index);
@@ -312,7 +311,7 @@ impl Repository {
         // The pack listing beside the index files: their round trips overlap.
         let (stored, files) = std::thread::scope(|scope| {
             let stored = scope.spawn(|| self.stored_packs());
-            let files = self.load_index_files();
+            let files = self.load_readable_index_files();
             (stored.join().expect("the pack listing does not panic"), files)
         });
         let (stored, files) = (stored?, files?);
@@ -352,6 +351,31 @@ impl Repository {
     pub fn load_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
         let ids = self.list_ids(FileKind::Index)?;
         fetch_concurrently(&ids, |id| self.load_index_file(id).map(|f| (*id, f))).into_iter().collect()
+    }
+
+    /// Every index file but the damaged ones, which are left out with a warning:
+    /// for backups and restores, which stay correct without them (a backup stores
+    /// again what only they indexed; a restore names what it then cannot find).
+    /// A file whose bytes fail authentication was not written with this
+    /// repository's keys: one planted by whoever held the machine's credential
+    /// must not make every backup before it unreadable. Prune and check use
+    /// [`Self::load_index_files`], which fails on them.
+    pub fn load_readable_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
+        let ids = self.list_ids(FileKind::Index)?;
+        let loaded = fetch_concurrently(&ids, |id| (*id, self.load_index_file(id)));
+        let mut files = Vec::with_capacity(loaded.len());
+        for (id, result) in loaded {
+            match result {
+                Ok(file) => files.push((id, file)),
+                // Removed between listing and loading (a concurrent prune): not damage.
+                Err(Error::Backend(e)) if e.is_not_found() => {}
+                Err(Error::Damaged { what, reason }) => {
+                    tracing::warn!("leaving out {what}: it is damaged ({reason}); run 'offsite repo check'")
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(files)
     }
 
     /// The ids of all files of a kind (names that are not ids are ignored).

@@ -4,8 +4,8 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use time::OffsetDateTime;
 
+use crate::clock::format_seconds as format_time;
 use crate::db::{CredentialKind, CredentialRow};
 use crate::error::Failure;
 pub use crate::principal::Principal;
@@ -14,13 +14,6 @@ use crate::state::AppState;
 
 fn unauthorized(message: &str) -> Failure {
     Failure::Unauthorized(message.to_string())
-}
-
-fn format_time(seconds: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| seconds.to_string())
 }
 
 /// Checks a bearer token and resolves whom it speaks for.

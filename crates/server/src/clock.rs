@@ -24,3 +24,13 @@ impl Clock {
         self.now().unix_timestamp()
     }
 }
+
+/// A time as messages and logs show it (RFC 3339).
+pub fn format_time(time: OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| time.to_string())
+}
+
+/// [`format_time`] of seconds since the epoch, as the database stores times.
+pub fn format_seconds(seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(seconds).map(format_time).unwrap_or_else(|_| seconds.to_string())
+}

@@ -204,7 +204,13 @@ impl Checker {
         let has_config = !self.storage.list(vault, machine, FileKind::Config).await?.is_empty();
         // What the service stored and no one removed must still be there.
         let mut gone = Vec::new();
+        let now = self.db.clock().unix();
         for listed in self.db.repository_files(machine).await? {
+            // Past its purge date it may be half purged: gone from the storage,
+            // not yet from the ledger. The next purge round finishes it.
+            if listed.purge_after.is_some_and(|due| due <= now) {
+                continue;
+            }
             let found = match listed.kind {
                 FileKind::Config => has_config.then_some(listed.size),
                 kind => present.get(&(kind, listed.name.clone())).copied(),

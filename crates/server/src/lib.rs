@@ -18,6 +18,7 @@ pub mod consistency;
 mod container_storage;
 pub mod db;
 mod error;
+pub mod maintenance;
 mod operator;
 mod portal;
 mod principal;
@@ -71,7 +72,13 @@ pub struct ServerConfig {
     /// Wraps the object store the service opens for vaults and containers, below
     /// the service's own retries (tests inject faults with it); `None` but in tests.
     pub wrap_storage: Option<StorageWrapper>,
+    /// How often background work runs (purging soft-deleted files past their
+    /// window, mass-deletion alerts); `None`: never (one-shot tools).
+    pub maintenance_interval: Option<std::time::Duration>,
 }
+
+/// How often a service runs its background work by default.
+pub const DEFAULT_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A function from the opened object store to the one the service uses.
 #[derive(Clone)]
@@ -99,6 +106,7 @@ impl ServerConfig {
             public_url: None,
             clock_offset_seconds: 0,
             wrap_storage: None,
+            maintenance_interval: Some(DEFAULT_MAINTENANCE_INTERVAL),
         }
     }
 }
@@ -130,6 +138,7 @@ pub struct Server {
     pub storage: String,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    maintenance: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -257,6 +266,7 @@ impl Server {
                 fingerprint: identity.fingerprint.clone(),
             },
         });
+        let maintenance = config.maintenance_interval.map(|every| maintenance::spawn(state.clone(), every));
         let app = router(state);
         let handle = axum_server::Handle::new();
         let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(identity.config));
@@ -284,11 +294,15 @@ impl Server {
             storage: storage.location().to_string(),
             handle,
             task,
+            maintenance,
         })
     }
 
     /// Stops accepting requests and lets running ones finish (for up to 30 s).
     pub fn shutdown(&self) {
+        if let Some(maintenance) = &self.maintenance {
+            maintenance.abort();
+        }
         self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
     }
 

@@ -1,13 +1,13 @@
 //! What `/metrics` shows: the recorder's counters and histograms (requests, bytes,
 //! jobs, ingest), followed by gauges counted from the database at scrape time
-//! (import jobs and drives by state). The gauges are rendered here rather than
-//! kept in the global recorder, so several replicas, or several services in one
-//! test process, each report their own database's truth.
+//! (import jobs and drives by state, alerts, soft-deleted bytes). The gauges are
+//! rendered here rather than kept in the global recorder, so several replicas, or
+//! several services in one test process, each report their own database's truth.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use offsite_api::types::{ImportDriveState, ImportJobState};
+use offsite_api::types::{AlertKind, ImportDriveState, ImportJobState};
 
 use crate::db::enum_text;
 use crate::state::AppState;
@@ -43,7 +43,27 @@ pub async fn render(state: &AppState) -> String {
         // The recorder's series are still worth serving; the missing gauges say the rest.
         Err(err) => tracing::warn!(%err, "cannot count import jobs for /metrics"),
     }
+    match tokio::try_join!(state.db.alert_count(AlertKind::MassDeletion), state.db.soft_deleted_bytes()) {
+        Ok((alerts, soft_deleted)) => {
+            plain_gauge(&mut text, "offsite_mass_deletion_alerts", "Mass-deletion alerts ever raised.", alerts);
+            plain_gauge(
+                &mut text,
+                "offsite_soft_deleted_bytes",
+                "Bytes machines removed that wait for their purge date.",
+                soft_deleted,
+            );
+        }
+        Err(err) => tracing::warn!(%err, "cannot count alerts and soft-deleted bytes for /metrics"),
+    }
     text
+}
+
+/// One gauge without labels.
+fn plain_gauge(text: &mut String, name: &str, help: &str, value: u64) {
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
 }
 
 /// One gauge family with a `state` label; every known state is listed, 0 when absent,

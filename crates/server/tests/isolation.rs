@@ -195,7 +195,10 @@ impl Operation {
         } else if self.template.starts_with("/api/v1/machines/{machine_id}") {
             if self.is_read() {
                 Side::Both
-            } else if self.method == "DELETE" && self.template == "/api/v1/machines/{machine_id}" {
+            } else if (self.method == "DELETE" && self.template == "/api/v1/machines/{machine_id}")
+                || self.template == "/api/v1/machines/{machine_id}/undelete"
+            {
+                // The subscription's: removing a machine, undoing what it removed.
                 Side::Subscription
             } else {
                 Side::Machine
@@ -233,6 +236,8 @@ const OPERATOR_SCOPED: &[(&str, &str)] = &[
     ("PUT", "/api/v1/import-jobs/{import_job_id}/files"),
     ("PUT", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}"),
     ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
+    ("POST", "/api/v1/protection-requests/{request_id}/approve"),
+    ("POST", "/api/v1/protection-requests/{request_id}/reject"),
 ];
 
 /// Operations on a subscription's resources every machine of the subscription may
@@ -283,6 +288,9 @@ const REACHED_ONLY: &[&str] = &[
     "/api/v1/import-jobs/{import_job_id}/package",
     "/api/v1/machines/{machine_id}/adopt",
     "/api/v1/subscriptions/{subscription_id}/application",
+    // A request is decided once: the second decision finds it decided.
+    "/api/v1/protection-requests/{request_id}/approve",
+    "/api/v1/protection-requests/{request_id}/reject",
 ];
 
 /// Path parameters naming the last resource of a path, under a parent resource.
@@ -464,6 +472,7 @@ impl World {
                             "credential_id" => owner.spare_credential_id.clone(),
                             "thumbprint" => owner.spare_thumbprint.clone(),
                             "kind" => "error".to_string(),
+                            "request_id" => parent.protection_request_id.clone(),
                             "folder" => folder.to_string(),
                             "name" if *folder == "config" => "config".to_string(),
                             "name" => owner.file_name.clone(),
@@ -763,6 +772,12 @@ fn unscoped(op: &Operation, who: Who) -> Expect {
                 Expect::Forbidden
             }
         }
+        // A subscription lists its own requests, the operator all of them.
+        ("GET", "/api/v1/protection-requests") => match who {
+            Who::Operator | Who::OwnSubscription | Who::OtherSubscription => Expect::Success,
+            Who::Registration => Expect::Refused,
+            _ => Expect::Forbidden,
+        },
         ("POST", "/api/v1/register") => {
             if who == Who::Registration {
                 Expect::Success

@@ -14,6 +14,7 @@ use offsite_api::files::{OperatorCredentials, PublishSettings, ServiceEndpoint, 
 use offsite_api::types::{ManagementCredential, StorageAccount, Vault};
 use offsite_api::Client;
 
+use super::protection::{self, ProtectionRequestCommand, VaultProtectionCommand};
 use crate::display::when;
 use offsite_api::XmlCredentialFile;
 
@@ -61,6 +62,18 @@ enum AdminCommand {
     /// People who sign in to the web portal (operator).
     #[command(subcommand, name = "portal-user")]
     PortalUser(PortalUserCommand),
+    /// Requests to weaken a vault's protection, and an operator's decisions.
+    #[command(subcommand, name = "protection-request")]
+    ProtectionRequest(ProtectionRequestCommand),
+    /// Alerts of a subscription (a machine's mass deletion).
+    #[command(subcommand)]
+    Alert(AlertCommand),
+}
+
+#[derive(Subcommand)]
+enum AlertCommand {
+    /// The subscription's alerts, newest first.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -128,6 +141,9 @@ enum VaultCommand {
         #[arg(long, default_value_t = 48)]
         valid_hours: u32,
     },
+    /// Soft delete, immutability and the mass-deletion alert of a vault.
+    #[command(subcommand)]
+    Protection(VaultProtectionCommand),
 }
 
 #[derive(Subcommand)]
@@ -136,6 +152,17 @@ enum MachineCommand {
     List { vault: String },
     /// Remove a machine: its credential stops working at once; its recovery points stay.
     Remove { machine_id: String },
+    /// What the machine removed that the vault still keeps, with purge dates.
+    #[command(name = "soft-deleted")]
+    SoftDeleted { machine_id: String },
+    /// Bring back what the machine removed: the named recovery points (and the
+    /// data they need), or everything.
+    Undelete {
+        machine_id: String,
+        /// A soft-deleted recovery point (repeatable); none: everything.
+        #[arg(long = "point", value_name = "ID")]
+        points: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -191,8 +218,8 @@ enum ApplicationCommand {
     RemoveCert { thumbprint: String },
 }
 
-struct Session {
-    client: Client,
+pub(super) struct Session {
+    pub(super) client: Client,
     endpoint: ServiceEndpoint,
     subscription_id: Option<String>,
     json: bool,
@@ -237,11 +264,11 @@ impl Session {
         Session::operator(args)
     }
 
-    fn subscription_id(&self) -> &str {
+    pub(super) fn subscription_id(&self) -> &str {
         self.subscription_id.as_deref().unwrap_or_default()
     }
 
-    fn vault(&self, name_or_id: &str) -> Result<Vault> {
+    pub(super) fn vault(&self, name_or_id: &str) -> Result<Vault> {
         let vaults = self.client.list_vaults(self.subscription_id())?;
         vaults
             .into_iter()
@@ -257,7 +284,7 @@ impl Session {
     }
 
     /// Prints JSON, or the human form.
-    fn show<T: Serialize>(&self, value: &T, human: impl FnOnce(&T)) -> Result<()> {
+    pub(super) fn show<T: Serialize>(&self, value: &T, human: impl FnOnce(&T)) -> Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
@@ -436,6 +463,24 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             let session = Session::subscription(&args)?;
             let machine = session.client.remove_machine(machine_id)?;
             session.show(&machine, |_| println!("machine {machine_id} removed; its credential no longer works"))?;
+        }
+        AdminCommand::Machine(MachineCommand::SoftDeleted { machine_id }) => {
+            protection::soft_deleted(&Session::subscription(&args)?, machine_id)?;
+        }
+        AdminCommand::Machine(MachineCommand::Undelete { machine_id, points }) => {
+            protection::undelete(&Session::subscription(&args)?, machine_id, points)?;
+        }
+        AdminCommand::Vault(VaultCommand::Protection(command)) => {
+            protection::vault_protection(&Session::subscription(&args)?, command)?;
+        }
+        AdminCommand::ProtectionRequest(command) => {
+            // The subscription lists its own; an operator lists all and decides.
+            let session =
+                if args.publish_settings.is_some() { Session::subscription(&args)? } else { Session::operator(&args)? };
+            protection::protection_request(&session, command)?;
+        }
+        AdminCommand::Alert(AlertCommand::List) => {
+            protection::alerts(&Session::subscription(&args)?)?;
         }
         AdminCommand::StorageAccount(StorageAccountCommand::Create { name }) => {
             let session = Session::subscription(&args)?;

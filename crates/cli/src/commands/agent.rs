@@ -650,6 +650,20 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                         ),
                     }
                 }
+                match (&s.soft_deleted, &s.soft_deleted_error) {
+                    (Some(removed), _) if removed.files > 0 => println!(
+                        "soft-deleted: {} ({} files, {} recovery points) kept by the vault; the space returns from \
+                         {} to {}",
+                        offsite_api::size::ByteSize(removed.bytes),
+                        removed.files,
+                        removed.recovery_points.len(),
+                        removed.next_purge.map(when).unwrap_or_default(),
+                        removed.last_purge.map(when).unwrap_or_default()
+                    ),
+                    (Some(_), _) => println!("soft-deleted: nothing"),
+                    (None, Some(err)) => println!("soft-deleted: unknown ({err})"),
+                    (None, None) => {}
+                }
                 if let Some(seed) = &s.adopted_seed {
                     println!(
                         "offline seed: import job {} adopted {} (recovery point {})",

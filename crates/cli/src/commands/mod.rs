@@ -7,5 +7,6 @@ pub mod datacenter;
 pub mod demo;
 pub mod diskprep;
 pub mod docs;
+pub mod protection;
 pub mod repo;
 pub mod server;

@@ -81,6 +81,10 @@ struct RunArgs {
     /// The URL clients use, when it differs from the listening address.
     #[arg(long, env = "OFFSITE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Seconds between rounds of background work: purging soft-deleted files
+    /// whose window has passed, raising mass-deletion alerts [default: 60].
+    #[arg(long, env = "OFFSITE_MAINTENANCE_INTERVAL", value_parser = clap::value_parser!(u64).range(1..))]
+    maintenance_interval: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -93,6 +97,7 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     public_url: Option<String>,
+    maintenance_interval: Option<u64>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -183,6 +188,9 @@ fn serve(args: RunArgs) -> Result<ExitCode> {
     config.tls_cert = args.tls_cert.or(file.tls_cert);
     config.tls_key = args.tls_key.or(file.tls_key);
     config.public_url = args.public_url.or(file.public_url);
+    if let Some(seconds) = args.maintenance_interval.or(file.maintenance_interval) {
+        config.maintenance_interval = Some(std::time::Duration::from_secs(seconds.max(1)));
+    }
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;

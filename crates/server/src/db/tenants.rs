@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use offsite_api::types::{Machine, ProtectedItem, RecoveryPoint, Subscription, Vault};
+use offsite_api::types::{Machine, ProtectedItem, RecoveryPoint, SoftDeletedPoint, Subscription, Vault};
 
 use super::{conflict, enum_from, enum_text, seconds, time_of, CredentialKind, Db, DbResult};
 
@@ -19,6 +19,17 @@ fn vault_row(row: &AnyRow) -> Result<Vault, sqlx::Error> {
         subscription_id: row.try_get("subscription_id")?,
         name: row.try_get("name")?,
         created: time_of(row.try_get("created")?),
+    })
+}
+
+fn recovery_point_row(row: &AnyRow) -> DbResult<RecoveryPoint> {
+    let source: String = row.try_get("source")?;
+    Ok(RecoveryPoint {
+        snapshot_id: row.try_get("snapshot_id")?,
+        time: time_of(row.try_get("time")?),
+        size: row.try_get::<i64, _>("size")? as u64,
+        file_count: row.try_get::<i64, _>("file_count")? as u64,
+        source: enum_from(&source)?,
     })
 }
 
@@ -167,11 +178,20 @@ impl Db {
 
     pub async fn replace_recovery_points(&self, machine_id: &str, points: &[RecoveryPoint]) -> DbResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM recovery_points WHERE machine_id = $1").bind(machine_id).execute(&mut *tx).await?;
+        // The points of soft-deleted snapshots stay: they describe what an
+        // undelete would bring back, and come back with it.
+        sqlx::query(
+            "DELETE FROM recovery_points WHERE machine_id = $1 AND snapshot_id NOT IN \
+             (SELECT name FROM repository_files WHERE machine_id = $1 AND kind = 'snapshots' AND deleted IS NOT NULL)",
+        )
+        .bind(machine_id)
+        .execute(&mut *tx)
+        .await?;
         for p in points {
             sqlx::query(
                 "INSERT INTO recovery_points (machine_id, snapshot_id, time, size, file_count, source) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (machine_id, snapshot_id) DO UPDATE SET \
+                 time = excluded.time, size = excluded.size, file_count = excluded.file_count, source = excluded.source",
             )
             .bind(machine_id)
             .bind(&p.snapshot_id)
@@ -195,20 +215,40 @@ impl Db {
         Ok(())
     }
 
+    /// The machine's recovery points, without the soft-deleted ones.
     pub async fn recovery_points(&self, machine_id: &str) -> DbResult<Vec<RecoveryPoint>> {
-        let rows = sqlx::query("SELECT * FROM recovery_points WHERE machine_id = $1 ORDER BY time, snapshot_id")
-            .bind(machine_id)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut points = Vec::new();
+        let rows = sqlx::query(
+            "SELECT * FROM recovery_points p WHERE machine_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM repository_files f WHERE f.machine_id = p.machine_id AND f.kind = 'snapshots' \
+             AND f.name = p.snapshot_id AND f.deleted IS NOT NULL) ORDER BY time, snapshot_id",
+        )
+        .bind(machine_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(recovery_point_row).collect()
+    }
+
+    /// The machine's soft-deleted recovery points, oldest first.
+    pub async fn soft_deleted_points(&self, machine_id: &str) -> DbResult<Vec<SoftDeletedPoint>> {
+        let rows = sqlx::query(
+            "SELECT f.name, f.deleted, f.purge_after, p.time, p.size, p.file_count \
+             FROM repository_files f LEFT JOIN recovery_points p \
+             ON p.machine_id = f.machine_id AND p.snapshot_id = f.name \
+             WHERE f.machine_id = $1 AND f.kind = 'snapshots' AND f.deleted IS NOT NULL \
+             ORDER BY p.time, f.name",
+        )
+        .bind(machine_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut points = Vec::with_capacity(rows.len());
         for row in rows {
-            let source: String = row.try_get("source")?;
-            points.push(RecoveryPoint {
-                snapshot_id: row.try_get("snapshot_id")?,
-                time: time_of(row.try_get("time")?),
-                size: row.try_get::<i64, _>("size")? as u64,
-                file_count: row.try_get::<i64, _>("file_count")? as u64,
-                source: enum_from(&source)?,
+            points.push(SoftDeletedPoint {
+                snapshot_id: row.try_get("name")?,
+                time: row.try_get::<Option<i64>, _>("time")?.map(time_of),
+                size: row.try_get::<Option<i64>, _>("size")?.map(|n| n as u64),
+                file_count: row.try_get::<Option<i64>, _>("file_count")?.map(|n| n as u64),
+                deleted: time_of(row.try_get("deleted")?),
+                purge_after: time_of(row.try_get("purge_after")?),
             });
         }
         Ok(points)

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use offsite_api::types::{ErrorBody, Machine, ProtectedItem, RecoveryPoint};
+use offsite_api::types::{ErrorBody, Machine, ProtectedItem, RecoveryPoint, SoftDeleted, Undelete, Undeleted};
 
 use super::ApiJson;
 use crate::auth::Principal;
@@ -18,6 +18,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_machine, remove_machine))
         .routes(routes!(get_protected_items, set_protected_items))
         .routes(routes!(get_recovery_points, set_recovery_points))
+        .routes(routes!(get_soft_deleted))
+        .routes(routes!(undelete))
 }
 
 #[utoipa::path(get, path = "/machines/{machine_id}", tag = "machines", security(("bearer" = [])),
@@ -91,4 +93,31 @@ async fn set_recovery_points(
     ApiJson(points): ApiJson<Vec<RecoveryPoint>>,
 ) -> ApiResult<Json<Vec<RecoveryPoint>>> {
     Ok(Json(machines::set_recovery_points(&state, &principal, &machine_id, points).await?))
+}
+
+/// What the machine removed that the service still keeps (invisible to the
+/// machine's repository), with each recovery point's purge date.
+#[utoipa::path(get, path = "/machines/{machine_id}/soft-deleted", tag = "protection", security(("bearer" = [])),
+    params(("machine_id" = String, Path)),
+    responses((status = 200, body = SoftDeleted), (status = 404, body = ErrorBody)))]
+async fn get_soft_deleted(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(machine_id): Path<String>,
+) -> ApiResult<Json<SoftDeleted>> {
+    Ok(Json(machines::soft_deleted(&state, &principal, &machine_id).await?))
+}
+
+/// Brings back soft-deleted recovery points and the data they need (every
+/// removed file, when none is named). The subscription's and operators' only.
+#[utoipa::path(post, path = "/machines/{machine_id}/undelete", tag = "protection", security(("bearer" = [])),
+    params(("machine_id" = String, Path)), request_body = Undelete,
+    responses((status = 200, body = Undeleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn undelete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(machine_id): Path<String>,
+    ApiJson(request): ApiJson<Undelete>,
+) -> ApiResult<Json<Undeleted>> {
+    Ok(Json(machines::undelete(&state, &principal, &machine_id, request).await?))
 }

@@ -9,6 +9,7 @@ pub(crate) mod import_jobs;
 pub(crate) mod jobs;
 pub(crate) mod machines;
 mod portal_users;
+mod protection;
 pub(crate) mod registration;
 pub(crate) mod repository;
 pub(crate) mod storage_accounts;
@@ -37,6 +38,7 @@ use crate::state::AppState;
         (name = "datacenters", description = "Datacenters and their shipping addresses"),
         (name = "import-jobs", description = "Import jobs: drives shipped to a datacenter for the first backup"),
         (name = "applications", description = "A subscription's offline-seeding application and its certificates"),
+        (name = "protection", description = "Soft delete, immutability and alerts: what a compromised machine cannot undo"),
     )
 )]
 struct ApiDoc;
@@ -120,7 +122,8 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(import_jobs::router())
         .merge(applications::router())
         .merge(adoption::router())
-        .merge(portal_users::router());
+        .merge(portal_users::router())
+        .merge(protection::router());
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     // After the routes are in: modifiers run before them.
     document_common_answers(&mut openapi);

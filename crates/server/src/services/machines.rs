@@ -2,7 +2,9 @@
 //! report their own protected items and recovery points (only they can read their
 //! encrypted repository); their subscription and operators read them.
 
-use offsite_api::types::{Machine, ProtectedItem, RecoveryPoint, Vault};
+use offsite_api::types::{Machine, ProtectedItem, RecoveryPoint, SoftDeleted, Undelete, Undeleted, Vault};
+
+use crate::db::time_of;
 
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
@@ -113,4 +115,53 @@ pub async fn set_recovery_points(
     }
     state.db.replace_recovery_points(&machine.id, &points).await?;
     Ok(state.db.recovery_points(&machine.id).await?)
+}
+
+/// What the machine removed that the service still keeps, and until when. The
+/// machine may read it too (its status shows the space that will return).
+pub async fn soft_deleted(state: &AppState, principal: &Principal, machine_id: &str) -> ApiResult<SoftDeleted> {
+    let (machine, _) = machine_for(state, principal, machine_id, Access::Read).await?;
+    let (files, bytes, first, last) = state.db.soft_deleted_totals(&machine.id).await?;
+    Ok(SoftDeleted {
+        machine_id: machine.id.clone(),
+        files,
+        bytes,
+        next_purge: first.map(time_of),
+        last_purge: last.map(time_of),
+        recovery_points: state.db.soft_deleted_points(&machine.id).await?,
+    })
+}
+
+/// Brings back soft-deleted recovery points (all that the machine removed, when
+/// none is named). Only the subscription and operators may: the machine is the
+/// one whose removals this undoes.
+pub async fn undelete(
+    state: &AppState,
+    principal: &Principal,
+    machine_id: &str,
+    request: Undelete,
+) -> ApiResult<Undeleted> {
+    let (machine, vault) = machine_for(state, principal, machine_id, Access::Read).await?;
+    if !principal.manages(&vault.subscription_id) {
+        return Err(Failure::Forbidden(
+            "what a machine removed is brought back by its subscription, not by the machine".into(),
+        ));
+    }
+    if request.recovery_points.len() > MAX_ITEMS {
+        return Err(Failure::BadRequest(format!("at most {MAX_ITEMS} recovery points at once")));
+    }
+    if !request.recovery_points.is_empty() {
+        let removed = state.db.soft_deleted_points(&machine.id).await?;
+        if let Some(unknown) = request.recovery_points.iter().find(|id| !removed.iter().any(|p| &p.snapshot_id == *id))
+        {
+            return Err(Failure::NotFound(format!(
+                "machine {machine_id} has no soft-deleted recovery point {unknown}: it is live, was purged, or never \
+                 existed; offsite admin machine soft-deleted {machine_id} lists those that can be brought back"
+            )));
+        }
+    }
+    let (files, bytes, recovery_points) =
+        state.db.undelete_repository_files(&machine.id, &request.recovery_points).await?;
+    tracing::warn!(machine = %machine.id, files, bytes, points = recovery_points.len(), "soft-deleted files brought back");
+    Ok(Undeleted { machine_id: machine.id, files, bytes, recovery_points })
 }

@@ -14,6 +14,7 @@ pub mod import_jobs;
 pub mod jobs;
 pub mod machines;
 pub mod portal_users;
+pub mod protection;
 pub mod registration;
 pub mod repository;
 pub mod storage_accounts;

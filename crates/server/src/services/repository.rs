@@ -2,15 +2,22 @@
 //! touch them: they are its encrypted backups. Bodies are opaque to the service
 //! except for one check: a file's name is the BLAKE3 hash of its bytes, so damaged
 //! uploads are refused and a retried upload is harmless.
+//!
+//! A machine's credential is what ransomware on that machine holds, so what it
+//! removes is only soft-deleted (kept, hidden from the machine, restorable by the
+//! subscription until the vault's window has passed), an immutable vault's young
+//! recovery points cannot be removed at all, and the config and keys never.
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use futures::Stream;
 
-use offsite_api::types::RepositoryFile;
+use offsite_api::types::{Immutability, RepositoryFile};
 use offsite_engine::backend::FileKind;
 
+use crate::db::protection::ProtectionSettings;
+use crate::db::repository_files::Revival;
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
 use crate::services::machines::{machine_for, Access};
@@ -35,7 +42,21 @@ pub async fn list(
 ) -> ApiResult<Vec<RepositoryFile>> {
     let vault_id = own_repository(state, principal, machine_id).await?;
     let kind = folder_kind(folder)?;
-    state.storage.list(&vault_id, machine_id, kind).await
+    let (stored, hidden) = tokio::try_join!(state.storage.list(&vault_id, machine_id, kind), async {
+        Ok(state.db.soft_deleted_names(machine_id, kind).await?)
+    })?;
+    Ok(stored.into_iter().filter(|file| !hidden.contains(&file.name)).collect())
+}
+
+/// Answers "not found" for a file the machine removed: to the machine it is gone.
+async fn refuse_if_removed(state: &AppState, machine_id: &str, file: &RepoFile) -> ApiResult<()> {
+    if file.kind == FileKind::Lock {
+        return Ok(());
+    }
+    match state.db.repository_file(machine_id, file.kind, &file.name).await? {
+        Some(listed) if listed.deleted.is_some() => Err(Failure::not_found("the repository file")),
+        _ => Ok(()),
+    }
 }
 
 /// A file read, whole or a range of it.
@@ -61,6 +82,7 @@ pub async fn read(
     let vault_id = own_repository(state, principal, machine_id).await?;
     let file = RepoFile::parse(folder, name)?;
     let range = range?;
+    refuse_if_removed(state, machine_id, &file).await?;
     let (served, size, stream) = state.storage.get(&vault_id, machine_id, &file, range).await?;
     metrics::counter!("offsite_bytes_out_total").increment(served.end - served.start);
     Ok(FileRead { served, size, stream })
@@ -77,6 +99,14 @@ pub async fn store(
 ) -> ApiResult<()> {
     let vault_id = own_repository(state, principal, machine_id).await?;
     let file = RepoFile::parse(folder, name)?;
+    // The same bytes stored again bring a removed file back, unless its purge is
+    // running: then the upload waits for it, or the purge would delete it after.
+    if state.db.revive_repository_file(machine_id, file.kind, &file.name).await? == Revival::BeingPurged {
+        return Err(Failure::Unavailable(format!(
+            "the service is purging an earlier copy of {} right now; retry in a minute",
+            file.name
+        )));
+    }
     let stored = state.storage.put(&vault_id, machine_id, &file, body).await?;
     state.db.list_repository_file(machine_id, file.kind, &file.name, stored, state.now().unix_timestamp()).await?;
     metrics::counter!("offsite_bytes_in_total").increment(stored);
@@ -93,13 +123,16 @@ pub async fn size(
 ) -> ApiResult<u64> {
     let vault_id = own_repository(state, principal, machine_id).await?;
     let file = RepoFile::parse(folder, name)?;
+    refuse_if_removed(state, machine_id, &file).await?;
     state.storage.size(&vault_id, machine_id, &file).await
 }
 
 /// Removes a file (prune and forget do this); removing a missing file succeeds.
-/// The config and the key files are never removed: without them nothing of the
-/// repository can be read, and a machine's credential is what ransomware on that
-/// machine holds.
+/// Locks go at once. Other files are soft-deleted for the vault's window (and,
+/// in an immutable vault, at least until their minimum retention has passed);
+/// with soft delete off and nothing to keep they go at once. The config and the
+/// key files are never removed: without them nothing of the repository can be
+/// read.
 pub async fn remove(
     state: &AppState,
     principal: &Principal,
@@ -116,7 +149,57 @@ pub async fn remove(
              backups can be read, so no credential may remove {them}"
         )));
     }
-    // Unlisted first: a crash between leaves a stored file unlisted, which is harmless.
-    state.db.unlist_repository_file(machine_id, file.kind, &file.name).await?;
-    state.storage.delete(&vault_id, machine_id, &file).await
+    if file.kind == FileKind::Lock {
+        return state.storage.delete(&vault_id, machine_id, &file).await;
+    }
+    let listed = state.db.repository_file(machine_id, file.kind, &file.name).await?;
+    if listed.as_ref().is_some_and(|f| f.deleted.is_some()) {
+        return Ok(());
+    }
+    let (size, stored) = match &listed {
+        Some(listed) => (listed.size, listed.stored),
+        // Stored before the ledger existed: as young as can be, to be safe.
+        None => match state.storage.size(&vault_id, machine_id, &file).await {
+            Ok(size) => (size, state.now().unix_timestamp()),
+            Err(Failure::NotFound(_)) => return Ok(()),
+            Err(err) => return Err(err),
+        },
+    };
+    let settings = state
+        .db
+        .protection_settings(&vault_id)
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("vault {vault_id}")))?;
+    let now = state.now().unix_timestamp();
+    let purge_after = purge_date(&settings, file.kind, &file.name, stored, now)?;
+    if purge_after <= now {
+        // Unlisted first: a crash between leaves a stored file unlisted, which is harmless.
+        state.db.unlist_repository_file(machine_id, file.kind, &file.name).await?;
+        return state.storage.delete(&vault_id, machine_id, &file).await;
+    }
+    state.db.soft_delete_repository_file(machine_id, (file.kind, &file.name, size), now, purge_after).await?;
+    metrics::counter!("offsite_soft_deleted_bytes_total").increment(size);
+    Ok(())
+}
+
+const DAY: i64 = 86_400;
+
+/// When a file removed `now` may be purged: after the soft-delete window, and in
+/// an immutable vault not before its minimum retention has passed. A recovery
+/// point younger than that cannot be removed at all.
+fn purge_date(settings: &ProtectionSettings, kind: FileKind, name: &str, stored: i64, now: i64) -> ApiResult<i64> {
+    let mut purge_after = now + settings.soft_delete_days.map_or(0, |days| i64::from(days) * DAY);
+    if settings.immutability != Immutability::Disabled {
+        let kept_until = stored + i64::from(settings.min_retention_days) * DAY;
+        if kind == FileKind::Snapshot && now < kept_until {
+            let until = crate::clock::format_seconds(kept_until);
+            return Err(Failure::Forbidden(format!(
+                "the vault is immutable: recovery point {name} cannot be removed before {until} (the vault's \
+                 minimum retention is {} days); keep it until then",
+                settings.min_retention_days
+            )));
+        }
+        purge_after = purge_after.max(kept_until);
+    }
+    Ok(purge_after)
 }

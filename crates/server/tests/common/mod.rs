@@ -332,8 +332,14 @@ impl Service {
         let recovery_points = vec![recovery_point(name, 1), recovery_point(name, 2)];
         machine.set_recovery_points(&machine_id, &recovery_points).expect("recovery points");
 
+        // A request to turn the vault's soft delete off: it waits for an operator.
+        let weaken = ProtectionChange { soft_delete_days: Some(0), ..Default::default() };
+        let requested = sub.change_vault_protection(&vault.id, &weaken).expect("a protection request");
+        let protection_request_id = requested.request.expect("turning soft delete off is only requested").id;
+
         Tenant {
             name: name.to_string(),
+            protection_request_id,
             subscription_id,
             subscription_token,
             vault_id: vault.id,
@@ -398,6 +404,8 @@ pub struct Tenant {
     pub config_bytes: Vec<u8>,
     pub protected_items: Vec<ProtectedItem>,
     pub recovery_points: Vec<RecoveryPoint>,
+    /// A pending request to weaken the vault's protection.
+    pub protection_request_id: String,
 }
 
 impl Tenant {

@@ -40,9 +40,7 @@ use crate::state::AppState;
 
 pub(crate) const MAX_DRIVES: usize = 1000;
 
-pub(crate) fn format_time(time: OffsetDateTime) -> String {
-    time.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| time.to_string())
-}
+pub(crate) use crate::clock::format_time;
 
 /// Who a change is recorded as.
 pub(crate) fn actor(principal: &Principal) -> Actor {

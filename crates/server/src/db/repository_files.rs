@@ -386,7 +386,7 @@ impl Db {
     /// last purge dates.
     pub async fn soft_deleted_totals(&self, machine_id: &str) -> DbResult<(u64, u64, Option<i64>, Option<i64>)> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes, MIN(purge_after) AS first, \
+            "SELECT COUNT(*) AS files, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes, MIN(purge_after) AS first, \
              MAX(purge_after) AS last FROM repository_files WHERE machine_id = $1 AND deleted IS NOT NULL",
         )
         .bind(machine_id)
@@ -411,9 +411,11 @@ impl Db {
 
     /// Bytes soft-deleted across the service.
     pub async fn soft_deleted_bytes(&self) -> DbResult<u64> {
-        let row = sqlx::query("SELECT COALESCE(SUM(size), 0) AS bytes FROM repository_files WHERE deleted IS NOT NULL")
-            .fetch_one(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM repository_files WHERE deleted IS NOT NULL",
+        )
+        .fetch_one(self.pool())
+        .await?;
         Ok(row.try_get::<i64, _>("bytes")? as u64)
     }
 
@@ -422,10 +424,10 @@ impl Db {
     pub async fn removals_since(&self, machine_id: &str, since: i64) -> DbResult<Removals> {
         let row = sqlx::query(
             "SELECT \
-             COALESCE(SUM(CASE WHEN kind = 'snapshots' AND deleted >= $2 THEN 1 ELSE 0 END), 0) AS points_removed, \
-             COALESCE(SUM(CASE WHEN kind = 'snapshots' AND deleted IS NULL THEN 1 ELSE 0 END), 0) AS points_live, \
-             COALESCE(SUM(CASE WHEN deleted >= $2 THEN size ELSE 0 END), 0) AS bytes_removed, \
-             COALESCE(SUM(CASE WHEN deleted IS NULL THEN size ELSE 0 END), 0) AS bytes_live \
+             CAST(COALESCE(SUM(CASE WHEN kind = 'snapshots' AND deleted >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS points_removed, \
+             CAST(COALESCE(SUM(CASE WHEN kind = 'snapshots' AND deleted IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS points_live, \
+             CAST(COALESCE(SUM(CASE WHEN deleted >= $2 THEN size ELSE 0 END), 0) AS BIGINT) AS bytes_removed, \
+             CAST(COALESCE(SUM(CASE WHEN deleted IS NULL THEN size ELSE 0 END), 0) AS BIGINT) AS bytes_live \
              FROM repository_files WHERE machine_id = $1",
         )
         .bind(machine_id)

@@ -73,6 +73,8 @@ pub struct Service {
     /// close the connection.
     http_unpooled: reqwest::blocking::Client,
     pub operator_token: String,
+    /// The database, when not the data folder's SQLite: a restart keeps it.
+    database_url: Option<String>,
 }
 
 impl Service {
@@ -94,12 +96,12 @@ impl Service {
     /// Stops this service and starts another on the same data folder whose clock
     /// runs `seconds` ahead (deadlines without waiting). Credentials stay valid.
     pub fn restart_with_clock_offset(self, seconds: i64) -> Service {
-        let Service { server, rt, dir, http, http_unpooled, operator_token: _ } = self;
+        let Service { server, rt, dir, http, http_unpooled, operator_token: _, database_url } = self;
         drop((http, http_unpooled));
         server.shutdown();
         drop(server);
         drop(rt);
-        Service::start_in(dir, seconds, None)
+        Service::start_in(dir, seconds, database_url)
     }
 
     fn start_in(dir: tempfile::TempDir, clock_offset_seconds: i64, database_url: Option<String>) -> Service {
@@ -120,7 +122,9 @@ impl Service {
         let mut config = ServerConfig::new(dir.path().join("data"));
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.clock_offset_seconds = clock_offset_seconds;
-        config.database_url = database_url;
+        // Background work (purges, alerts) at once, not a minute later.
+        config.maintenance_interval = Some(Duration::from_millis(200));
+        config.database_url = database_url.clone();
         if let Some((url, options)) = storage {
             config.storage = Some(url);
             config.storage_options = options;
@@ -135,7 +139,7 @@ impl Service {
             builder.build().expect("an HTTP client")
         };
         let (http, http_unpooled) = (client(true), client(false));
-        Service { server, rt, dir, http, http_unpooled, operator_token: operator.token }
+        Service { server, rt, dir, http, http_unpooled, operator_token: operator.token, database_url }
     }
 
     pub fn data_dir(&self) -> PathBuf {

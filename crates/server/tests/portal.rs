@@ -297,6 +297,8 @@ fn portal_request(
             "{import_job_id}" => owner.import_job_id.clone(),
             "{drive_id}" => owner.drive_id.clone(),
             "{kind}" => "error".to_string(),
+            "{machine_id}" => owner.machine_id.clone(),
+            "{request_id}" => owner.protection_request_id.clone(),
             other if other.starts_with('{') => {
                 panic!("{} {} has a parameter {other} the page matrix cannot fill: teach it", route.method, route.path)
             }
@@ -475,6 +477,10 @@ fn every_portal_page_against_every_visitor_and_tenant() {
                         _ if visitor == Visitor::Operator && route.path.ends_with("/receive") => {
                             ("409 (the job is not shipping)", reply.status == 409)
                         }
+                        // Requests are decided once: the approval before it decided A's and B's.
+                        _ if visitor == Visitor::Operator && route.path.ends_with("/reject") => {
+                            ("409 (the request was decided)", reply.status == 409)
+                        }
                         _ if visitor == Visitor::Operator || own => ("success", success),
                         _ => ("404 (another tenant)", not_found),
                     };
@@ -593,4 +599,57 @@ fn oversized_and_many_part_uploads_are_refused() {
         assert!(reply.body.contains("more than 8 parts"), "{}", reply.body);
     }
     assert_eq!(get(&http, &service, &home, &session.cookie).status, 200, "the portal keeps serving");
+}
+
+/// The vault's protection page lists what a machine removed with its purge date,
+/// and its button brings a recovery point back; the operator decides a request
+/// to weaken the protection from the operations page.
+#[test]
+fn a_soft_deleted_recovery_point_is_listed_and_undeleted_from_the_portal() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let operator = service.operator();
+    for (email, subscription) in [("user@alpha.example", Some(&a.subscription_id)), ("ops@datacenter.example", None)] {
+        let user =
+            CreatePortalUser { email: email.into(), password: PASSWORD.into(), subscription_id: subscription.cloned() };
+        operator.create_portal_user(&user).unwrap();
+    }
+    let machine = service.client(&a.machine_token);
+    let snapshot = a.recovery_points[0].snapshot_id.clone();
+    let bytes = b"a snapshot file".to_vec();
+    let name = common::content_name(&bytes);
+    machine.put_file(&a.machine_id, "snapshots", &name, bytes.into()).unwrap();
+    machine.delete_file(&a.machine_id, "snapshots", &name).unwrap();
+    assert!(!machine.list_files(&a.machine_id, "snapshots").unwrap().iter().any(|f| f.name == name));
+
+    let http = browser_like(&service);
+    let home = format!("/portal/subscriptions/{}", a.subscription_id);
+    let user = sign_in(&http, &service, "user@alpha.example", &home);
+    let page_path = format!("/portal/vaults/{}/protection", a.vault_id);
+    let page = get(&http, &service, &page_path, &user.cookie);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&name[..16]) && page.body.contains("Purged after"), "{}", page.body);
+    assert!(page.body.contains("on: what a machine removes is kept 14 days"), "{}", page.body);
+    assert!(!page.body.contains(&snapshot[..16]), "a live point is not listed as soft-deleted");
+    let undo = post(
+        &http,
+        &service,
+        &format!("/portal/machines/{}/undelete", a.machine_id),
+        &user.cookie,
+        &[("csrf", &user.csrf), ("point", &name)],
+    );
+    assert_eq!(undo.status, 303, "{}", undo.body);
+    assert!(machine.list_files(&a.machine_id, "snapshots").unwrap().iter().any(|f| f.name == name));
+    let page = get(&http, &service, &page_path, &user.cookie);
+    assert!(page.body.contains("Nothing: every file this machine stored is live."), "{}", page.body);
+
+    // The tenant's pending request (soft delete off), decided by the operator.
+    let ops = sign_in(&http, &service, "ops@datacenter.example", "/portal/operator");
+    let operations = get(&http, &service, "/portal/operator", &ops.cookie);
+    assert!(operations.body.contains(&a.protection_request_id), "{}", operations.body);
+    let reject = format!("/portal/operator/protection-requests/{}/reject", a.protection_request_id);
+    assert_eq!(post(&http, &service, &reject, &ops.cookie, &[("csrf", &ops.csrf)]).status, 303);
+    let protection = service.client(&a.subscription_token).vault_protection(&a.vault_id).unwrap();
+    assert_eq!(protection.soft_delete_days, Some(14));
+    assert_eq!(protection.requests[0].state.to_string(), "rejected");
 }

@@ -303,6 +303,7 @@ pub async fn vault(State(state): State<AppState>, who: SignedIn, Path(vault_id):
                     small { "Registers one machine with " code { "offsite agent register" } ", within 48 hours." }
                 }
             }
+            p { a href={ "/portal/vaults/" (vault.id) "/protection" } { "Protection: soft delete, immutability, soft-deleted recovery points →" } }
             section {
                 h2 { "Machines" }
                 div.scroll { table {

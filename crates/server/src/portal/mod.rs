@@ -5,6 +5,8 @@
 //! - `customer`: a subscription's pages (overview, vaults, downloads, storage,
 //!   application certificates, import jobs).
 //! - `operator`: datacenters, incoming packages, the ingest queue, users.
+//! - `protection`: a vault's soft delete and immutability, soft-deleted recovery
+//!   points and their undelete, alerts; the operator's decisions on requests.
 //! - `layout`, `charts`: the page shell and server-drawn SVG charts.
 //!
 //! Pages are server-rendered HTML (maud) without JavaScript. Each one reads and
@@ -16,6 +18,7 @@ mod charts;
 mod customer;
 mod layout;
 mod operator;
+mod protection;
 mod session;
 
 use axum::response::Redirect;
@@ -80,9 +83,13 @@ portal_routes! {
     get "/portal/subscriptions/{subscription_id}/import-jobs" SignedIn => customer::import_jobs;
     get "/portal/vaults/{vault_id}" SignedIn => customer::vault;
     post "/portal/vaults/{vault_id}/credentials" SignedIn => customer::vault_credentials;
+    get "/portal/vaults/{vault_id}/protection" SignedIn => protection::vault_protection;
+    post "/portal/machines/{machine_id}/undelete" SignedIn => protection::undelete;
     get "/portal/import-jobs/{import_job_id}" SignedIn => customer::import_job;
     get "/portal/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}" SignedIn => customer::drive_log;
     get "/portal/operator" Operator => operator::operations;
     post "/portal/operator/import-jobs/{import_job_id}/receive" Operator => operator::receive;
     post "/portal/operator/users" Operator => operator::create_user;
+    post "/portal/operator/protection-requests/{request_id}/approve" Operator => protection::approve;
+    post "/portal/operator/protection-requests/{request_id}/reject" Operator => protection::reject;
 }

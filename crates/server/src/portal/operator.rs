@@ -66,12 +66,14 @@ pub async fn operations(
     let overdue: Vec<&ImportJobView> =
         jobs.iter().filter(|j| j.timeline.iter().any(|e| Actor::parse(&e.actor) == Actor::ArrivalDeadline)).collect();
     let users = state.db.portal_users().await?;
+    let pending = crate::services::protection::pending(&state, &Principal::Operator).await?;
     Ok(page(
         "Operations",
         Some(&who),
         html! {
             h1 { "Operations" }
             @if let Some(email) = &query.created { p.ok role="status" { "User " (email) " created." } }
+            (super::protection::pending_requests(&who, &pending))
             section {
                 h2 { "Datacenters" }
                 @if datacenters.is_empty() { p { "None yet: " code { "offsite admin datacenter add" } "." } }

@@ -479,6 +479,27 @@ impl Client {
         self.post(&format!("/protection-requests/{request_id}/{verb}"), &serde_json::json!({}))
     }
 
+    pub fn add_notification_channel(
+        &self,
+        subscription_id: &str,
+        channel: &CreateNotificationChannel,
+    ) -> ApiResult<NotificationChannelCreated> {
+        self.post(&format!("/subscriptions/{subscription_id}/notification-channels"), channel)
+    }
+
+    pub fn notification_channels(&self, subscription_id: &str) -> ApiResult<Vec<NotificationChannel>> {
+        self.get(&format!("/subscriptions/{subscription_id}/notification-channels"))
+    }
+
+    pub fn remove_notification_channel(&self, subscription_id: &str, channel_id: &str) -> ApiResult<()> {
+        self.delete(&format!("/subscriptions/{subscription_id}/notification-channels/{channel_id}"))
+    }
+
+    /// The subscription's most recent messages, newest first, with their delivery.
+    pub fn notifications(&self, subscription_id: &str) -> ApiResult<Vec<Notification>> {
+        self.get(&format!("/subscriptions/{subscription_id}/notifications"))
+    }
+
     pub fn alerts(&self, subscription_id: &str) -> ApiResult<Vec<Alert>> {
         self.get(&format!("/subscriptions/{subscription_id}/alerts"))
     }

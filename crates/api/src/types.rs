@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+mod notifications;
 mod protection;
+pub use notifications::*;
 pub use protection::*;
 
 /// Every error response: a sentence for people and a stable code for programs.

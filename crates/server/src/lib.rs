@@ -19,6 +19,7 @@ mod container_storage;
 pub mod db;
 mod error;
 pub mod maintenance;
+pub mod notify;
 mod operator;
 mod portal;
 mod principal;
@@ -75,6 +76,15 @@ pub struct ServerConfig {
     /// How often background work runs (purging soft-deleted files past their
     /// window, mass-deletion alerts); `None`: never (one-shot tools).
     pub maintenance_interval: Option<std::time::Duration>,
+    /// The SMTP relay notifications by e-mail go through (`smtp://…`, `smtps://…`);
+    /// none: e-mail channels cannot be added.
+    pub smtp_url: Option<String>,
+    /// The sender of notification e-mails.
+    pub smtp_from: String,
+    /// Let webhooks call addresses of private networks (loopback, RFC 1918,
+    /// link-local); off by default so a subscription cannot aim the service at
+    /// its own network.
+    pub webhooks_to_private_addresses: bool,
 }
 
 /// How often a service runs its background work by default.
@@ -107,6 +117,9 @@ impl ServerConfig {
             clock_offset_seconds: 0,
             wrap_storage: None,
             maintenance_interval: Some(DEFAULT_MAINTENANCE_INTERVAL),
+            smtp_url: None,
+            smtp_from: "offsite@localhost".into(),
+            webhooks_to_private_addresses: false,
         }
     }
 }
@@ -127,6 +140,8 @@ pub enum ServerError {
     Operator(String),
     #[error("--tls-cert and --tls-key go together: give both or neither")]
     TlsPair,
+    #[error("{0}")]
+    Notifications(String),
 }
 
 /// A running service.
@@ -255,6 +270,16 @@ impl Server {
             .await
             .map_err(ServerError::Operator)?;
 
+        let delivery = notify::Delivery {
+            mailer: match &config.smtp_url {
+                Some(url) => {
+                    Some(notify::email::Mailer::new(url, &config.smtp_from).map_err(ServerError::Notifications)?)
+                }
+                None => None,
+            },
+            webhooks: notify::webhook::Sender::new(config.webhooks_to_private_addresses)
+                .map_err(ServerError::Notifications)?,
+        };
         let state = AppState::new(Shared {
             db,
             storage: storage.clone(),
@@ -265,6 +290,7 @@ impl Server {
                 url: url.clone(),
                 fingerprint: identity.fingerprint.clone(),
             },
+            delivery,
         });
         let maintenance = config.maintenance_interval.map(|every| maintenance::spawn(state.clone(), every));
         let app = router(state);

@@ -1,14 +1,16 @@
 //! The service's background work, on every replica: purging soft-deleted files
-//! whose window has passed, and raising mass-deletion alerts. Each step is safe
-//! to run on several replicas at once and again after a crash: a purge claims a
-//! file before deleting it (one replica wins each), and an alert is stored once
-//! per machine and day.
+//! whose window has passed, raising mass-deletion alerts, watching for missed
+//! backups and near deadlines, delivering notifications. Each step is safe to run
+//! on several replicas at once and again after a crash: a purge or a delivery
+//! claims its row first (one replica wins each), and alerts and notifications are
+//! stored once per event key.
 
 use std::time::Duration;
 
-use offsite_api::types::{Alert, AlertKind};
+use offsite_api::types::{Alert, AlertKind, NotificationKind};
 
 use crate::db::repository_files::PurgeClaim;
+use crate::notify;
 use crate::secrets;
 use crate::state::AppState;
 use crate::storage::RepoFile;
@@ -22,6 +24,8 @@ pub struct Round {
     pub purged_files: u64,
     pub purged_bytes: u64,
     pub alerts: u64,
+    pub notifications_sent: u64,
+    pub notifications_failed: u64,
 }
 
 /// Runs a round every `interval` until the process ends.
@@ -56,6 +60,8 @@ pub async fn run_round(state: &AppState) -> Result<Round, String> {
         }
     }
     round.alerts = raise_mass_deletion_alerts(state).await?;
+    notify::watch(state).await?;
+    (round.notifications_sent, round.notifications_failed) = notify::deliver_due(state).await?;
     Ok(round)
 }
 
@@ -112,6 +118,13 @@ async fn raise_mass_deletion_alerts(state: &AppState) -> Result<u64, String> {
         if db.raise_alert(&alert, now / DAY).await.map_err(|e| e.to_string())? {
             metrics::counter!("offsite_alerts_total", "kind" => "mass_deletion").increment(1);
             tracing::warn!(machine = %machine.id, "{}", alert.message);
+            let event = notify::Event::new(
+                format!("mass_deletion:{}:{}", machine.id, now / DAY),
+                NotificationKind::MassDeletion,
+                format!("Machine {} removed most of its backups within a day", machine.name),
+                serde_json::json!({ "machine_id": machine.id, "vault_id": vault.id, "message": alert.message }),
+            );
+            notify::publish(state, &vault.subscription_id, event).await;
             raised += 1;
         }
     }

@@ -20,6 +20,8 @@ pub struct Shared {
     /// The URL and certificate fingerprint clients are given (in the credential
     /// files the portal hands out).
     pub endpoint: offsite_api::files::ServiceEndpoint,
+    /// How notifications go out (SMTP relay, webhook client).
+    pub delivery: crate::notify::Delivery,
 }
 
 impl Shared {

@@ -294,7 +294,7 @@ const REACHED_ONLY: &[&str] = &[
 ];
 
 /// Path parameters naming the last resource of a path, under a parent resource.
-const LEAF: &[&str] = &["job_id", "name", "credential_id", "thumbprint"];
+const LEAF: &[&str] = &["job_id", "name", "credential_id", "thumbprint", "channel_id"];
 
 /// A concrete request for an operation.
 struct Request {
@@ -473,6 +473,7 @@ impl World {
                             "thumbprint" => owner.spare_thumbprint.clone(),
                             "kind" => "error".to_string(),
                             "request_id" => parent.protection_request_id.clone(),
+                            "channel_id" => owner.notification_channel_id.clone(),
                             "folder" => folder.to_string(),
                             "name" if *folder == "config" => "config".to_string(),
                             "name" => owner.file_name.clone(),
@@ -561,7 +562,12 @@ impl World {
         match kind {
             "object" => {
                 let mut object = Map::new();
-                for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+                let properties = schema["properties"].as_object();
+                for (name, property) in properties.into_iter().flatten() {
+                    // A notification channel is an address or a webhook, not both.
+                    if name == "email" && properties.is_some_and(|p| p.contains_key("webhook_url")) {
+                        continue;
+                    }
                     object.insert(name.clone(), self.example(property, name));
                 }
                 Value::Object(object)
@@ -577,6 +583,7 @@ impl World {
                 match field {
                     "snapshot_id" => json!(common::content_name(format!("probe {n}").as_bytes())),
                     "hostname" => json!(format!("probe-{n}.example")),
+                    "webhook_url" => json!(format!("https://hooks.example.com/probe-{n}")),
                     "path" => json!(format!("/srv/probe-{n}")),
                     "address" => json!(format!("{n} Probe Street\nTestville")),
                     // Portal users: an address, a long enough password, A's subscription.

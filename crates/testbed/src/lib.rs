@@ -18,6 +18,7 @@ mod http;
 mod postgres;
 mod process;
 mod s3;
+mod smtp;
 mod wan_link;
 
 use std::io;
@@ -29,6 +30,7 @@ pub use faulty_proxy::{FaultyProxy, NetFault, NetworkCounts, NetworkPlan};
 pub use faulty_store::{FaultCounts, FaultKind, FaultPlan, FaultyStore};
 pub use postgres::Postgres;
 pub use s3::S3Server;
+pub use smtp::SmtpServer;
 pub use wan_link::{LinkCounts, OneWay, Throughput, WanLink, WanLinkPlan};
 
 /// Everything that can go wrong while starting or talking to a test server.

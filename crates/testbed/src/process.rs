@@ -41,6 +41,11 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The server's temporary directory (its data and log).
+    pub(crate) fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Starts a server. `command` builds the command line for a port and the server's
     /// temporary directory; its output goes to a log file in that directory.
     pub(crate) fn start(

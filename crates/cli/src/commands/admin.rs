@@ -14,6 +14,7 @@ use offsite_api::files::{OperatorCredentials, PublishSettings, ServiceEndpoint, 
 use offsite_api::types::{ManagementCredential, StorageAccount, Vault};
 use offsite_api::Client;
 
+use super::notifications::{self, NotificationCommand};
 use super::protection::{self, ProtectionRequestCommand, VaultProtectionCommand};
 use crate::display::when;
 use offsite_api::XmlCredentialFile;
@@ -68,6 +69,9 @@ enum AdminCommand {
     /// Alerts of a subscription (a machine's mass deletion).
     #[command(subcommand)]
     Alert(AlertCommand),
+    /// E-mail and webhook notifications of a subscription.
+    #[command(subcommand)]
+    Notification(NotificationCommand),
 }
 
 #[derive(Subcommand)]
@@ -478,6 +482,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             let session =
                 if args.publish_settings.is_some() { Session::subscription(&args)? } else { Session::operator(&args)? };
             protection::protection_request(&session, command)?;
+        }
+        AdminCommand::Notification(command) => {
+            notifications::run(&Session::subscription(&args)?, command)?;
         }
         AdminCommand::Alert(AlertCommand::List) => {
             protection::alerts(&Session::subscription(&args)?)?;

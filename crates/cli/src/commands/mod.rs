@@ -7,6 +7,7 @@ pub mod datacenter;
 pub mod demo;
 pub mod diskprep;
 pub mod docs;
-pub mod protection;
+mod notifications;
+mod protection;
 pub mod repo;
 pub mod server;

@@ -85,6 +85,18 @@ struct RunArgs {
     /// whose window has passed, raising mass-deletion alerts [default: 60].
     #[arg(long, env = "OFFSITE_MAINTENANCE_INTERVAL", value_parser = clap::value_parser!(u64).range(1..))]
     maintenance_interval: Option<u64>,
+    /// The SMTP relay notification e-mails go through: smtp://HOST:PORT (plain, a
+    /// relay on a private network), smtp://USER:PASS@HOST:587?tls=required, or
+    /// smtps://HOST:465 [default: none; e-mail channels cannot be added].
+    #[arg(long, env = "OFFSITE_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender of notification e-mails [default: offsite@localhost].
+    #[arg(long, env = "OFFSITE_SMTP_FROM")]
+    smtp_from: Option<String>,
+    /// Let webhooks call addresses of private networks (loopback, 10/8, 192.168/16,
+    /// link-local…), e.g. a chat bridge inside the operator's network.
+    #[arg(long, env = "OFFSITE_WEBHOOKS_TO_PRIVATE_ADDRESSES")]
+    webhooks_to_private_addresses: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -98,6 +110,9 @@ struct FileSettings {
     tls_key: Option<PathBuf>,
     public_url: Option<String>,
     maintenance_interval: Option<u64>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
+    webhooks_to_private_addresses: Option<bool>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -191,6 +206,12 @@ fn serve(args: RunArgs) -> Result<ExitCode> {
     if let Some(seconds) = args.maintenance_interval.or(file.maintenance_interval) {
         config.maintenance_interval = Some(std::time::Duration::from_secs(seconds.max(1)));
     }
+    config.smtp_url = args.smtp_url.or(file.smtp_url);
+    if let Some(from) = args.smtp_from.or(file.smtp_from) {
+        config.smtp_from = from;
+    }
+    config.webhooks_to_private_addresses =
+        args.webhooks_to_private_addresses || file.webhooks_to_private_addresses.unwrap_or(false);
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;

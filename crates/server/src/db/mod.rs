@@ -7,12 +7,14 @@
 //! points), [`credentials`], [`jobs`], [`storage_accounts`] (and datacenters),
 //! [`import_jobs`], [`seeding`] (applications, adoptions), [`portal`] (users,
 //! sessions), [`repository_files`] (and their soft deletes), [`protection`] (a
-//! vault's protection, requests to weaken it, alerts). Rows are read by one
-//! function each, next to their table's queries.
+//! vault's protection, requests to weaken it, alerts), [`notifications`] (channels
+//! and the outbox). Rows are read by one function each, next to their table's
+//! queries.
 
 pub mod credentials;
 pub mod import_jobs;
 pub mod jobs;
+pub mod notifications;
 pub mod portal;
 pub mod protection;
 pub mod repository_files;

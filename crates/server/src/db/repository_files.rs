@@ -252,13 +252,15 @@ impl Db {
         machine_id: &str,
         points: &[String],
     ) -> DbResult<(u64, u64, Vec<String>)> {
-        let mut tx = self.pool().begin().await?;
+        // No transaction: each revival is one conditional update, so a second
+        // undelete finishes what a failed one began (and SQLite refuses a
+        // transaction that reads, then writes after another connection wrote).
         let removed = sqlx::query(
             "SELECT kind, name, size, deleted FROM repository_files \
              WHERE machine_id = $1 AND deleted IS NOT NULL AND purge_claimed IS NULL",
         )
         .bind(machine_id)
-        .fetch_all(&mut *tx)
+        .fetch_all(self.pool())
         .await?;
         let mut files = Vec::with_capacity(removed.len());
         for row in &removed {
@@ -291,7 +293,7 @@ impl Db {
             .bind(machine_id)
             .bind(kind)
             .bind(name)
-            .execute(&mut *tx)
+            .execute(self.pool())
             .await?
             .rows_affected();
             // A purge that claimed it meanwhile wins: it is past its date.
@@ -299,7 +301,6 @@ impl Db {
                 revived.push(file);
             }
         }
-        tx.commit().await?;
         let bytes = revived.iter().map(|f| f.2).sum();
         let points = revived.iter().filter(|f| f.0 == snapshots).map(|f| f.1.clone()).collect();
         Ok((revived.len() as u64, bytes, points))

@@ -8,6 +8,7 @@ pub(crate) mod datacenters;
 pub(crate) mod import_jobs;
 pub(crate) mod jobs;
 pub(crate) mod machines;
+mod notifications;
 mod portal_users;
 mod protection;
 pub(crate) mod registration;
@@ -38,6 +39,7 @@ use crate::state::AppState;
         (name = "datacenters", description = "Datacenters and their shipping addresses"),
         (name = "import-jobs", description = "Import jobs: drives shipped to a datacenter for the first backup"),
         (name = "applications", description = "A subscription's offline-seeding application and its certificates"),
+        (name = "notifications", description = "E-mail and webhook notifications of a subscription"),
         (name = "protection", description = "Soft delete, immutability and alerts: what a compromised machine cannot undo"),
     )
 )]
@@ -123,7 +125,8 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(applications::router())
         .merge(adoption::router())
         .merge(portal_users::router())
-        .merge(protection::router());
+        .merge(protection::router())
+        .merge(notifications::router());
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     // After the routes are in: modifiers run before them.
     document_common_answers(&mut openapi);

@@ -1,9 +1,10 @@
 //! Backup and restore jobs as agents report them: created when a job starts,
 //! updated when it ends, listed for the machine, its subscription and operators.
 
-use offsite_api::types::{Job, JobReport};
+use offsite_api::types::{Job, JobKind, JobReport, JobState, Machine, NotificationKind, Vault};
 
 use crate::error::{ApiResult, Failure};
+use crate::notify;
 use crate::principal::Principal;
 use crate::secrets;
 use crate::services::machines::{machine_for, Access};
@@ -35,15 +36,32 @@ pub async fn list(state: &AppState, principal: &Principal, machine_id: &str) -> 
     Ok(state.db.jobs_of(&machine.id, HISTORY).await?)
 }
 
+/// A failed backup is news for the subscription.
+async fn tell_if_failed(state: &AppState, machine: &Machine, vault: &Vault, job: &Job) {
+    if job.report.kind != JobKind::Backup || job.report.state != JobState::Failed {
+        return;
+    }
+    let reason = job.report.errors.first().cloned().unwrap_or_else(|| "no reason given".into());
+    let event = notify::Event::new(
+        format!("backup_failed:{}", job.id),
+        NotificationKind::BackupFailed,
+        format!("The backup of {} failed: {reason}", machine.name),
+        serde_json::json!({ "machine_id": machine.id, "machine": machine.name, "job_id": job.id,
+            "errors": job.report.errors }),
+    );
+    notify::publish(state, &vault.subscription_id, event).await;
+}
+
 pub async fn create(state: &AppState, principal: &Principal, machine_id: &str, report: JobReport) -> ApiResult<Job> {
-    let (machine, _) = machine_for(state, principal, machine_id, Access::Report).await?;
+    let (machine, vault) = machine_for(state, principal, machine_id, Access::Report).await?;
     check(&report)?;
     if let Some(next) = report.next_backup {
         state.db.set_next_backup(&machine.id, next).await?;
     }
-    let job = Job { id: secrets::new_id("job"), machine_id: machine.id, report };
+    let job = Job { id: secrets::new_id("job"), machine_id: machine.id.clone(), report };
     state.db.insert_job(&job).await?;
     metrics::counter!("offsite_jobs_total", "kind" => format!("{:?}", job.report.kind), "state" => format!("{:?}", job.report.state)).increment(1);
+    tell_if_failed(state, &machine, &vault, &job).await;
     Ok(job)
 }
 
@@ -60,7 +78,7 @@ pub async fn update(
     job_id: &str,
     report: JobReport,
 ) -> ApiResult<Job> {
-    let (machine, _) = machine_for(state, principal, machine_id, Access::Report).await?;
+    let (machine, vault) = machine_for(state, principal, machine_id, Access::Report).await?;
     check(&report)?;
     let mut job = job_of(state, &machine.id, job_id).await?;
     if job.report.state.is_finished() {
@@ -75,5 +93,6 @@ pub async fn update(
     job.report = JobReport { started: job.report.started, ..report };
     state.db.update_job(&job).await?;
     metrics::counter!("offsite_jobs_total", "kind" => format!("{:?}", job.report.kind), "state" => format!("{:?}", job.report.state)).increment(1);
+    tell_if_failed(state, &machine, &vault, &job).await;
     Ok(job)
 }

@@ -13,6 +13,7 @@ pub mod datacenters;
 pub mod import_jobs;
 pub mod jobs;
 pub mod machines;
+pub mod notifications;
 pub mod portal_users;
 pub mod protection;
 pub mod registration;

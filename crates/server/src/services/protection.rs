@@ -5,12 +5,13 @@
 //! vault's immutability never changes again.
 
 use offsite_api::types::{
-    Alert, Immutability, ProtectionChange, ProtectionChangeOutcome, ProtectionRequest, ProtectionRequestState,
-    VaultProtection, MIN_RETENTION_DAYS, SOFT_DELETE_DAYS,
+    Alert, Immutability, NotificationKind, ProtectionChange, ProtectionChangeOutcome, ProtectionRequest,
+    ProtectionRequestState, VaultProtection, MIN_RETENTION_DAYS, SOFT_DELETE_DAYS,
 };
 
 use crate::db::protection::ProtectionSettings;
 use crate::error::{ApiResult, Failure};
+use crate::notify;
 use crate::principal::Principal;
 use crate::secrets;
 use crate::services::subscriptions::managed;
@@ -162,6 +163,14 @@ pub async fn change(
         decided_by: None,
     };
     state.db.insert_protection_request(&request).await?;
+    let event = notify::Event::new(
+        format!("protection_request:{}", request.id),
+        NotificationKind::ProtectionChangeRequested,
+        format!("A change weakening the protection of vault {} waits for an operator", vault.name),
+        serde_json::json!({ "vault_id": vault.id, "request_id": request.id, "change": request.change,
+            "requested_by": request.requested_by }),
+    );
+    notify::publish(state, &vault.subscription_id, event).await;
     tracing::warn!(vault = %vault.id, request = %request.id, change = ?request.change,
         "a weakening of the vault's protection awaits an operator's approval");
     Ok(ProtectionChangeOutcome { protection: view(state, &vault.id).await?, request: Some(request) })

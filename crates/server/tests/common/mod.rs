@@ -75,6 +75,8 @@ pub struct Service {
     pub operator_token: String,
     /// The database, when not the data folder's SQLite: a restart keeps it.
     database_url: Option<String>,
+    /// The SMTP relay of notification e-mails, if any: a restart keeps it.
+    smtp_url: Option<String>,
 }
 
 impl Service {
@@ -90,22 +92,33 @@ impl Service {
     /// The same on another object store (`az://…`, with its options as
     /// `object_store` config keys).
     pub fn start_on_storage(storage: &str, options: Vec<(String, String)>) -> Service {
-        Service::start_full(tempfile::tempdir().expect("a temporary folder"), 0, None, Some((storage.into(), options)))
+        Service::start_full(
+            tempfile::tempdir().expect("a temporary folder"),
+            0,
+            None,
+            Some((storage.into(), options)),
+            None,
+        )
     }
 
     /// Stops this service and starts another on the same data folder whose clock
     /// runs `seconds` ahead (deadlines without waiting). Credentials stay valid.
     pub fn restart_with_clock_offset(self, seconds: i64) -> Service {
-        let Service { server, rt, dir, http, http_unpooled, operator_token: _, database_url } = self;
+        let Service { server, rt, dir, http, http_unpooled, operator_token: _, database_url, smtp_url } = self;
         drop((http, http_unpooled));
         server.shutdown();
         drop(server);
         drop(rt);
-        Service::start_in(dir, seconds, database_url)
+        Service::start_full(dir, seconds, database_url, None, smtp_url)
     }
 
     fn start_in(dir: tempfile::TempDir, clock_offset_seconds: i64, database_url: Option<String>) -> Service {
-        Service::start_full(dir, clock_offset_seconds, database_url, None)
+        Service::start_full(dir, clock_offset_seconds, database_url, None, None)
+    }
+
+    /// A service that sends notification e-mails through the SMTP relay at `url`.
+    pub fn start_with_smtp(url: &str) -> Service {
+        Service::start_full(tempfile::tempdir().expect("a temporary folder"), 0, None, None, Some(url.to_string()))
     }
 
     fn start_full(
@@ -113,6 +126,7 @@ impl Service {
         clock_offset_seconds: i64,
         database_url: Option<String>,
         storage: Option<(String, Vec<(String, String)>)>,
+        smtp_url: Option<String>,
     ) -> Service {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -125,6 +139,9 @@ impl Service {
         // Background work (purges, alerts) at once, not a minute later.
         config.maintenance_interval = Some(Duration::from_millis(200));
         config.database_url = database_url.clone();
+        config.smtp_url = smtp_url.clone();
+        // Webhook receivers of the tests listen on loopback.
+        config.webhooks_to_private_addresses = true;
         if let Some((url, options)) = storage {
             config.storage = Some(url);
             config.storage_options = options;
@@ -139,7 +156,7 @@ impl Service {
             builder.build().expect("an HTTP client")
         };
         let (http, http_unpooled) = (client(true), client(false));
-        Service { server, rt, dir, http, http_unpooled, operator_token: operator.token, database_url }
+        Service { server, rt, dir, http, http_unpooled, operator_token: operator.token, database_url, smtp_url }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -340,10 +357,16 @@ impl Service {
         let weaken = ProtectionChange { soft_delete_days: Some(0), ..Default::default() };
         let requested = sub.change_vault_protection(&vault.id, &weaken).expect("a protection request");
         let protection_request_id = requested.request.expect("turning soft delete off is only requested").id;
+        // A webhook (its deliveries fail and are retried: nothing listens there).
+        let hook =
+            CreateNotificationChannel { webhook_url: Some("http://127.0.0.1:9/hook".into()), ..Default::default() };
+        let notification_channel_id =
+            sub.add_notification_channel(&subscription_id, &hook).expect("a notification channel").channel.id;
 
         Tenant {
             name: name.to_string(),
             protection_request_id,
+            notification_channel_id,
             subscription_id,
             subscription_token,
             vault_id: vault.id,
@@ -410,6 +433,8 @@ pub struct Tenant {
     pub recovery_points: Vec<RecoveryPoint>,
     /// A pending request to weaken the vault's protection.
     pub protection_request_id: String,
+    /// A webhook of the subscription.
+    pub notification_channel_id: String,
 }
 
 impl Tenant {

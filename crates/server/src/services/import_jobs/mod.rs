@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use offsite_api::types::{
     ImportDriveState, ImportJobDatacenter, ImportJobDrive, ImportJobDriveSpec, ImportJobEvent, ImportJobState,
-    ImportJobView,
+    ImportJobView, NotificationKind,
 };
 use offsite_seeding::import_job::{
     Actor, CloseReason, DriveRecord, ImportJob, ImportJobError, StateChange, Transition, ARRIVAL_DEADLINE,
@@ -35,6 +35,7 @@ use offsite_seeding::import_job::{
 use crate::db::import_jobs::{ChangeOutcome, DriveRow, EventRow, ImportJobChange, ImportJobRow, JobSnapshot};
 use crate::db::{enum_from, enum_text, time_of};
 use crate::error::{ApiResult, Failure};
+use crate::notify;
 use crate::principal::Principal;
 use crate::state::AppState;
 
@@ -185,6 +186,51 @@ impl Tracked {
         )))
     }
 
+    /// Tells the subscription of the steps it waits for: the package shipped and
+    /// received, a drive that needs its attention.
+    async fn notify(
+        &self,
+        state: &AppState,
+        job: &Option<(ImportJobState, ImportJobState)>,
+        drives: &[(String, ImportDriveState, ImportDriveState)],
+    ) {
+        let name = &self.row.name;
+        let details = |extra: serde_json::Value| {
+            let mut details = serde_json::json!({ "import_job_id": self.row.id, "import_job": name });
+            if let (Some(object), serde_json::Value::Object(more)) = (details.as_object_mut(), extra) {
+                object.extend(more);
+            }
+            details
+        };
+        let mut events = Vec::new();
+        match job.map(|(_, to)| to) {
+            Some(ImportJobState::Shipping) => events.push(notify::Event::new(
+                format!("import_job:{}:shipping", self.row.id),
+                NotificationKind::ImportJobShipped,
+                format!("Import job {name}: the drives are on their way"),
+                details(serde_json::json!({})),
+            )),
+            Some(ImportJobState::Received) => events.push(notify::Event::new(
+                format!("import_job:{}:received", self.row.id),
+                NotificationKind::ImportJobReceived,
+                format!("Import job {name}: the datacenter received the drives"),
+                details(serde_json::json!({})),
+            )),
+            _ => {}
+        }
+        for (drive_id, _, to) in drives.iter().filter(|(_, _, to)| *to == ImportDriveState::CompletedMoreInfo) {
+            events.push(notify::Event::new(
+                format!("import_job:{}:drive:{drive_id}:{}", self.row.id, enum_text(to)),
+                NotificationKind::ImportDriveNeedsAttention,
+                format!("Import job {name}: drive {drive_id} was read with errors; its log says what is missing"),
+                details(serde_json::json!({ "drive_id": drive_id })),
+            ));
+        }
+        for event in events {
+            notify::publish(state, &self.row.subscription_id, event).await;
+        }
+    }
+
     /// Stores the collected changes; what is recorded after starts a new change.
     pub(crate) async fn store(&mut self, state: &AppState) -> ApiResult<()> {
         if self.change.is_empty() {
@@ -192,7 +238,8 @@ impl Tracked {
         }
         match state.db.apply_import_job_change(&self.row.id, &self.change).await? {
             ChangeOutcome::Stored => {
-                self.change = ImportJobChange::default();
+                let stored = std::mem::take(&mut self.change);
+                self.notify(state, &stored.job_state, &stored.drives).await;
                 Ok(())
             }
             ChangeOutcome::Raced => Err(Failure::Conflict(format!(

@@ -21,15 +21,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
     let bad = || unauthorized("the credential is not valid: check the credentials file, or download a new one");
     let (id, secret) = secrets::split_token(token).ok_or_else(bad)?;
     let row: CredentialRow = state.db.credential(id).await?.ok_or_else(bad)?;
-    if !state.verified.is_verified(token) {
-        let hash = row.secret_hash.clone();
-        let secret = secret.to_string();
-        let ok = secrets::verify_bounded(secret, hash).await.map_err(Failure::Internal)?;
-        if !ok {
-            return Err(bad());
-        }
-        state.verified.remember(token);
-    }
     if let Some(at) = row.revoked {
         return Err(match row.kind {
             CredentialKind::Machine => Failure::Unauthorized(format!(
@@ -48,16 +39,31 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
             )));
         }
     }
+    if let CredentialKind::VaultRegistration = row.kind {
+        if let Some(machine) = &row.used_by {
+            return Err(Failure::Unauthorized(format!(
+                "these vault credentials were already used to register machine {machine}: \
+                 each file registers one machine; download new ones"
+            )));
+        }
+    }
+    // Only now the secret, with Argon2: a revoked, expired or used credential is
+    // refused above without it, so a flood of requests naming one cannot take the
+    // Argon2 slots that live credentials need. (Its id is 128 random bits: saying
+    // why it no longer works tells nothing to someone who cannot guess one.)
+    if !state.verified.is_verified(token) {
+        let hash = row.secret_hash.clone();
+        let secret = secret.to_string();
+        let ok = secrets::verify_bounded(secret, hash).await.map_err(Failure::Internal)?;
+        if !ok {
+            return Err(bad());
+        }
+        state.verified.remember(token);
+    }
     match row.kind {
         CredentialKind::Operator => Ok(Principal::Operator),
         CredentialKind::Subscription => Ok(Principal::Subscription { subscription_id: row.subject }),
         CredentialKind::VaultRegistration => {
-            if let Some(machine) = row.used_by {
-                return Err(Failure::Unauthorized(format!(
-                    "these vault credentials were already used to register machine {machine}: \
-                     each file registers one machine; download new ones"
-                )));
-            }
             Ok(Principal::Registration { credential_id: row.id, vault_id: row.subject })
         }
         CredentialKind::Machine => {

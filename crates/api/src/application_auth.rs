@@ -19,7 +19,7 @@ use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_A
 pub const SCHEME: &str = "OffsiteApp";
 /// The first line of every signed message: a signature made for this protocol
 /// means nothing anywhere else.
-pub const CONTEXT: &str = "offsite-app-v1";
+pub const CONTEXT: &str = "offsite-app-v2";
 /// How far a request's time may be from the service's clock.
 pub const MAX_SKEW_SECONDS: i64 = 300;
 
@@ -53,8 +53,24 @@ pub fn certificate_text(bytes: &[u8]) -> String {
 }
 
 /// The bytes an application signs for one request.
-pub fn signed_message(method: &str, path_and_query: &str, unix_seconds: i64) -> Vec<u8> {
-    format!("{CONTEXT}\n{}\n{path_and_query}\n{unix_seconds}", method.to_ascii_uppercase()).into_bytes()
+pub fn signed_message(
+    method: &str,
+    path_and_query: &str,
+    unix_seconds: i64,
+    nonce: &str,
+    body_sha256: &str,
+) -> Vec<u8> {
+    format!("{CONTEXT}\n{}\n{path_and_query}\n{unix_seconds}\n{nonce}\n{body_sha256}", method.to_ascii_uppercase())
+        .into_bytes()
+}
+
+/// The hex SHA-256 of a request body, as a signed header names it.
+pub fn body_sha256(body: &[u8]) -> String {
+    hex_of(ring::digest::digest(&ring::digest::SHA256, body).as_ref())
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 enum Key {
@@ -139,8 +155,22 @@ impl Signer {
     }
 
     /// The `Authorization` header value for a request.
-    pub fn authorization(&self, method: &str, path_and_query: &str, unix_seconds: i64) -> Result<String, String> {
-        let message = signed_message(method, path_and_query, unix_seconds);
+    /// The `Authorization` value of a request: the signature over its method,
+    /// path and query, time, a fresh nonce (the service refuses a nonce it has
+    /// seen, so a captured request cannot be replayed) and the hash of `body`
+    /// (the service refuses a body that does not match it).
+    pub fn authorization(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        unix_seconds: i64,
+        body: &[u8],
+    ) -> Result<String, String> {
+        let mut nonce = [0u8; 16];
+        ring::rand::SecureRandom::fill(&self.rng, &mut nonce).map_err(|_| "no random nonce".to_string())?;
+        let nonce = hex_of(&nonce);
+        let body_hash = body_sha256(body);
+        let message = signed_message(method, path_and_query, unix_seconds, &nonce, &body_hash);
         let signature = match &self.key {
             Key::Ecdsa(pair) => {
                 pair.sign(&self.rng, &message).map_err(|_| "signing the request failed".to_string())?.as_ref().to_vec()
@@ -148,7 +178,10 @@ impl Signer {
             Key::Ed25519(pair) => pair.sign(&message).as_ref().to_vec(),
         };
         let signature = base64::engine::general_purpose::STANDARD.encode(signature);
-        Ok(format!("{SCHEME} {}:{}:{unix_seconds}:{signature}", self.application_id, self.thumbprint))
+        Ok(format!(
+            "{SCHEME} {}:{}:{unix_seconds}:{nonce}:{body_hash}:{signature}",
+            self.application_id, self.thumbprint
+        ))
     }
 }
 
@@ -158,27 +191,39 @@ pub struct SignedHeader {
     pub application_id: String,
     pub thumbprint: String,
     pub unix_seconds: i64,
+    /// 32 hex digits, never accepted twice.
+    pub nonce: String,
+    /// The hex SHA-256 of the body the request carries.
+    pub body_sha256: String,
     pub signature: Vec<u8>,
 }
 
-/// Parses `<application id>:<thumbprint>:<unix seconds>:<base64 signature>`.
+/// Parses `<application id>:<thumbprint>:<unix seconds>:<nonce>:<body sha256>:<base64 signature>`.
 pub fn parse_header(credentials: &str) -> Result<SignedHeader, String> {
-    let form = "the Authorization header must be 'OffsiteApp <application id>:<thumbprint>:<unix seconds>:<signature>'";
-    let mut parts = credentials.trim().splitn(4, ':');
-    let (Some(id), Some(thumbprint), Some(seconds), Some(signature)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let form = "the Authorization header must be 'OffsiteApp <application id>:<thumbprint>:<unix seconds>:<nonce>:\
+                <body sha256>:<signature>'";
+    let parts: Vec<&str> = credentials.trim().splitn(6, ':').collect();
+    let [id, thumbprint, seconds, nonce, body_sha256, signature] = parts[..] else {
         return Err(form.into());
     };
     let unix_seconds: i64 = seconds.parse().map_err(|_| form.to_string())?;
     let signature = base64::engine::general_purpose::STANDARD.decode(signature).map_err(|_| form.to_string())?;
-    if id.is_empty() || thumbprint.is_empty() || signature.is_empty() || signature.len() > 512 {
+    let hex = |text: &str, len: usize| text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit());
+    if id.is_empty()
+        || thumbprint.is_empty()
+        || signature.is_empty()
+        || signature.len() > 512
+        || !hex(nonce, 32)
+        || !hex(body_sha256, 64)
+    {
         return Err(form.into());
     }
     Ok(SignedHeader {
         application_id: id.to_string(),
         thumbprint: thumbprint.to_ascii_uppercase(),
         unix_seconds,
+        nonce: nonce.to_ascii_lowercase(),
+        body_sha256: body_sha256.to_ascii_lowercase(),
         signature,
     })
 }
@@ -195,11 +240,16 @@ mod tests {
     fn an_rcgen_key_signs_verifiable_headers() {
         let key = rcgen::KeyPair::generate().unwrap();
         let signer = Signer::new(&identity(key.serialize_pem())).unwrap();
-        let header = signer.authorization("get", "/api/v1/datacenters?x=1", 1_700_000_000).unwrap();
+        let header = signer.authorization("get", "/api/v1/datacenters?x=1", 1_700_000_000, b"{}").unwrap();
         let rest = header.strip_prefix("OffsiteApp ").unwrap();
         let parsed = parse_header(rest).unwrap();
         assert_eq!((parsed.application_id.as_str(), parsed.thumbprint.as_str()), ("app_1", "AB12"));
-        let message = signed_message("GET", "/api/v1/datacenters?x=1", 1_700_000_000);
+        assert_eq!(parsed.body_sha256, body_sha256(b"{}"));
+        let again =
+            parse_header(signer.authorization("GET", "/x", 1, b"").unwrap().strip_prefix("OffsiteApp ").unwrap());
+        assert_ne!(again.unwrap().nonce, parsed.nonce, "a fresh nonce each request");
+        let message =
+            signed_message("GET", "/api/v1/datacenters?x=1", 1_700_000_000, &parsed.nonce, &parsed.body_sha256);
         let public =
             ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key.public_key_raw());
         public.verify(&message, &parsed.signature).unwrap();
@@ -219,5 +269,9 @@ mod tests {
         assert!(Signer::new(&identity("not a key".into())).unwrap_err().contains("PRIVATE KEY"));
         assert!(parse_header("app:AB:notanumber:AAAA").is_err());
         assert!(parse_header("app:AB:12").is_err());
+        let (nonce, hash) = ("0".repeat(32), "a".repeat(64));
+        assert!(parse_header(&format!("app:AB:12:{nonce}:{hash}:AAAA")).is_ok());
+        assert!(parse_header(&format!("app:AB:12:{nonce}:short:AAAA")).is_err());
+        assert!(parse_header(&format!("app:AB:12:xyz:{hash}:AAAA")).is_err());
     }
 }

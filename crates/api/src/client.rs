@@ -198,8 +198,15 @@ impl Client {
     }
 
     /// The Authorization header for a request to `url`: the bearer credential, or
-    /// the application's signature over the method and the final path and query.
-    fn authorization(&self, method: &Method, url: &reqwest::Url) -> ApiResult<reqwest::header::HeaderValue> {
+    /// the application's signature over the method, the final path and query, and the body.
+    /// `body`: what the request carries (applications send no streamed bodies:
+    /// the signature covers the body's hash).
+    fn authorization(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        body: &[u8],
+    ) -> ApiResult<reqwest::header::HeaderValue> {
         let setup = |reason: String| ApiError::Setup { url: self.base.clone(), reason };
         let text = match &self.auth {
             Auth::Bearer(token) => format!("Bearer {token}"),
@@ -212,7 +219,7 @@ impl Client {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0);
-                signer.authorization(method.as_str(), &path_and_query, now).map_err(setup)?
+                signer.authorization(method.as_str(), &path_and_query, now, body).map_err(setup)?
             }
         };
         let mut value = reqwest::header::HeaderValue::from_str(&text).map_err(|e| setup(e.to_string()))?;
@@ -227,7 +234,8 @@ impl Client {
     fn send(&self, request: RequestBuilder) -> ApiResult<Response> {
         let mut request =
             request.build().map_err(|e| ApiError::Setup { url: self.base.clone(), reason: cause_chain(&e) })?;
-        let authorization = self.authorization(request.method(), request.url())?;
+        let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+        let authorization = self.authorization(request.method(), request.url(), body)?;
         request.headers_mut().insert(reqwest::header::AUTHORIZATION, authorization);
         let method = request.method().clone();
         let path = request.url().path().to_string();
@@ -640,7 +648,8 @@ impl Client {
             .append_pair("offset", &offset.to_string())
             .append_pair("file_size", &file_size.to_string())
             .append_pair("drive_id", drive_id);
-        let authorization = self.authorization(&Method::PUT, &url)?;
+        // A bearer credential (the station's): a streamed body is not signed.
+        let authorization = self.authorization(&Method::PUT, &url, &[])?;
         let request = self
             .streaming
             .put(url)

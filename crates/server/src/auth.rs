@@ -79,8 +79,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
 }
 
 /// Checks a signed application request (`Authorization: OffsiteApp …`): the
-/// certificate must be one of the application's, the time within ±5 minutes of the
-/// service's clock, and the signature over method, path and query, time good.
+/// certificate must be one of the application's and valid now, the time within
+/// ±5 minutes of the service's clock, the signature over method, path and query,
+/// time, nonce and body hash good, and the nonce not seen before. That the body
+/// matches its hash is checked as it is read ([`crate::signed_body`]).
 pub async fn authenticate_application(
     state: &AppState,
     credentials: &str,
@@ -105,13 +107,37 @@ pub async fn authenticate_application(
     }
     let application = state.db.application(&header.application_id).await?.ok_or_else(bad)?;
     let certificate = state.db.application_certificate(&application.id, &header.thumbprint).await?.ok_or_else(bad)?;
-    let message = signed_message(method, path_and_query, header.unix_seconds);
+    if let Some((not_before, not_after)) = crate::certificates::validity(&certificate) {
+        if let Some(before) = not_before.filter(|t| now < *t) {
+            return Err(Failure::Unauthorized(format!(
+                "certificate {} is not valid before {}: sign with a certificate valid now",
+                header.thumbprint,
+                format_time(before)
+            )));
+        }
+        if let Some(after) = not_after.filter(|t| now > *t) {
+            return Err(Failure::Unauthorized(format!(
+                "certificate {} expired at {}: make a new one (offsite certgen) and upload it \
+                 (offsite admin application upload-cert)",
+                header.thumbprint,
+                format_time(after)
+            )));
+        }
+    }
+    let message = signed_message(method, path_and_query, header.unix_seconds, &header.nonce, &header.body_sha256);
     let signature = header.signature;
     let ok = tokio::task::spawn_blocking(move || crate::certificates::verify(&certificate, &message, &signature))
         .await
         .map_err(|e| Failure::Internal(e.to_string()))?;
     if !ok {
         return Err(bad());
+    }
+    // Only a valid signature spends its nonce: a forger cannot burn real ones.
+    // Kept for as long as the time in it is accepted, on every replica alike.
+    if !state.db.remember_nonce(&application.id, &header.nonce, header.unix_seconds + MAX_SKEW_SECONDS).await? {
+        return Err(unauthorized(
+            "this signed request was sent before (its nonce was used): a replay is refused; sign each request anew",
+        ));
     }
     Ok(Principal::Application {
         application_id: application.id,

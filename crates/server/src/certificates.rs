@@ -121,6 +121,12 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// notAfter of tbsCertificate.validity, as Unix seconds.
 fn not_after(der: &[u8]) -> Option<i64> {
+    validity(der).and_then(|(_, after)| after)
+}
+
+/// (notBefore, notAfter) of tbsCertificate.validity, as Unix seconds, each when
+/// it could be read.
+pub fn validity(der: &[u8]) -> Option<(Option<i64>, Option<i64>)> {
     let (_, cert, _) = tlv(der)?;
     let (_, tbs, _) = tlv(cert)?;
     let mut rest = tbs;
@@ -131,8 +137,13 @@ fn not_after(der: &[u8]) -> Option<i64> {
     rest = tlv(rest)?.2; // signature
     rest = tlv(rest)?.2; // issuer
     let (_, validity, _) = tlv(rest)?;
-    let (_, _, after) = tlv(validity)?; // notBefore
-    let (tag, text, _) = tlv(after)?;
+    let (before_tag, before, after) = tlv(validity)?;
+    let (after_tag, after, _) = tlv(after)?;
+    Some((asn1_time(before_tag, before), asn1_time(after_tag, after)))
+}
+
+/// A UTCTime (0x17) or GeneralizedTime (0x18), as Unix seconds.
+fn asn1_time(tag: u8, text: &[u8]) -> Option<i64> {
     // Only ASCII digits are sliced below (other bytes could split a character).
     let digits = std::str::from_utf8(text).ok()?.strip_suffix('Z').filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
     let (year, rest) = match tag {

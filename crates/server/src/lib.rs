@@ -29,6 +29,7 @@ mod scrape;
 mod secrets;
 mod services;
 mod sign_in_limit;
+mod signed_body;
 mod state;
 pub mod storage;
 pub mod tls;
@@ -355,6 +356,7 @@ fn router(state: AppState) -> Router {
         })
         // JSON bodies are small; repository uploads stream and are bounded by the storage layer.
         .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::middleware::from_fn(signed_body::verify))
         .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
         .layer(axum::middleware::from_fn(count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -60,6 +60,7 @@ pub async fn run_round(state: &AppState) -> Result<Round, String> {
         }
     }
     round.alerts = raise_mass_deletion_alerts(state).await?;
+    state.db.forget_expired_nonces(state.now().unix_timestamp()).await.map_err(|e| e.to_string())?;
     notify::watch(state).await?;
     (round.notifications_sent, round.notifications_failed) = notify::deliver_due(state).await?;
     Ok(round)

@@ -248,19 +248,23 @@ enum Who {
     Application,
 }
 
-fn authorization(w: &World, who: Who, method: &str, path: &str) -> String {
+/// The credential of `who`; an application signs the body it sends, so the
+/// body's content, not its signature, is what is judged.
+fn authorization(w: &World, who: Who, method: &str, path: &str, body: &[u8]) -> String {
     match who {
         Who::Subscription => format!("Bearer {}", w.a.subscription_token),
         Who::Machine => format!("Bearer {}", w.a.machine_token),
         Who::Operator => format!("Bearer {}", w.service.operator_token),
-        Who::Application => w.a.app_authorization(method, path),
+        Who::Application => {
+            common::sign_body(&w.a.application, method, path, time::OffsetDateTime::now_utc().unix_timestamp(), body)
+        }
     }
 }
 
 /// Sends one body and checks the answer; returns its status.
 fn send(w: &World, op: &Operation, who: Who, body: &Body, length: usize) -> Result<u16, TestCaseError> {
     let path = path_of(op, &w.a, length);
-    let auth = authorization(w, who, &op.method, &path);
+    let auth = authorization(w, who, &op.method, &path, &body.bytes());
     let reply = w
         .service
         .try_send(&op.method, &path, Some(&auth), body, &[])

@@ -412,20 +412,20 @@ impl World {
         found
     }
 
-    fn authorization(&self, who: Who, method: &str, path: &str) -> Option<String> {
+    fn authorization(&self, who: Who, method: &str, path: &str, body: &[u8]) -> Option<String> {
         let bearer = |token: &str| Some(format!("Bearer {token}"));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         match who {
-            Who::OwnApplication => Some(common::sign(&self.a.application, method, path, now)),
-            Who::OtherApplication => Some(common::sign(&self.b.application, method, path, now)),
-            Who::StaleApplication => Some(common::sign(&self.a.application, method, path, now - 600)),
+            Who::OwnApplication => Some(common::sign_body(&self.a.application, method, path, now, body)),
+            Who::OtherApplication => Some(common::sign_body(&self.b.application, method, path, now, body)),
+            Who::StaleApplication => Some(common::sign_body(&self.a.application, method, path, now - 600, body)),
             Who::ForgedApplication => {
                 let other_key = offsite_seeding::application::generate("forger").expect("a key").key_pem;
                 let forged = offsite_api::application_auth::ApplicationIdentity {
                     key_pem: other_key,
                     ..self.a.application.clone()
                 };
-                Some(common::sign(&forged, method, path, now))
+                Some(common::sign_body(&forged, method, path, now, body))
             }
             Who::OwnSubscription => bearer(&self.a.subscription_token),
             Who::OwnMachine => bearer(&self.a.machine_token),
@@ -434,7 +434,7 @@ impl World {
             Who::SiblingMachine => bearer(&self.sibling_token),
             Who::RemovedMachine => bearer(&self.removed_token),
             Who::RevokedSubscription => bearer(&self.revoked_token),
-            Who::RemovedCertificate => Some(common::sign(&self.removed_certificate, method, path, now)),
+            Who::RemovedCertificate => Some(common::sign_body(&self.removed_certificate, method, path, now, body)),
             Who::UsedRegistration => bearer(&self.used_registration),
             Who::Registration => bearer(&self.a.spare_registration),
             Who::Operator => bearer(&self.service.operator_token),
@@ -605,7 +605,7 @@ impl World {
     }
 
     fn send(&self, op: &Operation, request: &Request, who: Who) -> Reply {
-        let authorization = self.authorization(who, &op.method, &request.path);
+        let authorization = self.authorization(who, &op.method, &request.path, &request.body.bytes());
         self.service.send(&op.method, &request.path, authorization.as_deref(), &request.body, &[])
     }
 

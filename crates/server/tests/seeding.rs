@@ -642,3 +642,50 @@ fn metrics_count_import_jobs_and_drives_by_state_and_the_ingested_bytes() {
     let route = "route=\"/api/v1/import-jobs/{import_job_id}/files\"";
     assert!(after.lines().any(|l| l.starts_with("offsite_http_requests_total") && l.contains(route)), "{after}");
 }
+
+/// A signed application request is accepted once, and only with the body it was
+/// signed with: a replay (the same header again), or the header with another
+/// body, is refused, and nothing is changed by either.
+#[test]
+fn a_signed_request_counts_once_and_only_with_its_body() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let path = format!("/api/v1/import-jobs/{}/shipping", a.import_job_id);
+    let shipping = |tracking: &str| {
+        json!({ "carrier": "UPS", "tracking_number": tracking, "drive_count": 1, "ship_date": "2026-11-02",
+                "return_address": "Ann Example\n2 Return Lane", "contact": "ann@example.com" })
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let body = Body::Json(shipping("1Z0001"));
+    let header = common::sign_body(&a.application, "PUT", &path, now, &body.bytes());
+    let first = service.send("PUT", &path, Some(&header), &body, &[]);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let replayed = service.send("PUT", &path, Some(&header), &body, &[]);
+    assert_eq!(replayed.status, 401, "{}", replayed.text());
+    assert!(replayed.text().contains("replay"), "{}", replayed.text());
+
+    // A fresh signature over one body, sent with another.
+    let signed_for = Body::Json(shipping("1Z0002"));
+    let header = common::sign_body(&a.application, "PUT", &path, now, &signed_for.bytes());
+    let swapped = service.send("PUT", &path, Some(&header), &Body::Json(shipping("1Z9999")), &[]);
+    assert_eq!(swapped.status, 400, "{}", swapped.text());
+    assert!(swapped.text().contains("signature covers"), "{}", swapped.text());
+    let job = service.client(&a.subscription_token).import_job(&a.import_job_id).unwrap();
+    assert_eq!(job.shipping.map(|s| s.tracking_number), Some("1Z0001".to_string()), "the swapped body changed nothing");
+}
+
+/// A certificate signs only within its validity, judged on the service's clock.
+#[test]
+fn a_certificate_signs_nothing_outside_its_validity() {
+    let mut service = Service::start();
+    let a = service.tenant("alpha");
+    let path = "/api/v1/datacenters";
+    // certgen's certificates are valid for two years from when they were made.
+    for (offset, words) in [(-86_400, "not valid before"), (3 * 365 * 86_400, "expired")] {
+        service = service.restart_with_clock_offset(offset);
+        let at = time::OffsetDateTime::now_utc().unix_timestamp() + offset;
+        let reply = service.send("GET", path, Some(&sign(&a.application, "GET", path, at)), &Body::Empty, &[]);
+        assert_eq!(reply.status, 401, "{}", reply.text());
+        assert!(reply.text().contains(words) && reply.text().contains(&a.application.thumbprint), "{}", reply.text());
+    }
+}

@@ -115,6 +115,29 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records a signed request's nonce until `expires`; `false` if it was seen
+    /// already (a replay).
+    pub async fn remember_nonce(&self, application_id: &str, nonce: &str, expires: i64) -> DbResult<bool> {
+        let stored = sqlx::query(
+            "INSERT INTO application_nonces (application_id, nonce, expires) VALUES ($1, $2, $3) \
+             ON CONFLICT (application_id, nonce) DO NOTHING",
+        )
+        .bind(application_id)
+        .bind(nonce)
+        .bind(expires)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(stored == 1)
+    }
+
+    /// Forgets nonces whose signatures can no longer be accepted anyway.
+    pub async fn forget_expired_nonces(&self, now: i64) -> DbResult<u64> {
+        let gone =
+            sqlx::query("DELETE FROM application_nonces WHERE expires < $1").bind(now).execute(self.pool()).await?;
+        Ok(gone.rows_affected())
+    }
+
     pub async fn application(&self, id: &str) -> DbResult<Option<ApplicationRow>> {
         let row = sqlx::query("SELECT * FROM applications WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
         Ok(row.as_ref().map(application_row).transpose()?)

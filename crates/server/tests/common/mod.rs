@@ -61,6 +61,17 @@ pub enum Body {
     Raw(&'static str, Vec<u8>),
 }
 
+impl Body {
+    /// The bytes sent (what a signed request's body hash covers).
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Body::Empty => Vec::new(),
+            Body::Json(value) => serde_json::to_vec(value).expect("JSON serialises"),
+            Body::Bytes(bytes) | Body::Raw(_, bytes) => bytes.clone(),
+        }
+    }
+}
+
 /// A service on a temporary data folder, listening on a free loopback port.
 pub struct Service {
     // Dropped in this order: the server handle, then the runtime (which stops the
@@ -470,8 +481,19 @@ pub fn import_key() -> String {
 
 /// The `Authorization` header value of a request signed by `identity` at `unix_seconds`.
 pub fn sign(identity: &ApplicationIdentity, method: &str, path_and_query: &str, unix_seconds: i64) -> String {
+    sign_body(identity, method, path_and_query, unix_seconds, &[])
+}
+
+/// [`sign`] for a request carrying `body`.
+pub fn sign_body(
+    identity: &ApplicationIdentity,
+    method: &str,
+    path_and_query: &str,
+    unix_seconds: i64,
+    body: &[u8],
+) -> String {
     let signer = offsite_api::application_auth::Signer::new(identity).expect("an application key");
-    signer.authorization(method, path_and_query, unix_seconds).expect("a signature")
+    signer.authorization(method, path_and_query, unix_seconds, body).expect("a signature")
 }
 
 /// The name a repository file's bytes must have.

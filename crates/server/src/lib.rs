@@ -274,7 +274,9 @@ impl Server {
             .initial_stream_window_size(offsite_api::client::H2_STREAM_WINDOW)
             .initial_connection_window_size(offsite_api::client::H2_CONNECTION_WINDOW)
             .max_frame_size(offsite_api::client::H2_MAX_FRAME);
-        let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+        // With the peer's address: the portal's sign-in limit counts per source.
+        let task =
+            tokio::spawn(async move { server.serve(app.into_make_service_with_connect_info::<SocketAddr>()).await });
         tracing::info!(%url, "offsite service listening");
         Ok(Server {
             url,

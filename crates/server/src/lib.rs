@@ -119,6 +119,12 @@ pub enum ServerError {
     Operator(String),
     #[error("--tls-cert and --tls-key go together: give both or neither")]
     TlsPair,
+    #[error(
+        "the public URL {0} is not https://: clients speak to the service only over HTTPS with its certificate \
+         pinned, and refuse credential files that name another URL; give the https:// URL clients use \
+         (--public-url https://HOST:PORT)"
+    )]
+    PublicUrlNotHttps(String),
 }
 
 /// A running service.
@@ -221,6 +227,10 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(ServerError::TlsPair);
+        }
+        // Every credential file the service hands out carries this URL.
+        if let Some(url) = config.public_url.as_ref().filter(|url| !url.starts_with("https://")) {
+            return Err(ServerError::PublicUrlNotHttps(url.clone()));
         }
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir { path: data_dir.clone(), source })?;

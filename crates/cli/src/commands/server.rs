@@ -81,6 +81,11 @@ struct RunArgs {
     /// The URL clients use, when it differs from the listening address.
     #[arg(long, env = "OFFSITE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Also serve /metrics, without a credential and over plain HTTP, on this
+    /// address (for a scraper on a private network); otherwise /metrics needs the
+    /// operator credential.
+    #[arg(long, env = "OFFSITE_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Deserialize, Default)]
@@ -93,6 +98,7 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     public_url: Option<String>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -183,6 +189,7 @@ fn serve(args: RunArgs) -> Result<ExitCode> {
     config.tls_cert = args.tls_cert.or(file.tls_cert);
     config.tls_key = args.tls_key.or(file.tls_key);
     config.public_url = args.public_url.or(file.public_url);
+    config.metrics_listen = args.metrics_listen.or(file.metrics_listen);
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -194,6 +201,9 @@ fn serve(args: RunArgs) -> Result<ExitCode> {
         println!("  database:             {}", server.database);
         println!("  storage:              {}", server.storage);
         println!("  operator credentials: {}", server.operator_credentials.display());
+        if let Some(url) = &server.metrics_url {
+            println!("  metrics:              {url}");
+        }
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot listen for SIGTERM")?;
         tokio::select! {

@@ -88,7 +88,13 @@ impl Service {
     /// The same on another object store (`az://…`, with its options as
     /// `object_store` config keys).
     pub fn start_on_storage(storage: &str, options: Vec<(String, String)>) -> Service {
-        Service::start_full(tempfile::tempdir().expect("a temporary folder"), 0, None, Some((storage.into(), options)))
+        Service::start_full(
+            tempfile::tempdir().expect("a temporary folder"),
+            0,
+            None,
+            Some((storage.into(), options)),
+            |_| {},
+        )
     }
 
     /// Stops this service and starts another on the same data folder whose clock
@@ -102,8 +108,14 @@ impl Service {
         Service::start_in(dir, seconds, None)
     }
 
+    /// A service whose config `configure` changes first (its listen address and
+    /// data folder are the fixture's).
+    pub fn start_configured(configure: impl FnOnce(&mut ServerConfig)) -> Service {
+        Service::start_full(tempfile::tempdir().expect("a temporary folder"), 0, None, None, configure)
+    }
+
     fn start_in(dir: tempfile::TempDir, clock_offset_seconds: i64, database_url: Option<String>) -> Service {
-        Service::start_full(dir, clock_offset_seconds, database_url, None)
+        Service::start_full(dir, clock_offset_seconds, database_url, None, |_| {})
     }
 
     fn start_full(
@@ -111,6 +123,7 @@ impl Service {
         clock_offset_seconds: i64,
         database_url: Option<String>,
         storage: Option<(String, Vec<(String, String)>)>,
+        configure: impl FnOnce(&mut ServerConfig),
     ) -> Service {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -125,6 +138,7 @@ impl Service {
             config.storage = Some(url);
             config.storage_options = options;
         }
+        configure(&mut config);
         let server = rt.block_on(Server::start(config)).expect("the service starts");
         let operator = OperatorCredentials::read(&server.operator_credentials).expect("operator credentials");
         let client = |pooled: bool| {

@@ -45,7 +45,11 @@ impl Registration {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(not_registered(home, path)),
             Err(err) => return Err(io_error(&path)(err)),
         };
-        toml::from_str(&text).map_err(|e| AgentError::Config { path, reason: e.to_string() })
+        let registration: Registration =
+            toml::from_str(&text).map_err(|e| AgentError::Config { path: path.clone(), reason: e.to_string() })?;
+        registration.endpoint().check().map_err(|reason| AgentError::Config { path: path.clone(), reason })?;
+        registration.endpoint().require_https(&path, "machine registration")?;
+        Ok(registration)
     }
 
     fn save(&self, home: &AgentHome) -> AgentResult<()> {

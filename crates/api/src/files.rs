@@ -26,6 +26,13 @@ pub enum FileError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a {what} file: {reason}")]
     Invalid { path: PathBuf, what: &'static str, reason: String },
+    #[error(
+        "{path} gives the service URL {url}, which is plain HTTP: offsite speaks to the service only over \
+         HTTPS with its certificate pinned, since over HTTP credentials and signed requests travel in clear \
+         to whoever answers. Correct it to the service's https:// URL (the URL `offsite server run` prints), \
+         or get the {what} file anew from the service"
+    )]
+    PlainHttp { path: PathBuf, what: &'static str, url: String },
 }
 
 /// Where a client finds the service and how it knows it is the right one.
@@ -37,11 +44,26 @@ pub struct ServiceEndpoint {
 }
 
 impl ServiceEndpoint {
-    fn check(&self) -> Result<(), String> {
-        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
+    /// Checks the URL's form and the fingerprint. A plain `http://` URL passes here
+    /// and is refused by [`Self::require_https`], which names the file it came from.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.is_https() || self.url.starts_with("http://")) {
             return Err(format!("service URL '{}' must start with https://", self.url));
         }
         crate::tls::parse_fingerprint(&self.fingerprint).map(|_| ())
+    }
+
+    fn is_https(&self) -> bool {
+        self.url.starts_with("https://")
+    }
+
+    /// Refuses a URL that is not `https://`: over plain HTTP the certificate is not
+    /// pinned and the credential goes in clear. `path` is the file that gave it.
+    pub fn require_https(&self, path: &Path, what: &'static str) -> Result<(), FileError> {
+        if self.is_https() {
+            return Ok(());
+        }
+        Err(FileError::PlainHttp { path: path.into(), what, url: self.url.clone() })
     }
 }
 
@@ -82,13 +104,18 @@ pub trait XmlCredentialFile: Sized {
     const WHAT: &'static str;
     fn to_xml(&self) -> String;
     fn parse(text: &str) -> Result<Self, String>;
+    /// The service the file points at.
+    fn service(&self) -> &ServiceEndpoint;
 
+    /// Reads and parses the file; a service URL that is not `https://` is refused.
     fn read(path: &Path) -> Result<Self, FileError> {
-        Self::parse(&read_capped(path, Self::WHAT)?).map_err(|reason| FileError::Invalid {
+        let file = Self::parse(&read_capped(path, Self::WHAT)?).map_err(|reason| FileError::Invalid {
             path: path.into(),
             what: Self::WHAT,
             reason,
-        })
+        })?;
+        file.service().require_https(path, Self::WHAT)?;
+        Ok(file)
     }
 
     fn write(&self, path: &Path) -> Result<(), FileError> {
@@ -154,6 +181,10 @@ struct SubscriptionXml {
 
 impl XmlCredentialFile for PublishSettings {
     const WHAT: &'static str = "publish-settings";
+
+    fn service(&self) -> &ServiceEndpoint {
+        &self.service
+    }
 
     fn to_xml(&self) -> String {
         let doc = PublishDataXml {
@@ -241,6 +272,10 @@ impl VaultCredentials {
 impl XmlCredentialFile for VaultCredentials {
     const WHAT: &'static str = "vault credentials";
 
+    fn service(&self) -> &ServiceEndpoint {
+        &self.service
+    }
+
     fn to_xml(&self) -> String {
         let doc = VaultCredentialsXml {
             schema_version: 1,
@@ -298,6 +333,7 @@ impl OperatorCredentials {
         let creds: OperatorCredentials =
             toml::from_str(&read_capped(path, Self::WHAT)?).map_err(|e| invalid(e.to_string()))?;
         creds.endpoint().check().map_err(invalid)?;
+        creds.endpoint().require_https(path, Self::WHAT)?;
         Ok(creds)
     }
 

@@ -265,3 +265,110 @@ fn diskprep_documents_and_checks_its_block_size() {
     offsite(["diskprep", "--help"]).run().ok().stdout_has("--block-size").stdout_has("multiple of 4096");
     offsite(["diskprep", "--block-size", "1000", "--status"]).run().code(2).stderr_has("--block-size");
 }
+
+/// Every file that gives the service's URL is refused when the URL is `http://`
+/// (no certificate pinning, the credential sent in clear): exit 1, naming the file,
+/// the URL and what to do, before anything is sent.
+#[test]
+fn http_service_urls_are_refused_in_every_credential_and_params_file() {
+    use offsite_api::files::{
+        OperatorCredentials, PublishSettings, ServiceEndpoint, VaultCredentials, XmlCredentialFile,
+    };
+    let tmp = temp();
+    let dir = tmp.path();
+    // Port 9 (discard): a client that sent anything would fail to connect instead.
+    let url = "http://127.0.0.1:9";
+    let service = ServiceEndpoint { url: url.into(), fingerprint: "ab".repeat(32) };
+
+    let publish = dir.join("clear.publishsettings");
+    PublishSettings {
+        service: service.clone(),
+        subscription_id: "sub_1".into(),
+        subscription_name: "one".into(),
+        management_credential: "cred_1.secret".into(),
+    }
+    .write(&publish)
+    .unwrap();
+    let vault = dir.join("clear.vaultcredentials");
+    VaultCredentials {
+        service: service.clone(),
+        subscription_id: "sub_1".into(),
+        vault_id: "vlt_1".into(),
+        vault_name: "main".into(),
+        expires: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        registration_secret: "reg_1.secret".into(),
+    }
+    .write(&vault)
+    .unwrap();
+    let operator = dir.join("operator.credentials");
+    OperatorCredentials { url: url.into(), fingerprint: "ab".repeat(32), token: "op_1.secret".into() }
+        .write(&operator)
+        .unwrap();
+    let params = dir.join("OfflineApplicationParams.xml");
+    write(
+        &params,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<OfflineApplicationParams SchemaVersion=\"1\">\
+             <ServiceUrl>{url}</ServiceUrl><CertificateFingerprint>{}</CertificateFingerprint>\
+             <SubscriptionId>sub_1</SubscriptionId><ApplicationId>app_1</ApplicationId>\
+             <CertThumbprint>{}</CertThumbprint></OfflineApplicationParams>\n",
+            "ab".repeat(32),
+            "CD".repeat(32)
+        )
+        .as_bytes(),
+    );
+    // A machine's registration, as `agent register` keeps it in the state folder.
+    let home = dir.join("agent");
+    write(
+        &home.join("state/registration.toml"),
+        format!(
+            "service_url = \"{url}\"\nfingerprint = \"{}\"\nsubscription_id = \"sub_1\"\nvault_id = \"vlt_1\"\n\
+             vault_name = \"main\"\nmachine_id = \"mch_1\"\nmachine_name = \"web01\"\n\
+             machine_credential = \"mch_1.secret\"\n",
+            "ab".repeat(32)
+        )
+        .as_bytes(),
+    );
+    let fresh_home = dir.join("fresh-agent");
+    let home_arg = utf8(&home);
+    let registration = home.join("state/registration.toml");
+
+    let cases: Vec<(&Path, Vec<&str>)> = vec![
+        (&publish, vec!["admin", "--publish-settings", utf8(&publish), "vault", "list"]),
+        (&operator, vec!["admin", "--operator-credentials", utf8(&operator), "datacenter", "list"]),
+        (&operator, vec!["datacenter", "--operator-credentials", utf8(&operator), "status", "--job", "seed"]),
+        (&vault, vec!["agent", "--agent-home", utf8(&fresh_home), "register", "--vault-credentials", utf8(&vault)]),
+        (&registration, vec!["agent", "--agent-home", home_arg, "status"]),
+        (
+            &params,
+            vec![
+                "certgen",
+                "--agent-home",
+                home_arg,
+                "add-agent-entries",
+                "--subscription",
+                "sub_1",
+                "--params-file",
+                utf8(&params),
+                "--storage-account",
+                "ingest",
+            ],
+        ),
+    ];
+    for (file, args) in cases {
+        offsite(&args)
+            .run()
+            .code(1)
+            .stderr_has(utf8(file))
+            .stderr_has(url)
+            .stderr_has("https://")
+            .stderr_has("in clear");
+    }
+    // Nor does the service hand out files with such a URL: it does not start.
+    let data = dir.join("server");
+    offsite(["server", "run", "--data-dir", utf8(&data), "--listen", "127.0.0.1:0", "--public-url", url])
+        .run()
+        .code(1)
+        .stderr_has(url)
+        .stderr_has("--public-url https://");
+}

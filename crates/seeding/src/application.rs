@@ -161,6 +161,10 @@ struct ParamsXml {
 impl XmlCredentialFile for OfflineApplicationParams {
     const WHAT: &'static str = "OfflineApplicationParams";
 
+    fn service(&self) -> &ServiceEndpoint {
+        &self.service
+    }
+
     fn to_xml(&self) -> String {
         let doc = ParamsXml {
             schema_version: 1,
@@ -185,8 +189,10 @@ impl XmlCredentialFile for OfflineApplicationParams {
         if doc.subscription_id.is_empty() || doc.application_id.is_empty() {
             return Err("the subscription or application id is empty".into());
         }
+        let service = ServiceEndpoint { url: doc.service_url, fingerprint: doc.fingerprint };
+        service.check()?;
         Ok(OfflineApplicationParams {
-            service: ServiceEndpoint { url: doc.service_url, fingerprint: doc.fingerprint },
+            service,
             subscription_id: doc.subscription_id,
             application_id: doc.application_id,
             cert_thumbprint: doc.cert_thumbprint.to_ascii_uppercase(),

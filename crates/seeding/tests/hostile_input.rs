@@ -17,8 +17,10 @@ use offsite_api::files::XmlCredentialFile;
 use offsite_seeding::application::{read_certificate, ApplicationError, OfflineApplicationParams};
 use offsite_seeding::diskprep::journal::{digests_path, read_digests, Journal};
 use offsite_seeding::diskprep::{prepare, resume, DiskprepError};
+use offsite_seeding::drive::block::{block_offset, BlockCipher, BlockKind};
 use offsite_seeding::drive::{
-    peek_header_unauthenticated, DriveError, DriveKey, DriveReader, RecoveryKey, HEADER_REGION,
+    new_set_id, peek_header_unauthenticated, DriveError, DriveHeader, DriveKey, DriveReader, DriveSpec, DriveTarget,
+    DriveWriter, ManifestLocation, RecoveryKey, HEADER_REGION, MAX_MANIFEST_PARTS, TAG_LEN,
 };
 use offsite_testbed::allocation::{cases, is_counting, peak_during, CountingAllocator};
 use proptest::prelude::*;
@@ -128,6 +130,96 @@ fn a_sample_drive_reads_within_the_bound() {
     let dir = tempfile::tempdir().unwrap();
     let blocks = open_and_read(dir.path(), &sample().0).unwrap();
     assert!(blocks > 0);
+}
+
+/// What a customer holding a drive key can make: a finished drive whose manifest is
+/// whatever `encode` returns for its header, sealed under the drive key (so it
+/// authenticates), with no data blocks.
+fn drive_with_manifest(dir: &Path, encode: impl FnOnce(&DriveHeader) -> Vec<u8>) -> (std::path::PathBuf, DriveKey) {
+    use std::os::unix::fs::FileExt;
+    let (secret, public) = import_keys();
+    let path = dir.join("signed-by-its-customer.img");
+    let target = DriveTarget::Image { path: path.clone(), size: 8 << 20 };
+    let spec = DriveSpec { block_size: BS, ..DriveSpec::new(JOB, new_set_id(), 0, 0, public) };
+    let (writer, _recovery) = DriveWriter::create(&target, spec).unwrap();
+    let drive_key = writer.drive_key();
+    writer.finish(true).unwrap();
+    let key = DriveKey::Import(secret);
+    let mut header = DriveReader::open(&path, &key).unwrap().header().clone();
+
+    let encoded = encode(&header);
+    let block_count = (encoded.len() as u64).div_ceil(u64::from(BS));
+    header.capacity_blocks = block_count;
+    header.manifest = ManifestLocation { first_block: 0, block_count, byte_length: encoded.len() as u64 };
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(HEADER_REGION + block_count * (u64::from(BS) + TAG_LEN)).unwrap();
+    let cipher = BlockCipher::new(&drive_key, header.drive_id, header.set_id, BS);
+    let mut block = vec![0u8; cipher.stride()];
+    for (k, chunk) in encoded.chunks(BS as usize).enumerate() {
+        block[..chunk.len()].copy_from_slice(chunk);
+        block[chunk.len()..].fill(0);
+        cipher.seal(k as u64, BlockKind::Manifest, &mut block).unwrap();
+        file.write_all_at(&block, block_offset(BS, k as u64).unwrap()).unwrap();
+    }
+    let (region, _fingerprint) = header.encode_region(&drive_key).unwrap();
+    file.write_all_at(&region, 0).unwrap();
+    (path, key)
+}
+
+/// A postcard varint, as the manifest's numbers and lengths are written.
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A customer controls its drive key, so it can sign a manifest of millions of
+/// tiny entries (4 million empty files: 44 MB on the drive, 477 MB at peak once
+/// decoded). The station refuses it, naming the drive, while holding little more
+/// than the header and one block.
+#[test]
+fn an_authenticated_manifest_of_millions_of_tiny_entries_is_refused_within_a_small_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries: u64 = 4_000_000;
+    assert!(entries > MAX_MANIFEST_PARTS);
+    let (path, key) = drive_with_manifest(dir.path(), |header| {
+        let mut m = Vec::with_capacity(48 << 20);
+        varint(&mut m, 1);
+        m.extend_from_slice(&header.drive_id);
+        m.extend_from_slice(&header.set_id);
+        varint(&mut m, header.import_job.len() as u64);
+        m.extend_from_slice(header.import_job.as_bytes());
+        varint(&mut m, u64::from(header.index));
+        m.push(1); // the last drive of its set
+        varint(&mut m, 0); // stream_start
+        varint(&mut m, 0); // stream_end
+        varint(&mut m, entries);
+        for n in 0..entries {
+            let name = format!("{n:x}");
+            varint(&mut m, name.len() as u64);
+            m.extend_from_slice(name.as_bytes());
+            // An empty file: size, offset in the file, length, stream offset.
+            m.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        varint(&mut m, 0); // no block digests
+        m
+    });
+    assert!(std::fs::metadata(&path).unwrap().len() > 40_000_000);
+
+    let (result, peak) = peak_during(|| DriveReader::open(&path, &key).map(drop));
+    assert!(is_counting(), "this binary must count allocations");
+    let shown = path.display().to_string();
+    match result {
+        Err(err @ DriveError::ManifestTooLarge { .. }) => {
+            let text = err.to_string();
+            assert!(text.contains(&shown) && text.contains("4000000 file parts"), "{text}");
+        }
+        other => panic!("a manifest of {entries} entries: {other:?}"),
+    }
+    // The header region, one 64 KiB block and their bookkeeping.
+    assert!(peak <= 1 << 20, "{peak} bytes allocated to refuse the manifest");
 }
 
 proptest! {

@@ -86,6 +86,10 @@ pub struct ServerConfig {
     /// link-local); off by default so a subscription cannot aim the service at
     /// its own network.
     pub webhooks_to_private_addresses: bool,
+    /// A second listener, plain HTTP, serving only `/metrics` without a credential:
+    /// for a scraper on a private network. Without it `/metrics` is served on the
+    /// main listener to the operator credential only.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// How often a service runs its background work by default.
@@ -121,6 +125,7 @@ impl ServerConfig {
             smtp_url: None,
             smtp_from: "offsite@localhost".into(),
             webhooks_to_private_addresses: false,
+            metrics_listen: None,
         }
     }
 }
@@ -137,12 +142,20 @@ pub enum ServerError {
     Storage(String),
     #[error("cannot listen on {addr}: {source}. Is another server running there? Choose another --listen address")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen for /metrics on {addr}: {source}. Is another program using it? Choose another --metrics-listen address")]
+    MetricsListen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot write the operator credentials: {0}")]
     Operator(String),
     #[error("--tls-cert and --tls-key go together: give both or neither")]
     TlsPair,
     #[error("{0}")]
     Notifications(String),
+    #[error(
+        "the public URL {0} is not https://: clients speak to the service only over HTTPS with its certificate \
+         pinned, and refuse credential files that name another URL; give the https:// URL clients use \
+         (--public-url https://HOST:PORT)"
+    )]
+    PublicUrlNotHttps(String),
 }
 
 /// A running service.
@@ -152,9 +165,12 @@ pub struct Server {
     pub operator_credentials: PathBuf,
     pub database: String,
     pub storage: String,
+    /// `http://ADDR/metrics` of the metrics listener, when there is one.
+    pub metrics_url: Option<String>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     maintenance: Option<tokio::task::JoinHandle<()>>,
+    metrics_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -247,6 +263,10 @@ impl Server {
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(ServerError::TlsPair);
         }
+        // Every credential file the service hands out carries this URL.
+        if let Some(url) = config.public_url.as_ref().filter(|url| !url.starts_with("https://")) {
+            return Err(ServerError::PublicUrlNotHttps(url.clone()));
+        }
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir { path: data_dir.clone(), source })?;
         let database_url = database_url(&config);
@@ -260,6 +280,10 @@ impl Server {
             .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
         listener.set_nonblocking(true).map_err(|source| ServerError::Listen { addr: config.listen, source })?;
         let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind_metrics(addr)?),
+            None => None,
+        };
         let url = config.public_url.clone().unwrap_or_else(|| {
             let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
             let host = if host.contains(':') { format!("[{host}]") } else { host };
@@ -294,7 +318,7 @@ impl Server {
             delivery,
         });
         let maintenance = config.maintenance_interval.map(|every| maintenance::spawn(state.clone(), every));
-        let app = router(state);
+        let app = router(state.clone());
         let handle = axum_server::Handle::new();
         let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(identity.config));
         // Without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK hold
@@ -311,10 +335,23 @@ impl Server {
             .initial_stream_window_size(offsite_api::client::H2_STREAM_WINDOW)
             .initial_connection_window_size(offsite_api::client::H2_CONNECTION_WINDOW)
             .max_frame_size(offsite_api::client::H2_MAX_FRAME);
-        let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+        // With the peer's address: the portal's sign-in limit counts per source.
+        let task =
+            tokio::spawn(async move { server.serve(app.into_make_service_with_connect_info::<SocketAddr>()).await });
         tracing::info!(%url, "offsite service listening");
+        let (metrics_url, metrics_task) = match metrics_listener {
+            Some((listener, addr)) => {
+                let app = metrics_router(state);
+                let task = tokio::spawn(async move { axum::serve(listener, app).await });
+                tracing::info!(%addr, "metrics listening (plain HTTP, /metrics only)");
+                (Some(format!("http://{addr}/metrics")), Some(task))
+            }
+            None => (None, None),
+        };
         Ok(Server {
             url,
+            metrics_url,
+            metrics_task,
             fingerprint: identity.fingerprint,
             operator_credentials,
             database: db::redact(&database_url),
@@ -331,6 +368,10 @@ impl Server {
             maintenance.abort();
         }
         self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+        // A scrape is short and can be repeated: the metrics listener just stops.
+        if let Some(task) = &self.metrics_task {
+            task.abort();
+        }
     }
 
     /// Waits until the service stops.
@@ -349,7 +390,7 @@ fn router(state: AppState) -> Router {
     api.merge(portal::router())
         .route("/api/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(metrics_for_operator))
         .fallback(|| async { error::Failure::NotFound("no such endpoint; see /api/v1/openapi.json".into()) })
         .method_not_allowed_fallback(|| async {
             error::Failure::MethodNotAllowed("this endpoint does not take that method; see /api/v1/openapi.json".into())
@@ -371,6 +412,45 @@ async fn healthz(State(state): State<AppState>) -> Response {
             (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {err}\n")).into_response()
         }
     }
+}
+
+/// The metrics listener's socket, bound before anything is served so that a
+/// taken address stops the start.
+fn bind_metrics(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServerError> {
+    let failed = |source| ServerError::MetricsListen { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(failed)?;
+    listener.set_nonblocking(true).map_err(failed)?;
+    let local = listener.local_addr().map_err(failed)?;
+    Ok((tokio::net::TcpListener::from_std(listener).map_err(failed)?, local))
+}
+
+/// The metrics listener: `/metrics` without a credential, nothing else.
+fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                "this listener serves only /metrics; the API is on the service's address\n",
+            )
+        })
+        .with_state(state)
+}
+
+/// `/metrics` on the service's address: the series name routes, import job states
+/// and sign-in activity, so only the operator's credential reads them there.
+async fn metrics_for_operator(
+    principal: auth::Principal,
+    State(state): State<AppState>,
+) -> Result<String, error::Failure> {
+    if principal != auth::Principal::Operator {
+        return Err(error::Failure::Forbidden(
+            "/metrics is served to the operator credential only (Authorization: Bearer with the token of \
+             operator.credentials); for a scraper without it, run the service with --metrics-listen ADDR"
+                .into(),
+        ));
+    }
+    Ok(scrape::render(&state).await)
 }
 
 async fn metrics_text(State(state): State<AppState>) -> String {

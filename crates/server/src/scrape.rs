@@ -55,6 +55,13 @@ pub async fn render(state: &AppState) -> String {
         }
         Err(err) => tracing::warn!(%err, "cannot count alerts and soft-deleted bytes for /metrics"),
     }
+    let _ = writeln!(
+        text,
+        "# HELP offsite_portal_password_checks_total Portal sign-in passwords checked (Argon2) by this replica.\n\
+         # TYPE offsite_portal_password_checks_total counter\n\
+         offsite_portal_password_checks_total {}",
+        state.sign_in_failures.password_checks()
+    );
     text
 }
 

@@ -660,3 +660,40 @@ fn a_flood_naming_a_revoked_credential_does_not_starve_a_live_one() {
         "the first request waited {during:?} during the flood ({alone:?} alone)"
     );
 }
+
+/// `/metrics` on the service's address names routes, import job states and sign-in
+/// activity: it is the operator's, and every other credential or none is refused.
+#[test]
+fn metrics_are_served_to_the_operator_credential_only() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let scrape = |token: Option<&str>| service.call("GET", "/metrics", token, &Body::Empty);
+    let anonymous = scrape(None);
+    assert_eq!(anonymous.status, 401, "{}", snippet(&anonymous));
+    for token in [&a.subscription_token, &a.machine_token] {
+        let refused = scrape(Some(token));
+        assert_eq!(refused.status, 403, "{}", snippet(&refused));
+        assert!(error_of(&refused).error.contains("--metrics-listen"), "{}", snippet(&refused));
+    }
+    let page = scrape(Some(&service.operator_token));
+    assert_eq!(page.status, 200, "{}", snippet(&page));
+    assert!(page.text().contains("offsite_import_jobs{state=\"creating\"} 1"), "{}", page.text());
+}
+
+/// With `metrics_listen` (`--metrics-listen`), a scraper on a private network reads
+/// `/metrics` over plain HTTP without a credential on that address, which serves
+/// nothing else; the service's own address still wants the operator's credential.
+#[test]
+fn a_metrics_listener_serves_metrics_alone_without_a_credential() {
+    let service = Service::start_configured(|config| config.metrics_listen = Some("127.0.0.1:0".parse().unwrap()));
+    let url = service.server.metrics_url.clone().expect("the metrics listener's URL");
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"), "{url}");
+    let plain = reqwest::blocking::Client::new();
+    let page = plain.get(&url).send().expect("an answer");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().unwrap().contains("offsite_import_jobs{state=\"creating\"} 0"));
+    let api = url.replace("/metrics", "/api/v1/whoami");
+    let other = plain.get(&api).header("authorization", format!("Bearer {}", service.operator_token)).send().unwrap();
+    assert_eq!(other.status().as_u16(), 404, "the metrics listener answered {api}");
+    assert_eq!(service.call("GET", "/metrics", None, &Body::Empty).status, 401);
+}

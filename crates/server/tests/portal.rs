@@ -4,9 +4,10 @@
 
 mod common;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use common::Service;
+use common::{Body, Service};
 use offsite_api::files::{VaultCredentials, XmlCredentialFile};
 use offsite_api::types::CreatePortalUser;
 
@@ -14,10 +15,17 @@ const PASSWORD: &str = "a portal password long enough";
 
 /// A client that does not follow redirects, so the sign-in answer's cookies show.
 fn browser_like(service: &Service) -> reqwest::blocking::Client {
+    browser_from(service, IpAddr::from([127, 0, 0, 1]))
+}
+
+/// The same, its connections coming from `source` (a loopback address: the
+/// service on 127.0.0.1 sees 127.0.0.2 as another computer).
+fn browser_from(service: &Service, source: IpAddr) -> reqwest::blocking::Client {
     let tls = offsite_api::tls::pinned_client_config(&service.server.fingerprint).expect("a pinned TLS config");
     reqwest::blocking::Client::builder()
         .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
+        .local_address(source)
         .timeout(Duration::from_secs(60))
         .build()
         .expect("an HTTP client")
@@ -198,6 +206,124 @@ fn an_address_with_five_failed_sign_ins_waits_even_with_the_right_password() {
     assert!(set_cookie(&refused, "offsite_session").is_none());
     // Another address is not affected.
     assert_eq!(attempt("other@a.example", PASSWORD).location.as_deref(), Some("/portal/"));
+}
+
+/// The Argon2 password checks of portal sign-ins this service has run, from its
+/// `/metrics`.
+fn password_checks(service: &Service) -> u64 {
+    let scrape = service.call("GET", "/metrics", Some(&service.operator_token), &Body::Empty);
+    assert_eq!(scrape.status, 200, "/metrics: {}", scrape.text());
+    let text = scrape.text();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("offsite_portal_password_checks_total "))
+        .unwrap_or_else(|| panic!("/metrics has no offsite_portal_password_checks_total:\n{text}"));
+    line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not a count: {line}"))
+}
+
+/// The sign-in form's cookie and token, for posting sign-ins.
+fn sign_in_form(http: &reqwest::blocking::Client, service: &Service) -> (String, String) {
+    let form = get(http, service, "/portal/sign-in", "");
+    (pair(set_cookie(&form, "offsite_sign_in").expect("the sign-in cookie")), hidden_csrf(&form.body))
+}
+
+fn sign_in_attempt(
+    http: &reqwest::blocking::Client,
+    service: &Service,
+    (cookie, token): &(String, String),
+    email: &str,
+    password: &str,
+) -> Answer {
+    post(http, service, "/portal/sign-in", cookie, &[("email", email), ("password", password), ("csrf", token)])
+}
+
+fn is_wrong_password(answer: &Answer) -> bool {
+    answer.status == 303 && answer.location.as_deref() == Some("/portal/sign-in?failed=true")
+}
+
+fn is_limit_refusal(answer: &Answer) -> bool {
+    answer.status == 429 && answer.body.contains("too many failed sign-ins")
+}
+
+/// 30 wrong passwords for one address sent at once: the attempt is counted before
+/// its password is checked, so five are checked (Argon2) and the other 25 are
+/// refused with the limit's message without one.
+#[test]
+fn thirty_concurrent_wrong_passwords_for_one_address_check_at_most_five() {
+    let service = Service::start();
+    let user = CreatePortalUser { email: "ops@dc.example".into(), password: PASSWORD.into(), subscription_id: None };
+    service.operator().create_portal_user(&user).unwrap();
+    let form = sign_in_form(&browser_like(&service), &service);
+    let before = password_checks(&service);
+    let barrier = std::sync::Barrier::new(30);
+    let answers: Vec<Answer> = std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..30)
+            .map(|n| {
+                let (service, form, barrier) = (&service, &form, &barrier);
+                scope.spawn(move || {
+                    let http = browser_like(service);
+                    // A connection made before the barrier, so the sign-ins start together.
+                    assert_eq!(get(&http, service, "/portal/style.css", "").status, 200);
+                    barrier.wait();
+                    sign_in_attempt(&http, service, form, "ops@dc.example", &format!("wrong password {n}"))
+                })
+            })
+            .collect();
+        senders.into_iter().map(|s| s.join().expect("a sender")).collect()
+    });
+    let checked = password_checks(&service) - before;
+    let wrong = answers.iter().filter(|a| is_wrong_password(a)).count();
+    let refused = answers.iter().filter(|a| is_limit_refusal(a)).count();
+    let others: Vec<_> = answers.iter().filter(|a| !is_wrong_password(a) && !is_limit_refusal(a)).collect();
+    assert!(
+        others.is_empty(),
+        "answers neither 'wrong password' nor the limit: {:?}",
+        others.first().map(|a| (a.status, &a.body))
+    );
+    assert!(checked <= 5, "{checked} passwords checked (want at most 5); {wrong} answered wrong, {refused} refused");
+    assert_eq!((wrong, refused), (5, 25), "{checked} passwords checked");
+    // The address is locked from this source, even for the right password, which is not checked.
+    assert!(is_limit_refusal(&sign_in_attempt(&browser_like(&service), &service, &form, "ops@dc.example", PASSWORD)));
+    assert_eq!(password_checks(&service) - before, checked);
+}
+
+/// Wrong passwords from one source lock the address out of that source only: the
+/// user signs in from another. Guessing spread over many sources still stops at
+/// the address's ceiling of 50 failures, for every source.
+#[test]
+fn wrong_passwords_from_one_source_do_not_lock_out_another_but_the_address_has_a_ceiling() {
+    let service = Service::start();
+    let user = CreatePortalUser { email: "ops@dc.example".into(), password: PASSWORD.into(), subscription_id: None };
+    service.operator().create_portal_user(&user).unwrap();
+    let from = |last: u8| browser_from(&service, IpAddr::from([127, 0, 0, last]));
+    let form = sign_in_form(&from(1), &service);
+    let attempt = |last: u8, password: &str| sign_in_attempt(&from(last), &service, &form, "ops@dc.example", password);
+
+    for n in 0..5 {
+        let answer = attempt(2, "a wrong password!");
+        assert!(is_wrong_password(&answer), "wrong password {n} from 127.0.0.2: {} {}", answer.status, answer.body);
+    }
+    let refused = attempt(2, PASSWORD);
+    assert!(is_limit_refusal(&refused), "{} {}", refused.status, refused.body);
+    let user = attempt(1, PASSWORD);
+    assert_eq!(user.location.as_deref(), Some("/portal/"), "the user from 127.0.0.1: {} {}", user.status, user.body);
+
+    // Nine more sources, five wrong passwords each: 50 failures for the address.
+    for last in 3..12 {
+        for n in 0..5 {
+            let answer = attempt(last, "a wrong password!");
+            assert!(
+                is_wrong_password(&answer),
+                "wrong password {n} from 127.0.0.{last}: {} {}",
+                answer.status,
+                answer.body
+            );
+        }
+    }
+    for last in [1, 12] {
+        let refused = attempt(last, PASSWORD);
+        assert!(is_limit_refusal(&refused), "127.0.0.{last} after 50 failures: {} {}", refused.status, refused.body);
+    }
 }
 
 #[test]

@@ -617,7 +617,7 @@ fn metrics_count_import_jobs_and_drives_by_state_and_the_ingested_bytes() {
     let service = Service::start();
     let a = service.tenant("alpha");
     let operator = service.operator();
-    let scrape = || service.call("GET", "/metrics", None, &Body::Empty).text();
+    let scrape = || service.call("GET", "/metrics", Some(&service.operator_token), &Body::Empty).text();
     let before = scrape();
     let gauge = |page: &str, name: &str| series(page, name).unwrap_or_else(|| panic!("no {name} in:\n{page}"));
     assert_eq!(gauge(&before, "offsite_import_jobs{state=\"received\"}"), 0.0);

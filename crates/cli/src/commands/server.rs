@@ -97,6 +97,11 @@ struct RunArgs {
     /// link-local…), e.g. a chat bridge inside the operator's network.
     #[arg(long, env = "OFFSITE_WEBHOOKS_TO_PRIVATE_ADDRESSES")]
     webhooks_to_private_addresses: bool,
+    /// Also serve /metrics, without a credential and over plain HTTP, on this
+    /// address (for a scraper on a private network); otherwise /metrics needs the
+    /// operator credential.
+    #[arg(long, env = "OFFSITE_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Deserialize, Default)]
@@ -113,6 +118,7 @@ struct FileSettings {
     smtp_url: Option<String>,
     smtp_from: Option<String>,
     webhooks_to_private_addresses: Option<bool>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -212,6 +218,7 @@ fn serve(args: RunArgs) -> Result<ExitCode> {
     }
     config.webhooks_to_private_addresses =
         args.webhooks_to_private_addresses || file.webhooks_to_private_addresses.unwrap_or(false);
+    config.metrics_listen = args.metrics_listen.or(file.metrics_listen);
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -223,6 +230,9 @@ fn serve(args: RunArgs) -> Result<ExitCode> {
         println!("  database:             {}", server.database);
         println!("  storage:              {}", server.storage);
         println!("  operator credentials: {}", server.operator_credentials.display());
+        if let Some(url) = &server.metrics_url {
+            println!("  metrics:              {url}");
+        }
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot listen for SIGTERM")?;
         tokio::select! {

@@ -49,7 +49,8 @@ pub fn capacity_blocks(block_size: u32, capacity: u64) -> u64 {
 /// AES-256-GCM comes from `ring`, whose assembly runs at several GB/s per core:
 /// sealing is diskprep's bottleneck (the pure-Rust `aes-gcm` managed about a third
 /// of that). The bytes are standard AES-GCM; a test checks them against `aes-gcm`.
-pub(crate) struct BlockCipher {
+/// Public for tools that build drives block by block (the hostile-drive tests).
+pub struct BlockCipher {
     key: LessSafeKey,
     drive_id: DriveId,
     set_id: SetId,

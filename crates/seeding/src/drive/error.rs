@@ -27,6 +27,9 @@ pub enum DriveError {
     #[error("the manifest of the drive at {path} is damaged ({reason}); read the drive with the copy of its manifest that diskprep kept, or ask the customer to prepare it again")]
     ManifestDamaged { path: String, reason: String },
 
+    #[error("the manifest of the drive at {path} is larger than any drive 'offsite diskprep' prepares ({reason}); the station does not read it: set the drive aside and ask the customer to prepare the drive again")]
+    ManifestTooLarge { path: String, reason: String },
+
     #[error("the manifest of the drive at {path} names a bad file path {file:?} ({reason}); the drive cannot be trusted: ask the customer to prepare it again")]
     BadPathInManifest { path: String, file: String, reason: String },
 

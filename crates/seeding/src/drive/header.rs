@@ -106,8 +106,9 @@ impl Parsed {
 }
 
 impl DriveHeader {
-    /// The whole header region (64 KiB) with checksum and MAC, and the fingerprint.
-    pub(crate) fn encode_region(&self, drive_key: &[u8; 32]) -> Result<(Vec<u8>, [u8; 32]), DriveError> {
+    /// The whole header region (64 KiB) with checksum and MAC under `drive_key`,
+    /// and the fingerprint.
+    pub fn encode_region(&self, drive_key: &[u8; 32]) -> Result<(Vec<u8>, [u8; 32]), DriveError> {
         let body =
             postcard::to_stdvec(self).map_err(|e| DriveError::InvalidSpec(format!("cannot encode the header: {e}")))?;
         if body.len() > MAX_BODY_LEN {

@@ -9,14 +9,21 @@
 //!
 //! The reader checks every rule in `DriveManifest::check` before trusting a
 //! manifest, even an authenticated one, so a bug in some writer cannot make the
-//! ingest station write outside the container or misplace bytes.
+//! ingest station write outside the container or misplace bytes. An authenticated
+//! manifest is still the customer's: its drive key is theirs, so they can sign one
+//! of millions of tiny entries. The reader decodes it from a stream of blocks,
+//! checking its length against what the drive can need and its counts against
+//! [`MAX_MANIFEST_PARTS`] and [`MAX_MANIFEST_PATH_BYTES`] before it allocates.
 
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::header::DriveHeader;
-use super::{DriveId, SetId, FORMAT_VERSION, MAX_PATH_BYTES};
+use super::{
+    DriveId, SetId, FORMAT_VERSION, MAX_IMPORT_JOB_CHARS, MAX_MANIFEST_BYTES, MAX_MANIFEST_PARTS,
+    MAX_MANIFEST_PATH_BYTES, MAX_PATH_BYTES,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriveManifest {
@@ -114,17 +121,216 @@ pub(crate) mod bound {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ManifestProblem {
     Damaged(String),
-    BadPath { file: String, reason: String },
+    BadPath {
+        file: String,
+        reason: String,
+    },
+    /// Beyond the format's limits: longer, or with more parts or path bytes, than
+    /// any drive diskprep writes.
+    TooLarge(String),
+}
+
+/// Why a manifest could not be decoded: what it says, or the drive under it.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    Problem(ManifestProblem),
+    /// The bytes could not be read (the input's own error).
+    Read(std::io::Error),
+}
+
+impl From<ManifestProblem> for DecodeError {
+    fn from(problem: ManifestProblem) -> Self {
+        DecodeError::Problem(problem)
+    }
+}
+
+/// The most bytes of manifest a drive's header may announce: the fixed fields, a
+/// digest per data block, and the most file parts and path bytes allowed, with
+/// every varint at its widest (what the writer reserves, see [`bound`]).
+pub(crate) fn max_encoded_len(header: &DriveHeader) -> u64 {
+    bound::fixed(header.import_job.len())
+        .saturating_add(header.data_blocks.saturating_mul(bound::BLOCK))
+        .saturating_add(MAX_MANIFEST_PARTS.saturating_mul(bound::part(0)))
+        .saturating_add(MAX_MANIFEST_PATH_BYTES)
+        .min(MAX_MANIFEST_BYTES)
+}
+
+/// Checks the manifest's length in the (authenticated) header before any of it is
+/// read: a manifest longer than its drive can need is refused unread. The reason
+/// says by how much.
+pub(crate) fn check_length(header: &DriveHeader) -> Result<(), String> {
+    let max = max_encoded_len(header);
+    if header.manifest.byte_length > max {
+        return Err(format!(
+            "it takes {} bytes, more than the {max} a drive of {} data blocks can need",
+            header.manifest.byte_length, header.data_blocks
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the postcard encoding of a [`DriveManifest`] from a stream, field by
+/// field, checking every count and length against what is left of the manifest
+/// and the format's limits before it allocates for it: the station holds the
+/// manifest it accepts and one block of input, never a claimed size.
+struct Decoder<R> {
+    input: R,
+    /// Bytes of the manifest not read yet.
+    left: u64,
+}
+
+impl<R: std::io::Read> Decoder<R> {
+    fn damaged(reason: String) -> DecodeError {
+        DecodeError::Problem(ManifestProblem::Damaged(reason))
+    }
+
+    fn bytes(&mut self, out: &mut [u8], what: &str) -> Result<(), DecodeError> {
+        if out.len() as u64 > self.left {
+            return Err(Self::damaged(format!("it ends inside {what}")));
+        }
+        self.input.read_exact(out).map_err(DecodeError::Read)?;
+        self.left -= out.len() as u64;
+        Ok(())
+    }
+
+    fn byte(&mut self, what: &str) -> Result<u8, DecodeError> {
+        let mut one = [0u8];
+        self.bytes(&mut one, what)?;
+        Ok(one[0])
+    }
+
+    /// A varint of at most `bits` bits, as postcard writes it: 7 bits a byte, low
+    /// bits first, the high bit set on every byte but the last.
+    fn varint(&mut self, bits: u32, what: &str) -> Result<u64, DecodeError> {
+        let max_bytes = bits.div_ceil(7);
+        let mut value = 0u64;
+        for i in 0..max_bytes {
+            let byte = self.byte(what)?;
+            value |= u64::from(byte & 0x7F) << (7 * i);
+            if byte & 0x80 == 0 {
+                let last_bits = bits - 7 * i;
+                if last_bits < 7 && u32::from(byte) >> last_bits != 0 {
+                    break;
+                }
+                return Ok(value);
+            }
+        }
+        Err(Self::damaged(format!("{what} is not a {bits}-bit number")))
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        Ok(self.varint(32, what)? as u32)
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+        self.varint(64, what)
+    }
+
+    fn bool(&mut self, what: &str) -> Result<bool, DecodeError> {
+        match self.byte(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(Self::damaged(format!("{what} is {other}, not a boolean"))),
+        }
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        self.bytes(&mut out, what)?;
+        Ok(out)
+    }
+
+    /// A string of at most `max` bytes; the length is checked before the bytes are read.
+    fn string(&mut self, max: u64, what: &str) -> Result<String, DecodeError> {
+        let len = self.u64(what)?;
+        if len > max {
+            return Err(Self::damaged(format!("{what} has {len} bytes, more than {max}")));
+        }
+        if len > self.left {
+            return Err(Self::damaged(format!("{what} has {len} bytes, more than the manifest has left")));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        self.bytes(&mut bytes, what)?;
+        String::from_utf8(bytes).map_err(|_| Self::damaged(format!("{what} is not UTF-8")))
+    }
+
+    fn manifest(&mut self) -> Result<DriveManifest, DecodeError> {
+        let version = self.u32("the version")?;
+        let drive_id = self.array("the drive id")?;
+        let set_id = self.array("the set id")?;
+        let import_job = self.string(4 * MAX_IMPORT_JOB_CHARS as u64, "the import job's name")?;
+        let index = self.u32("the drive index")?;
+        let last_in_set = self.bool("last_in_set")?;
+        let stream_start = self.u64("stream_start")?;
+        let stream_end = self.u64("stream_end")?;
+
+        let parts = self.u64("the number of file parts")?;
+        if parts > MAX_MANIFEST_PARTS {
+            return Err(DecodeError::Problem(ManifestProblem::TooLarge(format!(
+                "it lists {parts} file parts, more than the {MAX_MANIFEST_PARTS} a drive may hold"
+            ))));
+        }
+        // A part takes at least 5 bytes (a path length and four numbers): room is
+        // made for the parts the bytes left can hold, not for the count claimed.
+        let mut files = Vec::with_capacity(parts.min(self.left / 5) as usize);
+        let mut path_bytes = 0u64;
+        for k in 0..parts {
+            let path = self.string(MAX_PATH_BYTES as u64, &format!("the path of file part {k}"))?;
+            path_bytes += path.len() as u64;
+            if path_bytes > MAX_MANIFEST_PATH_BYTES {
+                return Err(DecodeError::Problem(ManifestProblem::TooLarge(format!(
+                    "its paths take more than the {MAX_MANIFEST_PATH_BYTES} bytes a drive may hold"
+                ))));
+            }
+            files.push(FilePart {
+                file_size: self.u64("a file size")?,
+                offset_in_file: self.u64("an offset in a file")?,
+                length: self.u64("a part length")?,
+                stream_offset: self.u64("a stream offset")?,
+                path,
+            });
+        }
+
+        let count = self.u64("the number of block digests")?;
+        if count > self.left / bound::BLOCK {
+            return Err(Self::damaged(format!("it claims {count} block digests, more than the manifest has left")));
+        }
+        let mut blocks = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            blocks.push(self.array("a block digest")?);
+        }
+        if self.left != 0 {
+            return Err(Self::damaged(format!("{} unexpected bytes after the manifest", self.left)));
+        }
+        Ok(DriveManifest {
+            version,
+            drive_id,
+            set_id,
+            import_job,
+            index,
+            last_in_set,
+            stream_start,
+            stream_end,
+            files,
+            blocks,
+        })
+    }
 }
 
 impl DriveManifest {
-    /// Decodes postcard bytes, refusing trailing bytes.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<DriveManifest, String> {
-        match postcard::take_from_bytes::<DriveManifest>(bytes) {
-            Ok((manifest, [])) => Ok(manifest),
-            Ok((_, rest)) => Err(format!("{} unexpected bytes after the manifest", rest.len())),
-            Err(e) => Err(format!("cannot decode the manifest: {e}")),
-        }
+    /// Decodes the `length` bytes of an encoded manifest from `input` (see
+    /// [`Decoder`]), refusing trailing bytes.
+    pub(crate) fn decode_from(input: impl std::io::Read, length: u64) -> Result<DriveManifest, DecodeError> {
+        Decoder { input, left: length }.manifest()
+    }
+
+    /// [`Self::decode_from`] over bytes in memory.
+    #[cfg(test)]
+    pub(crate) fn decode(bytes: &[u8]) -> Result<DriveManifest, ManifestProblem> {
+        Self::decode_from(bytes, bytes.len() as u64).map_err(|e| match e {
+            DecodeError::Problem(problem) => problem,
+            DecodeError::Read(e) => ManifestProblem::Damaged(e.to_string()),
+        })
     }
 
     /// Checks the manifest against its (authenticated) header and against itself.
@@ -278,6 +484,64 @@ mod tests {
         assert!(matches!(m.check(&header), Err(ManifestProblem::BadPath { .. })));
     }
 
+    /// The manifest's fields up to its count of file parts, as postcard writes them.
+    fn prefix_claiming(parts: u64) -> Vec<u8> {
+        let (header, _) = sample();
+        postcard::to_stdvec(&(
+            1u32,
+            header.drive_id,
+            header.set_id,
+            header.import_job.clone(),
+            header.index,
+            false,
+            0u64,
+            10_000u64,
+            parts,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn more_file_parts_than_a_drive_may_hold_are_refused_before_they_are_read() {
+        let bytes = prefix_claiming(MAX_MANIFEST_PARTS + 1);
+        // The manifest claims to go on for a gigabyte; only its prefix is there.
+        match DriveManifest::decode_from(&bytes[..], MAX_MANIFEST_BYTES) {
+            Err(DecodeError::Problem(ManifestProblem::TooLarge(reason))) => {
+                assert!(reason.contains(&format!("{} file parts", MAX_MANIFEST_PARTS + 1)), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // At the limit the count is taken, and the missing parts are what is wrong.
+        let bytes = prefix_claiming(MAX_MANIFEST_PARTS);
+        assert!(matches!(DriveManifest::decode(&bytes), Err(ManifestProblem::Damaged(_))));
+    }
+
+    #[test]
+    fn lengths_beyond_what_is_left_are_refused() {
+        let (_, good) = sample();
+        let mut bytes = postcard::to_stdvec(&good).unwrap();
+        // The digest count is the last varint before the 3 digests.
+        let at = bytes.len() - 3 * 32 - 1;
+        assert_eq!(bytes[at], 3);
+        bytes[at] = 4;
+        let reason = match DriveManifest::decode(&bytes) {
+            Err(ManifestProblem::Damaged(reason)) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains("4 block digests"), "{reason}");
+        bytes.push(0);
+        assert!(matches!(DriveManifest::decode(&bytes), Err(ManifestProblem::Damaged(_))));
+    }
+
+    #[test]
+    fn a_header_announcing_more_manifest_than_its_drive_can_need_is_refused() {
+        let (mut header, _) = sample();
+        header.manifest.byte_length = max_encoded_len(&header);
+        assert_eq!(check_length(&header), Ok(()));
+        header.manifest.byte_length += 1;
+        assert!(check_length(&header).unwrap_err().contains("more than"));
+    }
+
     #[test]
     fn path_rules() {
         for good in ["config", "data/00/abc", "keys/k", "a b/c"] {
@@ -319,6 +583,23 @@ mod tests {
             let bound = bound::fixed(job.len()) + files.iter().map(|p| bound::part(p.path.len())).sum::<u64>()
                 + bound::BLOCK * blocks as u64;
             prop_assert!(len <= bound, "{} > {}", len, bound);
+        }
+
+        /// The streaming decoder reads exactly what postcard writes.
+        #[test]
+        fn the_decoder_reads_what_postcard_writes(
+            job in "\\PC{1,64}",
+            files in proptest::collection::vec(arb_part(), 0..20),
+            blocks in proptest::collection::vec(any::<[u8; 32]>(), 0..20),
+            index in any::<u32>(), start in any::<u64>(), end in any::<u64>(), version in any::<u32>(),
+            last in any::<bool>(),
+        ) {
+            let manifest = DriveManifest {
+                version, drive_id: [7; 16], set_id: [9; 16], import_job: job, index,
+                last_in_set: last, stream_start: start, stream_end: end, files, blocks,
+            };
+            let bytes = postcard::to_stdvec(&manifest).unwrap();
+            prop_assert_eq!(DriveManifest::decode(&bytes), Ok(manifest));
         }
 
         /// Decoding and checking arbitrary bytes never panics.

@@ -78,6 +78,16 @@ pub const MAX_PATH_BYTES: usize = 4096;
 /// With 1 MiB blocks this allows drives of about 32 TiB.
 pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024 * 1024;
 
+/// The most file parts one drive's manifest may list: 32 TiB of the engine's default
+/// 16 MiB packs. A customer holds its drive key and can sign any manifest, so the
+/// station counts before it decodes: a part costs the station about 80 bytes of
+/// memory for as few as 5 bytes on the drive.
+pub const MAX_MANIFEST_PARTS: u64 = 1 << 21;
+
+/// The most bytes all paths of one manifest may take together: 128 bytes for each
+/// of [`MAX_MANIFEST_PARTS`] (a repository's paths take 72 or less).
+pub const MAX_MANIFEST_PATH_BYTES: u64 = 1 << 28;
+
 /// The name of the image file inside a folder target.
 pub const FOLDER_IMAGE_NAME: &str = "offsite-drive.img";
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::block::{block_offset, BlockCipher, BlockKind};
 use super::header::{read_header, DriveHeader};
-use super::manifest::{DriveManifest, FilePart, ManifestProblem};
+use super::manifest::{self, DecodeError, DriveManifest, FilePart, ManifestProblem};
 use super::target::open_for_reading;
 use super::{DriveError, DriveKey};
 
@@ -143,14 +143,14 @@ impl DriveReader {
             return Err(DriveError::NotFinished { path: shown });
         }
         let cipher = BlockCipher::new(&drive_key, header.drive_id, header.set_id, header.block_size);
-        let encoded = read_manifest(&mut file, &path, size, header, &cipher, external)?;
+        let manifest = read_manifest(&mut file, &path, size, header, &cipher, external)?;
         let damaged = |reason: String| DriveError::ManifestDamaged { path: shown.clone(), reason };
-        let manifest = DriveManifest::decode(&encoded).map_err(damaged)?;
         manifest.check(header).map_err(|problem| match problem {
             ManifestProblem::Damaged(reason) => damaged(reason),
             ManifestProblem::BadPath { file, reason } => {
                 DriveError::BadPathInManifest { path: shown.clone(), file, reason }
             }
+            ManifestProblem::TooLarge(reason) => DriveError::ManifestTooLarge { path: shown.clone(), reason },
         })?;
         Ok(DriveReader { file, path, size, header: parsed.header, manifest, cipher, fingerprint: parsed.fingerprint })
     }
@@ -293,6 +293,9 @@ fn block_offset_within(cipher: &BlockCipher, index: u64, size: u64) -> Option<u6
 
 /// Reads the manifest's blocks (from the drive, or from a copy kept elsewhere),
 /// authenticates them, and returns the encoded manifest.
+/// Reads, authenticates and decodes the manifest one block at a time: its length
+/// is checked against what the drive can need before a byte of it is read, and the
+/// decoder checks every count before it allocates (see `manifest::Decoder`).
 fn read_manifest(
     file: &mut File,
     path: &Path,
@@ -300,15 +303,14 @@ fn read_manifest(
     header: &DriveHeader,
     cipher: &BlockCipher,
     external: Option<&[u8]>,
-) -> Result<Vec<u8>, DriveError> {
+) -> Result<DriveManifest, DriveError> {
     let shown = || path.display().to_string();
+    manifest::check_length(header).map_err(|reason| DriveError::ManifestTooLarge { path: shown(), reason })?;
     let location = header.manifest;
     let stride = cipher.stride() as u64;
-    let bs = u64::from(header.block_size);
     // check_fields bounded byte_length by MAX_MANIFEST_BYTES and block_count by it.
     let sealed_len = location.block_count * stride;
-    let mut sealed_owned = Vec::new();
-    let sealed: &[u8] = match external {
+    let source = match external {
         Some(copy) => {
             if copy.len() as u64 != sealed_len {
                 return Err(DriveError::ManifestDamaged {
@@ -316,7 +318,7 @@ fn read_manifest(
                     reason: format!("the copy of the manifest has {} bytes instead of {sealed_len}", copy.len()),
                 });
             }
-            copy
+            SealedSource::Copy(copy)
         }
         None => {
             let at = block_offset(header.block_size, location.first_block).unwrap_or(u64::MAX);
@@ -324,30 +326,101 @@ fn read_manifest(
             if end > size {
                 return Err(DriveError::Truncated { path: shown(), size, needed: end, what: "manifest" });
             }
-            // The drive holds these bytes (checked above), so this allocation is
-            // bounded by what is really there, and by MAX_MANIFEST_BYTES.
-            sealed_owned.resize(sealed_len as usize, 0);
-            file.seek(SeekFrom::Start(at))
-                .and_then(|_| file.read_exact(&mut sealed_owned))
-                .map_err(|e| DriveError::io(path, e))?;
-            &sealed_owned
+            SealedSource::Drive { file, at }
         }
     };
-    let mut encoded = Vec::with_capacity(location.byte_length as usize);
-    let mut buffer = vec![0u8; stride as usize];
-    for (k, block) in sealed.chunks(stride as usize).enumerate() {
-        let index = location.first_block + k as u64;
-        buffer.copy_from_slice(block);
-        if !cipher.open(index, BlockKind::Manifest, &mut buffer) {
-            return Err(DriveError::ManifestDamaged {
+    let plaintext = ManifestPlaintext {
+        source,
+        cipher,
+        first_block: location.first_block,
+        block_count: location.block_count,
+        next: 0,
+        block: vec![0u8; stride as usize],
+        start: 0,
+        end: 0,
+        block_size: header.block_size as usize,
+    };
+    DriveManifest::decode_from(plaintext, location.byte_length).map_err(|err| match err {
+        DecodeError::Problem(ManifestProblem::TooLarge(reason)) => {
+            DriveError::ManifestTooLarge { path: shown(), reason }
+        }
+        DecodeError::Problem(ManifestProblem::Damaged(reason)) => DriveError::ManifestDamaged { path: shown(), reason },
+        DecodeError::Problem(ManifestProblem::BadPath { file, reason }) => {
+            DriveError::BadPathInManifest { path: shown(), file, reason }
+        }
+        DecodeError::Read(err) => match err.get_ref().and_then(|inner| inner.downcast_ref::<BlockFailed>()) {
+            Some(BlockFailed(index)) => DriveError::ManifestDamaged {
                 path: shown(),
                 reason: format!("manifest block {index} fails authentication"),
-            });
-        }
-        let take = (location.byte_length - encoded.len() as u64).min(bs) as usize;
-        encoded.extend_from_slice(&buffer[..take]);
+            },
+            None => DriveError::io(path, err),
+        },
+    })
+}
+
+/// Where the manifest's sealed blocks are read from.
+enum SealedSource<'a> {
+    /// The drive, from byte `at`.
+    Drive { file: &'a mut File, at: u64 },
+    /// A copy kept off the drive, exactly `block_count` sealed blocks.
+    Copy(&'a [u8]),
+}
+
+/// A manifest block that fails authentication, as the error of a read.
+#[derive(Debug)]
+struct BlockFailed(u64);
+
+impl std::fmt::Display for BlockFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "manifest block {} fails authentication", self.0)
     }
-    Ok(encoded)
+}
+
+impl std::error::Error for BlockFailed {}
+
+/// The manifest's plaintext as a stream: each sealed block is read and
+/// authenticated when the decoder reaches it, so one block is held at a time.
+struct ManifestPlaintext<'a> {
+    source: SealedSource<'a>,
+    cipher: &'a BlockCipher,
+    first_block: u64,
+    block_count: u64,
+    /// Blocks opened so far.
+    next: u64,
+    block: Vec<u8>,
+    /// The plaintext of the current block not handed out yet: `block[start..end]`.
+    start: usize,
+    end: usize,
+    block_size: usize,
+}
+
+impl Read for ManifestPlaintext<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.start == self.end {
+            if self.next == self.block_count || out.is_empty() {
+                return Ok(0);
+            }
+            let stride = self.block.len();
+            let offset = self.next as usize * stride;
+            match &mut self.source {
+                SealedSource::Copy(copy) => self.block.copy_from_slice(&copy[offset..offset + stride]),
+                SealedSource::Drive { file, at } => {
+                    file.seek(SeekFrom::Start(*at + offset as u64))?;
+                    file.read_exact(&mut self.block)?;
+                }
+            }
+            let index = self.first_block + self.next;
+            if !self.cipher.open(index, BlockKind::Manifest, &mut self.block) {
+                return Err(std::io::Error::new(ErrorKind::InvalidData, BlockFailed(index)));
+            }
+            self.next += 1;
+            (self.start, self.end) = (0, self.block_size);
+        }
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.block[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

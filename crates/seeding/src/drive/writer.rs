@@ -39,10 +39,10 @@ use rayon::prelude::*;
 use super::block::{block_offset, capacity_blocks, BlockCipher, BlockKind};
 use super::header::{check_block_size, check_import_job, read_header, DriveHeader, ManifestLocation};
 use super::key_slot::{wrap_import, wrap_recovery};
-use super::manifest::{bound, validate_path, DriveManifest, FilePart, ManifestProblem};
+use super::manifest::{bound, check_length, validate_path, DriveManifest, FilePart, ManifestProblem};
 use super::{
     DriveError, DriveId, DriveTarget, RecoveryKey, SetId, DEFAULT_BLOCK_SIZE, FORMAT_VERSION, MAX_MANIFEST_BYTES,
-    MAX_PATH_BYTES,
+    MAX_MANIFEST_PARTS, MAX_MANIFEST_PATH_BYTES, MAX_PATH_BYTES,
 };
 
 /// Plaintext gathered before a batch of blocks is sealed and written (at least one
@@ -165,6 +165,8 @@ pub struct DriveWriter {
     stream_len: u64,
     parts: Vec<FilePart>,
     paths: HashSet<String>,
+    /// Bytes of all paths in `parts`, within [`MAX_MANIFEST_PATH_BYTES`].
+    path_bytes: u64,
     /// Upper bound of the manifest's encoding without the block digests.
     manifest_bound: u64,
     /// Set when a write failed: the drive's state is unknown, so it cannot be finished.
@@ -293,6 +295,7 @@ impl DriveWriter {
             stream_len: 0,
             parts: Vec::new(),
             paths: HashSet::new(),
+            path_bytes: 0,
             manifest_bound: bound::fixed(header.import_job.len()),
             failed: false,
             resealed_from: 0,
@@ -353,6 +356,13 @@ impl DriveWriter {
         let mut next = state.stream_start;
         let mut paths = HashSet::with_capacity(state.parts.len());
         let mut manifest_bound = bound::fixed(header.import_job.len());
+        let path_bytes: u64 = state.parts.iter().map(|part| part.path.len() as u64).sum();
+        if state.parts.len() as u64 > MAX_MANIFEST_PARTS || path_bytes > MAX_MANIFEST_PATH_BYTES {
+            return Err(inconsistent(format!(
+                "{} file parts with {path_bytes} bytes of paths, more than a drive holds",
+                state.parts.len()
+            )));
+        }
         for (k, part) in state.parts.iter().enumerate() {
             validate_path(&part.path).map_err(|reason| DriveError::BadPath { file: part.path.clone(), reason })?;
             let well_placed = part.stream_offset == next
@@ -404,6 +414,7 @@ impl DriveWriter {
             stream_len,
             parts: state.parts,
             paths,
+            path_bytes,
             manifest_bound,
             failed: false,
             resealed_from: state.blocks,
@@ -538,8 +549,17 @@ impl DriveWriter {
         if self.failed {
             return 0;
         }
+        if !self.takes_another_part(MAX_PATH_BYTES) {
+            return 0;
+        }
         self.max_stream_len(self.manifest_bound + bound::part(MAX_PATH_BYTES))
             .map_or(0, |max| max.saturating_sub(self.stream_len))
+    }
+
+    /// Whether the manifest may list one more file part with a path of `path_len`
+    /// bytes: readers refuse more parts or path bytes than the format allows.
+    fn takes_another_part(&self, path_len: usize) -> bool {
+        (self.parts.len() as u64) < MAX_MANIFEST_PARTS && self.path_bytes + path_len as u64 <= MAX_MANIFEST_PATH_BYTES
     }
 
     /// Appends bytes `[offset_in_file, offset_in_file + data.len())` of the file at
@@ -617,7 +637,8 @@ impl DriveWriter {
 
         let manifest_bound =
             if continues { self.manifest_bound } else { self.manifest_bound + bound::part(path.len()) };
-        let Some(max) = self.max_stream_len(manifest_bound).filter(|max| *max >= self.stream_len) else {
+        let room = continues || self.takes_another_part(path.len());
+        let Some(max) = self.max_stream_len(manifest_bound).filter(|max| room && *max >= self.stream_len) else {
             if data.is_empty() {
                 return Err(DriveError::DriveFull { path: self.path.display().to_string(), file: path.to_string() });
             }
@@ -643,6 +664,7 @@ impl DriveWriter {
                     stream_offset,
                 });
                 self.paths.insert(path.to_string());
+                self.path_bytes += path.len() as u64;
                 self.manifest_bound = manifest_bound;
             }
         }
@@ -723,10 +745,13 @@ impl DriveWriter {
         finished
             .check_fields()
             .map_err(|reason| DriveError::InvalidSpec(format!("the finished header is invalid: {reason}")))?;
+        check_length(&finished)
+            .map_err(|reason| DriveError::InvalidSpec(format!("the manifest is too large: {reason}")))?;
         manifest.check(&finished).map_err(|problem| {
             DriveError::InvalidSpec(match problem {
                 ManifestProblem::Damaged(reason) => format!("the manifest is invalid: {reason}"),
                 ManifestProblem::BadPath { file, reason } => format!("the manifest has a bad path {file:?}: {reason}"),
+                ManifestProblem::TooLarge(reason) => format!("the manifest is too large: {reason}"),
             })
         })?;
 
@@ -877,6 +902,26 @@ mod tests {
         let data = vec![1u8; 4096];
         assert_eq!(writer.write_file_part(&path, 4096, 0, &data).unwrap(), 4096);
         writer.finish(true).unwrap();
+    }
+
+    /// A drive takes file parts up to the number a reader accepts, then is full: a
+    /// drive diskprep writes is never one the station refuses as too large.
+    #[test]
+    fn a_drive_takes_as_many_file_parts_as_a_reader_accepts_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, public) = keys();
+        let target = DriveTarget::Image { path: dir.path().join("d.img"), size: 256 << 20 };
+        let (mut writer, _) = DriveWriter::create(&target, spec(public, 65536)).unwrap();
+        for n in 0..MAX_MANIFEST_PARTS {
+            writer.write_file_part(&format!("{n:x}"), 0, 0, &[]).unwrap();
+        }
+        assert_eq!(writer.remaining(), 0);
+        assert!(matches!(writer.write_file_part("one-more", 0, 0, &[]), Err(DriveError::DriveFull { .. })));
+        assert_eq!(writer.write_file_part("one-more", 1, 0, &[7]).unwrap(), 0, "a file with bytes is not taken either");
+        let summary = writer.finish(true).unwrap();
+        assert_eq!(summary.file_parts as u64, MAX_MANIFEST_PARTS);
+        let reader = DriveReader::open(&summary.path, &DriveKey::Import(secret)).unwrap();
+        assert_eq!(reader.manifest().files.len() as u64, MAX_MANIFEST_PARTS);
     }
 
     /// The stream a finished drive holds, every block verified.

@@ -7,7 +7,9 @@
 //! with it: the portal cannot show or do anything the API would refuse that
 //! principal.
 
-use axum::extract::{FromRequestParts, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -21,6 +23,7 @@ use crate::auth::Principal;
 
 use crate::db::portal::{PortalUserRow, SessionRow};
 use crate::secrets;
+use crate::sign_in_limit::Refusal;
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "offsite_session";
@@ -158,6 +161,7 @@ pub struct SignInForm {
 
 pub async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, PortalFailure> {
@@ -168,22 +172,44 @@ pub async fn sign_in(
         ));
     }
     let email = form.email.trim().to_lowercase();
-    if let Some(minutes) = state.sign_in_failures.blocked_for(&email) {
-        tracing::warn!(email = %email, "portal sign-in refused: too many failed attempts");
-        return Err(PortalFailure::TooManyAttempts(format!(
-            "too many failed sign-ins for this address: try again in {}",
-            offsite_api::size::plural(minutes, "minute")
-        )));
-    }
-    let user = state.db.portal_user_by_email(&email).await?;
+    // Counted before the password is checked, so a burst gets no more checks than the limit.
+    let attempt = match state.sign_in_failures.begin(&email, peer.ip()) {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            let (minutes, whence) = match refusal {
+                Refusal::FromThisSource { minutes } => (minutes, " from your network"),
+                Refusal::ForTheAddress { minutes } => (minutes, ""),
+            };
+            tracing::warn!(email = %email, source = %peer.ip(), ?refusal, "portal sign-in refused: too many failed attempts");
+            return Err(PortalFailure::TooManyAttempts(format!(
+                "too many failed sign-ins for this address{whence}: try again in {}",
+                offsite_api::size::plural(minutes, "minute")
+            )));
+        }
+    };
+    let user = match state.db.portal_user_by_email(&email).await {
+        Ok(user) => user,
+        Err(err) => {
+            attempt.withdraw();
+            return Err(err.into());
+        }
+    };
     // Without a user the password is still checked against a hash, so the answer
     // takes as long and says the same: addresses cannot be probed.
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.with(|h| h.clone()));
     let password = form.password;
-    let ok = secrets::verify_bounded(password, hash).await.map_err(PortalFailure::Internal)?;
+    state.sign_in_failures.password_checked();
+    let ok = match secrets::verify_bounded(password, hash).await {
+        Ok(ok) => ok,
+        Err(err) => {
+            attempt.withdraw();
+            return Err(PortalFailure::Internal(err));
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
-        state.sign_in_failures.failed(&email);
-        tracing::info!(email = %email, "portal sign-in refused");
+        // The attempt stays counted.
+        drop(attempt);
+        tracing::info!(email = %email, source = %peer.ip(), "portal sign-in refused");
         return Ok(Redirect::to("/portal/sign-in?failed=true").into_response());
     };
     let secret = secrets::random_hex();
@@ -194,8 +220,11 @@ pub async fn sign_in(
         csrf_token: secrets::random_hex(),
         expires: state.now().unix_timestamp() + SESSION_SECONDS,
     };
-    state.db.insert_session(&session, state.now().unix_timestamp()).await?;
-    state.sign_in_failures.succeeded(&email);
+    if let Err(err) = state.db.insert_session(&session, state.now().unix_timestamp()).await {
+        attempt.withdraw();
+        return Err(err.into());
+    }
+    attempt.succeeded();
     tracing::info!(user = %user.id, "portal sign-in");
     let mut response = Redirect::to("/portal/").into_response();
     set_cookie(&mut response, portal_cookie(SESSION_COOKIE, format!("{}.{secret}", session.id), SESSION_SECONDS));

@@ -109,6 +109,7 @@ impl Service {
             None,
             Some((storage.into(), options)),
             None,
+            |_| {},
         )
     }
 
@@ -120,16 +121,29 @@ impl Service {
         server.shutdown();
         drop(server);
         drop(rt);
-        Service::start_full(dir, seconds, database_url, None, smtp_url)
+        Service::start_full(dir, seconds, database_url, None, smtp_url, |_| {})
+    }
+
+    /// A service whose config `configure` changes first (its listen address and
+    /// data folder are the fixture's).
+    pub fn start_configured(configure: impl FnOnce(&mut ServerConfig)) -> Service {
+        Service::start_full(tempfile::tempdir().expect("a temporary folder"), 0, None, None, None, configure)
     }
 
     fn start_in(dir: tempfile::TempDir, clock_offset_seconds: i64, database_url: Option<String>) -> Service {
-        Service::start_full(dir, clock_offset_seconds, database_url, None, None)
+        Service::start_full(dir, clock_offset_seconds, database_url, None, None, |_| {})
     }
 
     /// A service that sends notification e-mails through the SMTP relay at `url`.
     pub fn start_with_smtp(url: &str) -> Service {
-        Service::start_full(tempfile::tempdir().expect("a temporary folder"), 0, None, None, Some(url.to_string()))
+        Service::start_full(
+            tempfile::tempdir().expect("a temporary folder"),
+            0,
+            None,
+            None,
+            Some(url.to_string()),
+            |_| {},
+        )
     }
 
     fn start_full(
@@ -138,6 +152,7 @@ impl Service {
         database_url: Option<String>,
         storage: Option<(String, Vec<(String, String)>)>,
         smtp_url: Option<String>,
+        configure: impl FnOnce(&mut ServerConfig),
     ) -> Service {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -157,6 +172,7 @@ impl Service {
             config.storage = Some(url);
             config.storage_options = options;
         }
+        configure(&mut config);
         let server = rt.block_on(Server::start(config)).expect("the service starts");
         let operator = OperatorCredentials::read(&server.operator_credentials).expect("operator credentials");
         let client = |pooled: bool| {

@@ -49,7 +49,7 @@ pub fn assess(current: ProtectionSettings, change: &ProtectionChange) -> Result<
                     SOFT_DELETE_DAYS.end()
                 )));
             }
-            weakens |= current.soft_delete_days.is_none_or(|now| days < now);
+            weakens |= current.soft_delete_days.is_some_and(|now| days < now);
             next.soft_delete_days = Some(days);
         }
     }

@@ -85,6 +85,8 @@ fn events_reach_email_and_a_signed_webhook_once_each() {
     let service = Service::start_with_smtp(&smtp.url());
     let tenant = service.tenant("alpha");
     let subscription = service.client(&tenant.subscription_token);
+    // The fixture's own webhook (nothing listens there) is not this test's.
+    subscription.remove_notification_channel(&tenant.subscription_id, &tenant.notification_channel_id).unwrap();
     let receiver = Receiver::start(0);
     let hook = CreateNotificationChannel { webhook_url: Some(receiver.url.clone()), ..Default::default() };
     let created = subscription.add_notification_channel(&tenant.subscription_id, &hook).unwrap();
@@ -173,6 +175,8 @@ fn a_failing_receiver_is_retried_and_a_missed_backup_is_reported() {
     let service = Service::start();
     let tenant = service.tenant("alpha");
     let subscription = service.client(&tenant.subscription_token);
+    // The fixture's own webhook (nothing listens there) is not this test's.
+    subscription.remove_notification_channel(&tenant.subscription_id, &tenant.notification_channel_id).unwrap();
     // No SMTP relay: an e-mail channel is refused, naming what is missing.
     let mail = CreateNotificationChannel { email: Some("ops@alpha.example".into()), ..Default::default() };
     let refused = subscription.add_notification_channel(&tenant.subscription_id, &mail).unwrap_err();

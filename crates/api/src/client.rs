@@ -482,9 +482,15 @@ impl Client {
     }
 
     /// An operator's decision on a request.
-    pub fn decide_protection_request(&self, request_id: &str, approve: bool) -> ApiResult<ProtectionRequest> {
+    pub fn decide_protection_request(
+        &self,
+        request_id: &str,
+        approve: bool,
+        note: Option<&str>,
+    ) -> ApiResult<ProtectionRequest> {
         let verb = if approve { "approve" } else { "reject" };
-        self.post(&format!("/protection-requests/{request_id}/{verb}"), &serde_json::json!({}))
+        let decision = ProtectionDecision { note: note.map(str::to_string) };
+        self.post(&format!("/protection-requests/{request_id}/{verb}"), &decision)
     }
 
     pub fn add_notification_channel(

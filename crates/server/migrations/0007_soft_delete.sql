@@ -33,7 +33,9 @@ CREATE TABLE protection_requests (
     requested_by TEXT NOT NULL,
     state TEXT NOT NULL,
     decided BIGINT,
-    decided_by TEXT
+    decided_by TEXT,
+    -- What the operator said with the decision.
+    decision_note TEXT
 );
 CREATE INDEX protection_requests_vault ON protection_requests (vault_id);
 

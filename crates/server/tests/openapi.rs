@@ -46,7 +46,10 @@ const KNOWN: &[(&str, &str)] = &[
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 /// Served without a credential, outside the documented API.
-const PUBLIC: &[&str] = &["/healthz", "/metrics", "/api/v1/openapi.json"];
+/// Outside the documented API: health and the document need no credential,
+/// `/metrics` the operator's (tests/credentials.rs checks who else is refused).
+const PUBLIC: &[&str] = &["/healthz", "/api/v1/openapi.json"];
+const OUTSIDE_THE_API: &[&str] = &["/healthz", "/metrics", "/api/v1/openapi.json"];
 
 fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     let mut found = Vec::new();
@@ -99,8 +102,8 @@ fn the_document_is_openapi_3_and_lists_every_operation() {
         operations(&doc).into_iter().map(|(method, path, _)| (method, path)).collect();
     let missing: Vec<_> = KNOWN.iter().filter(|(m, p)| !documented.contains(&(m.to_string(), p.to_string()))).collect();
     assert!(missing.is_empty(), "operations the service has but its document lacks: {missing:?}");
-    for public in PUBLIC {
-        assert!(doc["paths"].get(*public).is_none(), "{public} is public and not part of the documented API");
+    for outside in OUTSIDE_THE_API {
+        assert!(doc["paths"].get(*outside).is_none(), "{outside} is not part of the documented API");
     }
     for (_, path, _) in operations(&doc) {
         assert!(path.starts_with("/api/v1/"), "{path} is outside /api/v1");
@@ -233,7 +236,7 @@ fn the_router_serves_exactly_what_the_document_lists() {
 }
 
 #[test]
-fn health_metrics_and_the_document_need_no_credential() {
+fn health_and_the_document_need_no_credential_and_metrics_the_operators() {
     let service = Service::start();
     for path in PUBLIC {
         let reply = service.call("GET", path, None, &Body::Empty);
@@ -241,7 +244,7 @@ fn health_metrics_and_the_document_need_no_credential() {
     }
     assert_eq!(service.call("GET", "/healthz", None, &Body::Empty).text().trim(), "ok");
     // The metrics count requests, so after a few there is something to show.
-    let metrics = service.call("GET", "/metrics", None, &Body::Empty).text();
+    let metrics = service.call("GET", "/metrics", Some(&service.operator_token), &Body::Empty).text();
     assert!(metrics.contains("offsite_http_requests_total"), "{metrics}");
 }
 

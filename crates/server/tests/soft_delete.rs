@@ -220,7 +220,7 @@ fn an_immutable_vault_keeps_young_recovery_points_and_a_lock_is_final() {
         }
     }
     // The request made before the lock cannot slip through either.
-    let late = service.operator().decide_protection_request(&tenant.protection_request_id, true).unwrap_err();
+    let late = service.operator().decide_protection_request(&tenant.protection_request_id, true, None).unwrap_err();
     assert_eq!(late.status(), Some(409), "{late}");
     // Past the minimum retention, the point may go.
     let service = service.restart_with_clock_offset(31 * DAY);
@@ -252,13 +252,13 @@ fn weakening_the_protection_waits_for_an_operator() {
     let machine = service.client(&tenant.machine_token);
     assert_eq!(machine.change_vault_protection(&tenant.vault_id, &back).unwrap_err().status(), Some(404));
     // The subscription cannot approve its own request.
-    let own = subscription.decide_protection_request(&tenant.protection_request_id, true).unwrap_err();
+    let own = subscription.decide_protection_request(&tenant.protection_request_id, true, None).unwrap_err();
     assert_eq!(own.status(), Some(403), "{own}");
 
     let pending = operator.protection_requests().unwrap();
     assert_eq!(pending.len(), 2, "{pending:?}");
-    operator.decide_protection_request(&asked.request.unwrap().id, false).unwrap();
-    let approved = operator.decide_protection_request(&tenant.protection_request_id, true).unwrap();
+    operator.decide_protection_request(&asked.request.unwrap().id, false, None).unwrap();
+    let approved = operator.decide_protection_request(&tenant.protection_request_id, true, None).unwrap();
     assert_eq!(approved.decided_by.as_deref(), Some("operator"));
     let protection = subscription.vault_protection(&tenant.vault_id).unwrap();
     assert_eq!(protection.soft_delete_days, None, "{protection:?}");

@@ -92,6 +92,18 @@ pub struct ProtectionRequest {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub decided: Option<OffsetDateTime>,
     pub decided_by: Option<String>,
+    /// What the operator said with the decision.
+    #[serde(default)]
+    pub decision_note: Option<String>,
+}
+
+/// An operator's decision on a request, with why.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectionDecision {
+    /// Why (e.g. "confirmed by phone with the customer's IT lead"); kept with the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -50,9 +50,18 @@ pub(super) enum ProtectionRequestCommand {
     /// Pending requests: all for an operator, the subscription's own otherwise.
     List,
     /// Approve a request: its change applies to the vault (operator).
-    Approve { id: String },
+    Approve {
+        id: String,
+        /// Why, kept with the request (e.g. who confirmed it, how).
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Reject a request: the vault keeps its protection (operator).
-    Reject { id: String },
+    Reject {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 fn parse_immutability(text: &str) -> Result<Immutability, String> {
@@ -175,9 +184,9 @@ pub(super) fn protection_request(session: &Session, command: &ProtectionRequestC
                 print_request(r);
             }
         }),
-        ProtectionRequestCommand::Approve { id } | ProtectionRequestCommand::Reject { id } => {
+        ProtectionRequestCommand::Approve { id, note } | ProtectionRequestCommand::Reject { id, note } => {
             let approve = matches!(command, ProtectionRequestCommand::Approve { .. });
-            let decided = session.client.decide_protection_request(id, approve)?;
+            let decided = session.client.decide_protection_request(id, approve, note.as_deref())?;
             session.show(&decided, |r| {
                 println!("request {} {}: vault {}", r.id, r.state, r.vault_id);
                 print_request(r);

@@ -46,6 +46,7 @@ fn request_row(row: &AnyRow) -> DbResult<ProtectionRequest> {
         state: enum_from(&state)?,
         decided: row.try_get::<Option<i64>, _>("decided")?.map(time_of),
         decided_by: row.try_get("decided_by")?,
+        decision_note: row.try_get("decision_note")?,
     })
 }
 
@@ -153,14 +154,16 @@ impl Db {
         id: &str,
         state: ProtectionRequestState,
         decided_by: &str,
+        note: Option<&str>,
     ) -> DbResult<bool> {
         let changed = sqlx::query(
-            "UPDATE protection_requests SET state = $1, decided = $2, decided_by = $3 \
-             WHERE id = $4 AND state = 'pending'",
+            "UPDATE protection_requests SET state = $1, decided = $2, decided_by = $3, decision_note = $4 \
+             WHERE id = $5 AND state = 'pending'",
         )
         .bind(enum_text(&state))
         .bind(self.now())
         .bind(decided_by)
+        .bind(note)
         .bind(id)
         .execute(self.pool())
         .await?

@@ -9,7 +9,7 @@ use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use offsite_api::types::{Immutability, ProtectionRequest, Undelete};
+use offsite_api::types::{Immutability, ProtectionDecision, ProtectionRequest, Undelete};
 
 use super::layout::{bytes, page, when, when_opt, PortalFailure};
 use super::session::SignedIn;
@@ -203,7 +203,8 @@ async fn decide(
         return Err(crate::error::Failure::not_found("this page").into());
     }
     who.check_csrf(&form.csrf)?;
-    let decided = protection::decide(&state, &who.principal, &request_id, approve).await?;
+    let note = Some(format!("decided in the portal by {}", who.user.email));
+    let decided = protection::decide(&state, &who.principal, &request_id, approve, ProtectionDecision { note }).await?;
     tracing::warn!(request = %decided.id, user = %who.user.id, state = %decided.state, "protection request decided in the portal");
     Ok(Redirect::to("/portal/operator").into_response())
 }

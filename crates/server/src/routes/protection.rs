@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{
-    Alert, ErrorBody, ProtectionChange, ProtectionChangeOutcome, ProtectionRequest, VaultProtection,
+    Alert, ErrorBody, ProtectionChange, ProtectionChangeOutcome, ProtectionDecision, ProtectionRequest, VaultProtection,
 };
 
 use super::ApiJson;
@@ -69,28 +69,30 @@ async fn list_protection_requests(
 
 /// An operator approves a pending request: its change applies to the vault.
 #[utoipa::path(post, path = "/protection-requests/{request_id}/approve", tag = "protection", security(("bearer" = [])),
-    params(("request_id" = String, Path)),
+    params(("request_id" = String, Path)), request_body = ProtectionDecision,
     responses((status = 200, body = ProtectionRequest), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn approve_protection_request(
     State(state): State<AppState>,
     principal: Principal,
     Path(request_id): Path<String>,
+    ApiJson(decision): ApiJson<ProtectionDecision>,
 ) -> ApiResult<Json<ProtectionRequest>> {
-    Ok(Json(protection::decide(&state, &principal, &request_id, true).await?))
+    Ok(Json(protection::decide(&state, &principal, &request_id, true, decision).await?))
 }
 
 /// An operator rejects a pending request: the vault keeps its protection.
 #[utoipa::path(post, path = "/protection-requests/{request_id}/reject", tag = "protection", security(("bearer" = [])),
-    params(("request_id" = String, Path)),
+    params(("request_id" = String, Path)), request_body = ProtectionDecision,
     responses((status = 200, body = ProtectionRequest), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn reject_protection_request(
     State(state): State<AppState>,
     principal: Principal,
     Path(request_id): Path<String>,
+    ApiJson(decision): ApiJson<ProtectionDecision>,
 ) -> ApiResult<Json<ProtectionRequest>> {
-    Ok(Json(protection::decide(&state, &principal, &request_id, false).await?))
+    Ok(Json(protection::decide(&state, &principal, &request_id, false, decision).await?))
 }
 
 /// A subscription's alerts (mass deletions by a machine), newest first.

@@ -5,8 +5,8 @@
 //! vault's immutability never changes again.
 
 use offsite_api::types::{
-    Alert, Immutability, NotificationKind, ProtectionChange, ProtectionChangeOutcome, ProtectionRequest,
-    ProtectionRequestState, VaultProtection, MIN_RETENTION_DAYS, SOFT_DELETE_DAYS,
+    Alert, Immutability, NotificationKind, ProtectionChange, ProtectionChangeOutcome, ProtectionDecision,
+    ProtectionRequest, ProtectionRequestState, VaultProtection, MIN_RETENTION_DAYS, SOFT_DELETE_DAYS,
 };
 
 use crate::db::protection::ProtectionSettings;
@@ -161,6 +161,7 @@ pub async fn change(
         state: ProtectionRequestState::Pending,
         decided: None,
         decided_by: None,
+        decision_note: None,
     };
     state.db.insert_protection_request(&request).await?;
     let event = notify::Event::new(
@@ -194,14 +195,18 @@ pub async fn decide(
     principal: &Principal,
     request_id: &str,
     approve: bool,
+    decision: ProtectionDecision,
 ) -> ApiResult<ProtectionRequest> {
     principal.require_operator()?;
+    if decision.note.as_ref().is_some_and(|n| n.len() > 1000) {
+        return Err(Failure::BadRequest("a decision's note is at most 1000 bytes".into()));
+    }
     let missing = || Failure::not_found(format!("protection request {request_id}"));
     let request = state.db.protection_request(request_id).await?.ok_or_else(missing)?;
     if request.state != ProtectionRequestState::Pending {
         return Err(Failure::Conflict(format!("protection request {request_id} was {} already", request.state)));
     }
-    let decision = if approve {
+    let outcome = if approve {
         let assessment = assess(settings_of(state, &request.vault_id).await?, &request.change)?;
         if !state.db.set_protection_settings(&request.vault_id, assessment.next).await? {
             return Err(Failure::Conflict("the vault's immutability was locked meanwhile; reject the request".into()));
@@ -210,10 +215,11 @@ pub async fn decide(
     } else {
         ProtectionRequestState::Rejected
     };
-    if !state.db.decide_protection_request(&request.id, decision, &actor(principal)).await? {
+    if !state.db.decide_protection_request(&request.id, outcome, &actor(principal), decision.note.as_deref()).await? {
         return Err(Failure::Conflict(format!("protection request {request_id} was decided meanwhile")));
     }
-    tracing::warn!(request = %request.id, vault = %request.vault_id, %decision, "protection request decided");
+    tracing::warn!(request = %request.id, vault = %request.vault_id, %outcome, note = ?decision.note,
+        "protection request decided");
     state.db.protection_request(&request.id).await?.ok_or_else(missing)
 }
 

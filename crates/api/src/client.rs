@@ -132,6 +132,17 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The drive an ingested part comes from: its id and the fingerprint of its
+/// header as the station read it, which the service checks against the one
+/// diskprep registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDrive {
+    /// Hex.
+    pub drive_id: String,
+    /// 64 hex digits.
+    pub fingerprint: String,
+}
+
 impl Client {
     /// A client of the service at `endpoint` presenting `token`.
     pub fn new(endpoint: &ServiceEndpoint, token: &str) -> ApiResult<Client> {
@@ -407,6 +418,27 @@ impl Client {
         self.json(response)
     }
 
+    /// Issues a credential for one of the datacenter's ingest stations (operators),
+    /// returned once.
+    pub fn issue_station_credential(
+        &self,
+        datacenter_id: &str,
+        valid_days: Option<u32>,
+    ) -> ApiResult<StationCredentialIssued> {
+        self.post(&format!("/datacenters/{datacenter_id}/station-credentials"), &IssueStationCredential { valid_days })
+    }
+
+    pub fn station_credentials(&self, datacenter_id: &str) -> ApiResult<Vec<StationCredential>> {
+        self.get(&format!("/datacenters/{datacenter_id}/station-credentials"))
+    }
+
+    /// Revokes a station credential: every request with it is refused from now on.
+    pub fn revoke_station_credential(&self, datacenter_id: &str, credential_id: &str) -> ApiResult<StationCredential> {
+        let path = format!("/datacenters/{datacenter_id}/station-credentials/{credential_id}");
+        let response = self.send(self.request(Method::DELETE, &path))?;
+        self.json(response)
+    }
+
     pub fn list_subscriptions(&self) -> ApiResult<Vec<Subscription>> {
         self.get("/subscriptions")
     }
@@ -627,16 +659,17 @@ impl Client {
         self.post(&format!("/import-jobs/{import_job_id}/drives"), spec)
     }
 
-    /// Uploads one part of an ingested file (operators): `length` bytes at
-    /// `offset` of the file `path` of `file_size` bytes, from drive `drive_id`,
-    /// streamed from `body` in the chunks it yields. A part covering the whole file
-    /// is stored as the file. An error from `body` aborts the upload, and the
-    /// service stores nothing of it.
+    /// Uploads one part of an ingested file (the datacenter's station, operators):
+    /// `length` bytes at `offset` of the file `path` of `file_size` bytes, from
+    /// `drive` (which must be registered with the job, with this header), streamed
+    /// from `body` in the chunks it yields. A part covering the whole file is stored
+    /// as the file. An error from `body` aborts the upload, and the service stores
+    /// nothing of it.
     #[allow(clippy::too_many_arguments)]
     pub fn put_import_file<S>(
         &self,
         import_job_id: &str,
-        drive_id: &str,
+        drive: &SourceDrive,
         path: &str,
         offset: u64,
         file_size: u64,
@@ -653,7 +686,8 @@ impl Client {
             .append_pair("path", path)
             .append_pair("offset", &offset.to_string())
             .append_pair("file_size", &file_size.to_string())
-            .append_pair("drive_id", drive_id);
+            .append_pair("drive_id", &drive.drive_id)
+            .append_pair("fingerprint", &drive.fingerprint);
         // A bearer credential (the station's): a streamed body is not signed.
         let authorization = self.authorization(&Method::PUT, &url, &[])?;
         let request = self

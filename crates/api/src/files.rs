@@ -344,6 +344,54 @@ impl OperatorCredentials {
     }
 }
 
+// ---------------------------------------------------------------- station credentials
+
+/// A datacenter's station credential, which `offsite admin datacenter
+/// station-credential issue` writes for an ingest station (TOML, mode 0600): it
+/// receives and ingests the import jobs shipped to that datacenter and nothing
+/// else, so the operator's credentials stay off the station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationCredentials {
+    pub url: String,
+    pub fingerprint: String,
+    /// The datacenter's id and name, for people and messages.
+    pub datacenter_id: String,
+    pub datacenter: String,
+    pub token: String,
+}
+
+impl StationCredentials {
+    const WHAT: &'static str = "station credentials";
+
+    pub fn endpoint(&self) -> ServiceEndpoint {
+        ServiceEndpoint { url: self.url.clone(), fingerprint: self.fingerprint.clone() }
+    }
+
+    pub fn read(path: &Path) -> Result<Self, FileError> {
+        let invalid = |reason: String| FileError::Invalid { path: path.into(), what: Self::WHAT, reason };
+        let creds: StationCredentials =
+            toml::from_str(&read_capped(path, Self::WHAT)?).map_err(|e| invalid(e.to_string()))?;
+        creds.endpoint().check().map_err(invalid)?;
+        if creds.token.is_empty() {
+            return Err(invalid("the token is empty".into()));
+        }
+        Ok(creds)
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), FileError> {
+        let text = toml::to_string(self)
+            .map_err(|e| FileError::Write { path: path.into(), source: std::io::Error::other(e) })?;
+        write_secret_file(
+            path,
+            &format!(
+                "# offsite station credentials of datacenter {}: keep this file private, on its ingest stations only\n{text}",
+                self.datacenter
+            ),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +424,22 @@ mod tests {
             registration_secret: "reg.secret".into(),
         };
         assert_eq!(VaultCredentials::parse(&creds.to_xml()).unwrap(), creds);
+    }
+
+    #[test]
+    fn station_credentials_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("station.credentials");
+        let endpoint = endpoint();
+        let creds = StationCredentials {
+            url: endpoint.url,
+            fingerprint: endpoint.fingerprint,
+            datacenter_id: "dc_1".into(),
+            datacenter: "west".into(),
+            token: "stn_1.secret".into(),
+        };
+        creds.write(&path).unwrap();
+        assert_eq!(StationCredentials::read(&path).unwrap(), creds);
     }
 
     #[test]

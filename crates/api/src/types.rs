@@ -295,6 +295,42 @@ pub struct Datacenter {
     pub import_public_key: String,
 }
 
+/// One of a datacenter's station credentials, without its secret: what an ingest
+/// station presents to receive packages and ingest drives of the import jobs
+/// shipped to that datacenter, and nothing else. The id is the part of the token
+/// before the dot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StationCredential {
+    pub id: String,
+    pub datacenter_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+    /// When it stops working by itself, if ever.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires: Option<OffsetDateTime>,
+    /// When it was revoked; it has not worked since.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked: Option<OffsetDateTime>,
+}
+
+/// Asks for a new station credential of a datacenter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueStationCredential {
+    /// Days until it stops working (1 to 3650); without it, until revoked.
+    pub valid_days: Option<u32>,
+}
+
+/// A new station credential, returned once: only its hash is stored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StationCredentialIssued {
+    pub credential: StationCredential,
+    pub station_credential: String,
+}
+
 /// A file of a machine's repository, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RepositoryFile {
@@ -320,6 +356,11 @@ pub enum WhoAmI {
         application_id: String,
         subscription_id: String,
         thumbprint: String,
+    },
+    /// A datacenter's ingest station (a station credential).
+    Station {
+        credential_id: String,
+        datacenter_id: String,
     },
 }
 
@@ -428,10 +469,12 @@ pub struct ImportJobDriveSpec {
     pub drive_id: String,
     /// The drive's place in the drive set, from 0.
     pub index: u32,
-    /// The drive header's fingerprint (64 hex digits), so the ingest station can
-    /// tell the drive diskprep registered from another with the same id.
+    /// The drive header's fingerprint (64 hex digits), so the ingest station and
+    /// the service can tell the drive diskprep registered from another with the
+    /// same id. Required: the service takes files only from drives registered
+    /// with it (an `Option` only so that a request without it hears which drive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "5d1c1f0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccd")]
+    #[schema(required = true, example = "5d1c1f0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccd")]
     pub fingerprint: Option<String>,
     /// How many bytes of the staging location the drive holds, so ingest progress
     /// can be shown against it.
@@ -476,7 +519,8 @@ pub struct ImportJobDrive {
     pub drive_id: String,
     pub index: u32,
     pub state: ImportDriveState,
-    /// The drive header's fingerprint diskprep registered, if any.
+    /// The drive header's fingerprint diskprep registered (none only for a drive
+    /// registered before fingerprints were required: it brings no files).
     #[serde(default)]
     pub fingerprint: Option<String>,
     /// The ingest logs the datacenter stored for this drive (`error`, `verbose`):

@@ -270,7 +270,7 @@ fn bad_drives_and_bad_input_are_named() {
     // Ingest before the package is received: the drive is refused (17), told to
     // receive first with a command that works as printed, and nothing changes.
     let shipped = states();
-    let receive = format!("offsite datacenter --operator-credentials {} receive --job {JOB}", utf8(&service.operator));
+    let receive = format!("offsite datacenter --station-credentials {} receive --job {JOB}", utf8(&site.station));
     site.ingest(&service, &site.drive(1)).code(17).stderr_has("was not received").stderr_has(&receive);
     assert_eq!(states(), shipped, "a refused drive changed the job");
     site.datacenter(&service, &["receive", "--job", JOB]).run().ok();
@@ -285,8 +285,8 @@ fn bad_drives_and_bad_input_are_named() {
         .ok();
     offsite([
         "datacenter",
-        "--operator-credentials",
-        utf8(&service.operator),
+        "--station-credentials",
+        utf8(&site.station),
         "ingest",
         "--drive",
         utf8(&site.drive(2)),
@@ -299,6 +299,13 @@ fn bad_drives_and_bad_input_are_named() {
     .stderr_has("Nothing was recorded against the drive");
     assert_eq!(states(), received, "the wrong key changed the drive or the job");
     assert_eq!(site.job_state(), "received");
+    // Another datacenter's station credential does not even see the job.
+    let ams2_station = root.join("ams2.station-credentials");
+    service.admin(["datacenter", "station-credential", "issue", "ams2", "--output", utf8(&ams2_station)]).run().ok();
+    offsite(["datacenter", "--station-credentials", utf8(&ams2_station), "status", "--job", JOB])
+        .run()
+        .code(1)
+        .stderr_has("does not exist, or you may not see it");
 
     // Not a drive at all.
     let junk = root.join("junk.img");
@@ -329,11 +336,20 @@ fn bad_drives_and_bad_input_are_named() {
     }
     // A station given a done drive of that job says what to do next.
     site.ingest(&service, &site.drive(2)).code(17).stderr_has("ingested already").stderr_has(&format!(
-        "`offsite datacenter --operator-credentials {} package --job {JOB}` assembles its files",
-        utf8(&service.operator)
+        "`offsite datacenter --station-credentials {} package --job {JOB}` assembles its files",
+        utf8(&site.station)
     ));
     let packaged = site.datacenter(&service, &["package", "--job", JOB, "--json"]).run().ok().json();
     assert_eq!(packaged["state"], "packaging", "{packaged}");
     let note = packaged["timeline"].as_array().and_then(|t| t.last()).map(|e| e["message"].to_string());
     assert!(note.as_deref().is_some_and(|n| n.contains("diskprep --repair")), "{packaged}");
+
+    // The station's steps are recorded as its credential's, and revoking it
+    // locks the station out at once (exit 14, the refused credential).
+    let listed = service.admin(["datacenter", "station-credential", "list", "ams1", "--json"]).run().ok().json();
+    let id = listed[0]["id"].as_str().expect("the station credential is listed").to_string();
+    let job = operator.find_import_job(JOB).unwrap();
+    assert!(job.timeline.iter().any(|e| e.actor == format!("station {id}")), "{:?}", job.timeline);
+    service.admin(["datacenter", "station-credential", "revoke", "ams1", &id]).run().ok().stdout_has("revoked");
+    site.datacenter(&service, &["status", "--job", JOB]).run().code(14).stderr_has("station credential was revoked");
 }

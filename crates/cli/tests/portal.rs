@@ -235,11 +235,11 @@ async fn customers_and_operators_follow_the_offline_seeding_in_a_browser() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let station = {
         let drives: Vec<PathBuf> = (1..=drives as u32).map(|n| site.drive(n)).collect();
-        let operator_credentials = service.operator.clone();
+        let station_credentials = site.station.clone();
         let import_key = site.import_key.clone();
         std::thread::spawn(move || {
             for drive in drives {
-                ingest(&operator_credentials, &import_key, &drive).ok();
+                ingest(&station_credentials, &import_key, &drive).ok();
             }
         })
     };

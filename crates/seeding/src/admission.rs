@@ -6,8 +6,8 @@
 //! fingerprint diskprep registered, whether it was ingested already). A drive
 //! of another job, a drive of an earlier or abandoned preparation of the same job,
 //! a drive sent again after it was ingested, and a header that is not the one
-//! registered (an old header of the drive, or a forged one) are each refused with
-//! their own [`AdmissionError`]. [`Admitted`] carries the header's fingerprint, and
+//! registered (an old header of the drive, or a forged one, or a drive registered
+//! without a header) are each refused with their own [`AdmissionError`]. [`Admitted`] carries the header's fingerprint, and
 //! [`crate::ingest::ingest_admitted`] refuses a drive whose authenticated header is
 //! not the admitted one (the drive was swapped between the check and the reading).
 
@@ -20,7 +20,8 @@ use crate::drive::{peek_header_unauthenticated, DriveError, PublicHeaderInfo};
 pub struct RegisteredDrive {
     /// Hex.
     pub drive_id: String,
-    /// Hex BLAKE3 of the header diskprep wrote, when it registered one.
+    /// Hex BLAKE3 of the header diskprep wrote. A drive registered without one
+    /// (by a version before fingerprints) is not admitted.
     pub fingerprint: Option<String>,
     /// Its ingest has finished (completed, completed with more info) or it was
     /// sent back: presenting it again is a replay.
@@ -60,6 +61,9 @@ pub enum AdmissionError {
     #[error("the header of the drive at {path} (drive {drive_id}) is not the one diskprep registered for import job {job}: an old header of this drive (it was prepared again) or a forged one; set it aside to ship it back")]
     NotTheRegisteredHeader { path: String, drive_id: String, job: String },
 
+    #[error("drive {drive_id} at {path} was registered with import job {job} without its header's fingerprint, so the service takes no files from it: set it aside to ship it back, and send its files on a repair drive (`offsite diskprep --repair` on the copy computer registers the new drive with its fingerprint)")]
+    NoRegisteredHeader { path: String, drive_id: String, job: String },
+
     #[error("drive {drive_id} at {path} of import job {job} was ingested already ({state}): it was sent again; set it aside to ship it back")]
     AlreadyIngested { path: String, drive_id: String, job: String, state: String },
 
@@ -91,10 +95,13 @@ pub fn check(path: &Path, header: PublicHeaderInfo, job: &RegisteredJob) -> Resu
     let Some(registered) = job.drives.iter().find(|d| d.drive_id.eq_ignore_ascii_case(&drive_id)) else {
         return Err(AdmissionError::NotInJob { path: shown, drive_id, job: job.name.clone() });
     };
-    if let Some(fingerprint) = &registered.fingerprint {
-        if !fingerprint.eq_ignore_ascii_case(&hex::encode(header.fingerprint)) {
-            return Err(AdmissionError::NotTheRegisteredHeader { path: shown, drive_id, job: job.name.clone() });
-        }
+    // Only the header diskprep registered brings files: the service refuses
+    // uploads from any other, and from a drive registered without one.
+    let Some(fingerprint) = &registered.fingerprint else {
+        return Err(AdmissionError::NoRegisteredHeader { path: shown, drive_id, job: job.name.clone() });
+    };
+    if !fingerprint.eq_ignore_ascii_case(&hex::encode(header.fingerprint)) {
+        return Err(AdmissionError::NotTheRegisteredHeader { path: shown, drive_id, job: job.name.clone() });
     }
     if let Some(state) = &registered.done {
         return Err(AdmissionError::AlreadyIngested {

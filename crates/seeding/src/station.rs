@@ -17,6 +17,7 @@ use std::path::Path;
 use backon::{BlockingRetryable, ExponentialBuilder};
 
 use offsite_api::client::ApiResult;
+use offsite_api::client::SourceDrive;
 use offsite_api::size::plural;
 use offsite_api::types::{
     DriveStateUpdate, ImportDriveState, ImportFile, ImportJobNote, ImportJobState, ImportJobView, ImportPart,
@@ -27,7 +28,8 @@ use crate::admission::{self, AdmissionError, Admitted, RegisteredDrive, Register
 use crate::drive::{peek_header_unauthenticated, DriveError, DriveKey};
 use crate::ingest::{self, IngestProgress, IngestReport, PartBody, PartToUpload, PartUploader, UploadError};
 
-/// The service calls a station makes (operator credentials). Errors are the
+/// The service calls a station makes (a station credential of the job's
+/// datacenter, or the operator's). Errors are the
 /// client's: they say whether they pass ([`ApiError::is_transient`]) and which
 /// HTTP status refused ([`ApiError::status`]), which is all the station's rules
 /// look at. A trait so that the rules can be tried without HTTP.
@@ -50,9 +52,16 @@ pub trait StationService: Sync {
     fn import_files(&self, job_id: &str) -> ApiResult<Vec<ImportFile>>;
     /// The parts of files the job's container holds, awaiting packaging.
     fn import_parts(&self, job_id: &str) -> ApiResult<Vec<ImportPart>>;
-    /// Stores one part of a file from drive `drive_id`, streaming `body`; nothing
-    /// of it is stored when `body` fails.
-    fn put_import_file_part(&self, job_id: &str, drive_id: &str, part: &PartToUpload, body: PartBody) -> ApiResult<()>;
+    /// Stores one part of a file from `drive`, streaming `body`; nothing of it is
+    /// stored when `body` fails. The service takes it only from a drive registered
+    /// with the job with this header fingerprint.
+    fn put_import_file_part(
+        &self,
+        job_id: &str,
+        drive: &SourceDrive,
+        part: &PartToUpload,
+        body: PartBody,
+    ) -> ApiResult<()>;
     /// Assembles the ingested parts into files.
     fn package_import_job(&self, job_id: &str, note: &ImportJobNote) -> ApiResult<ImportJobView>;
 }
@@ -91,8 +100,14 @@ impl StationService for Client {
         Client::import_parts(self, job_id)
     }
 
-    fn put_import_file_part(&self, job_id: &str, drive_id: &str, part: &PartToUpload, body: PartBody) -> ApiResult<()> {
-        self.put_import_file(job_id, drive_id, &part.path, part.offset_in_file, part.file_size, body, part.length)
+    fn put_import_file_part(
+        &self,
+        job_id: &str,
+        drive: &SourceDrive,
+        part: &PartToUpload,
+        body: PartBody,
+    ) -> ApiResult<()> {
+        self.put_import_file(job_id, drive, &part.path, part.offset_in_file, part.file_size, body, part.length)
     }
 
     fn package_import_job(&self, job_id: &str, note: &ImportJobNote) -> ApiResult<ImportJobView> {
@@ -350,6 +365,9 @@ impl<S: StationService> Station<S> {
         progress: &(dyn Fn(&IngestProgress) + Sync),
     ) -> Result<IngestOutcome, StationError> {
         let AdmittedDrive { job, admitted, drive_id, state: listed } = drive;
+        // The header checked at admission; ingest reads the drive only if its
+        // authenticated header is this one.
+        let source = SourceDrive { drive_id: drive_id.clone(), fingerprint: hex::encode(admitted.header.fingerprint) };
         let start_transfer = || -> Result<(), StationError> {
             if listed == ImportDriveState::Specified {
                 self.set_drive_state(&job.id, &drive_id, ImportDriveState::Received, None)?;
@@ -375,7 +393,7 @@ impl<S: StationService> Station<S> {
             }
         };
         start_transfer()?;
-        let uploader = ServiceUploader::new(self, &job.id, &drive_id)?;
+        let uploader = ServiceUploader::new(self, &job.id, source)?;
         let report = opened.ingest(&uploader, progress);
         self.put_log(&job.id, &drive_id, "verbose", &report.verbose_log)?;
         if !report.error_log.is_empty() {
@@ -500,7 +518,7 @@ fn all_drives_done(job: &ImportJobView) -> bool {
 struct ServiceUploader<'a, S> {
     station: &'a Station<S>,
     job_id: String,
-    drive_id: String,
+    drive: SourceDrive,
     /// What the job's container held when the station started: whole files
     /// (path → size) and parts awaiting packaging (path, offset, length).
     whole_files: HashMap<String, u64>,
@@ -510,23 +528,17 @@ struct ServiceUploader<'a, S> {
 impl<'a, S: StationService> ServiceUploader<'a, S> {
     /// Lists what the job's container holds, so that a drive whose ingest was
     /// stopped half-way sends only what did not land.
-    fn new(station: &'a Station<S>, job_id: &str, drive_id: &str) -> ApiResult<Self> {
+    fn new(station: &'a Station<S>, job_id: &str, drive: SourceDrive) -> ApiResult<Self> {
         let whole_files = station.service.import_files(job_id)?.into_iter().map(|f| (f.path, f.size)).collect();
         let stored_parts =
             station.service.import_parts(job_id)?.into_iter().map(|p| (p.path, p.offset, p.length)).collect();
-        Ok(ServiceUploader {
-            station,
-            job_id: job_id.to_string(),
-            drive_id: drive_id.to_string(),
-            whole_files,
-            stored_parts,
-        })
+        Ok(ServiceUploader { station, job_id: job_id.to_string(), drive, whole_files, stored_parts })
     }
 }
 
 impl<S: StationService> PartUploader for ServiceUploader<'_, S> {
     fn upload(&self, part: &PartToUpload, body: PartBody) -> Result<(), UploadError> {
-        self.station.service.put_import_file_part(&self.job_id, &self.drive_id, part, body).map_err(|e| {
+        self.station.service.put_import_file_part(&self.job_id, &self.drive, part, body).map_err(|e| {
             match e.is_transient() {
                 true => UploadError::Transient(e.to_string()),
                 false => UploadError::Permanent(e.to_string()),

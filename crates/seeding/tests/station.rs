@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use common::*;
-use offsite_api::client::ApiResult;
+use offsite_api::client::{ApiResult, SourceDrive};
 use offsite_api::types::{
     DriveStateUpdate, ImportDriveState, ImportFile, ImportJobDatacenter, ImportJobDrive, ImportJobEvent, ImportJobNote,
     ImportJobState, ImportJobView, ImportPart,
@@ -210,11 +210,16 @@ impl StationService for FakeService {
     fn put_import_file_part(
         &self,
         job_id: &str,
-        drive_id: &str,
+        drive: &SourceDrive,
         part: &PartToUpload,
         mut body: PartBody,
     ) -> ApiResult<()> {
         assert_eq!(job_id, JOB_ID);
+        let drive_id = drive.drive_id.as_str();
+        // As the service does: only the registered header brings files.
+        let registered = self.job.lock().unwrap().drives.iter().find(|d| d.drive_id == drive_id).cloned();
+        let registered = registered.and_then(|d| d.fingerprint).expect("a part from a registered drive");
+        assert_eq!(drive.fingerprint, registered, "a part sent with another header's fingerprint");
         assert_eq!(self.drive_state(drive_id), ImportDriveState::Transferring, "a part sent before Transferring");
         let mut bytes = Vec::new();
         body.read_to_end(&mut bytes).map_err(|e| refused(400, &e.to_string()))?;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::*;
-use offsite_seeding::admission::{admit, AdmissionError, RegisteredDrive, RegisteredJob};
+use offsite_seeding::admission::{admit, AdmissionError, Admitted, RegisteredDrive, RegisteredJob};
 use offsite_seeding::diskprep::{prepare, repair, PreparedSet};
 use offsite_seeding::drive::{
     block::block_offset, BlockProblem, DriveError, DriveKey, DriveReader, HEADER_REGION, TAG_LEN,
@@ -356,12 +356,26 @@ fn a_drive_of_another_import_job_is_refused_before_it_is_read() {
         }
         other => panic!("a forged drive id: {other:?}"),
     }
-    // Had diskprep registered no fingerprint, the key would still refuse it: the
-    // import slot is bound to the drive id, and the header's MAC cannot be
-    // recomputed without the drive key.
+    // A drive registered without a fingerprint is not admitted at all (the
+    // service would take no files from it either).
     let mut unfingerprinted = job.clone();
     unfingerprinted.drives.iter_mut().for_each(|d| d.fingerprint = None);
     match station(&forged_path, &unfingerprinted, &f.key()) {
+        Err(e @ AdmissionError::NoRegisteredHeader { .. }) => {
+            assert!(e.to_string().contains("offsite diskprep --repair"), "{e}");
+        }
+        other => panic!("a drive registered without a fingerprint: {other:?}"),
+    }
+    // Past admission, the key would still refuse a forged header: the import
+    // slot is bound to the drive id, and the header's MAC cannot be recomputed
+    // without the drive key.
+    let unchecked = |path: &Path| -> Result<IngestReport, AdmissionError> {
+        let header = offsite_seeding::drive::peek_header_unauthenticated(path)?;
+        let registered = RegisteredDrive { drive_id: hex::encode(header.drive_id), fingerprint: None, done: None };
+        let admitted = Admitted { path: path.to_path_buf(), header, registered };
+        ingest_admitted(&admitted, &f.key(), &Store::default(), &|_| {})
+    };
+    match unchecked(&forged_path) {
         Err(AdmissionError::Drive(DriveError::WrongKey { path, .. })) => {
             assert_eq!(path, forged_path.display().to_string())
         }
@@ -380,7 +394,7 @@ fn a_drive_of_another_import_job_is_refused_before_it_is_read() {
         image
     };
     let renamed_path = write_image(dir.path(), "renumbered.img", &renamed);
-    match station(&renamed_path, &unfingerprinted, &f.key()) {
+    match unchecked(&renamed_path) {
         Err(AdmissionError::Drive(DriveError::HeaderDamaged { reason, .. })) => {
             assert!(reason.contains("MAC"), "{reason}")
         }

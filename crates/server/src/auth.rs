@@ -28,15 +28,27 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
                  Register it again with new vault credentials",
                 format_time(at)
             )),
+            CredentialKind::Station => Failure::Unauthorized(format!(
+                "this station credential was revoked at {}: the operator issues a new one \
+                 (offsite admin datacenter station-credential issue DATACENTER --output FILE)",
+                format_time(at)
+            )),
             _ => Failure::Unauthorized(format!("this credential was revoked at {}", format_time(at))),
         });
     }
     if let Some(expires) = row.expires {
         if state.now().unix_timestamp() >= expires {
-            return Err(Failure::Unauthorized(format!(
-                "these vault credentials expired at {}: download new ones (offsite admin vault credentials)",
-                format_time(expires)
-            )));
+            return Err(Failure::Unauthorized(match row.kind {
+                CredentialKind::Station => format!(
+                    "this station credential expired at {}: the operator issues a new one \
+                     (offsite admin datacenter station-credential issue DATACENTER --output FILE)",
+                    format_time(expires)
+                ),
+                _ => format!(
+                    "these vault credentials expired at {}: download new ones (offsite admin vault credentials)",
+                    format_time(expires)
+                ),
+            }));
         }
     }
     if let CredentialKind::VaultRegistration = row.kind {
@@ -65,6 +77,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
         CredentialKind::Subscription => Ok(Principal::Subscription { subscription_id: row.subject }),
         CredentialKind::VaultRegistration => {
             Ok(Principal::Registration { credential_id: row.id, vault_id: row.subject })
+        }
+        CredentialKind::Station => {
+            // A datacenter is never removed today; if one ever is, its stations go with it.
+            let datacenter = state.db.datacenter(&row.subject).await?.ok_or_else(bad)?;
+            Ok(Principal::Station { credential_id: row.id, datacenter_id: datacenter.id })
         }
         CredentialKind::Machine => {
             let machine = state.db.machine(&row.subject).await?.ok_or_else(bad)?;

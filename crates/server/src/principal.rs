@@ -29,6 +29,12 @@ pub enum Principal {
         subscription_id: String,
         thumbprint: String,
     },
+    /// A datacenter's ingest station (a station credential): the station's steps
+    /// on the import jobs shipped to that datacenter, nothing else.
+    Station {
+        credential_id: String,
+        datacenter_id: String,
+    },
 }
 
 impl Principal {
@@ -64,6 +70,23 @@ impl Principal {
             Principal::Application { subscription_id: own, .. } => own == subscription_id,
             other => other.manages(subscription_id),
         }
+    }
+
+    /// Running the ingest station for an import job shipped to `datacenter_id`
+    /// (receiving its package, reading it, ingesting its drives, their states and
+    /// logs, packaging): operators, and that datacenter's station credentials.
+    /// Every service that lets a station in asks this, and nothing else does.
+    pub fn ingests_at(&self, datacenter_id: &str) -> bool {
+        match self {
+            Principal::Operator => true,
+            Principal::Station { datacenter_id: own, .. } => own == datacenter_id,
+            _ => false,
+        }
+    }
+
+    /// A station credential, which may do nothing but [`Principal::ingests_at`]'s steps.
+    pub fn is_station(&self) -> bool {
+        matches!(self, Principal::Station { .. })
     }
 
     pub fn is_machine(&self, machine_id: &str) -> bool {

@@ -216,6 +216,7 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
                 &a.spare_registration
             } else if ["/api/v1/subscriptions", "/api/v1/datacenters", "/api/v1/portal-users"]
                 .contains(&template.as_str())
+                || template.starts_with("/api/v1/datacenters/")
             {
                 &service.operator_token
             } else if template.starts_with("/api/v1/machines/") {
@@ -230,7 +231,8 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
                 .replace("{storage_account_id}", &a.storage_account_id)
                 .replace("{job_id}", &a.job_id)
                 .replace("{import_job_id}", &a.import_job_id)
-                .replace("{drive_id}", &a.drive_id);
+                .replace("{drive_id}", &a.drive_id)
+                .replace("{datacenter_id}", &a.datacenter_id);
             assert!(!path.contains('{'), "{method} {template}: a path parameter this test does not fill");
             found.push((method.to_uppercase(), template.clone(), path, token.clone()));
         }
@@ -696,4 +698,73 @@ fn a_metrics_listener_serves_metrics_alone_without_a_credential() {
     let other = plain.get(&api).header("authorization", format!("Bearer {}", service.operator_token)).send().unwrap();
     assert_eq!(other.status().as_u16(), 404, "the metrics listener answered {api}");
     assert_eq!(service.call("GET", "/metrics", None, &Body::Empty).status, 401);
+}
+
+/// A datacenter's station credential is issued by the operator (for a while, or
+/// until revoked), listed without its secret, says who it is, runs its
+/// datacenter's station steps, and once revoked or expired is refused with a
+/// sentence saying so and what to do.
+#[test]
+fn a_station_credential_works_until_revoked_or_expired() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let operator = service.operator();
+    let issued = operator.issue_station_credential(&a.datacenter_id, None).unwrap();
+    let token = issued.station_credential.clone();
+    assert!(token.starts_with(&format!("{}.", issued.credential.id)), "the id is the token's first part");
+    assert_eq!(issued.credential.datacenter_id, a.datacenter_id);
+    let whoami = service.get_json(&api("/whoami"), &token);
+    assert_eq!(whoami["role"], "station", "{whoami}");
+    assert_eq!(whoami["datacenter_id"], a.datacenter_id.as_str(), "{whoami}");
+    let station = service.client(&token);
+    assert_eq!(station.find_import_job(&a.import_job_name).unwrap().id, a.import_job_id);
+
+    // Listed without secrets; only the operator issues, lists and revokes.
+    let listing = service.call(
+        "GET",
+        &api(format!("/datacenters/{}/station-credentials", a.datacenter_id)),
+        Some(&service.operator_token),
+        &Body::Empty,
+    );
+    assert_eq!(listing.status, 200, "{}", snippet(&listing));
+    assert!(listing.text().contains(&issued.credential.id), "{}", listing.text());
+    assert!(!listing.text().contains(secret_of(&token)), "a secret is listed: {}", listing.text());
+    for caller in [&a.subscription_token, &token] {
+        let (status, _) = refusal(service.client(caller).issue_station_credential(&a.datacenter_id, None));
+        assert_eq!(status, 403);
+        let (status, _) =
+            refusal(service.client(caller).revoke_station_credential(&a.datacenter_id, &issued.credential.id));
+        assert_eq!(status, 403);
+    }
+    let (status, message) = refusal(operator.issue_station_credential("dc_nope", None));
+    assert!(status == 404 && message.contains("dc_nope"), "{message}");
+    for days in [0, 3651] {
+        let (status, message) = refusal(operator.issue_station_credential(&a.datacenter_id, Some(days)));
+        assert!(status == 400 && message.contains("1 to 3650 days"), "{days}: {message}");
+    }
+
+    // Revoked: refused at once, naming what to do.
+    operator.revoke_station_credential(&a.datacenter_id, &issued.credential.id).unwrap();
+    let reply = service.call("GET", &api(format!("/import-jobs/{}", a.import_job_id)), Some(&token), &Body::Empty);
+    assert_eq!(reply.status, 401, "{}", snippet(&reply));
+    let error = error_of(&reply).error;
+    assert!(
+        error.contains("station credential was revoked")
+            && error.contains("offsite admin datacenter station-credential issue"),
+        "{error}"
+    );
+
+    // For a day: refused once the day is over.
+    let day = operator.issue_station_credential(&a.datacenter_id, Some(1)).unwrap();
+    let lasts = day.credential.expires.expect("an expiry").unix_timestamp() - day.credential.created.unix_timestamp();
+    assert!((86_000..=86_800).contains(&lasts), "{lasts} s");
+    assert_eq!(
+        service.client(&day.station_credential).find_import_job(&a.import_job_name).unwrap().id,
+        a.import_job_id
+    );
+    let service = service.restart_with_clock_offset(2 * 86_400);
+    let reply = service.call("GET", &api("/whoami"), Some(&day.station_credential), &Body::Empty);
+    assert_eq!(reply.status, 401, "{}", snippet(&reply));
+    let error = error_of(&reply).error;
+    assert!(error.contains("station credential expired at") && error.contains("station-credential issue"), "{error}");
 }

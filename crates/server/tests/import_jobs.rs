@@ -20,7 +20,7 @@ fn new_job(tenant: &Tenant, name: &str, drives: &[&str]) -> CreateImportJob {
             .map(|(i, id)| ImportJobDriveSpec {
                 drive_id: id.to_string(),
                 index: i as u32,
-                fingerprint: None,
+                fingerprint: Some(common::fingerprint_of(id)),
                 data_bytes: None,
             })
             .collect(),

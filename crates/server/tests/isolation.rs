@@ -54,6 +54,12 @@ enum Who {
     RevokedSubscription,
     /// A's application signing with a certificate A removed from it.
     RemovedCertificate,
+    /// A station credential of the datacenter A's import job is shipped to.
+    OwnStation,
+    /// A station credential of B's datacenter (another datacenter).
+    OtherStation,
+    /// A station credential of A's datacenter that the operator revoked.
+    RevokedStation,
 }
 
 impl Who {
@@ -79,6 +85,9 @@ impl Who {
             Who::UsedRegistration => "A used vault creds",
             Who::RevokedSubscription => "A revoked sub cred",
             Who::RemovedCertificate => "A app, removed cert",
+            Who::OwnStation => "A's DC station",
+            Who::OtherStation => "B's DC station",
+            Who::RevokedStation => "A's DC station, revoked",
         }
     }
 }
@@ -99,6 +108,7 @@ const UNAUTHENTICATED: &[Who] = &[
     Who::UsedRegistration,
     Who::RevokedSubscription,
     Who::RemovedCertificate,
+    Who::RevokedStation,
 ];
 
 /// What a request must answer.
@@ -110,6 +120,8 @@ enum Expect {
     /// 401, 403 or 404 — never a success.
     Refused,
     Forbidden,
+    /// 404: what another tenant hears of a resource.
+    NotFound,
     Unauthorized,
     /// A request inside the caller's own data (mixed ids): anything but a server failure.
     NoFailure,
@@ -127,6 +139,7 @@ impl Expect {
             Expect::Denied => matches!(status, 403 | 404),
             Expect::Refused => matches!(status, 401 | 403 | 404),
             Expect::Forbidden => status == 403,
+            Expect::NotFound => status == 404,
             Expect::Unauthorized => status == 401,
             Expect::NoFailure => status < 500,
             Expect::Reached => (200..300).contains(&status) || status == 409,
@@ -140,6 +153,7 @@ impl Expect {
             Expect::Denied => "403/404",
             Expect::Refused => "401/403/404",
             Expect::Forbidden => "403",
+            Expect::NotFound => "404",
             Expect::Unauthorized => "401",
             Expect::NoFailure => "<500",
             Expect::Reached => "2xx/409",
@@ -213,6 +227,17 @@ impl Operation {
         APPLICATION_ALLOWED.iter().any(|(m, t)| *m == self.method && *t == self.template)
     }
 
+    /// The ingest station of the datacenter the tenant's import job is shipped to
+    /// may call it (with a station credential of that datacenter).
+    fn for_station(&self) -> bool {
+        STATION_ALLOWED.iter().any(|(m, t)| *m == self.method && *t == self.template)
+    }
+
+    /// Names an import job: another datacenter's station hears it does not exist.
+    fn names_import_job(&self) -> bool {
+        self.params().iter().any(|p| *p == "import_job_id" || *p == "import_job_name")
+    }
+
     fn has_leaf_and_parent(&self) -> bool {
         let params = self.params();
         params.iter().any(|p| LEAF.contains(p)) && params.iter().any(|p| !LEAF.contains(p) && *p != "folder")
@@ -228,7 +253,8 @@ enum Side {
     Operator,
 }
 
-/// Operations on a tenant's resources that only the operator may call.
+/// Operations on a tenant's resources (or a datacenter's) that only the operator,
+/// and for some the station of the job's datacenter (`STATION_ALLOWED`), may call.
 const OPERATOR_SCOPED: &[(&str, &str)] = &[
     ("POST", "/api/v1/import-jobs/{import_job_id}/receive"),
     ("PUT", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/state"),
@@ -238,6 +264,25 @@ const OPERATOR_SCOPED: &[(&str, &str)] = &[
     ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
     ("POST", "/api/v1/protection-requests/{request_id}/approve"),
     ("POST", "/api/v1/protection-requests/{request_id}/reject"),
+    ("POST", "/api/v1/datacenters/{datacenter_id}/station-credentials"),
+    ("GET", "/api/v1/datacenters/{datacenter_id}/station-credentials"),
+    ("DELETE", "/api/v1/datacenters/{datacenter_id}/station-credentials/{credential_id}"),
+];
+
+/// What a station credential of the datacenter a tenant's import job is shipped
+/// to may call on it: the station's protocol (find and read the job, record the
+/// package's arrival, move drives on, list what the container holds, upload files
+/// and logs, package), nothing of subscriptions, vaults, machines or storage.
+const STATION_ALLOWED: &[(&str, &str)] = &[
+    ("GET", "/api/v1/import-jobs/{import_job_id}"),
+    ("GET", "/api/v1/import-jobs/by-name/{import_job_name}"),
+    ("GET", "/api/v1/import-jobs/{import_job_id}/files"),
+    ("GET", "/api/v1/import-jobs/{import_job_id}/parts"),
+    ("POST", "/api/v1/import-jobs/{import_job_id}/receive"),
+    ("PUT", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/state"),
+    ("PUT", "/api/v1/import-jobs/{import_job_id}/files"),
+    ("PUT", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}"),
+    ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
 ];
 
 /// Operations on a subscription's resources every machine of the subscription may
@@ -331,6 +376,10 @@ struct World {
     revoked_token: String,
     /// A's application with a certificate A removed.
     removed_certificate: offsite_api::application_auth::ApplicationIdentity,
+    /// Station credentials of A's datacenter, of B's, and one of A's the operator revoked.
+    own_station_token: String,
+    other_station_token: String,
+    revoked_station_token: String,
     used_registration: String,
     doc: Value,
     names: Cell<u32>,
@@ -365,6 +414,14 @@ impl World {
             thumbprint: retired.thumbprint,
             key_pem: retired.key_pem,
         };
+        let operator = service.operator();
+        let own_station_token =
+            operator.issue_station_credential(&a.datacenter_id, None).expect("a station credential").station_credential;
+        let other_station_token =
+            operator.issue_station_credential(&b.datacenter_id, None).expect("a station credential").station_credential;
+        let revoked = operator.issue_station_credential(&a.datacenter_id, Some(30)).expect("a station credential");
+        operator.revoke_station_credential(&a.datacenter_id, &revoked.credential.id).expect("revoked");
+        let revoked_station_token = revoked.station_credential;
         let doc = service.openapi();
         World {
             service,
@@ -374,6 +431,9 @@ impl World {
             removed_token,
             revoked_token,
             removed_certificate,
+            own_station_token,
+            other_station_token,
+            revoked_station_token,
             used_registration,
             doc,
             names: Cell::new(0),
@@ -438,6 +498,9 @@ impl World {
             Who::UsedRegistration => bearer(&self.used_registration),
             Who::Registration => bearer(&self.a.spare_registration),
             Who::Operator => bearer(&self.service.operator_token),
+            Who::OwnStation => bearer(&self.own_station_token),
+            Who::OtherStation => bearer(&self.other_station_token),
+            Who::RevokedStation => bearer(&self.revoked_station_token),
             Who::NoCredential => None,
             Who::NotAToken => bearer("not-a-token"),
             Who::WrongSecret => bearer(&format!("{}.{}", id_of(&self.a.subscription_token), "0".repeat(64))),
@@ -469,6 +532,10 @@ impl World {
                             "import_job_id" => parent.import_job_id.clone(),
                             "drive_id" => owner.drive_id.clone(),
                             "import_job_name" => parent.import_job_name.clone(),
+                            "datacenter_id" => parent.datacenter_id.clone(),
+                            "credential_id" if op.template.contains("/station-credentials/") => {
+                                owner.spare_station_credential_id.clone()
+                            }
                             "credential_id" => owner.spare_credential_id.clone(),
                             "thumbprint" => owner.spare_thumbprint.clone(),
                             "kind" => "error".to_string(),
@@ -511,6 +578,8 @@ impl World {
                             "offset" => "0".to_string(),
                             "file_size" => length.to_string(),
                             "drive_id" => owner.drive_id.clone(),
+                            // The header diskprep registered for that drive.
+                            "fingerprint" => common::fingerprint_of(&owner.drive_id),
                             // The empty list's, the body the file-list upload is sent.
                             "digest" => offsite_seeding::file_list::ListingDigest::default().finish(),
                             other => panic!(
@@ -622,7 +691,7 @@ impl World {
             // A string literal continued without `\` keeps the next line's indentation.
             problem = Some(format!("the message has a run of spaces: {}", snippet(&reply)));
         } else if reply.is_success()
-            && (matches!(who, Who::OtherSubscription | Who::OtherMachine | Who::OtherApplication)
+            && (matches!(who, Who::OtherSubscription | Who::OtherMachine | Who::OtherApplication | Who::OtherStation)
                 || UNAUTHENTICATED.contains(&who))
         {
             let text = reply.text();
@@ -692,6 +761,7 @@ impl World {
             ("/whoami".to_string(), machine),
             ("/subscriptions".to_string(), operator),
             ("/datacenters".to_string(), operator),
+            (format!("/datacenters/{}/station-credentials", a.datacenter_id), operator),
         ];
         reads
             .into_iter()
@@ -762,9 +832,19 @@ fn snippet(reply: &Reply) -> String {
 fn unscoped(op: &Operation, who: Who) -> Expect {
     let authenticated_tenant = !matches!(who, Who::Registration | Who::Operator);
     match (op.method.as_str(), op.template.as_str()) {
-        ("GET", "/api/v1/whoami") | ("GET", "/api/v1/subscriptions") | ("GET", "/api/v1/datacenters") => {
+        ("GET", "/api/v1/whoami") => {
             if who == Who::Registration {
                 Expect::Refused
+            } else {
+                Expect::Success
+            }
+        }
+        // A station lists no tenants, nor the datacenters.
+        ("GET", "/api/v1/subscriptions") | ("GET", "/api/v1/datacenters") => {
+            if who == Who::Registration {
+                Expect::Refused
+            } else if matches!(who, Who::OwnStation | Who::OtherStation) {
+                Expect::Forbidden
             } else {
                 Expect::Success
             }
@@ -819,7 +899,9 @@ fn other_tenants_and_machines_reach_nothing_of_a() {
     let mut before = world.snapshot_of_a();
     let (a, b) = (world.a.clone(), world.b.clone());
     for op in world.operations() {
-        for who in [Who::OtherSubscription, Who::OtherMachine, Who::SiblingMachine, Who::OtherApplication] {
+        for who in
+            [Who::OtherSubscription, Who::OtherMachine, Who::SiblingMachine, Who::OtherApplication, Who::OtherStation]
+        {
             if !op.is_scoped() {
                 for request in world.requests(&op, &a, &a) {
                     world.check(&op, &request, who, unscoped(&op, who));
@@ -828,7 +910,14 @@ fn other_tenants_and_machines_reach_nothing_of_a() {
             }
             let sibling_may =
                 who == Who::SiblingMachine && op.side() == Side::Both && !op.params().contains(&"machine_id");
-            let expected = if sibling_may { Expect::Success } else { Expect::Denied };
+            let expected = if sibling_may {
+                Expect::Success
+            } else if who == Who::OtherStation && op.names_import_job() {
+                // Another datacenter's jobs are as invisible as another tenant's.
+                Expect::NotFound
+            } else {
+                Expect::Denied
+            };
             for request in world.requests(&op, &a, &a) {
                 world.check(&op, &request, who, expected);
                 if !op.is_read() {
@@ -836,7 +925,9 @@ fn other_tenants_and_machines_reach_nothing_of_a() {
                 }
             }
             // B's own machine or account, with A's job or file under it.
-            if op.has_leaf_and_parent() && !matches!(who, Who::SiblingMachine | Who::OtherApplication) {
+            if op.has_leaf_and_parent()
+                && !matches!(who, Who::SiblingMachine | Who::OtherApplication | Who::OtherStation)
+            {
                 // (The `config` file has the same name everywhere: only `data` names A's file.)
                 for mut request in world.requests(&op, &a, &b).into_iter().filter(|r| r.variant != "config") {
                     request.variant = "mixed";
@@ -974,8 +1065,14 @@ fn operator_only_operations_refuse_everyone_else() {
         })
         .collect();
     for op in &operator_only {
-        for who in [Who::OwnSubscription, Who::OwnMachine, Who::OtherSubscription, Who::OtherMachine, Who::Registration]
-        {
+        for who in [
+            Who::OwnSubscription,
+            Who::OwnMachine,
+            Who::OtherSubscription,
+            Who::OtherMachine,
+            Who::Registration,
+            Who::OwnStation,
+        ] {
             for request in world.requests(op, &a, &a) {
                 world.check(op, &request, who, Expect::Forbidden);
                 world.unchanged(&mut before, op, request.variant, who);
@@ -1012,7 +1109,14 @@ fn own_credentials_succeed_on_their_side() {
     let mut sides = (0, 0);
     for op in &operations {
         if !op.is_scoped() {
-            for who in [Who::OwnSubscription, Who::OwnMachine, Who::OwnApplication, Who::Operator, Who::Registration] {
+            for who in [
+                Who::OwnSubscription,
+                Who::OwnMachine,
+                Who::OwnApplication,
+                Who::Operator,
+                Who::Registration,
+                Who::OwnStation,
+            ] {
                 let expected = unscoped(op, who);
                 if expected == Expect::Success || who != Who::Registration {
                     for request in world.requests(op, &a, &a) {
@@ -1035,6 +1139,13 @@ fn own_credentials_succeed_on_their_side() {
         } else {
             others.push(Who::OwnApplication);
         }
+        // So is the station of the job's datacenter, first: the operator then
+        // repeats a step the station took, which the life cycle may refuse (409).
+        if op.for_station() {
+            owners.insert(0, Who::OwnStation);
+        } else {
+            others.push(Who::OwnStation);
+        }
         let success = if REACHED_ONLY.contains(&op.template.as_str()) { Expect::Reached } else { Expect::Success };
         let variants = world.requests(op, &a, &a).len();
         for variant in 0..variants {
@@ -1047,6 +1158,8 @@ fn own_credentials_succeed_on_their_side() {
             let removes_config = op.method == "DELETE" && op.is_repository() && request.variant == "config";
             let expected = if removes_config { Expect::Forbidden } else { success };
             for &who in &owners {
+                let repeats = who == Who::Operator && op.for_station() && !op.is_read();
+                let expected = if repeats && expected == Expect::Success { Expect::Reached } else { expected };
                 // Each owner its own request: bodies naming new things get fresh names.
                 let request = world.requests(op, &a, &a).remove(variant);
                 let reply = world.check(op, &request, who, expected);
@@ -1092,9 +1205,11 @@ fn every_answer_is_documented() {
             Who::OtherApplication,
             Who::StaleApplication,
             Who::Registration,
+            Who::OtherStation,
+            Who::RevokedStation,
         ];
         if op.is_read() {
-            callers.extend([Who::OwnSubscription, Who::OwnMachine, Who::OwnApplication]);
+            callers.extend([Who::OwnSubscription, Who::OwnMachine, Who::OwnApplication, Who::OwnStation]);
         }
         for who in callers {
             if who == Who::Registration && op.template == "/api/v1/register" {

@@ -41,6 +41,9 @@ const KNOWN: &[(&str, &str)] = &[
     ("get", "/api/v1/storage-accounts/{storage_account_id}/containers"),
     ("post", "/api/v1/datacenters"),
     ("get", "/api/v1/datacenters"),
+    ("post", "/api/v1/datacenters/{datacenter_id}/station-credentials"),
+    ("get", "/api/v1/datacenters/{datacenter_id}/station-credentials"),
+    ("delete", "/api/v1/datacenters/{datacenter_id}/station-credentials/{credential_id}"),
 ];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{content_name, file_list, import_key, register_file_list, sign, Body, Service, Tenant};
+use common::{
+    content_name, file_list, fingerprint_of, import_key, register_file_list, sign, source_drive, Body, Service, Tenant,
+};
 use offsite_api::types::*;
 use offsite_api::Client;
 use serde_json::json;
@@ -36,7 +38,7 @@ fn put(
     data: &[u8],
 ) -> Result<(), offsite_api::ApiError> {
     let body = futures::stream::iter([Ok(bytes::Bytes::copy_from_slice(data))]);
-    client.put_import_file(job, drive, path, offset, file_size, body, data.len() as u64)
+    client.put_import_file(job, &source_drive(drive), path, offset, file_size, body, data.len() as u64)
 }
 
 /// The files a repair drive must bring, as the customer's application hears it.
@@ -83,7 +85,7 @@ fn received_job(
                     .map(|(i, id)| ImportJobDriveSpec {
                         drive_id: id.to_string(),
                         index: i as u32,
-                        fingerprint: Some(format!("{:064x}", i + 1)),
+                        fingerprint: Some(fingerprint_of(id)),
                         data_bytes: None,
                     })
                     .collect(),
@@ -270,7 +272,7 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
         .map(|(path, data)| (path, data.len() as u64))
         .collect();
     let job = received_job(&service, &a, "alpha-big", &[d0, d1], &list);
-    assert_eq!(job.drives[0].fingerprint.as_deref(), Some(format!("{:064x}", 1).as_str()));
+    assert_eq!(job.drives[0].fingerprint, Some(fingerprint_of(d0)));
     assert_eq!(job.file_list.as_ref().map(|l| l.files), Some(5));
     let half2 = f2.len() / 2;
     let half3 = f3.len() / 2;
@@ -352,14 +354,18 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
 
     // The repair drive: the customer's application adds it, the datacenter ingests it.
     let spec =
-        ImportJobDriveSpec { drive_id: d2.into(), index: 2, fingerprint: Some("ef".repeat(32)), data_bytes: None };
+        ImportJobDriveSpec { drive_id: d2.into(), index: 2, fingerprint: Some(fingerprint_of(d2)), data_bytes: None };
     let view = app.add_import_drive(&job.id, &spec).unwrap();
     assert_eq!(view.drives.len(), 3);
     assert_eq!(view.drives[2].state, ImportDriveState::Specified);
     assert!(view.timeline.iter().any(|e| e.drive_id.as_deref() == Some(d2) && e.state == "specified"));
     assert_eq!(app.add_import_drive(&job.id, &spec).unwrap().drives.len(), 3, "the same drive again changes nothing");
-    let clash =
-        ImportJobDriveSpec { drive_id: "eeee4444eeee4444".into(), index: 2, fingerprint: None, data_bytes: None };
+    let clash = ImportJobDriveSpec {
+        drive_id: "eeee4444eeee4444".into(),
+        index: 2,
+        fingerprint: Some(fingerprint_of("eeee4444eeee4444")),
+        data_bytes: None,
+    };
     assert_eq!(refused(app.add_import_drive(&job.id, &clash)).0, 409);
     let (status, _, message) = refused(operator.package_import_job(&job.id, &ImportJobNote::default()));
     assert!(status == 409 && message.contains(d2), "a drive not yet done: {message}");
@@ -373,7 +379,8 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     let (status, _, message) = refused(operator.complete_import_job(&job.id, &ImportJobNote::default()));
     assert!(status == 409 && message.contains(&p4), "{message}");
     let d3 = "dddd4444dddd4444";
-    let spec = ImportJobDriveSpec { drive_id: d3.into(), index: 3, fingerprint: None, data_bytes: None };
+    let spec =
+        ImportJobDriveSpec { drive_id: d3.into(), index: 3, fingerprint: Some(fingerprint_of(d3)), data_bytes: None };
     app.add_import_drive(&job.id, &spec).unwrap();
     drive_state(&operator, &job.id, d3, ImportDriveState::Received);
     drive_state(&operator, &job.id, d3, ImportDriveState::Transferring);
@@ -389,8 +396,12 @@ fn ingest_uploads_files_and_parts_packaging_waits_for_a_repair_drive() {
     }
     assert_eq!(files.len(), 5, "{files:?}");
     // A completed job takes no more drives or files.
-    let late =
-        ImportJobDriveSpec { drive_id: "ffff5555ffff5555".into(), index: 4, fingerprint: None, data_bytes: None };
+    let late = ImportJobDriveSpec {
+        drive_id: "ffff5555ffff5555".into(),
+        index: 4,
+        fingerprint: Some(fingerprint_of("ffff5555ffff5555")),
+        data_bytes: None,
+    };
     assert_eq!(refused(app.add_import_drive(&job.id, &late)).0, 409);
     assert_eq!(refused(put(&operator, &job.id, d2, "seed/late", 0, 3, b"abc")).0, 409);
 }
@@ -459,7 +470,11 @@ fn a_refused_upload_is_heard_and_the_next_request_succeeds() {
     let job = received_job(&service, &a, "alpha-close", &[drive], &[]);
     let auth = format!("Bearer {}", service.operator_token);
     let upload = |path: &str, data: &[u8]| {
-        let query = format!("path={path}&offset=0&file_size={}&drive_id={drive}", data.len());
+        let query = format!(
+            "path={path}&offset=0&file_size={}&drive_id={drive}&fingerprint={}",
+            data.len(),
+            fingerprint_of(drive)
+        );
         service.send(
             "PUT",
             &format!("/api/v1/import-jobs/{}/files?{query}", job.id),
@@ -688,4 +703,62 @@ fn a_certificate_signs_nothing_outside_its_validity() {
         assert_eq!(reply.status, 401, "{}", reply.text());
         assert!(reply.text().contains(words) && reply.text().contains(&a.application.thumbprint), "{}", reply.text());
     }
+}
+
+/// Only the drives registered with a job bring files into its container, and
+/// only with the header diskprep registered for them: a drive registered without
+/// a fingerprint is refused at once, and so is an upload from a drive the job
+/// does not have, without the header's fingerprint, or with another header's.
+#[test]
+fn files_come_only_from_registered_drives_with_their_header() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let app = service.app_client(&a.application);
+    let (d0, stranger) = ("aaaa1111aaaa1111", "dddd3333dddd3333");
+
+    // Registering a drive without its fingerprint is refused, naming the drive.
+    let mut job = CreateImportJob {
+        name: "alpha-unprinted".into(),
+        storage_account: a.storage_account_name.clone(),
+        container: a.container_name.clone(),
+        datacenter: a.datacenter_name.clone(),
+        drives: vec![ImportJobDriveSpec { drive_id: d0.into(), index: 0, fingerprint: None, data_bytes: None }],
+    };
+    let (status, _, message) = refused(app.create_import_job(&a.subscription_id, &job));
+    assert!(status == 400 && message.contains(d0) && message.contains("offsite diskprep"), "{message}");
+    let spec = ImportJobDriveSpec { drive_id: stranger.into(), index: 1, fingerprint: None, data_bytes: None };
+    let (status, _, message) = refused(app.add_import_drive(&a.import_job_id, &spec));
+    assert!(status == 400 && message.contains(stranger), "{message}");
+    job.drives[0].fingerprint = Some(fingerprint_of(d0));
+    let job = app.create_import_job(&a.subscription_id, &job).unwrap();
+    register_file_list(&app, &job.id, &[("seed/x".to_string(), 3)]);
+    app.set_import_job_shipping(&job.id, &shipping("TRK-unprinted", 1)).unwrap();
+
+    // The datacenter's station does the rest with its own credential.
+    let station_token = service.operator().issue_station_credential(&a.datacenter_id, None).unwrap().station_credential;
+    let station = service.client(&station_token);
+    station.receive_import_job(&job.id, &ImportJobNote::default()).unwrap();
+    drive_state(&station, &job.id, d0, ImportDriveState::Transferring);
+
+    let (status, _, message) = refused(put(&station, &job.id, stranger, "seed/x", 0, 3, b"abc"));
+    assert!(status == 404 && message.contains(stranger) && message.contains("not registered"), "{message}");
+    let forged =
+        offsite_api::client::SourceDrive { drive_id: d0.into(), fingerprint: fingerprint_of("another header") };
+    let body = futures::stream::iter([Ok(bytes::Bytes::from_static(b"abc"))]);
+    let (status, _, message) = refused(station.put_import_file(&job.id, &forged, "seed/x", 0, 3, body, 3));
+    assert!(status == 409 && message.contains(d0) && message.contains("not the one diskprep registered"), "{message}");
+    let reply = service.call(
+        "PUT",
+        &format!("/api/v1/import-jobs/{}/files?path=seed/x&offset=0&file_size=3&drive_id={d0}", job.id),
+        Some(&station_token),
+        &Body::Bytes(b"abc".to_vec()),
+    );
+    let text = reply.text();
+    assert!(reply.status == 400 && text.contains(d0) && text.contains("fingerprint"), "{text}");
+    assert!(station.import_files(&job.id).unwrap().is_empty(), "nothing refused was stored");
+
+    // The registered drive with its header brings the file.
+    put(&station, &job.id, d0, "seed/x", 0, 3, b"abc").unwrap();
+    let files = station.import_files(&job.id).unwrap();
+    assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["seed/x"]);
 }

@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use offsite_api::files::{OperatorCredentials, PublishSettings, ServiceEndpoint, VaultCredentials};
-use offsite_api::types::{ManagementCredential, StorageAccount, Vault};
+use offsite_api::files::{OperatorCredentials, PublishSettings, ServiceEndpoint, StationCredentials, VaultCredentials};
+use offsite_api::types::{Datacenter, ManagementCredential, StationCredential, StorageAccount, Vault};
 use offsite_api::Client;
 
 use super::notifications::{self, NotificationCommand};
@@ -202,6 +202,38 @@ enum DatacenterCommand {
         import_key_out: PathBuf,
     },
     List,
+    /// Credentials of the datacenter's ingest stations: they receive packages and
+    /// ingest drives of the import jobs shipped to that datacenter, nothing else.
+    #[command(subcommand, name = "station-credential")]
+    StationCredential(StationCredentialCommand),
+}
+
+#[derive(Subcommand)]
+enum StationCredentialCommand {
+    /// Issue a station credential and write it as a station credentials file
+    /// (mode 0600) for `offsite datacenter --station-credentials FILE …`.
+    Issue {
+        /// The datacenter's name or id.
+        datacenter: String,
+        /// Where to write the station credentials (never overwritten).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Days until it stops working (1–3650) [default: until revoked].
+        #[arg(long)]
+        valid_days: Option<u32>,
+    },
+    /// The datacenter's station credentials (ids, when issued, expiry, revocation).
+    List {
+        /// The datacenter's name or id.
+        datacenter: String,
+    },
+    /// Revoke a station credential: every request with it is refused from now on.
+    /// ID is the part of the file's token before the dot (see `list`).
+    Revoke {
+        /// The datacenter's name or id.
+        datacenter: String,
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -278,6 +310,14 @@ impl Session {
             .into_iter()
             .find(|v| v.id == name_or_id || v.name == name_or_id)
             .with_context(|| format!("no vault '{name_or_id}' in this subscription (see `offsite admin vault list`)"))
+    }
+
+    fn datacenter(&self, name_or_id: &str) -> Result<Datacenter> {
+        let datacenters = self.client.list_datacenters()?;
+        datacenters
+            .into_iter()
+            .find(|d| d.id == name_or_id || d.name == name_or_id)
+            .with_context(|| format!("no datacenter '{name_or_id}' (see `offsite admin datacenter list`)"))
     }
 
     fn storage_account(&self, name_or_id: &str) -> Result<StorageAccount> {
@@ -408,14 +448,16 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             let session = Session::subscription(&args)?;
             session.show(&session.client.management_credentials(session.subscription_id())?, |list| {
                 for c in list {
-                    println!("{}  {}", c.id, credential_status(c));
+                    println!("{}  {}", c.id, credential_status(c.created, c.expires, c.revoked));
                 }
             })?;
         }
         AdminCommand::Subscription(SubscriptionCommand::RevokeCredential { id }) => {
             let session = Session::subscription(&args)?;
             let revoked = session.client.revoke_management_credential(session.subscription_id(), id)?;
-            session.show(&revoked, |c| println!("management credential {}: {}", c.id, credential_status(c)))?;
+            session.show(&revoked, |c| {
+                println!("management credential {}: {}", c.id, credential_status(c.created, c.expires, c.revoked))
+            })?;
         }
         AdminCommand::Vault(VaultCommand::Create { name }) => {
             let session = Session::subscription(&args)?;
@@ -558,6 +600,67 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 }
             })?;
         }
+        AdminCommand::Datacenter(DatacenterCommand::StationCredential(StationCredentialCommand::Issue {
+            datacenter,
+            output,
+            valid_days,
+        })) => {
+            let session = Session::operator(&args)?;
+            if output.symlink_metadata().is_ok() {
+                bail!("{} exists already: choose another path for the station credentials", output.display());
+            }
+            let datacenter = session.datacenter(datacenter)?;
+            let issued = session.client.issue_station_credential(&datacenter.id, *valid_days)?;
+            let creds = StationCredentials {
+                url: session.endpoint.url.clone(),
+                fingerprint: session.endpoint.fingerprint.clone(),
+                datacenter_id: datacenter.id.clone(),
+                datacenter: datacenter.name.clone(),
+                token: issued.station_credential.clone(),
+            };
+            creds.write(output)?;
+            #[derive(Serialize)]
+            struct Out<'a> {
+                credential: &'a StationCredential,
+                datacenter: &'a str,
+                station_credentials: &'a Path,
+            }
+            let out = Out { credential: &issued.credential, datacenter: &datacenter.name, station_credentials: output };
+            session.show(&out, |out| {
+                let until = out.credential.expires.map(|t| format!(", valid until {}", when(t))).unwrap_or_default();
+                println!("station credential {} issued for datacenter {}{until}", out.credential.id, out.datacenter);
+                println!(
+                    "station credentials written to {} (mode 0600): give it to the datacenter's ingest stations \
+                     only, which pass it with --station-credentials (or OFFSITE_STATION_CREDENTIALS)",
+                    output.display()
+                );
+            })?;
+        }
+        AdminCommand::Datacenter(DatacenterCommand::StationCredential(StationCredentialCommand::List {
+            datacenter,
+        })) => {
+            let session = Session::operator(&args)?;
+            let datacenter = session.datacenter(datacenter)?;
+            session.show(&session.client.station_credentials(&datacenter.id)?, |list| {
+                if list.is_empty() {
+                    println!("datacenter {} has no station credentials", datacenter.name);
+                }
+                for c in list {
+                    println!("{}  {}", c.id, credential_status(c.created, c.expires, c.revoked));
+                }
+            })?;
+        }
+        AdminCommand::Datacenter(DatacenterCommand::StationCredential(StationCredentialCommand::Revoke {
+            datacenter,
+            id,
+        })) => {
+            let session = Session::operator(&args)?;
+            let datacenter = session.datacenter(datacenter)?;
+            let revoked = session.client.revoke_station_credential(&datacenter.id, id)?;
+            session.show(&revoked, |c| {
+                println!("station credential {}: {}", c.id, credential_status(c.created, c.expires, c.revoked))
+            })?;
+        }
         AdminCommand::Application(ApplicationCommand::UploadCert { cert }) => {
             let session = Session::subscription(&args)?;
             let bytes = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
@@ -596,12 +699,16 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
 }
 
 /// "issued …, valid until …, revoked …".
-fn credential_status(c: &ManagementCredential) -> String {
-    let mut text = format!("issued {}", when(c.created));
-    if let Some(t) = c.expires {
+fn credential_status(
+    created: time::OffsetDateTime,
+    expires: Option<time::OffsetDateTime>,
+    revoked: Option<time::OffsetDateTime>,
+) -> String {
+    let mut text = format!("issued {}", when(created));
+    if let Some(t) = expires {
         text.push_str(&format!(", valid until {}", when(t)));
     }
-    if let Some(t) = c.revoked {
+    if let Some(t) = revoked {
         text.push_str(&format!(", revoked {}", when(t)));
     }
     text

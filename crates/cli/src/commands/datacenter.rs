@@ -1,4 +1,6 @@
-//! `offsite datacenter …`: the ingest station, run by the datacenter's operator.
+//! `offsite datacenter …`: the ingest station, run by the datacenter's operator
+//! with the datacenter's station credentials (`offsite admin datacenter
+//! station-credential issue`), which ingest that datacenter's jobs and nothing else.
 //! It records a package's arrival, unlocks each drive with the datacenter's import
 //! key, verifies every block against the manifest, streams the files into the
 //! customer's storage account container through the service, writes an error and a
@@ -14,7 +16,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use offsite_api::files::OperatorCredentials;
+use offsite_api::files::{OperatorCredentials, StationCredentials};
 use offsite_api::types::{ImportDriveState, ImportJobState, ImportJobView};
 use offsite_api::Client;
 use offsite_seeding::drive::DriveKey;
@@ -27,8 +29,13 @@ use crate::seeding_display;
 
 #[derive(Args)]
 pub struct DatacenterArgs {
-    /// The operator credentials file (the server writes DATA_DIR/operator.credentials).
-    #[arg(long, global = true, env = "OFFSITE_OPERATOR_CREDENTIALS")]
+    /// The datacenter's station credentials file (`offsite admin datacenter
+    /// station-credential issue` writes it).
+    #[arg(long, global = true, env = "OFFSITE_STATION_CREDENTIALS", value_name = "FILE")]
+    station_credentials: Option<PathBuf>,
+    /// The operator credentials file instead (the server writes
+    /// DATA_DIR/operator.credentials); a station needs only its station credentials.
+    #[arg(long, global = true, env = "OFFSITE_OPERATOR_CREDENTIALS", value_name = "FILE")]
     operator_credentials: Option<PathBuf>,
     /// Print results as JSON.
     #[arg(long, global = true)]
@@ -70,20 +77,27 @@ enum DatacenterCommand {
 }
 
 /// The station over the service the credentials name, spelling its next steps
-/// with those credentials.
+/// with those credentials. Station credentials win when both are given (an
+/// operator's environment may carry OFFSITE_OPERATOR_CREDENTIALS).
 fn station(args: &DatacenterArgs) -> Result<Station<Client>> {
-    let Some(path) = &args.operator_credentials else {
-        bail!(
-            "the ingest station needs the operator credentials: pass --operator-credentials FILE or set \
-             OFFSITE_OPERATOR_CREDENTIALS"
-        );
+    let (flag, path, client) = match (&args.station_credentials, &args.operator_credentials) {
+        (Some(path), _) => {
+            let creds = StationCredentials::read(path)?;
+            ("--station-credentials", path, Client::new(&creds.endpoint(), &creds.token)?)
+        }
+        (None, Some(path)) => {
+            let creds = OperatorCredentials::read(path)?;
+            ("--operator-credentials", path, Client::new(&creds.endpoint(), &creds.token)?)
+        }
+        (None, None) => bail!(
+            "the ingest station needs the datacenter's station credentials: pass --station-credentials FILE or set \
+             OFFSITE_STATION_CREDENTIALS (the operator makes the file with `offsite admin datacenter \
+             station-credential issue DATACENTER --output FILE`)"
+        ),
     };
-    let creds = OperatorCredentials::read(path)?;
-    let client = Client::new(&creds.endpoint(), &creds.token)?;
     // The next steps the station names carry the credentials file it was given.
     let credentials = offsite_agent::home::shell_word(&path.display().to_string());
-    Ok(Station::new(client)
-        .with_commands(move |rest| format!("offsite datacenter --operator-credentials {credentials} {rest}")))
+    Ok(Station::new(client).with_commands(move |rest| format!("offsite datacenter {flag} {credentials} {rest}")))
 }
 
 fn show(json: bool, view: &ImportJobView) -> Result<()> {

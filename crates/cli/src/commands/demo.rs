@@ -88,7 +88,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
 
     step(
         3,
-        "the operator: a subscription (its publish settings go to the customer) and a datacenter with an import key",
+        "the operator: a subscription (its publish settings go to the customer), a datacenter with an import key, \
+         and its ingest station's own credential",
     );
     let publish = w("demo.publishsettings");
     offsite(&["admin", "--operator-credentials", &operator, "subscription", "create", "demo", "-o", text(&publish)])?;
@@ -104,6 +105,19 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         "Offsite Datacenter AMS1\\nReceiving dock 4\\n1011 AB Amsterdam",
         "--import-key-out",
         text(&import_key),
+    ])?;
+    // The station ingests ams1's jobs with its own credential, never the operator's.
+    let station = w("ams1.station-credentials");
+    offsite(&[
+        "admin",
+        "--operator-credentials",
+        &operator,
+        "datacenter",
+        "station-credential",
+        "issue",
+        "ams1",
+        "--output",
+        text(&station),
     ])?;
     let settings = PublishSettings::read(&publish)?;
     let subscription = settings.subscription_id.clone();
@@ -230,13 +244,13 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         "--yes",
     ])?;
 
-    step(11, "the datacenter receives the package and ingests both drives into the container");
-    offsite(&["datacenter", "--operator-credentials", &operator, "receive", "--job", job])?;
+    step(11, "the datacenter's station (its station credential) receives the package and ingests both drives");
+    offsite(&["datacenter", "--station-credentials", text(&station), "receive", "--job", job])?;
     for drive in [&drive1, &drive2] {
         offsite(&[
             "datacenter",
-            "--operator-credentials",
-            &operator,
+            "--station-credentials",
+            text(&station),
             "ingest",
             "--drive",
             text(drive),

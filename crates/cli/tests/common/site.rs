@@ -19,11 +19,13 @@ pub struct Site {
     pub source: PathBuf,
     pub staging: PathBuf,
     pub import_key: PathBuf,
+    /// The datacenter's station credentials: what its ingest station runs with.
+    pub station: PathBuf,
 }
 
 impl Site {
     /// A subscription with a vault, a storage account and container, a datacenter
-    /// with its import key, and an agent registered and protecting a source tree
+    /// with its import key and a station credential, and an agent registered and protecting a source tree
     /// of about 8 MiB.
     pub fn new(service: &Service, root: &Path) -> Site {
         Site::with_source(service, root, 16, |source| {
@@ -53,13 +55,15 @@ impl Site {
             ])
             .run()
             .ok();
+        let station = root.join("ams1.station-credentials");
+        service.admin(["datacenter", "station-credential", "issue", "ams1", "--output", utf8(&station)]).run().ok();
         let source = root.join("source");
         std::fs::create_dir_all(&source).unwrap();
         fill(&source);
         let pack_size = pack_mib.to_string();
         let agent =
             Agent::registered_with(root, &tenant, "main", "fs01", &[&source], &["--pack-size", pack_size.as_str()]);
-        Site { root: root.to_path_buf(), tenant, agent, source, staging: root.join("staging"), import_key }
+        Site { root: root.to_path_buf(), tenant, agent, source, staging: root.join("staging"), import_key, station }
     }
 
     pub fn certgen(&self, args: &[&str]) -> Cli {
@@ -171,14 +175,15 @@ impl Site {
         .run()
     }
 
-    pub fn datacenter(&self, service: &Service, args: &[&str]) -> Cli {
-        let mut all = vec!["datacenter", "--operator-credentials", utf8(&service.operator)];
+    /// `offsite datacenter …` at the datacenter's station, with its station credentials.
+    pub fn datacenter(&self, _service: &Service, args: &[&str]) -> Cli {
+        let mut all = vec!["datacenter", "--station-credentials", utf8(&self.station)];
         all.extend_from_slice(args);
         offsite(all)
     }
 
-    pub fn ingest(&self, service: &Service, drive: &Path) -> Run {
-        ingest(&service.operator, &self.import_key, drive)
+    pub fn ingest(&self, _service: &Service, drive: &Path) -> Run {
+        ingest(&self.station, &self.import_key, drive)
     }
 
     pub fn job_state(&self) -> String {
@@ -188,12 +193,12 @@ impl Site {
 }
 
 /// `offsite datacenter ingest --drive DRIVE --json` at a station with these
-/// operator credentials and import key (owned paths only: stations run on threads).
-pub fn ingest(operator_credentials: &Path, import_key: &Path, drive: &Path) -> Run {
+/// station credentials and import key (owned paths only: stations run on threads).
+pub fn ingest(station_credentials: &Path, import_key: &Path, drive: &Path) -> Run {
     offsite([
         "datacenter",
-        "--operator-credentials",
-        utf8(operator_credentials),
+        "--station-credentials",
+        utf8(station_credentials),
         "ingest",
         "--drive",
         utf8(drive),

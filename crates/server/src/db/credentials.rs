@@ -11,7 +11,7 @@ use super::{Db, DbError, DbResult};
 pub struct CredentialRow {
     pub id: String,
     pub kind: CredentialKind,
-    /// The subscription, vault or machine the credential speaks for.
+    /// The subscription, vault, machine or datacenter (a station's) the credential speaks for.
     pub subject: String,
     pub secret_hash: String,
     pub created: i64,
@@ -27,6 +27,8 @@ pub enum CredentialKind {
     Subscription,
     VaultRegistration,
     Machine,
+    /// A datacenter's ingest station; the subject is the datacenter's id.
+    Station,
 }
 
 impl CredentialKind {
@@ -36,6 +38,7 @@ impl CredentialKind {
             CredentialKind::Subscription => "subscription",
             CredentialKind::VaultRegistration => "vault_registration",
             CredentialKind::Machine => "machine",
+            CredentialKind::Station => "station",
         }
     }
 
@@ -45,6 +48,7 @@ impl CredentialKind {
             "subscription" => CredentialKind::Subscription,
             "vault_registration" => CredentialKind::VaultRegistration,
             "machine" => CredentialKind::Machine,
+            "station" => CredentialKind::Station,
             _ => return None,
         })
     }
@@ -149,6 +153,7 @@ impl Db {
             CredentialKind::Subscription => "cred",
             CredentialKind::VaultRegistration => "reg",
             CredentialKind::Machine => "mcred",
+            CredentialKind::Station => "stn",
         };
         let issued =
             crate::secrets::issue_bounded(prefix).await.map_err(|e| DbError::Query(sqlx::Error::Protocol(e)))?;

@@ -98,6 +98,11 @@ impl Db {
         Ok(())
     }
 
+    pub async fn datacenter(&self, id: &str) -> DbResult<Option<Datacenter>> {
+        let row = sqlx::query("SELECT * FROM datacenters WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(datacenter_row).transpose().map_err(DbError::from)
+    }
+
     pub async fn datacenters(&self) -> DbResult<Vec<Datacenter>> {
         let rows = sqlx::query("SELECT * FROM datacenters ORDER BY name").fetch_all(&self.pool).await?;
         rows.iter().map(datacenter_row).collect::<Result<_, sqlx::Error>>().map_err(DbError::from)

@@ -49,8 +49,12 @@ struct FileQuery {
     offset: u64,
     /// The whole file's size.
     file_size: u64,
-    /// The drive the bytes come from; it must be `transferring`.
+    /// The drive the bytes come from; it must be registered with the job and `transferring`.
     drive_id: String,
+    /// The fingerprint of the drive's header as the station read it (64 hex
+    /// digits): it must be the one diskprep registered for the drive.
+    #[param(required = true)]
+    fingerprint: Option<String>,
 }
 
 /// The raw bytes of a file part, for the OpenAPI document.
@@ -140,7 +144,7 @@ async fn set_shipping(
     Ok(Json(import_jobs::ship(&state, &principal, &import_job_id, body).await?))
 }
 
-/// The package arrived (operators): the job becomes `received`, and so does every
+/// The package arrived (the datacenter's ingest station, operators): the job becomes `received`, and so does every
 /// drive still `specified`.
 #[utoipa::path(post, path = "/import-jobs/{import_job_id}/receive", tag = "import-jobs", security(("bearer" = [])),
     params(("import_job_id" = String, Path)), request_body = ImportJobNote,
@@ -155,7 +159,7 @@ async fn receive_import_job(
     Ok(Json(import_jobs::receive(&state, &principal, &import_job_id, note).await?))
 }
 
-/// Moves one drive on (operators). The first drive `transferring` moves the job
+/// Moves one drive on (the datacenter's ingest station, operators). The first drive `transferring` moves the job
 /// from `received` to `transferring`; once every drive is done the job moves on to
 /// `packaging`.
 #[utoipa::path(put, path = "/import-jobs/{import_job_id}/drives/{drive_id}/state", tag = "import-jobs",
@@ -188,8 +192,9 @@ async fn complete_import_job(
 }
 
 /// An import job by its name (names are unique across the service): for the
-/// operator, the job's subscription and its offline-seeding application, and the
-/// machines of that subscription (whose agents wait for it).
+/// operator, the job's subscription and its offline-seeding application, the
+/// machines of that subscription (whose agents wait for it), and the ingest
+/// station of the datacenter it is shipped to.
 #[utoipa::path(get, path = "/import-jobs/by-name/{import_job_name}", tag = "import-jobs",
     security(("bearer" = []), ("offsite_app" = [])),
     params(("import_job_name" = String, Path)),
@@ -218,10 +223,11 @@ async fn add_drive(
     Ok(Json(import_jobs::add_drive(&state, &principal, &import_job_id, spec).await?))
 }
 
-/// Uploads the bytes a drive holds of one file (the ingest station, operators):
-/// all of it (stored as the file, checked against its content-hash name), or a
-/// part, kept aside until the job is packaged. Streamed; nothing is visible until
-/// the upload is complete.
+/// Uploads the bytes a drive holds of one file (the datacenter's ingest station,
+/// operators): all of it (stored as the file, checked against its content-hash
+/// name), or a part, kept aside until the job is packaged. Only a drive registered
+/// with the job brings files, with the header diskprep registered for it.
+/// Streamed; nothing is visible until the upload is complete.
 #[utoipa::path(put, path = "/import-jobs/{import_job_id}/files", tag = "import-jobs", security(("bearer" = [])),
     params(("import_job_id" = String, Path), FileQuery),
     request_body(content = PartBytes, content_type = "application/octet-stream"),
@@ -236,8 +242,13 @@ async fn put_import_file(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    let part =
-        FilePart { path: query.path, offset: query.offset, file_size: query.file_size, drive_id: query.drive_id };
+    let part = FilePart {
+        path: query.path,
+        offset: query.offset,
+        file_size: query.file_size,
+        drive_id: query.drive_id,
+        fingerprint: query.fingerprint,
+    };
     let length = content_length(&headers);
     import_jobs::put_file(&state, &principal, &import_job_id, &part, length, body.into_data_stream()).await?;
     Ok(StatusCode::CREATED)
@@ -268,7 +279,7 @@ async fn list_import_parts(
     Ok(Json(import_jobs::parts(&state, &principal, &import_job_id).await?))
 }
 
-/// Stores a drive's ingest log (operators): `error` names what is wrong or missing,
+/// Stores a drive's ingest log (the datacenter's ingest station, operators): `error` names what is wrong or missing,
 /// `verbose` what was done. Text, at most 16 MiB; kept in the job's container.
 #[utoipa::path(put, path = "/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}", tag = "import-jobs",
     security(("bearer" = [])),
@@ -300,7 +311,7 @@ async fn get_drive_log(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-/// Packages the job once every drive is done (operators): parts that cover their
+/// Packages the job once every drive is done (the datacenter's ingest station, operators): parts that cover their
 /// file are assembled into it. When every file is whole the job is `completed`;
 /// otherwise it stays `packaging`, its timeline naming the missing byte ranges,
 /// until a repair drive brings them and the job is packaged again.

@@ -81,9 +81,10 @@ async fn create_subscription(
     Ok(Json(subscriptions::create(&state, &principal, body).await?))
 }
 
-/// The subscriptions the caller may see: all for operators, its own for a subscription.
+/// The subscriptions the caller may see: all for operators, its own for a
+/// subscription; a station credential is refused (403).
 #[utoipa::path(get, path = "/subscriptions", tag = "subscriptions", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Subscription>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Subscription>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_subscriptions(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Subscription>>> {
     Ok(Json(subscriptions::list(&state, &principal).await?))
 }

@@ -116,8 +116,13 @@ pub async fn create(
     Ok(SubscriptionCreated { subscription, management_credential: token })
 }
 
-/// The subscriptions the caller may see: all for operators, its own for a subscription.
+/// The subscriptions the caller may see: all for operators, its own for a
+/// subscription; a station credential is refused.
 pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<Subscription>> {
+    // A station sees import jobs, never who the tenants are.
+    if principal.is_station() {
+        return Err(super::datacenters::station_refused());
+    }
     let all = state.db.subscriptions().await?;
     Ok(all.into_iter().filter(|s| principal.seeds(&s.id)).collect())
 }

@@ -16,6 +16,7 @@ pub async fn whoami(principal: &Principal) -> ApiResult<WhoAmI> {
         Principal::Application { application_id, subscription_id, thumbprint } => {
             WhoAmI::Application { application_id, subscription_id, thumbprint }
         }
+        Principal::Station { credential_id, datacenter_id } => WhoAmI::Station { credential_id, datacenter_id },
         Principal::Registration { .. } => {
             return Err(Failure::Forbidden("vault credentials can only register a machine".into()))
         }

@@ -327,6 +327,9 @@ impl Service {
             .operator()
             .add_datacenter(&format!("{name}-dc"), "1 Dock Road\nPortville", &import_key())
             .expect("a datacenter");
+        // A station credential of the datacenter, never used: what the isolation matrix revokes.
+        let spare_station_credential_id =
+            self.operator().issue_station_credential(&datacenter.id, None).expect("a station credential").credential.id;
         let drive_id = blake3::hash(name.as_bytes()).to_hex()[..16].to_string();
         let import_job = sub
             .create_import_job(
@@ -339,7 +342,7 @@ impl Service {
                     drives: vec![ImportJobDriveSpec {
                         drive_id: drive_id.clone(),
                         index: 0,
-                        fingerprint: None,
+                        fingerprint: Some(fingerprint_of(&drive_id)),
                         data_bytes: None,
                     }],
                 },
@@ -404,7 +407,9 @@ impl Service {
             storage_account_name: account.name,
             container_id: container.id,
             container_name: container.name,
+            datacenter_id: datacenter.id,
             datacenter_name: datacenter.name,
+            spare_station_credential_id,
             import_job_id: import_job.id,
             import_job_name: import_job.name,
             drive_id,
@@ -438,8 +443,12 @@ pub struct Tenant {
     pub container_id: String,
     pub container_name: String,
     /// A datacenter the operator added for this tenant's import job.
+    pub datacenter_id: String,
     pub datacenter_name: String,
-    /// An import job in state `creating` with one drive, `drive_id`.
+    /// A station credential of that datacenter (its id), never used.
+    pub spare_station_credential_id: String,
+    /// An import job in state `creating` with one drive, `drive_id`, registered
+    /// with the header fingerprint [`fingerprint_of`] gives.
     pub import_job_id: String,
     pub import_job_name: String,
     pub drive_id: String,
@@ -488,6 +497,17 @@ impl Tenant {
             &self.import_job_name,
         ]
     }
+}
+
+/// The header fingerprint the tests register for drive `drive_id` (64 hex digits).
+pub fn fingerprint_of(drive_id: &str) -> String {
+    blake3::hash(format!("the header of drive {drive_id}").as_bytes()).to_hex().to_string()
+}
+
+/// Drive `drive_id` as an ingest station names it when it uploads: with the
+/// fingerprint registered for it.
+pub fn source_drive(drive_id: &str) -> offsite_api::client::SourceDrive {
+    offsite_api::client::SourceDrive { drive_id: drive_id.to_string(), fingerprint: fingerprint_of(drive_id) }
 }
 
 /// A fresh X25519 import public key, hex.

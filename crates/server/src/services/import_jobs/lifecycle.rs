@@ -128,7 +128,7 @@ pub async fn list(state: &AppState, principal: &Principal, subscription_id: &str
 
 /// One import job with its drives and its whole timeline.
 pub async fn get(state: &AppState, principal: &Principal, import_job_id: &str) -> ApiResult<ImportJobView> {
-    let tracked = load_seeded(state, principal, import_job_id).await?;
+    let tracked = expire(state, load_readable_as_stored(state, principal, import_job_id).await?).await?;
     view(state, &tracked.row.id).await
 }
 
@@ -191,17 +191,25 @@ pub async fn ship(
     view(state, &tracked.row.id).await
 }
 
-/// Loads a job for the operator: another tenant hears "not found" like everywhere
-/// else, the job's own subscription hears that only the operator may do this.
+/// Loads a job for its ingest station ([`load_for_station_as_stored`]), applying
+/// its arrival deadline: an expired job takes no station step.
+pub(crate) async fn load_for_station(state: &AppState, principal: &Principal, job_id: &str) -> ApiResult<Tracked> {
+    let tracked = expire(state, load_for_station_as_stored(state, principal, job_id).await?).await?;
+    tracked.refuse_if_expired()?;
+    Ok(tracked)
+}
+
+/// Loads a job for the service operator alone: those who may read it hear that
+/// only the operator may do this, everyone else that there is no such job.
 pub(crate) async fn load_for_operator(state: &AppState, principal: &Principal, job_id: &str) -> ApiResult<Tracked> {
-    let tracked = load_managed_as_stored(state, principal, job_id).await?;
+    let tracked = load_readable_as_stored(state, principal, job_id).await?;
     principal.require_operator()?;
     let tracked = expire(state, tracked).await?;
     tracked.refuse_if_expired()?;
     Ok(tracked)
 }
 
-/// The package arrived (operators): the job becomes `received`, and so does every
+/// The package arrived (its datacenter's station, operators): the job becomes `received`, and so does every
 /// drive still `specified`.
 pub async fn receive(
     state: &AppState,
@@ -210,7 +218,7 @@ pub async fn receive(
     note: ImportJobNote,
 ) -> ApiResult<ImportJobView> {
     let message = check_message(note.message)?;
-    let mut tracked = load_for_operator(state, principal, import_job_id).await?;
+    let mut tracked = load_for_station(state, principal, import_job_id).await?;
     let now = state.now();
     let received = tracked.job.receive(actor(principal), now).map_err(refused)?;
     tracked.record(received, message);
@@ -219,7 +227,7 @@ pub async fn receive(
     view(state, &tracked.row.id).await
 }
 
-/// Moves one drive on (operators). The first drive `transferring` moves the job
+/// Moves one drive on (its datacenter's station, operators). The first drive `transferring` moves the job
 /// from `received` to `transferring`; once every drive is done the job moves on to
 /// `packaging`.
 pub async fn set_drive_state(
@@ -229,7 +237,7 @@ pub async fn set_drive_state(
     drive_id: &str,
     body: DriveStateUpdate,
 ) -> ApiResult<ImportJobView> {
-    let mut tracked = load_for_operator(state, principal, import_job_id).await?;
+    let mut tracked = load_for_station(state, principal, import_job_id).await?;
     let wanted = drive_id.to_ascii_lowercase();
     if tracked.job.drive(&wanted).is_none() {
         return Err(Failure::not_found(format!("drive {drive_id} of import job '{}'", tracked.row.name)));
@@ -279,14 +287,15 @@ pub async fn complete(
 }
 
 /// An import job by its name (names are unique across the service): for the
-/// operator, the job's subscription and its offline-seeding application, and the
-/// machines of that subscription (whose agents wait for it).
+/// operator, the job's subscription and its offline-seeding application, the
+/// machines of that subscription (whose agents wait for it), and the ingest
+/// station of the datacenter it is shipped to.
 pub async fn find(state: &AppState, principal: &Principal, import_job_name: &str) -> ApiResult<ImportJobView> {
     let missing = || Failure::not_found(format!("import job '{import_job_name}'"));
     let row = state.db.import_job_named(import_job_name).await?.ok_or_else(missing)?;
     let machine_of_subscription =
         matches!(&principal, Principal::Machine { subscription_id, .. } if *subscription_id == row.subscription_id);
-    if !(principal.seeds(&row.subscription_id) || machine_of_subscription) {
+    if !(principal.seeds(&row.subscription_id) || machine_of_subscription || principal.ingests_at(&row.datacenter_id)) {
         return Err(missing());
     }
     let tracked = expire(state, Tracked::load(state, &row.id).await?).await?;

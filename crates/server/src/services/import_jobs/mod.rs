@@ -51,6 +51,8 @@ pub(crate) fn actor(principal: &Principal) -> Actor {
         Principal::Machine { machine_id, .. } => machine_id.clone(),
         Principal::Registration { credential_id, .. } => credential_id.clone(),
         Principal::Application { application_id, .. } => application_id.clone(),
+        // The credential, not just "station": a datacenter may have several.
+        Principal::Station { credential_id, .. } => format!("station {credential_id}"),
     })
 }
 
@@ -64,6 +66,8 @@ pub(crate) fn refused(err: ImportJobError) -> Failure {
 pub(crate) struct Tracked {
     pub(crate) row: ImportJobRow,
     pub(crate) job: ImportJob,
+    /// The drives as stored (fingerprints, sizes), in the job's order.
+    pub(crate) drive_rows: Vec<DriveRow>,
     pub(crate) change: ImportJobChange,
 }
 
@@ -117,7 +121,7 @@ impl Tracked {
                 return Err(Failure::Internal(format!("import job {}: drive {} disagrees", row.id, drive.drive_id)));
             }
         }
-        Ok(Tracked { row, job, change: ImportJobChange::default() })
+        Ok(Tracked { row, job, drive_rows, change: ImportJobChange::default() })
     }
 
     /// Collects what an intent of the job did, to be stored with [`Tracked::store`];
@@ -290,6 +294,45 @@ pub(crate) async fn load_seeded_as_stored(state: &AppState, principal: &Principa
     Tracked::load(state, &row.id).await
 }
 
+/// Loads a job for reading it (its view, by id or name): those who seed it, and
+/// the ingest station of the datacenter it was shipped to, as stored.
+pub(crate) async fn load_readable_as_stored(
+    state: &AppState,
+    principal: &Principal,
+    job_id: &str,
+) -> ApiResult<Tracked> {
+    let missing = || Failure::not_found(format!("import job {job_id}"));
+    let row = state.db.import_job(job_id).await?.ok_or_else(missing)?;
+    if !(principal.seeds(&row.subscription_id) || principal.ingests_at(&row.datacenter_id)) {
+        return Err(missing());
+    }
+    Tracked::load(state, &row.id).await
+}
+
+/// Loads a job for a step of the ingest station at the datacenter it was shipped
+/// to (that datacenter's station credentials, operators), as stored. Its
+/// subscription and application hear that this is the station's to do; everyone
+/// else, another datacenter's station too, that there is no such job.
+pub(crate) async fn load_for_station_as_stored(
+    state: &AppState,
+    principal: &Principal,
+    job_id: &str,
+) -> ApiResult<Tracked> {
+    let missing = || Failure::not_found(format!("import job {job_id}"));
+    let row = state.db.import_job(job_id).await?.ok_or_else(missing)?;
+    if !principal.ingests_at(&row.datacenter_id) {
+        if principal.seeds(&row.subscription_id) {
+            return Err(Failure::Forbidden(format!(
+                "only the ingest station of datacenter '{}' (its station credential) or the service operator may \
+                 do this",
+                row.datacenter
+            )));
+        }
+        return Err(missing());
+    }
+    Tracked::load(state, &row.id).await
+}
+
 /// Applies the arrival deadline to a loaded job.
 pub(crate) async fn expire(state: &AppState, mut tracked: Tracked) -> ApiResult<Tracked> {
     if tracked.expire_if_due(state.now()) {
@@ -383,21 +426,29 @@ pub(crate) fn check_drive_id(id: &str) -> ApiResult<String> {
     }
 }
 
-/// A drive of a job from its spec, `specified`.
+/// A drive header's fingerprint: 64 hex digits, kept lowercase.
+pub(crate) fn check_fingerprint(text: &str) -> ApiResult<String> {
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(Failure::BadRequest(format!("'{text}' is not a drive fingerprint: use the 64 hex digits diskprep prints")))
+    }
+}
+
+/// A drive of a job from its spec, `specified`. Its header's fingerprint is
+/// required: the service takes files only from drives registered with it.
 pub(crate) fn drive_row(spec: &ImportJobDriveSpec) -> ApiResult<DriveRow> {
-    let fingerprint = match &spec.fingerprint {
-        None => None,
-        Some(text) if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Some(text.to_ascii_lowercase())
-        }
-        Some(text) => {
-            return Err(Failure::BadRequest(format!(
-                "'{text}' is not a drive fingerprint: use the 64 hex digits diskprep prints"
-            )))
-        }
+    let drive_id = check_drive_id(&spec.drive_id)?;
+    let Some(fingerprint) = &spec.fingerprint else {
+        return Err(Failure::BadRequest(format!(
+            "drive {drive_id} has no fingerprint: every drive is registered with its header's fingerprint (64 hex \
+             digits), so that only the drives diskprep wrote can bring files; run `offsite diskprep`, which \
+             registers them"
+        )));
     };
+    let fingerprint = Some(check_fingerprint(fingerprint)?);
     Ok(DriveRow {
-        drive_id: check_drive_id(&spec.drive_id)?,
+        drive_id,
         index: spec.index,
         state: ImportDriveState::Specified,
         fingerprint,

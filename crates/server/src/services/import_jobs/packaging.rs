@@ -10,7 +10,7 @@ use futures::Stream;
 use offsite_api::types::{ImportFile, ImportFileListSummary, ImportJobNote, ImportJobState, ImportJobView};
 
 use super::files::DRAIN_LIMIT;
-use super::{actor, check_message, load_for_operator, load_seeded, refused, view};
+use super::{actor, check_message, load_for_station, load_seeded, refused, view};
 use crate::container_storage::{check_import_path, missing_from, Incomplete};
 use crate::db::import_jobs::ImportJobRow;
 use crate::error::{ApiResult, Failure};
@@ -51,7 +51,7 @@ fn incomplete_message(incomplete: &[Incomplete], missing: &[ImportFile]) -> Stri
     )
 }
 
-/// Packages the job once every drive is done (operators): parts that cover their
+/// Packages the job once every drive is done (its datacenter's station, operators): parts that cover their
 /// file are assembled into it. When every file is whole the job is `completed`;
 /// otherwise it stays `packaging`, its timeline naming the missing byte ranges,
 /// until a repair drive brings them and the job is packaged again.
@@ -62,7 +62,7 @@ pub async fn package(
     note: ImportJobNote,
 ) -> ApiResult<ImportJobView> {
     let message = check_message(note.message)?;
-    let mut tracked = load_for_operator(state, principal, import_job_id).await?;
+    let mut tracked = load_for_station(state, principal, import_job_id).await?;
     let who = actor(principal);
     let began = tracked.job.begin_packaging(who.clone(), state.now()).map_err(refused)?;
     if !began.is_empty() {

@@ -69,6 +69,10 @@ pub struct IssueManagementCredential {
 pub struct ManagementCredentialIssued {
     pub credential: ManagementCredential,
     pub management_credential: String,
+    /// True when its expiry was cut to the issuing credential's: a credential
+    /// cannot outlive the one that issued it.
+    #[serde(default)]
+    pub expires_with_issuer: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -104,6 +108,10 @@ pub struct VaultCredentialsIssued {
     #[schema(value_type = String, format = DateTime)]
     pub expires: OffsetDateTime,
     pub registration_secret: String,
+    /// True when `expires` was cut to the issuing credential's expiry: a
+    /// credential cannot outlive the one that issued it.
+    #[serde(default)]
+    pub expires_with_issuer: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -595,6 +603,12 @@ pub struct ApplicationCertificate {
     #[serde(with = "time::serde::rfc3339::option", default)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub not_after: Option<OffsetDateTime>,
+    /// When the service stops accepting its signatures: the expiry of the
+    /// management credential that registered it (a credential cannot outlive its
+    /// issuer); absent when that one had none.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires: Option<OffsetDateTime>,
 }
 
 /// The offline-seeding application identity of a subscription (the seed's Azure AD

@@ -42,15 +42,25 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
     }
     if let Some(expires) = row.expires {
         if state.now().unix_timestamp() >= expires {
-            return Err(Failure::Unauthorized(format!(
-                "these vault credentials expired at {}: download new ones (offsite admin vault credentials)",
-                format_time(expires)
-            )));
+            let at = format_time(expires);
+            return Err(Failure::Unauthorized(match row.kind {
+                CredentialKind::Subscription => format!(
+                    "this management credential expired at {at}: download new publish settings from the portal, \
+                     or have an operator issue them (offsite admin subscription issue-credential --subscription {} \
+                     --output new.publishsettings)",
+                    row.subject
+                ),
+                _ => format!(
+                    "these vault credentials expired at {at}: download new ones (offsite admin vault credentials)"
+                ),
+            }));
         }
     }
     match row.kind {
         CredentialKind::Operator => Ok(Principal::Operator),
-        CredentialKind::Subscription => Ok(Principal::Subscription { subscription_id: row.subject }),
+        CredentialKind::Subscription => {
+            Ok(Principal::Subscription { subscription_id: row.subject, credential_expires: row.expires })
+        }
         CredentialKind::VaultRegistration => {
             if let Some(machine) = row.used_by {
                 return Err(Failure::Unauthorized(format!(
@@ -98,7 +108,8 @@ pub async fn authenticate_application(
         )));
     }
     let application = state.db.application(&header.application_id).await?.ok_or_else(bad)?;
-    let certificate = state.db.application_certificate(&application.id, &header.thumbprint).await?.ok_or_else(bad)?;
+    let (certificate, expires) =
+        state.db.application_certificate(&application.id, &header.thumbprint).await?.ok_or_else(bad)?;
     let message = signed_message(method, path_and_query, header.unix_seconds);
     let signature = header.signature;
     let ok = tokio::task::spawn_blocking(move || crate::certificates::verify(&certificate, &message, &signature))
@@ -106,6 +117,17 @@ pub async fn authenticate_application(
         .map_err(|e| Failure::Internal(e.to_string()))?;
     if !ok {
         return Err(bad());
+    }
+    // Checked after the signature, so only the key's holder learns it.
+    if let Some(expires) = expires.filter(|&expires| now >= expires) {
+        return Err(Failure::Unauthorized(format!(
+            "certificate {} was registered with a management credential that expired at {}, and stopped signing \
+             with it: with current publish settings, remove it (offsite admin application remove-cert {}) and \
+             upload it again (offsite certgen export-cert, then offsite admin application upload-cert --cert FILE)",
+            header.thumbprint,
+            format_time(expires),
+            header.thumbprint
+        )));
     }
     Ok(Principal::Application {
         application_id: application.id,

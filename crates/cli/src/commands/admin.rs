@@ -111,7 +111,8 @@ enum SubscriptionCommand {
         /// Where to write the publish settings (never overwritten).
         #[arg(short, long)]
         output: PathBuf,
-        /// Days until it stops working (1–3650) [default: until revoked].
+        /// Days until it stops working (1–3650) [default: until revoked]. Never
+        /// later than the credential that issues it.
         #[arg(long)]
         valid_days: Option<u32>,
     },
@@ -393,10 +394,22 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             struct Out<'a> {
                 credential: &'a ManagementCredential,
                 publish_settings: &'a Path,
+                expires_with_issuer: bool,
             }
-            session.show(&Out { credential: &issued.credential, publish_settings: output }, |out| {
-                let until = out.credential.expires.map(|t| format!(", valid until {}", when(t))).unwrap_or_default();
-                println!("management credential {} issued{until}", out.credential.id);
+            let out = Out {
+                credential: &issued.credential,
+                publish_settings: output,
+                expires_with_issuer: issued.expires_with_issuer,
+            };
+            session.show(&out, |out| {
+                let until = match out.credential.expires {
+                    Some(t) if out.expires_with_issuer => {
+                        format!("valid until {}, when the credential that issued it expires", when(t))
+                    }
+                    Some(t) => format!("valid until {}", when(t)),
+                    None => "valid until revoked: it has no expiry (pass --valid-days N to limit one)".to_string(),
+                };
+                println!("management credential {} issued, {until}", out.credential.id);
                 println!("publish settings written to {} (keep it private)", output.display());
             })?;
         }
@@ -430,7 +443,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             let session = Session::subscription(&args)?;
             let vault = session.vault(vault)?;
             let issued = session.client.vault_credentials(&vault.id, Some(*valid_hours))?;
-            let expires = issued.expires;
+            let (expires, capped) = (issued.expires, issued.expires_with_issuer);
             VaultCredentials::issued(session.endpoint.clone(), issued).write(output)?;
             #[derive(Serialize)]
             struct Out<'a> {
@@ -441,10 +454,11 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             }
             session.show(&Out { vault_id: &vault.id, file: output, expires }, |out| {
                 println!(
-                    "vault credentials for '{}' written to {}: they register one machine and expire at {}",
+                    "vault credentials for '{}' written to {}: they register one machine and expire at {}{}",
                     vault.name,
                     out.file.display(),
-                    when(out.expires)
+                    when(out.expires),
+                    if capped { ", when the credential that issued them expires" } else { "" }
                 );
             })?;
         }
@@ -603,7 +617,11 @@ fn credential_status(c: &ManagementCredential) -> String {
 fn print_certificates(app: &offsite_api::types::Application) {
     for c in &app.certificates {
         let until = c.not_after.map(|t| format!(", valid until {}", when(t))).unwrap_or_default();
-        println!("  certificate {}  added {}{until}", c.thumbprint, when(c.added));
+        let stops = c
+            .expires
+            .map(|t| format!(", signs until {} (when the credential that registered it expires)", when(t)))
+            .unwrap_or_default();
+        println!("  certificate {}  added {}{until}{stops}", c.thumbprint, when(c.added));
     }
 }
 

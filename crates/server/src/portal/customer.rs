@@ -30,7 +30,7 @@ type PageResult = Result<Response, PortalFailure>;
 /// A subscription's user goes straight to their subscription; an operator gets
 /// the list of subscriptions.
 pub async fn overview(State(state): State<AppState>, who: SignedIn) -> PageResult {
-    if let Principal::Subscription { subscription_id } = &who.principal {
+    if let Principal::Subscription { subscription_id, .. } = &who.principal {
         return Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}")).into_response());
     }
     let subscriptions = subscriptions::list(&state, &who.principal).await?;

@@ -76,7 +76,8 @@ fn secret_hash(secret: &str) -> String {
 
 fn principal_of(user: &PortalUserRow) -> Principal {
     match &user.subscription_id {
-        Some(id) => Principal::Subscription { subscription_id: id.clone() },
+        // A person, not a credential: what they issue is limited by its own rules.
+        Some(id) => Principal::Subscription { subscription_id: id.clone(), credential_expires: None },
         None => Principal::Operator,
     }
 }

@@ -237,6 +237,57 @@ fn portal_users_need_an_address_a_long_password_and_a_real_subscription() {
     assert!(!listed.to_string().contains("argon2"), "{listed}");
 }
 
+/// Publish settings downloaded from the portal expire after 90 days: the button
+/// says so, the file carries the date, the API lists the credential with it, and
+/// on the 91st day the file's credential is refused.
+#[test]
+fn publish_settings_from_the_portal_expire_after_90_days() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let user = CreatePortalUser {
+        email: "it@alpha.example".into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(a.subscription_id.clone()),
+    };
+    service.operator().create_portal_user(&user).unwrap();
+    let http = browser_like(&service);
+    let home = format!("/portal/subscriptions/{}", a.subscription_id);
+    let session = sign_in(&http, &service, "it@alpha.example", &home);
+    let page = get(&http, &service, &home, &session.cookie);
+    assert!(page.body.contains("valid for 90 days"), "the download says how long: {}", page.body);
+
+    let path = format!("/portal/subscriptions/{}/publish-settings", a.subscription_id);
+    let download = post(&http, &service, &path, &session.cookie, &[("csrf", &session.csrf)]);
+    assert_eq!(download.status, 200, "{}", download.body);
+    let expires_at = download.body.find("Expires=\"").expect("the file says when it expires") + "Expires=\"".len();
+    let expires = download.body[expires_at..].split('"').next().unwrap().to_string();
+    let expires_unix = time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc3339)
+        .expect("an RFC 3339 time")
+        .unix_timestamp();
+    let in_90_days = time::OffsetDateTime::now_utc().unix_timestamp() + 90 * 86_400;
+    assert!((in_90_days - 600..=in_90_days + 600).contains(&expires_unix), "{expires}");
+    let at = download.body.find("ManagementCredential=\"").unwrap() + "ManagementCredential=\"".len();
+    let token = download.body[at..].split('"').next().unwrap().to_string();
+    let id = token.split_once('.').unwrap().0.to_string();
+
+    let listed = service.get_json(
+        &format!("/api/v1/subscriptions/{}/management-credentials", a.subscription_id),
+        &a.subscription_token,
+    );
+    let credential = listed.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).expect("listed").clone();
+    let listed_expires = credential["expires"].as_str().expect("the credential expires");
+    let listed_unix = time::OffsetDateTime::parse(listed_expires, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp();
+    assert_eq!(listed_unix, expires_unix);
+
+    assert_eq!(service.call("GET", "/api/v1/whoami", Some(&token), &common::Body::Empty).status, 200);
+    let service = service.restart_with_clock_offset(91 * 86_400);
+    let reply = service.call("GET", "/api/v1/whoami", Some(&token), &common::Body::Empty);
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(reply.text().contains("expired"), "{}", reply.text());
+}
+
 // ------------------------------------------------------------------ the page matrix
 
 /// Who opens a portal page.

@@ -352,6 +352,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 subscription_id: created.subscription.id.clone(),
                 subscription_name: created.subscription.name.clone(),
                 management_credential: created.management_credential.clone(),
+                expires: None,
             };
             let path = output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.publishsettings")));
             settings.write(&path)?;
@@ -388,6 +389,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 subscription_id: subscription.id.clone(),
                 subscription_name: subscription.name.clone(),
                 management_credential: issued.management_credential.clone(),
+                expires: issued.credential.expires,
             };
             settings.write(output)?;
             #[derive(Serialize)]

@@ -685,4 +685,23 @@ pub struct PortalUser {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created: OffsetDateTime,
+    /// Since when an operator has disabled the user: no sign-in, no session.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disabled: Option<OffsetDateTime>,
+}
+
+/// Disables or enables a portal user (operators only); disabling ends the user's sessions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPortalUserDisabled {
+    pub disabled: bool,
+}
+
+/// A portal user's new password (operators only); the user's sessions end.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPortalUserPassword {
+    /// At least 12 characters; kept only as an Argon2id hash.
+    pub password: String,
 }

@@ -214,8 +214,8 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
             }
             let token = if template == "/api/v1/register" {
                 &a.spare_registration
-            } else if ["/api/v1/subscriptions", "/api/v1/datacenters", "/api/v1/portal-users"]
-                .contains(&template.as_str())
+            } else if ["/api/v1/subscriptions", "/api/v1/datacenters"].contains(&template.as_str())
+                || template.starts_with("/api/v1/portal-users")
             {
                 &service.operator_token
             } else if template.starts_with("/api/v1/machines/") {
@@ -230,7 +230,8 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
                 .replace("{storage_account_id}", &a.storage_account_id)
                 .replace("{job_id}", &a.job_id)
                 .replace("{import_job_id}", &a.import_job_id)
-                .replace("{drive_id}", &a.drive_id);
+                .replace("{drive_id}", &a.drive_id)
+                .replace("{user_id}", &a.portal_user_id);
             assert!(!path.contains('{'), "{method} {template}: a path parameter this test does not fill");
             found.push((method.to_uppercase(), template.clone(), path, token.clone()));
         }

@@ -238,6 +238,10 @@ const OPERATOR_SCOPED: &[(&str, &str)] = &[
     ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
     ("POST", "/api/v1/protection-requests/{request_id}/approve"),
     ("POST", "/api/v1/protection-requests/{request_id}/reject"),
+    // A subscription's portal users are the operator's to manage.
+    ("PUT", "/api/v1/portal-users/{user_id}/disabled"),
+    ("PUT", "/api/v1/portal-users/{user_id}/password"),
+    ("DELETE", "/api/v1/portal-users/{user_id}"),
 ];
 
 /// Operations on a subscription's resources every machine of the subscription may
@@ -473,6 +477,7 @@ impl World {
                             "thumbprint" => owner.spare_thumbprint.clone(),
                             "kind" => "error".to_string(),
                             "request_id" => parent.protection_request_id.clone(),
+                            "user_id" => parent.portal_user_id.clone(),
                             "folder" => folder.to_string(),
                             "name" if *folder == "config" => "config".to_string(),
                             "name" => owner.file_name.clone(),

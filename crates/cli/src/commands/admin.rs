@@ -91,6 +91,31 @@ enum PortalUserCommand {
         password_file: Option<PathBuf>,
     },
     List,
+    /// Disable a user: they cannot sign in, and their sessions end at once.
+    Disable {
+        /// Email address or id.
+        user: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// Email address or id.
+        user: String,
+    },
+    /// Remove a user for good; their sessions end at once.
+    Remove {
+        /// Email address or id.
+        user: String,
+    },
+    /// Give a user a new password (from OFFSITE_PORTAL_PASSWORD, --password-file,
+    /// or a prompt); their sessions end at once.
+    #[command(name = "set-password")]
+    SetPassword {
+        /// Email address or id.
+        user: String,
+        /// A file holding the password (one line).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -311,7 +336,7 @@ fn portal_password(file: Option<&Path>) -> Result<String> {
     let first = rpassword::prompt_password("Portal password: ").context("cannot read the password")?;
     let again = rpassword::prompt_password("Repeat the password: ").context("cannot read the password")?;
     if first != again {
-        bail!("the two passwords differ; no user was created");
+        bail!("the two passwords differ; nothing was changed");
     }
     Ok(first)
 }
@@ -340,9 +365,39 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 for u in list {
                     let role =
                         u.subscription_id.as_deref().map(|s| format!("subscription {s}")).unwrap_or("operator".into());
-                    println!("{}  {}  {role}  created {}", u.id, u.email, when(u.created));
+                    let disabled = u.disabled.map(|t| format!("  disabled since {}", when(t))).unwrap_or_default();
+                    println!("{}  {}  {role}  created {}{disabled}", u.id, u.email, when(u.created));
                 }
             })?;
+        }
+        AdminCommand::PortalUser(
+            command @ (PortalUserCommand::Disable { user }
+            | PortalUserCommand::Enable { user }
+            | PortalUserCommand::Remove { user }
+            | PortalUserCommand::SetPassword { user, .. }),
+        ) => {
+            let session = Session::operator(&args)?;
+            let found = portal_user(&session, user)?;
+            let (changed, done) = match command {
+                PortalUserCommand::Disable { .. } => {
+                    (session.client.set_portal_user_disabled(&found.id, true)?, "disabled: their sessions ended")
+                }
+                PortalUserCommand::Enable { .. } => {
+                    (session.client.set_portal_user_disabled(&found.id, false)?, "enabled")
+                }
+                PortalUserCommand::Remove { .. } => {
+                    (session.client.remove_portal_user(&found.id)?, "removed: their sessions ended")
+                }
+                PortalUserCommand::SetPassword { password_file, .. } => {
+                    let password = portal_password(password_file.as_deref())?;
+                    (
+                        session.client.set_portal_user_password(&found.id, &password)?,
+                        "has a new password: their sessions ended",
+                    )
+                }
+                _ => unreachable!("matched above"),
+            };
+            session.show(&changed, |u| println!("portal user {} {done}", u.email))?;
         }
         AdminCommand::Subscription(SubscriptionCommand::Create { name, output }) => {
             let session = Session::operator(&args)?;
@@ -602,6 +657,17 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A portal user by email address or id.
+fn portal_user(session: &Session, user: &str) -> Result<offsite_api::types::PortalUser> {
+    let wanted = user.trim().to_lowercase();
+    session
+        .client
+        .list_portal_users()?
+        .into_iter()
+        .find(|u| u.id == user || u.email == wanted)
+        .with_context(|| format!("no portal user '{user}' (see `offsite admin portal-user list`)"))
 }
 
 /// "issued …, valid until …, revoked …".

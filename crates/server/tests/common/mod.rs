@@ -341,8 +341,18 @@ impl Service {
         let requested = sub.change_vault_protection(&vault.id, &weaken).expect("a protection request");
         let protection_request_id = requested.request.expect("turning soft delete off is only requested").id;
 
+        // A portal user of the subscription, never signed in: what the operator's
+        // user changes (disable, new password, remove) act on.
+        let staff = CreatePortalUser {
+            email: format!("staff@{name}.example"),
+            password: "a staff password long enough".into(),
+            subscription_id: Some(subscription_id.clone()),
+        };
+        let portal_user_id = self.operator().create_portal_user(&staff).expect("a portal user").id;
+
         Tenant {
             name: name.to_string(),
+            portal_user_id,
             protection_request_id,
             subscription_id,
             subscription_token,
@@ -410,6 +420,8 @@ pub struct Tenant {
     pub recovery_points: Vec<RecoveryPoint>,
     /// A pending request to weaken the vault's protection.
     pub protection_request_id: String,
+    /// A portal user of the subscription (`staff@NAME.example`), never signed in.
+    pub portal_user_id: String,
 }
 
 impl Tenant {

@@ -557,6 +557,17 @@ impl Client {
         self.json(response)
     }
 
+    // ------------------------------------------------------------ storage quotas
+
+    pub fn storage_quota(&self, subscription_id: &str) -> ApiResult<StorageQuota> {
+        self.get(&format!("/subscriptions/{subscription_id}/quota"))
+    }
+
+    /// Sets (or with `None` lifts) a subscription's storage quota (operators only).
+    pub fn set_storage_quota(&self, subscription_id: &str, quota_bytes: Option<u64>) -> ApiResult<StorageQuota> {
+        self.put(&format!("/subscriptions/{subscription_id}/quota"), &SetStorageQuota { quota_bytes })
+    }
+
     // ------------------------------------------------------------ import jobs
 
     pub fn create_import_job(&self, subscription_id: &str, job: &CreateImportJob) -> ApiResult<ImportJobView> {

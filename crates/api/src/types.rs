@@ -30,6 +30,28 @@ pub struct Subscription {
     pub created: OffsetDateTime,
 }
 
+/// A subscription's storage quota and what counts against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StorageQuota {
+    pub subscription_id: String,
+    /// The most its machines' repositories may hold, in bytes; absent: no limit.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    /// What they hold: every stored repository file, soft-deleted ones included.
+    pub used_bytes: u64,
+    /// Of `used_bytes`, the soft-deleted files: kept until purged, counted until then.
+    pub soft_deleted_bytes: u64,
+}
+
+/// Sets a subscription's storage quota (operators only); `null` lifts it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"quota_bytes": 1_099_511_627_776_u64}))]
+pub struct SetStorageQuota {
+    /// Bytes; `null` for no quota.
+    pub quota_bytes: Option<u64>,
+}
+
 /// Returned once, when a subscription is created: the management credential is not
 /// stored in clear anywhere and cannot be shown again.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -13,3 +13,9 @@ ALTER TABLE application_certificates ADD COLUMN expires BIGINT;
 ALTER TABLE portal_users ADD COLUMN disabled BIGINT;
 ALTER TABLE portal_users ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE portal_sessions ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0;
+
+-- A subscription's storage quota in bytes, set by the operator; NULL for none.
+-- What counts is the size of every file of the subscription's machines'
+-- repositories the ledger lists, soft-deleted ones too (they occupy the storage
+-- until purged).
+ALTER TABLE subscriptions ADD COLUMN quota_bytes BIGINT;

@@ -204,6 +204,9 @@ fn malformed_json_bodies_get_a_json_error() {
 /// call it, answers a 4xx JSON error (and registration is not used up by it).
 /// Every documented operation that takes JSON: (method, template, path with A's
 /// ids, the credential allowed to call it).
+/// Operations on a tenant's resources that take JSON from the operator only.
+const OPERATOR_JSON: &[&str] = &["/api/v1/subscriptions/{subscription_id}/quota"];
+
 fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String, String)> {
     let doc = service.openapi();
     let mut found = Vec::new();
@@ -216,6 +219,7 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
                 &a.spare_registration
             } else if ["/api/v1/subscriptions", "/api/v1/datacenters"].contains(&template.as_str())
                 || template.starts_with("/api/v1/portal-users")
+                || OPERATOR_JSON.contains(&template.as_str())
             {
                 &service.operator_token
             } else if template.starts_with("/api/v1/machines/") {

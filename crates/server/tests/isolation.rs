@@ -238,6 +238,8 @@ const OPERATOR_SCOPED: &[(&str, &str)] = &[
     ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
     ("POST", "/api/v1/protection-requests/{request_id}/approve"),
     ("POST", "/api/v1/protection-requests/{request_id}/reject"),
+    // Storage quotas are the operator's to set (the subscription reads its own).
+    ("PUT", "/api/v1/subscriptions/{subscription_id}/quota"),
     // A subscription's portal users are the operator's to manage.
     ("PUT", "/api/v1/portal-users/{user_id}/disabled"),
     ("PUT", "/api/v1/portal-users/{user_id}/password"),

@@ -143,6 +143,18 @@ enum SubscriptionCommand {
     },
     /// The subscription's management credentials (ids, when issued, expiry, revocation).
     Credentials,
+    /// Set a subscription's storage quota (operator): BYTES (e.g. 500GiB, 2TB,
+    /// 1000000) or `none`. Uploads that would pass it are refused.
+    #[command(name = "set-quota")]
+    SetQuota {
+        /// The subscription's id.
+        subscription_id: String,
+        /// The most its machines' repositories may hold, or `none`.
+        #[arg(value_parser = parse_quota)]
+        bytes: Quota,
+    },
+    /// The subscription's storage quota and what counts against it.
+    Quota,
     /// Revoke a management credential: every request with it is refused from now on.
     /// ID is the part of the publish settings' credential before the dot (see `credentials`).
     #[command(name = "revoke-credential")]
@@ -398,6 +410,15 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 _ => unreachable!("matched above"),
             };
             session.show(&changed, |u| println!("portal user {} {done}", u.email))?;
+        }
+        AdminCommand::Subscription(SubscriptionCommand::SetQuota { subscription_id, bytes }) => {
+            let session = Session::operator(&args)?;
+            let quota = session.client.set_storage_quota(subscription_id, bytes.0)?;
+            session.show(&quota, print_quota)?;
+        }
+        AdminCommand::Subscription(SubscriptionCommand::Quota) => {
+            let session = Session::subscription(&args)?;
+            session.show(&session.client.storage_quota(session.subscription_id())?, print_quota)?;
         }
         AdminCommand::Subscription(SubscriptionCommand::Create { name, output }) => {
             let session = Session::operator(&args)?;
@@ -657,6 +678,29 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A storage quota in bytes; `None` for no quota.
+#[derive(Debug, Clone, Copy)]
+struct Quota(Option<u64>);
+
+fn parse_quota(text: &str) -> Result<Quota, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Quota(None));
+    }
+    super::diskprep::parse_size(text).map(|bytes| Quota(Some(bytes))).map_err(|e| format!("{e:#}, or `none`"))
+}
+
+fn print_quota(q: &offsite_api::types::StorageQuota) {
+    use offsite_api::size::ByteSize;
+    let quota = q.quota_bytes.map(|b| format!("{} ({b} bytes)", ByteSize(b))).unwrap_or_else(|| "none".into());
+    println!("subscription {}: storage quota {quota}", q.subscription_id);
+    println!(
+        "  used {} ({} bytes), of which {} soft-deleted (counted until purged)",
+        ByteSize(q.used_bytes),
+        q.used_bytes,
+        ByteSize(q.soft_deleted_bytes)
+    );
 }
 
 /// A portal user by email address or id.

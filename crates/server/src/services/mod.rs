@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod machines;
 pub mod portal_users;
 pub mod protection;
+pub mod quotas;
 pub mod registration;
 pub mod repository;
 pub mod storage_accounts;

@@ -59,6 +59,8 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// Bytes sent as-is with this content type, or none if it is empty (malformed bodies).
     Raw(&'static str, Vec<u8>),
+    /// Bytes sent chunked, without a `Content-Length`.
+    Chunked(Vec<u8>),
 }
 
 /// A service on a temporary data folder, listening on a free loopback port.
@@ -214,6 +216,9 @@ impl Service {
             Body::Bytes(bytes) => {
                 request.header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(bytes.clone())
             }
+            Body::Chunked(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(reqwest::blocking::Body::new(std::io::Cursor::new(bytes.clone()))),
             Body::Raw("", bytes) => request.body(bytes.clone()),
             Body::Raw(content_type, bytes) => {
                 request.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone())

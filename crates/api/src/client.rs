@@ -607,6 +607,34 @@ impl Client {
         self.get("/portal-users")
     }
 
+    /// Disables a portal user (operators): no sign-in, and their sessions end;
+    /// or enables one again.
+    pub fn set_portal_user_disabled(&self, user_id: &str, disabled: bool) -> ApiResult<PortalUser> {
+        self.put(&format!("/portal-users/{user_id}/disabled"), &SetPortalUserDisabled { disabled })
+    }
+
+    /// Gives a portal user a new password (operators); their sessions end.
+    pub fn set_portal_user_password(&self, user_id: &str, password: &str) -> ApiResult<PortalUser> {
+        self.put(&format!("/portal-users/{user_id}/password"), &SetPortalUserPassword { password: password.into() })
+    }
+
+    /// Removes a portal user (operators); their sessions end. Answers the user removed.
+    pub fn remove_portal_user(&self, user_id: &str) -> ApiResult<PortalUser> {
+        let response = self.send(self.request(Method::DELETE, &format!("/portal-users/{user_id}")))?;
+        self.json(response)
+    }
+
+    // ------------------------------------------------------------ storage quotas
+
+    pub fn storage_quota(&self, subscription_id: &str) -> ApiResult<StorageQuota> {
+        self.get(&format!("/subscriptions/{subscription_id}/quota"))
+    }
+
+    /// Sets (or with `None` lifts) a subscription's storage quota (operators only).
+    pub fn set_storage_quota(&self, subscription_id: &str, quota_bytes: Option<u64>) -> ApiResult<StorageQuota> {
+        self.put(&format!("/subscriptions/{subscription_id}/quota"), &SetStorageQuota { quota_bytes })
+    }
+
     // ------------------------------------------------------------ import jobs
 
     pub fn create_import_job(&self, subscription_id: &str, job: &CreateImportJob) -> ApiResult<ImportJobView> {

@@ -146,6 +146,9 @@ pub struct PublishSettings {
     pub subscription_id: String,
     pub subscription_name: String,
     pub management_credential: String,
+    /// When the management credential stops working; `None` for one that works
+    /// until revoked (and in files written before expiries were recorded).
+    pub expires: Option<OffsetDateTime>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -177,6 +180,9 @@ struct SubscriptionXml {
     name: String,
     #[serde(rename = "@ManagementCredential")]
     credential: String,
+    /// RFC 3339; absent when the credential has no expiry.
+    #[serde(rename = "@Expires", default, skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
 }
 
 impl XmlCredentialFile for PublishSettings {
@@ -197,6 +203,7 @@ impl XmlCredentialFile for PublishSettings {
                     id: self.subscription_id.clone(),
                     name: self.subscription_name.clone(),
                     credential: self.management_credential.clone(),
+                    expires: self.expires.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
                 },
             },
         };
@@ -207,11 +214,19 @@ impl XmlCredentialFile for PublishSettings {
         let doc: PublishDataXml = quick_xml::de::from_str(text).map_err(|e| e.to_string())?;
         check_schema(doc.profile.schema_version)?;
         let s = doc.profile.subscription;
+        let expires = match &s.expires {
+            Some(text) => Some(
+                OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| format!("expiry '{text}' is not a time: {e}"))?,
+            ),
+            None => None,
+        };
         let settings = PublishSettings {
             service: ServiceEndpoint { url: s.service_url, fingerprint: s.fingerprint },
             subscription_id: s.id,
             subscription_name: s.name,
             management_credential: s.credential,
+            expires,
         };
         settings.service.check()?;
         if settings.subscription_id.is_empty() || settings.management_credential.is_empty() {
@@ -407,10 +422,15 @@ mod tests {
             subscription_id: "sub_1".into(),
             subscription_name: "Contoso & Sons".into(),
             management_credential: "cred.secret".into(),
+            expires: None,
         };
         let xml = settings.to_xml();
-        assert!(xml.contains("<PublishData>"), "{xml}");
+        assert!(xml.contains("<PublishData>") && !xml.contains("Expires"), "{xml}");
         assert_eq!(PublishSettings::parse(&xml).unwrap(), settings);
+        let expiring = PublishSettings { expires: Some(time::macros::datetime!(2030-01-02 03:04:05 UTC)), ..settings };
+        let xml = expiring.to_xml();
+        assert!(xml.contains("Expires=\"2030-01-02T03:04:05Z\""), "{xml}");
+        assert_eq!(PublishSettings::parse(&xml).unwrap(), expiring);
     }
 
     #[test]
@@ -449,6 +469,7 @@ mod tests {
             subscription_id: "sub_1".into(),
             subscription_name: "x".into(),
             management_credential: "c".into(),
+            expires: None,
         };
         settings.service.fingerprint = "xyz".into();
         let err = PublishSettings::parse(&settings.to_xml()).unwrap_err();

@@ -32,6 +32,28 @@ pub struct Subscription {
     pub created: OffsetDateTime,
 }
 
+/// A subscription's storage quota and what counts against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StorageQuota {
+    pub subscription_id: String,
+    /// The most its machines' repositories may hold, in bytes; absent: no limit.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    /// What they hold: every stored repository file, soft-deleted ones included.
+    pub used_bytes: u64,
+    /// Of `used_bytes`, the soft-deleted files: kept until purged, counted until then.
+    pub soft_deleted_bytes: u64,
+}
+
+/// Sets a subscription's storage quota (operators only); `null` lifts it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"quota_bytes": 1_099_511_627_776_u64}))]
+pub struct SetStorageQuota {
+    /// Bytes; `null` for no quota.
+    pub quota_bytes: Option<u64>,
+}
+
 /// Returned once, when a subscription is created: the management credential is not
 /// stored in clear anywhere and cannot be shown again.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -71,6 +93,10 @@ pub struct IssueManagementCredential {
 pub struct ManagementCredentialIssued {
     pub credential: ManagementCredential,
     pub management_credential: String,
+    /// True when its expiry was cut to the issuing credential's: a credential
+    /// cannot outlive the one that issued it.
+    #[serde(default)]
+    pub expires_with_issuer: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -106,6 +132,10 @@ pub struct VaultCredentialsIssued {
     #[schema(value_type = String, format = DateTime)]
     pub expires: OffsetDateTime,
     pub registration_secret: String,
+    /// True when `expires` was cut to the issuing credential's expiry: a
+    /// credential cannot outlive the one that issued it.
+    #[serde(default)]
+    pub expires_with_issuer: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -641,6 +671,12 @@ pub struct ApplicationCertificate {
     #[serde(with = "time::serde::rfc3339::option", default)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub not_after: Option<OffsetDateTime>,
+    /// When the service stops accepting its signatures: the expiry of the
+    /// management credential that registered it (a credential cannot outlive its
+    /// issuer); absent when that one had none.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires: Option<OffsetDateTime>,
 }
 
 /// The offline-seeding application identity of a subscription (the seed's Azure AD
@@ -717,4 +753,23 @@ pub struct PortalUser {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created: OffsetDateTime,
+    /// Since when an operator has disabled the user: no sign-in, no session.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disabled: Option<OffsetDateTime>,
+}
+
+/// Disables or enables a portal user (operators only); disabling ends the user's sessions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPortalUserDisabled {
+    pub disabled: bool,
+}
+
+/// A portal user's new password (operators only); the user's sessions end.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPortalUserPassword {
+    /// At least 12 characters; kept only as an Argon2id hash.
+    pub password: String,
 }

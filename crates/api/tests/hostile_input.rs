@@ -30,6 +30,7 @@ fn publish_settings() -> String {
         subscription_id: "sub_1".into(),
         subscription_name: "Contoso & Sons".into(),
         management_credential: "cred.secret".into(),
+        expires: None,
     }
     .to_xml()
 }

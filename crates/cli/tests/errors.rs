@@ -286,6 +286,7 @@ fn http_service_urls_are_refused_in_every_credential_and_params_file() {
         subscription_id: "sub_1".into(),
         subscription_name: "one".into(),
         management_credential: "cred_1.secret".into(),
+        expires: None,
     }
     .write(&publish)
     .unwrap();

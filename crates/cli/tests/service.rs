@@ -297,3 +297,60 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The operator's account and quota commands through the binary: a portal user
+/// disabled, enabled, given a new password and removed by address, each saying
+/// what it did; a subscription's storage quota set with a unit, shown to the
+/// subscription, a backup that does not fit refused naming it, and lifted.
+#[test]
+fn operators_manage_portal_users_and_storage_quotas_through_admin() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    let Customer { tenant, agent, .. } =
+        service.customer(root, |source| write_noise_file(&source.join("big.bin"), 4 << 20, 7));
+
+    let password = ("OFFSITE_PORTAL_PASSWORD", "a portal password long enough");
+    service
+        .admin(["portal-user", "create", "it@contoso.example", "--subscription", &tenant.id])
+        .env(password.0, password.1)
+        .run()
+        .ok();
+    service
+        .admin(["portal-user", "disable", "it@contoso.example"])
+        .run()
+        .ok()
+        .stdout_has("disabled: their sessions ended");
+    let listed = service.admin(["portal-user", "list", "--json"]).run().ok().json();
+    assert!(listed[0]["disabled"].is_string(), "{listed}");
+    service.admin(["portal-user", "list"]).run().ok().stdout_has("disabled since");
+    let enabled = service.admin(["portal-user", "enable", "IT@contoso.example", "--json"]).run().ok().json();
+    assert!(enabled["disabled"].is_null(), "{enabled}");
+    service
+        .admin(["portal-user", "set-password", "it@contoso.example"])
+        .env(password.0, "another long portal password")
+        .run()
+        .ok()
+        .stdout_has("has a new password: their sessions ended");
+    service.admin(["portal-user", "remove", "it@contoso.example"]).run().ok().stdout_has("removed");
+    service
+        .admin(["portal-user", "remove", "it@contoso.example"])
+        .run()
+        .fails()
+        .stderr_has("no portal user 'it@contoso.example'")
+        .stderr_has("offsite admin portal-user list");
+
+    let set = service.admin(["subscription", "set-quota", &tenant.id, "1MiB", "--json"]).run().ok().json();
+    assert_eq!(set["quota_bytes"], 1 << 20, "{set}");
+    tenant.admin(["subscription", "quota"]).run().ok().stdout_has("storage quota 1.0 MiB (1048576 bytes)");
+    tenant.admin(["subscription", "set-quota", &tenant.id, "none"]).run().fails().stderr_has("operator");
+    service.admin(["subscription", "set-quota", &tenant.id, "lots"]).run().fails().stderr_has("not a size");
+    agent
+        .cmd(["backup", "--now"])
+        .run()
+        .fails()
+        .stderr_has("storage quota")
+        .stderr_has(&format!("offsite admin subscription set-quota {} BYTES", tenant.id));
+    service.admin(["subscription", "set-quota", &tenant.id, "none"]).run().ok().stdout_has("storage quota none");
+    agent.backup();
+}

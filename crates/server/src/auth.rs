@@ -44,6 +44,13 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
                      (offsite admin datacenter station-credential issue DATACENTER --output FILE)",
                     format_time(expires)
                 ),
+                CredentialKind::Subscription => format!(
+                    "this management credential expired at {}: download new publish settings from the portal, \
+                     or have an operator issue them (offsite admin subscription issue-credential --subscription {} \
+                     --output new.publishsettings)",
+                    format_time(expires),
+                    row.subject
+                ),
                 _ => format!(
                     "these vault credentials expired at {}: download new ones (offsite admin vault credentials)",
                     format_time(expires)
@@ -74,7 +81,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
     }
     match row.kind {
         CredentialKind::Operator => Ok(Principal::Operator),
-        CredentialKind::Subscription => Ok(Principal::Subscription { subscription_id: row.subject }),
+        CredentialKind::Subscription => {
+            Ok(Principal::Subscription { subscription_id: row.subject, credential_expires: row.expires })
+        }
         CredentialKind::VaultRegistration => {
             Ok(Principal::Registration { credential_id: row.id, vault_id: row.subject })
         }
@@ -123,7 +132,8 @@ pub async fn authenticate_application(
         )));
     }
     let application = state.db.application(&header.application_id).await?.ok_or_else(bad)?;
-    let certificate = state.db.application_certificate(&application.id, &header.thumbprint).await?.ok_or_else(bad)?;
+    let (certificate, expires) =
+        state.db.application_certificate(&application.id, &header.thumbprint).await?.ok_or_else(bad)?;
     if let Some((not_before, not_after)) = crate::certificates::validity(&certificate) {
         if let Some(before) = not_before.filter(|t| now < *t) {
             return Err(Failure::Unauthorized(format!(
@@ -148,6 +158,17 @@ pub async fn authenticate_application(
         .map_err(|e| Failure::Internal(e.to_string()))?;
     if !ok {
         return Err(bad());
+    }
+    // Checked after the signature, so only the key's holder learns it.
+    if let Some(expires) = expires.filter(|&expires| now >= expires) {
+        return Err(Failure::Unauthorized(format!(
+            "certificate {} was registered with a management credential that expired at {}, and stopped signing \
+             with it: with current publish settings, remove it (offsite admin application remove-cert {}) and \
+             upload it again (offsite certgen export-cert, then offsite admin application upload-cert --cert FILE)",
+            header.thumbprint,
+            format_time(expires),
+            header.thumbprint
+        )));
     }
     // Only a valid signature spends its nonce: a forger cannot burn real ones.
     // Kept for as long as the time in it is accepted, on every replica alike.

@@ -8,9 +8,14 @@ use crate::error::Failure;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Operator,
-    /// A subscription's management credential (its publish settings).
+    /// A subscription's management credential (its publish settings), or a
+    /// subscription's portal user.
     Subscription {
         subscription_id: String,
+        /// When the credential presented stops working (Unix seconds); `None` for
+        /// one that works until revoked, and for a portal user. What it issues
+        /// expires no later.
+        credential_expires: Option<i64>,
     },
     /// A vault credentials file: may only register one machine to one vault.
     Registration {
@@ -49,7 +54,7 @@ impl Principal {
     pub fn manages(&self, subscription_id: &str) -> bool {
         match self {
             Principal::Operator => true,
-            Principal::Subscription { subscription_id: own } => own == subscription_id,
+            Principal::Subscription { subscription_id: own, .. } => own == subscription_id,
             _ => false,
         }
     }
@@ -87,6 +92,22 @@ impl Principal {
     /// A station credential, which may do nothing but [`Principal::ingests_at`]'s steps.
     pub fn is_station(&self) -> bool {
         matches!(self, Principal::Station { .. })
+    }
+
+    /// Caps the expiry of a credential this caller issues at its own: a
+    /// credential cannot outlive the one that issued it, so a stolen short-lived
+    /// credential cannot mint a lasting one. Returns the expiry to store and
+    /// whether it was shortened.
+    pub fn cap_expiry(&self, asked: Option<i64>) -> (Option<i64>, bool) {
+        let own = match self {
+            Principal::Subscription { credential_expires, .. } => *credential_expires,
+            _ => None,
+        };
+        match (asked, own) {
+            (_, None) => (asked, false),
+            (Some(asked), Some(own)) if asked <= own => (Some(asked), false),
+            (_, Some(own)) => (Some(own), true),
+        }
     }
 
     pub fn is_machine(&self, machine_id: &str) -> bool {

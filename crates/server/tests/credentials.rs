@@ -204,6 +204,9 @@ fn malformed_json_bodies_get_a_json_error() {
 /// call it, answers a 4xx JSON error (and registration is not used up by it).
 /// Every documented operation that takes JSON: (method, template, path with A's
 /// ids, the credential allowed to call it).
+/// Operations on a tenant's resources that take JSON from the operator only.
+const OPERATOR_JSON: &[&str] = &["/api/v1/subscriptions/{subscription_id}/quota"];
+
 fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String, String)> {
     let doc = service.openapi();
     let mut found = Vec::new();
@@ -214,9 +217,10 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
             }
             let token = if template == "/api/v1/register" {
                 &a.spare_registration
-            } else if ["/api/v1/subscriptions", "/api/v1/datacenters", "/api/v1/portal-users"]
-                .contains(&template.as_str())
+            } else if ["/api/v1/subscriptions", "/api/v1/datacenters"].contains(&template.as_str())
+                || template.starts_with("/api/v1/portal-users")
                 || template.starts_with("/api/v1/datacenters/")
+                || OPERATOR_JSON.contains(&template.as_str())
             {
                 &service.operator_token
             } else if template.starts_with("/api/v1/machines/") {
@@ -232,7 +236,8 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
                 .replace("{job_id}", &a.job_id)
                 .replace("{import_job_id}", &a.import_job_id)
                 .replace("{drive_id}", &a.drive_id)
-                .replace("{datacenter_id}", &a.datacenter_id);
+                .replace("{datacenter_id}", &a.datacenter_id)
+                .replace("{user_id}", &a.portal_user_id);
             assert!(!path.contains('{'), "{method} {template}: a path parameter this test does not fill");
             found.push((method.to_uppercase(), template.clone(), path, token.clone()));
         }
@@ -521,6 +526,90 @@ fn a_revoked_management_credential_stops_working_at_once() {
         let (status, message) = refusal(manager.issue_management_credential(&a.subscription_id, Some(days)));
         assert!(status == 400 && message.contains("1 to 3650 days"), "{days}: {message}");
     }
+}
+
+/// A credential cannot outlive the one that issued it: a management credential
+/// valid for a day issues management credentials (asked for longer, or for no end)
+/// and vault credentials that expire with it at the latest, and says so in the
+/// answer; a shorter request is kept as asked. When the day is over, what it issued
+/// stops working with it.
+#[test]
+fn a_credential_cannot_outlive_its_issuer() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let issue = |token: &str, body: serde_json::Value| {
+        let path = api(format!("/subscriptions/{}/management-credentials", a.subscription_id));
+        let reply = service.call("POST", &path, Some(token), &Body::Json(body));
+        assert_eq!(reply.status, 201, "{}", snippet(&reply));
+        reply.json()
+    };
+    let day = issue(&a.subscription_token, json!({"valid_days": 1}));
+    let issuer = day["management_credential"].as_str().unwrap().to_string();
+    let issuer_expires = day["credential"]["expires"].clone();
+    assert!(issuer_expires.is_string(), "{day}");
+
+    let mut minted = Vec::new();
+    for body in [json!({}), json!({"valid_days": 30})] {
+        let issued = issue(&issuer, body.clone());
+        assert_eq!(issued["credential"]["expires"], issuer_expires, "{body}: {issued}");
+        assert_eq!(issued["expires_with_issuer"], true, "{body}: the answer says why: {issued}");
+        minted.push(issued["management_credential"].as_str().unwrap().to_string());
+    }
+    // A credential with no end issues as asked; so does a shorter request.
+    let unlimited = issue(&a.subscription_token, json!({}));
+    assert!(unlimited["credential"]["expires"].is_null(), "{unlimited}");
+    assert_eq!(unlimited["expires_with_issuer"], false, "{unlimited}");
+    let two_days = issue(&a.subscription_token, json!({"valid_days": 2}));
+    let shorter = issue(two_days["management_credential"].as_str().unwrap(), json!({"valid_days": 1}));
+    assert_eq!(shorter["expires_with_issuer"], false, "{shorter}");
+
+    // Vault credentials too: 240 hours asked, the issuer's day given.
+    let path = api(format!("/vaults/{}/credentials", a.vault_id));
+    let reply = service.call("POST", &path, Some(&issuer), &Body::Json(json!({"valid_hours": 240})));
+    assert_eq!(reply.status, 200, "{}", snippet(&reply));
+    assert_eq!(reply.json()["expires"], issuer_expires, "{}", reply.text());
+    assert_eq!(reply.json()["expires_with_issuer"], true, "{}", reply.text());
+    let registration = reply.json()["registration_secret"].as_str().unwrap().to_string();
+
+    // An application certificate it registers signs no longer than it works.
+    let certificate = offsite_seeding::application::generate(&a.subscription_id).expect("a certificate");
+    let path = api(format!("/subscriptions/{}/application/certificates", a.subscription_id));
+    let body = Body::Json(json!({"certificate": certificate.cert_pem}));
+    let reply = service.call("POST", &path, Some(&issuer), &body);
+    assert_eq!(reply.status, 200, "{}", snippet(&reply));
+    let listed = reply.json()["certificates"].as_array().unwrap().clone();
+    let listed = listed.iter().find(|c| c["thumbprint"] == certificate.thumbprint.as_str()).expect("listed").clone();
+    assert_eq!(listed["expires"], issuer_expires, "{listed}");
+    let short_lived = offsite_api::application_auth::ApplicationIdentity {
+        application_id: a.application.application_id.clone(),
+        thumbprint: certificate.thumbprint.clone(),
+        key_pem: certificate.key_pem.clone(),
+    };
+    let subscription_path = api(format!("/subscriptions/{}", a.subscription_id));
+    let signed = |service: &Service, identity: &offsite_api::application_auth::ApplicationIdentity, offset: i64| {
+        let at = time::OffsetDateTime::now_utc().unix_timestamp() + offset;
+        let authorization = common::sign(identity, "GET", &subscription_path, at);
+        service.send("GET", &subscription_path, Some(&authorization), &Body::Empty, &[])
+    };
+    assert_eq!(signed(&service, &short_lived, 0).status, 200);
+
+    let service = service.restart_with_clock_offset(86_400 + 120);
+    let reply = signed(&service, &short_lived, 86_400 + 120);
+    assert_eq!(reply.status, 401, "{}", snippet(&reply));
+    let error = error_of(&reply).error;
+    assert!(error.contains("stopped signing") && error.contains("remove-cert"), "{error}");
+    assert_eq!(signed(&service, &a.application, 86_400 + 120).status, 200, "the first certificate still signs");
+
+    for token in minted.iter().chain([&issuer]) {
+        let reply = service.call("GET", &api("/whoami"), Some(token), &Body::Empty);
+        assert_eq!(reply.status, 401, "{}", snippet(&reply));
+        let error = error_of(&reply).error;
+        assert!(error.contains("management credential expired at"), "{error}");
+        assert!(error.contains("offsite admin subscription issue-credential"), "{error}");
+    }
+    assert_eq!(register(&service, &registration, "late").status, 401);
+    let unlimited = unlimited["management_credential"].as_str().unwrap();
+    assert_eq!(service.call("GET", &api("/whoami"), Some(unlimited), &Body::Empty).status, 200);
 }
 
 /// One clock: on a service whose clock runs ahead, what it stamps (a credential's

@@ -292,6 +292,7 @@ fn describe(body: &Body) -> String {
             format!("{kind:?} {} bytes {:?}", bytes.len(), String::from_utf8_lossy(&bytes[..bytes.len().min(60)]))
         }
         Body::Bytes(bytes) => format!("{} bytes", bytes.len()),
+        Body::Chunked(bytes) => format!("{} bytes, chunked", bytes.len()),
         Body::Empty => "no body".into(),
     };
     text.chars().take(300).collect()

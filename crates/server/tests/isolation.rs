@@ -267,6 +267,12 @@ const OPERATOR_SCOPED: &[(&str, &str)] = &[
     ("POST", "/api/v1/datacenters/{datacenter_id}/station-credentials"),
     ("GET", "/api/v1/datacenters/{datacenter_id}/station-credentials"),
     ("DELETE", "/api/v1/datacenters/{datacenter_id}/station-credentials/{credential_id}"),
+    // Storage quotas are the operator's to set (the subscription reads its own).
+    ("PUT", "/api/v1/subscriptions/{subscription_id}/quota"),
+    // A subscription's portal users are the operator's to manage.
+    ("PUT", "/api/v1/portal-users/{user_id}/disabled"),
+    ("PUT", "/api/v1/portal-users/{user_id}/password"),
+    ("DELETE", "/api/v1/portal-users/{user_id}"),
 ];
 
 /// What a station credential of the datacenter a tenant's import job is shipped
@@ -541,6 +547,7 @@ impl World {
                             "kind" => "error".to_string(),
                             "request_id" => parent.protection_request_id.clone(),
                             "channel_id" => owner.notification_channel_id.clone(),
+                            "user_id" => parent.portal_user_id.clone(),
                             "folder" => folder.to_string(),
                             "name" if *folder == "config" => "config".to_string(),
                             "name" => owner.file_name.clone(),

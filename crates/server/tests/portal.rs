@@ -358,9 +358,213 @@ fn portal_users_need_an_address_a_long_password_and_a_real_subscription() {
         own.create_portal_user(&user("x@a.example", PASSWORD, Some(&a.subscription_id))).unwrap_err().status(),
         Some(403)
     );
+    // The new user and the tenant's own (the test fixture's staff user).
     let listed = service.get_json("/api/v1/portal-users", &service.operator_token);
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
     assert!(!listed.to_string().contains("argon2"), "{listed}");
+}
+
+/// Publish settings downloaded from the portal expire after 90 days: the button
+/// says so, the file carries the date, the API lists the credential with it, and
+/// on the 91st day the file's credential is refused.
+#[test]
+fn publish_settings_from_the_portal_expire_after_90_days() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let user = CreatePortalUser {
+        email: "it@alpha.example".into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(a.subscription_id.clone()),
+    };
+    service.operator().create_portal_user(&user).unwrap();
+    let http = browser_like(&service);
+    let home = format!("/portal/subscriptions/{}", a.subscription_id);
+    let session = sign_in(&http, &service, "it@alpha.example", &home);
+    let page = get(&http, &service, &home, &session.cookie);
+    assert!(page.body.contains("valid for 90 days"), "the download says how long: {}", page.body);
+
+    let path = format!("/portal/subscriptions/{}/publish-settings", a.subscription_id);
+    let download = post(&http, &service, &path, &session.cookie, &[("csrf", &session.csrf)]);
+    assert_eq!(download.status, 200, "{}", download.body);
+    let expires_at = download.body.find("Expires=\"").expect("the file says when it expires") + "Expires=\"".len();
+    let expires = download.body[expires_at..].split('"').next().unwrap().to_string();
+    let expires_unix = time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc3339)
+        .expect("an RFC 3339 time")
+        .unix_timestamp();
+    let in_90_days = time::OffsetDateTime::now_utc().unix_timestamp() + 90 * 86_400;
+    assert!((in_90_days - 600..=in_90_days + 600).contains(&expires_unix), "{expires}");
+    let at = download.body.find("ManagementCredential=\"").unwrap() + "ManagementCredential=\"".len();
+    let token = download.body[at..].split('"').next().unwrap().to_string();
+    let id = token.split_once('.').unwrap().0.to_string();
+
+    let listed = service.get_json(
+        &format!("/api/v1/subscriptions/{}/management-credentials", a.subscription_id),
+        &a.subscription_token,
+    );
+    let credential = listed.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).expect("listed").clone();
+    let listed_expires = credential["expires"].as_str().expect("the credential expires");
+    let listed_unix = time::OffsetDateTime::parse(listed_expires, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp();
+    assert_eq!(listed_unix, expires_unix);
+
+    assert_eq!(service.call("GET", "/api/v1/whoami", Some(&token), &common::Body::Empty).status, 200);
+    let service = service.restart_with_clock_offset(91 * 86_400);
+    let reply = service.call("GET", "/api/v1/whoami", Some(&token), &common::Body::Empty);
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(reply.text().contains("expired"), "{}", reply.text());
+}
+
+/// Signs in, answering the session cookie, or `None` with the refusal's status and body.
+fn try_sign_in(
+    http: &reqwest::blocking::Client,
+    service: &Service,
+    email: &str,
+    password: &str,
+) -> Result<String, Answer> {
+    let form = get(http, service, "/portal/sign-in", "");
+    let cookie = pair(set_cookie(&form, "offsite_sign_in").expect("the sign-in cookie"));
+    let token = hidden_csrf(&form.body);
+    let signed =
+        post(http, service, "/portal/sign-in", &cookie, &[("email", email), ("password", password), ("csrf", &token)]);
+    match set_cookie(&signed, "offsite_session") {
+        Some(session) if signed.location.as_deref() == Some("/portal/") => Ok(pair(session)),
+        _ => Err(signed),
+    }
+}
+
+/// The operator disables, enables, re-passwords and removes portal users through
+/// the API (only the operator may), and each of those ends the user's sessions at
+/// once: the next request with an old cookie is sent to sign in.
+#[test]
+fn disabling_repasswording_or_removing_a_portal_user_ends_their_sessions_at_once() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let user = CreatePortalUser {
+        email: "it@alpha.example".into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(a.subscription_id.clone()),
+    };
+    let made = service.operator().create_portal_user(&user).unwrap();
+    let http = browser_like(&service);
+    let home = format!("/portal/subscriptions/{}", a.subscription_id);
+    let works = |cookie: &str| get(&http, &service, &home, cookie).status == 200;
+    let sign_in = |password: &str| try_sign_in(&http, &service, "it@alpha.example", password);
+    let api = |method: &str, path: &str, token: &str, body: common::Body| {
+        service.call(method, &format!("/api/v1/portal-users/{}{path}", made.id), Some(token), &body)
+    };
+    let operator = service.operator_token.clone();
+
+    // Only the operator: the user's own subscription may not.
+    let disabled = |value: bool| common::Body::Json(serde_json::json!({ "disabled": value }));
+    for (method, path, body) in [
+        ("PUT", "/disabled", disabled(true)),
+        ("PUT", "/disabled", disabled(false)),
+        ("DELETE", "", common::Body::Empty),
+    ] {
+        let reply = api(method, path, &a.subscription_token, body);
+        assert_eq!(reply.status, 403, "{method} {path}: {}", reply.text());
+    }
+    let reply = api(
+        "PUT",
+        "/password",
+        &a.subscription_token,
+        common::Body::Json(serde_json::json!({"password": "x".repeat(20)})),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    let reply = service.call("PUT", "/api/v1/portal-users/usr_nothere/disabled", Some(&operator), &disabled(true));
+    assert!(reply.status == 404 && reply.text().contains("usr_nothere"), "{}", reply.text());
+
+    // Disabled: both sessions end, signing in is refused saying why.
+    let (first, second) = (sign_in(PASSWORD).ok().unwrap(), sign_in(PASSWORD).ok().unwrap());
+    assert!(works(&first) && works(&second));
+    let reply = api("PUT", "/disabled", &operator, disabled(true));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.json()["disabled"].is_string(), "{}", reply.text());
+    assert!(!works(&first) && !works(&second), "a disabled user's sessions end at once");
+    let refused = sign_in(PASSWORD).expect_err("a disabled user cannot sign in");
+    assert!(refused.body.contains("disabled"), "{} {}", refused.status, refused.body);
+
+    // Enabled again: signing in works.
+    let reply = api("PUT", "/disabled", &operator, disabled(false));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.json()["disabled"].is_null(), "{}", reply.text());
+    let third = sign_in(PASSWORD).ok().expect("enabled again");
+    assert!(works(&third));
+
+    // A new password: the session ends, the old password no longer signs in.
+    let short = api("PUT", "/password", &operator, common::Body::Json(serde_json::json!({"password": "short"})));
+    assert!(short.status == 400 && short.text().contains("at least 12"), "{}", short.text());
+    assert!(works(&third), "a refused change ends nothing");
+    let new_password = "another portal password, long";
+    let reply = api("PUT", "/password", &operator, common::Body::Json(serde_json::json!({"password": new_password})));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(!works(&third), "a re-passworded user's sessions end at once");
+    assert!(sign_in(PASSWORD).is_err());
+    let fourth = sign_in(new_password).ok().expect("the new password signs in");
+    assert!(works(&fourth));
+
+    // Removed: the session ends, the address no longer signs in, the list forgets it.
+    let reply = api("DELETE", "", &operator, common::Body::Empty);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(!works(&fourth), "a removed user's sessions end at once");
+    assert!(sign_in(new_password).is_err());
+    let listed = service.get_json("/api/v1/portal-users", &operator);
+    assert!(!listed.to_string().contains("it@alpha.example"), "{listed}");
+    assert_eq!(api("DELETE", "", &operator, common::Body::Empty).status, 404);
+}
+
+/// The same from the operations page: forms with the session's CSRF token
+/// disable, enable, re-password and remove a user, whose session ends at once.
+#[test]
+fn the_operations_page_manages_portal_users() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let operator = service.operator();
+    let make = |email: &str, subscription: Option<&String>| CreatePortalUser {
+        email: email.into(),
+        password: PASSWORD.into(),
+        subscription_id: subscription.cloned(),
+    };
+    let made = operator.create_portal_user(&make("it@alpha.example", Some(&a.subscription_id))).unwrap();
+    operator.create_portal_user(&make("ops@datacenter.example", None)).unwrap();
+    let http = browser_like(&service);
+    let ops = sign_in(&http, &service, "ops@datacenter.example", "/portal/operator");
+    let home = format!("/portal/subscriptions/{}", a.subscription_id);
+    let page = get(&http, &service, "/portal/operator", &ops.cookie);
+    for action in ["disable", "password", "remove"] {
+        let form = format!("/portal/operator/users/{}/{action}", made.id);
+        assert!(page.body.contains(&form), "the page has a form to {action}: {}", page.body);
+    }
+    let act = |action: &str, fields: &[(&str, &str)], csrf: &str| {
+        let mut all = fields.to_vec();
+        all.push(("csrf", csrf));
+        post(&http, &service, &format!("/portal/operator/users/{}/{action}", made.id), &ops.cookie, &all)
+    };
+
+    let user = sign_in(&http, &service, "it@alpha.example", &home);
+    assert_eq!(act("disable", &[], &"0".repeat(64)).status, 403, "a forged form changes nothing");
+    assert_eq!(get(&http, &service, &home, &user.cookie).status, 200);
+    let done = act("disable", &[], &ops.csrf);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(get(&http, &service, &home, &user.cookie).location.as_deref(), Some("/portal/sign-in"));
+    let page = get(&http, &service, "/portal/operator", &ops.cookie);
+    assert!(page.body.contains(&format!("/portal/operator/users/{}/enable", made.id)), "{}", page.body);
+    assert_eq!(act("enable", &[], &ops.csrf).status, 303);
+
+    let user = sign_in(&http, &service, "it@alpha.example", &home);
+    assert_eq!(act("password", &[("password", "a new long password")], &ops.csrf).status, 303);
+    assert_eq!(get(&http, &service, &home, &user.cookie).location.as_deref(), Some("/portal/sign-in"));
+    let user = try_sign_in(&http, &service, "it@alpha.example", "a new long password").ok().expect("new password");
+
+    // Removing needs the confirmation box.
+    let unconfirmed = act("remove", &[], &ops.csrf);
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    assert_eq!(get(&http, &service, &home, &user).status, 200);
+    assert_eq!(act("remove", &[("confirm", "yes")], &ops.csrf).status, 303);
+    assert_eq!(get(&http, &service, &home, &user).location.as_deref(), Some("/portal/sign-in"));
+    let page = get(&http, &service, "/portal/operator", &ops.cookie);
+    assert!(!page.body.contains("it@alpha.example"), "{}", page.body);
 }
 
 // ------------------------------------------------------------------ the page matrix
@@ -425,6 +629,7 @@ fn portal_request(
             "{kind}" => "error".to_string(),
             "{machine_id}" => owner.machine_id.clone(),
             "{request_id}" => owner.protection_request_id.clone(),
+            "{user_id}" => owner.portal_user_id.clone(),
             other if other.starts_with('{') => {
                 panic!("{} {} has a parameter {other} the page matrix cannot fill: teach it", route.method, route.path)
             }
@@ -437,6 +642,12 @@ fn portal_request(
         fields.push(("email".to_string(), format!("matrix-{n}@{}.example", owner.name)));
         fields.push(("password".to_string(), PASSWORD.to_string()));
         fields.push(("subscription".to_string(), owner.subscription_id.clone()));
+    }
+    if route.path.ends_with("/users/{user_id}/password") {
+        fields.push(("password".to_string(), format!("matrix password {n}")));
+    }
+    if route.path.ends_with("/users/{user_id}/remove") {
+        fields.push(("confirm".to_string(), "yes".to_string()));
     }
     if route.path == "/portal/sign-in" {
         fields.push(("email".to_string(), format!("user@{}.example", owner.name)));

@@ -95,6 +95,31 @@ enum PortalUserCommand {
         password_file: Option<PathBuf>,
     },
     List,
+    /// Disable a user: they cannot sign in, and their sessions end at once.
+    Disable {
+        /// Email address or id.
+        user: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// Email address or id.
+        user: String,
+    },
+    /// Remove a user for good; their sessions end at once.
+    Remove {
+        /// Email address or id.
+        user: String,
+    },
+    /// Give a user a new password (from OFFSITE_PORTAL_PASSWORD, --password-file,
+    /// or a prompt); their sessions end at once.
+    #[command(name = "set-password")]
+    SetPassword {
+        /// Email address or id.
+        user: String,
+        /// A file holding the password (one line).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -115,12 +140,25 @@ enum SubscriptionCommand {
         /// Where to write the publish settings (never overwritten).
         #[arg(short, long)]
         output: PathBuf,
-        /// Days until it stops working (1–3650) [default: until revoked].
+        /// Days until it stops working (1–3650) [default: until revoked]. Never
+        /// later than the credential that issues it.
         #[arg(long)]
         valid_days: Option<u32>,
     },
     /// The subscription's management credentials (ids, when issued, expiry, revocation).
     Credentials,
+    /// Set a subscription's storage quota (operator): BYTES (e.g. 500GiB, 2TB,
+    /// 1000000) or `none`. Uploads that would pass it are refused.
+    #[command(name = "set-quota")]
+    SetQuota {
+        /// The subscription's id.
+        subscription_id: String,
+        /// The most its machines' repositories may hold, or `none`.
+        #[arg(value_parser = parse_quota)]
+        bytes: Quota,
+    },
+    /// The subscription's storage quota and what counts against it.
+    Quota,
     /// Revoke a management credential: every request with it is refused from now on.
     /// ID is the part of the publish settings' credential before the dot (see `credentials`).
     #[command(name = "revoke-credential")]
@@ -354,7 +392,7 @@ fn portal_password(file: Option<&Path>) -> Result<String> {
     let first = rpassword::prompt_password("Portal password: ").context("cannot read the password")?;
     let again = rpassword::prompt_password("Repeat the password: ").context("cannot read the password")?;
     if first != again {
-        bail!("the two passwords differ; no user was created");
+        bail!("the two passwords differ; nothing was changed");
     }
     Ok(first)
 }
@@ -383,9 +421,48 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 for u in list {
                     let role =
                         u.subscription_id.as_deref().map(|s| format!("subscription {s}")).unwrap_or("operator".into());
-                    println!("{}  {}  {role}  created {}", u.id, u.email, when(u.created));
+                    let disabled = u.disabled.map(|t| format!("  disabled since {}", when(t))).unwrap_or_default();
+                    println!("{}  {}  {role}  created {}{disabled}", u.id, u.email, when(u.created));
                 }
             })?;
+        }
+        AdminCommand::PortalUser(
+            command @ (PortalUserCommand::Disable { user }
+            | PortalUserCommand::Enable { user }
+            | PortalUserCommand::Remove { user }
+            | PortalUserCommand::SetPassword { user, .. }),
+        ) => {
+            let session = Session::operator(&args)?;
+            let found = portal_user(&session, user)?;
+            let (changed, done) = match command {
+                PortalUserCommand::Disable { .. } => {
+                    (session.client.set_portal_user_disabled(&found.id, true)?, "disabled: their sessions ended")
+                }
+                PortalUserCommand::Enable { .. } => {
+                    (session.client.set_portal_user_disabled(&found.id, false)?, "enabled")
+                }
+                PortalUserCommand::Remove { .. } => {
+                    (session.client.remove_portal_user(&found.id)?, "removed: their sessions ended")
+                }
+                PortalUserCommand::SetPassword { password_file, .. } => {
+                    let password = portal_password(password_file.as_deref())?;
+                    (
+                        session.client.set_portal_user_password(&found.id, &password)?,
+                        "has a new password: their sessions ended",
+                    )
+                }
+                _ => unreachable!("matched above"),
+            };
+            session.show(&changed, |u| println!("portal user {} {done}", u.email))?;
+        }
+        AdminCommand::Subscription(SubscriptionCommand::SetQuota { subscription_id, bytes }) => {
+            let session = Session::operator(&args)?;
+            let quota = session.client.set_storage_quota(subscription_id, bytes.0)?;
+            session.show(&quota, print_quota)?;
+        }
+        AdminCommand::Subscription(SubscriptionCommand::Quota) => {
+            let session = Session::subscription(&args)?;
+            session.show(&session.client.storage_quota(session.subscription_id())?, print_quota)?;
         }
         AdminCommand::Subscription(SubscriptionCommand::Create { name, output }) => {
             let session = Session::operator(&args)?;
@@ -395,6 +472,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 subscription_id: created.subscription.id.clone(),
                 subscription_name: created.subscription.name.clone(),
                 management_credential: created.management_credential.clone(),
+                expires: None,
             };
             let path = output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.publishsettings")));
             settings.write(&path)?;
@@ -431,16 +509,29 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 subscription_id: subscription.id.clone(),
                 subscription_name: subscription.name.clone(),
                 management_credential: issued.management_credential.clone(),
+                expires: issued.credential.expires,
             };
             settings.write(output)?;
             #[derive(Serialize)]
             struct Out<'a> {
                 credential: &'a ManagementCredential,
                 publish_settings: &'a Path,
+                expires_with_issuer: bool,
             }
-            session.show(&Out { credential: &issued.credential, publish_settings: output }, |out| {
-                let until = out.credential.expires.map(|t| format!(", valid until {}", when(t))).unwrap_or_default();
-                println!("management credential {} issued{until}", out.credential.id);
+            let out = Out {
+                credential: &issued.credential,
+                publish_settings: output,
+                expires_with_issuer: issued.expires_with_issuer,
+            };
+            session.show(&out, |out| {
+                let until = match out.credential.expires {
+                    Some(t) if out.expires_with_issuer => {
+                        format!("valid until {}, when the credential that issued it expires", when(t))
+                    }
+                    Some(t) => format!("valid until {}", when(t)),
+                    None => "valid until revoked: it has no expiry (pass --valid-days N to limit one)".to_string(),
+                };
+                println!("management credential {} issued, {until}", out.credential.id);
                 println!("publish settings written to {} (keep it private)", output.display());
             })?;
         }
@@ -476,7 +567,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             let session = Session::subscription(&args)?;
             let vault = session.vault(vault)?;
             let issued = session.client.vault_credentials(&vault.id, Some(*valid_hours))?;
-            let expires = issued.expires;
+            let (expires, capped) = (issued.expires, issued.expires_with_issuer);
             VaultCredentials::issued(session.endpoint.clone(), issued).write(output)?;
             #[derive(Serialize)]
             struct Out<'a> {
@@ -487,10 +578,11 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             }
             session.show(&Out { vault_id: &vault.id, file: output, expires }, |out| {
                 println!(
-                    "vault credentials for '{}' written to {}: they register one machine and expire at {}",
+                    "vault credentials for '{}' written to {}: they register one machine and expire at {}{}",
                     vault.name,
                     out.file.display(),
-                    when(out.expires)
+                    when(out.expires),
+                    if capped { ", when the credential that issued them expires" } else { "" }
                 );
             })?;
         }
@@ -698,6 +790,40 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A storage quota in bytes; `None` for no quota.
+#[derive(Debug, Clone, Copy)]
+struct Quota(Option<u64>);
+
+fn parse_quota(text: &str) -> Result<Quota, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Quota(None));
+    }
+    super::diskprep::parse_size(text).map(|bytes| Quota(Some(bytes))).map_err(|e| format!("{e:#}, or `none`"))
+}
+
+fn print_quota(q: &offsite_api::types::StorageQuota) {
+    use offsite_api::size::ByteSize;
+    let quota = q.quota_bytes.map(|b| format!("{} ({b} bytes)", ByteSize(b))).unwrap_or_else(|| "none".into());
+    println!("subscription {}: storage quota {quota}", q.subscription_id);
+    println!(
+        "  used {} ({} bytes), of which {} soft-deleted (counted until purged)",
+        ByteSize(q.used_bytes),
+        q.used_bytes,
+        ByteSize(q.soft_deleted_bytes)
+    );
+}
+
+/// A portal user by email address or id.
+fn portal_user(session: &Session, user: &str) -> Result<offsite_api::types::PortalUser> {
+    let wanted = user.trim().to_lowercase();
+    session
+        .client
+        .list_portal_users()?
+        .into_iter()
+        .find(|u| u.id == user || u.email == wanted)
+        .with_context(|| format!("no portal user '{user}' (see `offsite admin portal-user list`)"))
+}
+
 /// "issued …, valid until …, revoked …".
 fn credential_status(
     created: time::OffsetDateTime,
@@ -717,7 +843,11 @@ fn credential_status(
 fn print_certificates(app: &offsite_api::types::Application) {
     for c in &app.certificates {
         let until = c.not_after.map(|t| format!(", valid until {}", when(t))).unwrap_or_default();
-        println!("  certificate {}  added {}{until}", c.thumbprint, when(c.added));
+        let stops = c
+            .expires
+            .map(|t| format!(", signs until {} (when the credential that registered it expires)", when(t)))
+            .unwrap_or_default();
+        println!("  certificate {}  added {}{until}{stops}", c.thumbprint, when(c.added));
     }
 }
 

@@ -356,7 +356,8 @@ fn parse_block_size(text: &str) -> Result<u32, String> {
     Ok(size)
 }
 
-fn parse_size(text: &str) -> Result<u64> {
+/// A byte count with an optional unit (`64MiB`, `500GiB`, `2TB`).
+pub(super) fn parse_size(text: &str) -> Result<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);

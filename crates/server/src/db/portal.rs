@@ -1,5 +1,10 @@
-//! The portal's tables (migrations/0004): the people who sign in and their
+//! The portal's tables (migrations/0004, 0010): the people who sign in and their
 //! browser sessions.
+//!
+//! Disabling a user, removing one or giving one a new password raises the
+//! user's `session_epoch` and deletes their sessions; a session is honoured only
+//! while its epoch is the user's, which also covers a sign-in that checked the
+//! old password just before the change.
 
 use sqlx::Row;
 
@@ -14,6 +19,10 @@ pub struct PortalUserRow {
     pub subscription_id: Option<String>,
     pub password_hash: String,
     pub created: i64,
+    /// Since when an operator has disabled the user.
+    pub disabled: Option<i64>,
+    /// Sessions of another epoch are refused (see the module's doc).
+    pub session_epoch: i64,
 }
 
 /// A signed-in browser.
@@ -24,6 +33,8 @@ pub struct SessionRow {
     pub secret_hash: String,
     pub csrf_token: String,
     pub expires: i64,
+    /// The user's `session_epoch` when they signed in.
+    pub session_epoch: i64,
 }
 
 fn user_row(row: &sqlx::any::AnyRow) -> Result<PortalUserRow, sqlx::Error> {
@@ -33,6 +44,8 @@ fn user_row(row: &sqlx::any::AnyRow) -> Result<PortalUserRow, sqlx::Error> {
         subscription_id: row.try_get("subscription_id")?,
         password_hash: row.try_get("password_hash")?,
         created: row.try_get("created")?,
+        disabled: row.try_get("disabled")?,
+        session_epoch: row.try_get("session_epoch")?,
     })
 }
 
@@ -73,8 +86,8 @@ impl Db {
 
     pub async fn insert_session(&self, session: &SessionRow, created: i64) -> DbResult<()> {
         sqlx::query(
-            "INSERT INTO portal_sessions (id, user_id, secret_hash, csrf_token, created, expires) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO portal_sessions (id, user_id, secret_hash, csrf_token, created, expires, session_epoch) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&session.id)
         .bind(&session.user_id)
@@ -82,6 +95,7 @@ impl Db {
         .bind(&session.csrf_token)
         .bind(created)
         .bind(session.expires)
+        .bind(session.session_epoch)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -97,6 +111,7 @@ impl Db {
             secret_hash: row.try_get("secret_hash")?,
             csrf_token: row.try_get("csrf_token")?,
             expires: row.try_get("expires")?,
+            session_epoch: row.try_get("session_epoch")?,
         }))
     }
 
@@ -109,5 +124,54 @@ impl Db {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// Disables (`Some(since)`) or enables (`None`) a user; disabling ends their
+    /// sessions. False when there is no such user. Disabling a disabled user
+    /// keeps the first time.
+    pub async fn set_portal_user_disabled(&self, id: &str, disabled: Option<i64>) -> DbResult<bool> {
+        let sql = if disabled.is_some() {
+            "UPDATE portal_users SET disabled = COALESCE(disabled, $1), session_epoch = session_epoch + 1 \
+             WHERE id = $2"
+        } else {
+            "UPDATE portal_users SET disabled = $1 WHERE id = $2"
+        };
+        self.change_portal_user(id, sqlx::query(sql).bind(disabled).bind(id), disabled.is_some()).await
+    }
+
+    /// Stores a user's new password hash and ends their sessions; false when
+    /// there is no such user.
+    pub async fn set_portal_user_password(&self, id: &str, password_hash: &str) -> DbResult<bool> {
+        let query =
+            sqlx::query("UPDATE portal_users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(id);
+        self.change_portal_user(id, query, true).await
+    }
+
+    /// Removes a user and their sessions; false when there is no such user.
+    pub async fn remove_portal_user(&self, id: &str) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM portal_sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM portal_users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Runs `change` on a user, and with `end_sessions` deletes their sessions,
+    /// in one transaction.
+    async fn change_portal_user<'q>(
+        &self,
+        id: &str,
+        change: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        end_sessions: bool,
+    ) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done = change.execute(&mut *tx).await?;
+        if end_sessions {
+            sqlx::query("DELETE FROM portal_sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -19,6 +19,9 @@ pub struct CertificateRow {
     pub der: Vec<u8>,
     pub added: i64,
     pub added_by: String,
+    /// When it stops signing: the expiry of the management credential that
+    /// registered it; `None` for one registered by a credential without expiry.
+    pub expires: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +45,15 @@ async fn insert_certificate(
     cert: &CertificateRow,
 ) -> DbResult<()> {
     sqlx::query(
-        "INSERT INTO application_certificates (thumbprint, application_id, cert_der, added, added_by) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO application_certificates (thumbprint, application_id, cert_der, added, added_by, expires) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&cert.thumbprint)
     .bind(application_id)
     .bind(base64::engine::general_purpose::STANDARD.encode(&cert.der))
     .bind(cert.added)
     .bind(&cert.added_by)
+    .bind(cert.expires)
     .execute(&mut **tx)
     .await
     .map_err(|err| {
@@ -168,22 +172,29 @@ impl Db {
                     .map_err(|e| sqlx::Error::Decode(format!("a stored certificate is not base64: {e}").into()))?,
                 added: row.try_get("added")?,
                 added_by: row.try_get("added_by")?,
+                expires: row.try_get("expires")?,
             });
         }
         Ok(certificates)
     }
 
-    /// The DER of one of the application's certificates.
-    pub async fn application_certificate(&self, application_id: &str, thumbprint: &str) -> DbResult<Option<Vec<u8>>> {
-        let row =
-            sqlx::query("SELECT cert_der FROM application_certificates WHERE thumbprint = $1 AND application_id = $2")
-                .bind(thumbprint)
-                .bind(application_id)
-                .fetch_optional(self.pool())
-                .await?;
+    /// The DER of one of the application's certificates, and when it stops signing.
+    pub async fn application_certificate(
+        &self,
+        application_id: &str,
+        thumbprint: &str,
+    ) -> DbResult<Option<(Vec<u8>, Option<i64>)>> {
+        let row = sqlx::query(
+            "SELECT cert_der, expires FROM application_certificates WHERE thumbprint = $1 AND application_id = $2",
+        )
+        .bind(thumbprint)
+        .bind(application_id)
+        .fetch_optional(self.pool())
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let der: String = row.try_get("cert_der")?;
-        Ok(base64::engine::general_purpose::STANDARD.decode(der).ok())
+        let Ok(der) = base64::engine::general_purpose::STANDARD.decode(der) else { return Ok(None) };
+        Ok(Some((der, row.try_get("expires")?)))
     }
 
     // ---------------------------------------------------------------- adoptions

@@ -68,6 +68,44 @@ impl Db {
         Ok(rows.iter().map(subscription_row).collect::<Result<_, _>>()?)
     }
 
+    /// The subscription's storage quota in bytes: `None` when there is no such
+    /// subscription, `Some(None)` when it has no quota.
+    pub async fn storage_quota(&self, subscription_id: &str) -> DbResult<Option<Option<u64>>> {
+        let row = sqlx::query("SELECT quota_bytes FROM subscriptions WHERE id = $1")
+            .bind(subscription_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(row.try_get::<Option<i64>, _>("quota_bytes")?.map(|q| q.max(0) as u64)))
+    }
+
+    /// Sets (or with `None` lifts) the subscription's storage quota; false when
+    /// there is no such subscription.
+    pub async fn set_storage_quota(&self, subscription_id: &str, quota: Option<u64>) -> DbResult<bool> {
+        let quota = quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX));
+        let done = sqlx::query("UPDATE subscriptions SET quota_bytes = $1 WHERE id = $2")
+            .bind(quota)
+            .bind(subscription_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The bytes the subscription's machines' repositories hold, as the ledger
+    /// lists them, and of those the soft-deleted ones (kept until purged).
+    pub async fn storage_used(&self, subscription_id: &str) -> DbResult<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(f.size), 0) AS BIGINT) AS used, \
+             CAST(COALESCE(SUM(CASE WHEN f.deleted IS NOT NULL THEN f.size ELSE 0 END), 0) AS BIGINT) AS soft_deleted \
+             FROM repository_files f JOIN machines m ON m.id = f.machine_id JOIN vaults v ON v.id = m.vault_id \
+             WHERE v.subscription_id = $1",
+        )
+        .bind(subscription_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get::<i64, _>("used")? as u64, row.try_get::<i64, _>("soft_deleted")? as u64))
+    }
+
     pub async fn insert_vault(&self, v: &Vault) -> DbResult<()> {
         sqlx::query("INSERT INTO vaults (id, subscription_id, name, created) VALUES ($1, $2, $3, $4)")
             .bind(&v.id)

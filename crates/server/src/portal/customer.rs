@@ -20,17 +20,20 @@ use super::charts::{bar_chart, line_chart, Point};
 use super::layout::{bytes, page, progress, when, when_opt, PortalFailure};
 use super::session::{CsrfForm, SignedIn};
 use crate::auth::Principal;
-use crate::db::CredentialKind;
 use crate::error::Failure;
 use crate::services::{applications, import_jobs, jobs, machines, storage_accounts, subscriptions, vaults};
 use crate::state::AppState;
 
 type PageResult = Result<Response, PortalFailure>;
 
+/// How long publish settings downloaded from the portal work: a file left in a
+/// download folder stops being a key to the subscription.
+const PUBLISH_SETTINGS_DAYS: u32 = 90;
+
 /// A subscription's user goes straight to their subscription; an operator gets
 /// the list of subscriptions.
 pub async fn overview(State(state): State<AppState>, who: SignedIn) -> PageResult {
-    if let Principal::Subscription { subscription_id } = &who.principal {
+    if let Principal::Subscription { subscription_id, .. } = &who.principal {
         return Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}")).into_response());
     }
     let subscriptions = subscriptions::list(&state, &who.principal).await?;
@@ -268,8 +271,13 @@ pub async fn subscription(
                 }
                 form method="post" action={ "/portal/subscriptions/" (id) "/publish-settings" } {
                     input type="hidden" name="csrf" value=(who.csrf_token);
-                    button type="submit" { "Download publish settings" }
-                    small { "A new management credential for this subscription, in the file diskprep and certgen read." }
+                    button type="submit" { "Download publish settings (valid for " (PUBLISH_SETTINGS_DAYS) " days)" }
+                    small {
+                        "A new management credential for this subscription, in the file diskprep and certgen read. \
+                         It is valid for " (PUBLISH_SETTINGS_DAYS) " days, until "
+                        (when(state.now() + time::Duration::days(i64::from(PUBLISH_SETTINGS_DAYS))))
+                        "; the file's Expires attribute says when. Download another before then."
+                    }
                 }
             }
             section {
@@ -395,13 +403,16 @@ pub async fn publish_settings(
 ) -> PageResult {
     who.check_csrf(&form.csrf)?;
     let subscription = subscriptions::managed(&state, &who.principal, &subscription_id).await?;
-    let credential = state.db.issue_credential(CredentialKind::Subscription, &subscription.id, None).await?;
-    tracing::info!(subscription = %subscription.id, user = %who.user.id, "publish settings downloaded from the portal");
+    let valid = IssueManagementCredential { valid_days: Some(PUBLISH_SETTINGS_DAYS) };
+    let issued = subscriptions::issue_management_credential(&state, &who.principal, &subscription.id, valid).await?;
+    tracing::info!(subscription = %subscription.id, user = %who.user.id, credential = %issued.credential.id,
+        "publish settings downloaded from the portal");
     let file = PublishSettings {
         service: state.endpoint.clone(),
         subscription_id: subscription.id,
         subscription_name: subscription.name.clone(),
-        management_credential: credential,
+        management_credential: issued.management_credential,
+        expires: issued.credential.expires,
     };
     let name = format!("{}.publishsettings", file_name_part(&subscription.name));
     Ok(download(&name, "application/xml", file.to_xml()))

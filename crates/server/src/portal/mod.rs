@@ -4,7 +4,8 @@
 //! - `session`: sign-in (Argon2id passwords), the session cookie, CSRF tokens.
 //! - `customer`: a subscription's pages (overview, vaults, downloads, storage,
 //!   application certificates, import jobs).
-//! - `operator`: datacenters, incoming packages, the ingest queue, users.
+//! - `operator`: datacenters, incoming packages, the ingest queue, users (made,
+//!   disabled, enabled, re-passworded, removed).
 //! - `protection`: a vault's soft delete and immutability, soft-deleted recovery
 //!   points and their undelete, alerts; the operator's decisions on requests.
 //! - `layout`, `charts`: the page shell and server-drawn SVG charts.
@@ -90,6 +91,10 @@ portal_routes! {
     get "/portal/operator" Operator => operator::operations;
     post "/portal/operator/import-jobs/{import_job_id}/receive" Operator => operator::receive;
     post "/portal/operator/users" Operator => operator::create_user;
+    post "/portal/operator/users/{user_id}/disable" Operator => operator::disable_user;
+    post "/portal/operator/users/{user_id}/enable" Operator => operator::enable_user;
+    post "/portal/operator/users/{user_id}/password" Operator => operator::set_user_password;
+    post "/portal/operator/users/{user_id}/remove" Operator => operator::remove_user;
     post "/portal/operator/protection-requests/{request_id}/approve" Operator => protection::approve;
     post "/portal/operator/protection-requests/{request_id}/reject" Operator => protection::reject;
 }

@@ -45,6 +45,21 @@ async fn all_import_jobs(
 #[derive(Deserialize)]
 pub struct OperatorQuery {
     created: Option<String>,
+    /// A user just changed, and how (`disabled`, `enabled`, `password`, `removed`).
+    user: Option<String>,
+    change: Option<String>,
+}
+
+/// What the page says after a change to a user.
+fn user_change_note(query: &OperatorQuery) -> Option<String> {
+    let email = query.user.as_deref()?;
+    Some(match query.change.as_deref()? {
+        "disabled" => format!("User {email} disabled: their sessions ended; they cannot sign in until enabled."),
+        "enabled" => format!("User {email} enabled: they may sign in again."),
+        "password" => format!("User {email} has a new password: their sessions ended."),
+        "removed" => format!("User {email} removed: their sessions ended."),
+        _ => return None,
+    })
 }
 
 pub async fn operations(
@@ -73,6 +88,7 @@ pub async fn operations(
         html! {
             h1 { "Operations" }
             @if let Some(email) = &query.created { p.ok role="status" { "User " (email) " created." } }
+            @if let Some(note) = user_change_note(&query) { p.ok role="status" { (note) } }
             (super::protection::pending_requests(&who, &pending))
             section {
                 h2 { "Datacenters" }
@@ -126,13 +142,40 @@ pub async fn operations(
             section #users {
                 h2 { "Portal users" }
                 div.scroll { table {
-                    thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Created" } } }
+                    thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Created" } th scope="col" { "Status" } th scope="col" { "Change" } } }
                     tbody { @for u in &users { tr {
+                        @let action = |what: &str| format!("/portal/operator/users/{}/{what}", u.id);
                         td { (u.email) }
                         td { @match &u.subscription_id { Some(id) => { "subscription " span.mono { (id) } }, None => "operator" } }
                         td { (when(time::OffsetDateTime::from_unix_timestamp(u.created).unwrap_or(time::OffsetDateTime::UNIX_EPOCH))) }
+                        td.state { @match u.disabled { Some(since) => { "disabled since " (when(crate::db::time_of(since))) }, None => "active" } }
+                        td {
+                            @if u.disabled.is_some() {
+                                form.inline method="post" action=(action("enable")) {
+                                    input type="hidden" name="csrf" value=(who.csrf_token);
+                                    button type="submit" aria-label={ "Enable " (u.email) } { "Enable" }
+                                }
+                            } @else {
+                                form.inline method="post" action=(action("disable")) {
+                                    input type="hidden" name="csrf" value=(who.csrf_token);
+                                    button type="submit" aria-label={ "Disable " (u.email) ": their sessions end" } { "Disable" }
+                                }
+                            }
+                            form.inline method="post" action=(action("password")) {
+                                input type="hidden" name="csrf" value=(who.csrf_token);
+                                label for={ "password-" (u.id) } { "New password for " (u.email) }
+                                input id={ "password-" (u.id) } type="password" name="password" autocomplete="new-password" minlength=(MIN_PASSWORD_CHARS) required;
+                                button type="submit" { "Set password" }
+                            }
+                            form.inline method="post" action=(action("remove")) {
+                                input type="hidden" name="csrf" value=(who.csrf_token);
+                                label { input type="checkbox" name="confirm" value="yes" required; " Remove " (u.email) " for good" }
+                                button type="submit" { "Remove" }
+                            }
+                        }
                     } } }
                 } }
+                p { "Disabling a user, giving them a new password or removing them ends their sessions at once." }
                 h3 { "Create a user" }
                 form method="post" action="/portal/operator/users" {
                     input type="hidden" name="csrf" value=(who.csrf_token);
@@ -191,4 +234,77 @@ pub async fn create_user(State(state): State<AppState>, who: SignedIn, Form(form
     let user = portal_users::create(&state, &who.principal, new_user).await?;
     let email: String = url::form_urlencoded::byte_serialize(user.email.as_bytes()).collect();
     Ok(Redirect::to(&format!("/portal/operator?created={email}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    /// Missing counts as wrong: refused as a forged form, not as a malformed one.
+    #[serde(default)]
+    csrf: String,
+    /// The new password (the password form).
+    #[serde(default)]
+    password: String,
+    /// `yes` when the removal was confirmed (the remove form).
+    #[serde(default)]
+    confirm: String,
+}
+
+fn user_changed(email: &str, change: &str) -> Response {
+    let email: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+    Redirect::to(&format!("/portal/operator?user={email}&change={change}#users")).into_response()
+}
+
+pub async fn disable_user(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(user_id): Path<String>,
+    Form(form): Form<UserForm>,
+) -> PageResult {
+    operator_only(&who)?;
+    who.check_csrf(&form.csrf)?;
+    let user = portal_users::disable(&state, &who.principal, &user_id).await?;
+    Ok(user_changed(&user.email, "disabled"))
+}
+
+pub async fn enable_user(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(user_id): Path<String>,
+    Form(form): Form<UserForm>,
+) -> PageResult {
+    operator_only(&who)?;
+    who.check_csrf(&form.csrf)?;
+    let user = portal_users::enable(&state, &who.principal, &user_id).await?;
+    Ok(user_changed(&user.email, "enabled"))
+}
+
+pub async fn set_user_password(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(user_id): Path<String>,
+    Form(form): Form<UserForm>,
+) -> PageResult {
+    operator_only(&who)?;
+    who.check_csrf(&form.csrf)?;
+    let body = SetPortalUserPassword { password: form.password };
+    let user = portal_users::set_password(&state, &who.principal, &user_id, body).await?;
+    Ok(user_changed(&user.email, "password"))
+}
+
+pub async fn remove_user(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(user_id): Path<String>,
+    Form(form): Form<UserForm>,
+) -> PageResult {
+    operator_only(&who)?;
+    who.check_csrf(&form.csrf)?;
+    if form.confirm != "yes" {
+        return Err(crate::error::Failure::BadRequest(
+            "removing a user cannot be undone: tick the box beside Remove to confirm, then press Remove again".into(),
+        )
+        .into());
+    }
+    let user = portal_users::remove(&state, &who.principal, &user_id).await?;
+    Ok(user_changed(&user.email, "removed"))
 }

@@ -79,7 +79,8 @@ fn secret_hash(secret: &str) -> String {
 
 fn principal_of(user: &PortalUserRow) -> Principal {
     match &user.subscription_id {
-        Some(id) => Principal::Subscription { subscription_id: id.clone() },
+        // A person, not a credential: what they issue is limited by its own rules.
+        Some(id) => Principal::Subscription { subscription_id: id.clone(), credential_expires: None },
         None => Principal::Operator,
     }
 }
@@ -97,6 +98,10 @@ impl FromRequestParts<AppState> for SignedIn {
             return Err(PortalFailure::SignInNeeded);
         }
         let user = state.db.portal_user(&session.user_id).await?.ok_or(PortalFailure::SignInNeeded)?;
+        // Disabled, or a new password since this sign-in: the session is over.
+        if user.disabled.is_some() || user.session_epoch != session.session_epoch {
+            return Err(PortalFailure::SignInNeeded);
+        }
         Ok(SignedIn { principal: principal_of(&user), user, csrf_token: session.csrf_token, session_id: session.id })
     }
 }
@@ -212,6 +217,15 @@ pub async fn sign_in(
         tracing::info!(email = %email, source = %peer.ip(), "portal sign-in refused");
         return Ok(Redirect::to("/portal/sign-in?failed=true").into_response());
     };
+    // Said only to whoever knows the password.
+    if user.disabled.is_some() {
+        tracing::info!(user = %user.id, "portal sign-in refused: the user is disabled");
+        return Err(PortalFailure::Forbidden(format!(
+            "the portal account {} is disabled: ask the service operator to enable it \
+             (offsite admin portal-user enable {})",
+            user.email, user.email
+        )));
+    }
     let secret = secrets::random_hex();
     let session = SessionRow {
         id: secrets::new_id("ses"),
@@ -219,6 +233,8 @@ pub async fn sign_in(
         secret_hash: secret_hash(&secret),
         csrf_token: secrets::random_hex(),
         expires: state.now().unix_timestamp() + SESSION_SECONDS,
+        // The epoch read with the password hash: a change since then voids the session.
+        session_epoch: user.session_epoch,
     };
     if let Err(err) = state.db.insert_session(&session, state.now().unix_timestamp()).await {
         attempt.withdraw();

@@ -81,19 +81,23 @@ async fn get_file(
     Ok(response)
 }
 
-/// Stores a file. Idempotent: the name is the hash of the content.
+/// Stores a file. Idempotent: the name is the hash of the content. A new file
+/// must fit the subscription's storage quota (else 507, nothing stored).
 #[utoipa::path(put, path = "/machines/{machine_id}/repository/{folder}/{name}", tag = "repository", security(("bearer" = [])),
     params(("machine_id" = String, Path), ("folder" = String, Path), ("name" = String, Path)),
     request_body(content = FileBytes, content_type = "application/octet-stream"),
     responses((status = 201, description = "stored"), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 507, body = ErrorBody)))]
+        (status = 507, body = ErrorBody, description = "the service's storage is full, or the file does not fit the \
+            subscription's storage quota; nothing was stored")))]
 async fn put_file(
     State(state): State<AppState>,
     principal: Principal,
     Path((machine_id, folder, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    repository::store(&state, &principal, &machine_id, &folder, &name, body.into_data_stream()).await?;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    repository::store(&state, &principal, &machine_id, &folder, &name, declared, body.into_data_stream()).await?;
     Ok(StatusCode::CREATED)
 }
 

@@ -7,13 +7,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use offsite_api::types::{
     CreateSubscription, ErrorBody, IssueManagementCredential, ManagementCredential, ManagementCredentialIssued,
-    Subscription, SubscriptionCreated,
+    SetStorageQuota, StorageQuota, Subscription, SubscriptionCreated,
 };
 
 use super::ApiJson;
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::services::subscriptions;
+use crate::services::{quotas, subscriptions};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,6 +22,35 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_subscription))
         .routes(routes!(issue_management_credential, list_management_credentials))
         .routes(routes!(revoke_management_credential))
+        .routes(routes!(get_storage_quota, set_storage_quota))
+}
+
+/// The subscription's storage quota and what counts against it: every file of
+/// its machines' repositories, soft-deleted ones too until they are purged.
+#[utoipa::path(get, path = "/subscriptions/{subscription_id}/quota", tag = "subscriptions",
+    security(("bearer" = [])), params(("subscription_id" = String, Path)),
+    responses((status = 200, body = StorageQuota), (status = 404, body = ErrorBody)))]
+async fn get_storage_quota(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(subscription_id): Path<String>,
+) -> ApiResult<Json<StorageQuota>> {
+    Ok(Json(quotas::get(&state, &principal, &subscription_id).await?))
+}
+
+/// Sets or lifts (`null`) the subscription's storage quota in bytes (operators
+/// only). Uploads that would pass it are refused with 507; nothing stored is removed.
+#[utoipa::path(put, path = "/subscriptions/{subscription_id}/quota", tag = "subscriptions",
+    security(("bearer" = [])), params(("subscription_id" = String, Path)), request_body = SetStorageQuota,
+    responses((status = 200, body = StorageQuota), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn set_storage_quota(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(subscription_id): Path<String>,
+    ApiJson(body): ApiJson<SetStorageQuota>,
+) -> ApiResult<Json<StorageQuota>> {
+    Ok(Json(quotas::set(&state, &principal, &subscription_id, body).await?))
 }
 
 /// Issues another management credential of the subscription (operators and the

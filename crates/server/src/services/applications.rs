@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 fn added_by(principal: &Principal) -> String {
     match principal {
-        Principal::Subscription { subscription_id } => subscription_id.clone(),
+        Principal::Subscription { subscription_id, .. } => subscription_id.clone(),
         _ => "operator".into(),
     }
 }
@@ -36,6 +36,7 @@ async fn view(state: &AppState, app: ApplicationRow) -> ApiResult<Application> {
             not_after: certificates::parse_der(&c.der).ok().and_then(|p| p.not_after).map(time_of),
             thumbprint: c.thumbprint,
             added: time_of(c.added),
+            expires: c.expires.map(time_of),
         })
         .collect();
     Ok(Application { id: app.id, subscription_id: app.subscription_id, created: time_of(app.created), certificates })
@@ -85,6 +86,8 @@ pub async fn create(
         der: parsed.der,
         added: now,
         added_by: added_by(principal),
+        // A certificate is a credential too: it signs no longer than its registrar works.
+        expires: principal.cap_expiry(None).0,
     };
     match state.db.insert_application(&app, &cert).await? {
         NewApplication::Created => {}
@@ -119,6 +122,7 @@ pub async fn upload_certificate(
         der: parsed.der,
         added: state.now().unix_timestamp(),
         added_by: added_by(principal),
+        expires: principal.cap_expiry(None).0,
     };
     match state.db.insert_application_certificate(&app.id, &cert).await {
         Err(crate::db::DbError::Conflict(_)) => return Err(certificate_taken(&cert.thumbprint)),

@@ -16,6 +16,7 @@ pub mod machines;
 pub mod notifications;
 pub mod portal_users;
 pub mod protection;
+pub mod quotas;
 pub mod registration;
 pub mod repository;
 pub mod storage_accounts;

@@ -115,7 +115,7 @@ async fn view(state: &AppState, vault_id: &str) -> ApiResult<VaultProtection> {
 fn actor(principal: &Principal) -> String {
     match principal {
         Principal::Operator => "operator".into(),
-        Principal::Subscription { subscription_id } => format!("subscription {subscription_id}"),
+        Principal::Subscription { subscription_id, .. } => format!("subscription {subscription_id}"),
         other => format!("{other:?}"),
     }
 }
@@ -181,7 +181,7 @@ pub async fn change(
 pub async fn pending(state: &AppState, principal: &Principal) -> ApiResult<Vec<ProtectionRequest>> {
     match principal {
         Principal::Operator => Ok(state.db.pending_protection_requests(None).await?),
-        Principal::Subscription { subscription_id } => {
+        Principal::Subscription { subscription_id, .. } => {
             Ok(state.db.pending_protection_requests(Some(subscription_id)).await?)
         }
         _ => Err(Failure::Forbidden("protection requests are read by subscriptions and operators".into())),

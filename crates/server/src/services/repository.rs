@@ -9,28 +9,36 @@
 //! recovery points cannot be removed at all, and the config and keys never.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
-use offsite_api::types::{Immutability, RepositoryFile};
+use offsite_api::types::{Immutability, RepositoryFile, Vault};
 use offsite_engine::backend::FileKind;
 
 use crate::db::protection::ProtectionSettings;
-use crate::db::repository_files::Revival;
+use crate::db::repository_files::{is_listed_kind, Revival};
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
 use crate::services::machines::{machine_for, Access};
+use crate::services::quotas;
 use crate::state::AppState;
 use crate::storage::{folder_kind, RepoFile};
 
 /// The machine's vault id, after checking the caller is that machine.
 async fn own_repository(state: &AppState, principal: &Principal, machine_id: &str) -> ApiResult<String> {
+    Ok(own_vault(state, principal, machine_id).await?.id)
+}
+
+/// The machine's vault, after checking the caller is that machine.
+async fn own_vault(state: &AppState, principal: &Principal, machine_id: &str) -> ApiResult<Vault> {
     let (machine, vault) = machine_for(state, principal, machine_id, Access::Read).await?;
     if !principal.is_machine(&machine.id) {
         return Err(Failure::Forbidden("only the machine itself reads and writes its repository".into()));
     }
-    Ok(vault.id)
+    Ok(vault)
 }
 
 /// The files of one folder of the repository.
@@ -89,16 +97,35 @@ pub async fn read(
 }
 
 /// Stores a file. Idempotent: the name is the hash of the content.
+///
+/// A new file must fit the subscription's storage quota: `declared_size` (the
+/// request's `Content-Length`) is checked before anything is read, and the bytes
+/// that arrive are counted against the room left, so an upload of unknown size
+/// is cut off, unstored, once it passes the quota. A file the ledger lists
+/// already (live or soft-deleted) takes no more room, and locks are not kept.
 pub async fn store(
     state: &AppState,
     principal: &Principal,
     machine_id: &str,
     folder: &str,
     name: &str,
+    declared_size: Option<u64>,
     body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin + Send + 'static,
 ) -> ApiResult<()> {
-    let vault_id = own_repository(state, principal, machine_id).await?;
+    let vault = own_vault(state, principal, machine_id).await?;
+    let vault_id = vault.id;
     let file = RepoFile::parse(folder, name)?;
+    let mut quota = None;
+    if is_listed_kind(file.kind) && state.db.repository_file(machine_id, file.kind, &file.name).await?.is_none() {
+        let subscription = state
+            .db
+            .subscription(&vault.subscription_id)
+            .await?
+            .ok_or_else(|| Failure::not_found(format!("subscription {}", vault.subscription_id)))?;
+        if let Some(room) = quotas::check_room(state, &subscription, declared_size.unwrap_or(0)).await? {
+            quota = Some((subscription, room));
+        }
+    }
     // The same bytes stored again bring a removed file back, unless its purge is
     // running: then the upload waits for it, or the purge would delete it after.
     if state.db.revive_repository_file(machine_id, file.kind, &file.name).await? == Revival::BeingPurged {
@@ -107,10 +134,42 @@ pub async fn store(
             file.name
         )));
     }
-    let stored = state.storage.put(&vault_id, machine_id, &file, body).await?;
+    let stored = match &quota {
+        None => state.storage.put(&vault_id, machine_id, &file, body).await?,
+        Some((subscription, room)) => {
+            let passed = Arc::new(AtomicBool::new(false));
+            let limited = within(body, *room, passed.clone());
+            match state.storage.put(&vault_id, machine_id, &file, limited).await {
+                Err(_) if passed.load(Ordering::SeqCst) => {
+                    let quota = state.db.storage_quota(&subscription.id).await?.flatten().unwrap_or(0);
+                    let (used, soft_deleted) = state.db.storage_used(&subscription.id).await?;
+                    return Err(quotas::over_quota(subscription, quota, used, soft_deleted, room.saturating_add(1)));
+                }
+                stored => stored?,
+            }
+        }
+    };
     state.db.list_repository_file(machine_id, file.kind, &file.name, stored, state.now().unix_timestamp()).await?;
     metrics::counter!("offsite_bytes_in_total").increment(stored);
     Ok(())
+}
+
+/// `body`, failing once more than `room` bytes have come (and saying so in `passed`).
+fn within(
+    body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin + Send + 'static,
+    room: u64,
+    passed: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, axum::Error>> + Unpin + Send + 'static {
+    let mut seen = 0u64;
+    body.map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > room {
+            passed.store(true, Ordering::SeqCst);
+            return Err(axum::Error::new("the upload passed the subscription's storage quota"));
+        }
+        Ok(chunk)
+    })
 }
 
 /// A file's size.

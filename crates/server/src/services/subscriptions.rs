@@ -46,7 +46,7 @@ pub async fn managed(state: &AppState, principal: &Principal, subscription_id: &
 /// Issues another management credential of the subscription (operators and the
 /// subscription): a new publish-settings file, for rotating one or for a second
 /// administrator, for a limited time if asked. Returned once; earlier ones keep
-/// working until revoked.
+/// working until revoked. A credential that expires issues none that outlive it.
 pub async fn issue_management_credential(
     state: &AppState,
     principal: &Principal,
@@ -64,9 +64,14 @@ pub async fn issue_management_credential(
             )))
         }
     };
+    let (expires, expires_with_issuer) = principal.cap_expiry(expires);
     let (token, row) = state.db.issue_credential_row(CredentialKind::Subscription, &subscription.id, expires).await?;
-    tracing::info!(subscription = %subscription.id, credential = %row.id, "management credential issued");
-    let issued = ManagementCredentialIssued { credential: management_view(&row), management_credential: token };
+    tracing::info!(subscription = %subscription.id, credential = %row.id, expires_with_issuer, "management credential issued");
+    let issued = ManagementCredentialIssued {
+        credential: management_view(&row),
+        management_credential: token,
+        expires_with_issuer,
+    };
     Ok(issued)
 }
 

@@ -9,7 +9,7 @@ use crate::principal::Principal;
 pub async fn whoami(principal: &Principal) -> ApiResult<WhoAmI> {
     Ok(match principal.clone() {
         Principal::Operator => WhoAmI::Operator,
-        Principal::Subscription { subscription_id } => WhoAmI::Subscription { subscription_id },
+        Principal::Subscription { subscription_id, .. } => WhoAmI::Subscription { subscription_id },
         Principal::Machine { machine_id, vault_id, subscription_id } => {
             WhoAmI::Machine { machine_id, vault_id, subscription_id }
         }

@@ -49,7 +49,8 @@ pub async fn get(state: &AppState, principal: &Principal, vault_id: &str) -> Api
     managed_vault(state, principal, vault_id).await
 }
 
-/// Issues vault credentials: a secret that registers one machine, once, before it expires.
+/// Issues vault credentials: a secret that registers one machine, once, before it
+/// expires, and no later than the credential that asks for them.
 pub async fn create_vault_credentials(
     state: &AppState,
     principal: &Principal,
@@ -63,7 +64,9 @@ pub async fn create_vault_credentials(
             "vault credentials are valid for 1 to {MAX_VALID_HOURS} hours, not {hours}"
         )));
     }
-    let expires = state.now().unix_timestamp() + i64::from(hours) * 3600;
+    let asked = state.now().unix_timestamp() + i64::from(hours) * 3600;
+    let (expires, expires_with_issuer) = principal.cap_expiry(Some(asked));
+    let expires = expires.unwrap_or(asked);
     let token = state.db.issue_credential(CredentialKind::VaultRegistration, &vault.id, Some(expires)).await?;
     Ok(VaultCredentialsIssued {
         vault_id: vault.id,
@@ -71,6 +74,7 @@ pub async fn create_vault_credentials(
         subscription_id: vault.subscription_id,
         expires: OffsetDateTime::from_unix_timestamp(expires).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         registration_secret: token,
+        expires_with_issuer,
     })
 }
 

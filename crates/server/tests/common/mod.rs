@@ -59,6 +59,8 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// Bytes sent as-is with this content type, or none if it is empty (malformed bodies).
     Raw(&'static str, Vec<u8>),
+    /// Bytes sent chunked, without a `Content-Length`.
+    Chunked(Vec<u8>),
 }
 
 impl Body {
@@ -67,7 +69,7 @@ impl Body {
         match self {
             Body::Empty => Vec::new(),
             Body::Json(value) => serde_json::to_vec(value).expect("JSON serialises"),
-            Body::Bytes(bytes) | Body::Raw(_, bytes) => bytes.clone(),
+            Body::Bytes(bytes) | Body::Raw(_, bytes) | Body::Chunked(bytes) => bytes.clone(),
         }
     }
 }
@@ -258,6 +260,9 @@ impl Service {
             Body::Bytes(bytes) => {
                 request.header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(bytes.clone())
             }
+            Body::Chunked(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(reqwest::blocking::Body::new(std::io::Cursor::new(bytes.clone()))),
             Body::Raw("", bytes) => request.body(bytes.clone()),
             Body::Raw(content_type, bytes) => {
                 request.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone())
@@ -393,8 +398,18 @@ impl Service {
         let notification_channel_id =
             sub.add_notification_channel(&subscription_id, &hook).expect("a notification channel").channel.id;
 
+        // A portal user of the subscription, never signed in: what the operator's
+        // user changes (disable, new password, remove) act on.
+        let staff = CreatePortalUser {
+            email: format!("staff@{name}.example"),
+            password: "a staff password long enough".into(),
+            subscription_id: Some(subscription_id.clone()),
+        };
+        let portal_user_id = self.operator().create_portal_user(&staff).expect("a portal user").id;
+
         Tenant {
             name: name.to_string(),
+            portal_user_id,
             protection_request_id,
             notification_channel_id,
             subscription_id,
@@ -471,6 +486,8 @@ pub struct Tenant {
     pub protection_request_id: String,
     /// A webhook of the subscription.
     pub notification_channel_id: String,
+    /// A portal user of the subscription (`staff@NAME.example`), never signed in.
+    pub portal_user_id: String,
 }
 
 impl Tenant {

@@ -47,7 +47,7 @@ pub(crate) use crate::clock::format_time;
 pub(crate) fn actor(principal: &Principal) -> Actor {
     Actor::Named(match principal {
         Principal::Operator => "operator".into(),
-        Principal::Subscription { subscription_id } => subscription_id.clone(),
+        Principal::Subscription { subscription_id, .. } => subscription_id.clone(),
         Principal::Machine { machine_id, .. } => machine_id.clone(),
         Principal::Registration { credential_id, .. } => credential_id.clone(),
         Principal::Application { application_id, .. } => application_id.clone(),

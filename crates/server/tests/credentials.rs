@@ -205,7 +205,11 @@ fn malformed_json_bodies_get_a_json_error() {
 /// Every documented operation that takes JSON: (method, template, path with A's
 /// ids, the credential allowed to call it).
 /// Operations on a tenant's resources that take JSON from the operator only.
-const OPERATOR_JSON: &[&str] = &["/api/v1/subscriptions/{subscription_id}/quota"];
+const OPERATOR_JSON: &[&str] = &[
+    "/api/v1/subscriptions/{subscription_id}/quota",
+    "/api/v1/protection-requests/{request_id}/approve",
+    "/api/v1/protection-requests/{request_id}/reject",
+];
 
 fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String, String)> {
     let doc = service.openapi();
@@ -237,7 +241,8 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
                 .replace("{import_job_id}", &a.import_job_id)
                 .replace("{drive_id}", &a.drive_id)
                 .replace("{datacenter_id}", &a.datacenter_id)
-                .replace("{user_id}", &a.portal_user_id);
+                .replace("{user_id}", &a.portal_user_id)
+                .replace("{request_id}", &a.protection_request_id);
             assert!(!path.contains('{'), "{method} {template}: a path parameter this test does not fill");
             found.push((method.to_uppercase(), template.clone(), path, token.clone()));
         }

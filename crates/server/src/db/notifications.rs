@@ -116,35 +116,8 @@ impl Db {
         Ok(gone == 1)
     }
 
-    /// Stores a message for every channel of the subscription, once per event key.
+    /// Stores a message for a channel, once per event key.
     pub async fn enqueue_notification(
-        &self,
-        subscription_id: &str,
-        event_key: &str,
-        kind: NotificationKind,
-        subject: &str,
-        body: &str,
-        now: i64,
-    ) -> DbResult<u64> {
-        let stored = sqlx::query(
-            "INSERT INTO notifications (channel_id, event_key, subscription_id, kind, subject, body, created, state, \
-             next_attempt) SELECT id, $1, subscription_id, $2, $3, $4, $5, 'pending', $5 FROM notification_channels \
-             WHERE subscription_id = $6 ON CONFLICT (channel_id, event_key) DO NOTHING",
-        )
-        .bind(event_key)
-        .bind(enum_text(&kind))
-        .bind(subject)
-        .bind(body)
-        .bind(now)
-        .bind(subscription_id)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(stored)
-    }
-
-    /// Like [`Db::enqueue_notification`], for one channel only.
-    pub async fn enqueue_notification_to(
         &self,
         channel: &NotificationChannel,
         event_key: &str,

@@ -56,13 +56,14 @@ impl Event {
 /// caller: a request that caused an event succeeded whatever becomes of the
 /// message (a failure to store it is logged).
 pub async fn publish(state: &AppState, subscription_id: &str, event: Event) {
-    let now = state.now();
-    let body = event.body(subscription_id, now);
-    let stored = state
-        .db
-        .enqueue_notification(subscription_id, &event.key, event.kind, &event.subject, &body, now.unix_timestamp())
-        .await;
-    match stored {
+    let queued = async {
+        let mut messages = 0;
+        for channel in state.db.notification_channels(subscription_id).await? {
+            messages += queue(state, &channel.channel, &event).await?;
+        }
+        Ok::<u64, crate::db::DbError>(messages)
+    };
+    match queued.await {
         Ok(0) => {}
         Ok(messages) => {
             tracing::info!(subscription = %subscription_id, event = %event.key, messages, "notification queued")
@@ -71,6 +72,17 @@ pub async fn publish(state: &AppState, subscription_id: &str, event: Event) {
             tracing::warn!(subscription = %subscription_id, event = %event.key, "cannot queue a notification: {err}")
         }
     }
+}
+
+/// Stores the event's message for one channel (nothing if it is there already).
+async fn queue(
+    state: &AppState,
+    channel: &offsite_api::types::NotificationChannel,
+    event: &Event,
+) -> Result<u64, crate::db::DbError> {
+    let now = state.now();
+    let body = event.body(&channel.subscription_id, now);
+    state.db.enqueue_notification(channel, &event.key, event.kind, &event.subject, &body, now.unix_timestamp()).await
 }
 
 /// How deliveries go out: the SMTP relay the operator configured, if any, and
@@ -156,10 +168,7 @@ pub async fn watch(state: &AppState) -> Result<(), String> {
                 format!("No backup of {name} for {} days", channel.missed_backup_days),
                 json!({ "machine_id": machine_id, "machine": name, "last_backup": last_text }),
             );
-            let body = event.body(&channel.subscription_id, state.now());
-            db.enqueue_notification_to(&channel, &event.key, event.kind, &event.subject, &body, now)
-                .await
-                .map_err(|e| e.to_string())?;
+            queue(state, &channel, &event).await.map_err(|e| e.to_string())?;
         }
     }
     let deadline = offsite_seeding::import_job::ARRIVAL_DEADLINE.whole_seconds();

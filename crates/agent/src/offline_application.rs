@@ -102,6 +102,14 @@ impl ApplicationFiles {
             .map_err(|e| AgentError::Config { path, reason: e.to_string() })
     }
 
+    /// Signs a service challenge with this machine's application key: the proof of
+    /// possession a certificate upload carries.
+    pub fn prove_possession(&self, challenge: &str) -> AgentResult<offsite_api::types::PossessionProof> {
+        let thumbprint = offsite_seeding::application::thumbprint(&self.certificate_der()?);
+        offsite_api::possession::prove(&self.key_pem()?, challenge, &thumbprint)
+            .map_err(|reason| AgentError::Config { path: self.key_file(), reason })
+    }
+
     fn key_pem(&self) -> AgentResult<String> {
         let path = self.key_file();
         std::fs::read_to_string(&path).map_err(|err| match err.kind() {

@@ -73,9 +73,34 @@ fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-enum Key {
+/// An application's private key, parsed.
+pub(crate) enum Key {
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
+}
+
+impl Key {
+    /// Reads a PKCS#8 PEM key: ECDSA P-256 or Ed25519.
+    pub(crate) fn parse(pem: &str, rng: &SystemRandom) -> Result<Key, String> {
+        let der = pkcs8_der(pem)?;
+        match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &der, rng) {
+            Ok(pair) => Ok(Key::Ecdsa(pair)),
+            Err(_) => match Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
+                Ok(pair) => Ok(Key::Ed25519(pair)),
+                Err(_) => Err("the application key is neither an ECDSA P-256 nor an Ed25519 key".into()),
+            },
+        }
+    }
+
+    /// The signature over `message` (ECDSA as ASN.1 DER).
+    pub(crate) fn sign(&self, rng: &SystemRandom, message: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            Key::Ecdsa(pair) => {
+                Ok(pair.sign(rng, message).map_err(|_| "signing failed".to_string())?.as_ref().to_vec())
+            }
+            Key::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
 }
 
 /// Signs requests for one application identity (the key parsed once).
@@ -120,14 +145,7 @@ fn pkcs8_der(pem: &str) -> Result<Vec<u8>, String> {
 impl Signer {
     pub fn new(identity: &ApplicationIdentity) -> Result<Signer, String> {
         let rng = SystemRandom::new();
-        let der = pkcs8_der(&identity.key_pem)?;
-        let key = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &der, &rng) {
-            Ok(pair) => Key::Ecdsa(pair),
-            Err(_) => match Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
-                Ok(pair) => Key::Ed25519(pair),
-                Err(_) => return Err("the application key is neither an ECDSA P-256 nor an Ed25519 key".into()),
-            },
-        };
+        let key = Key::parse(&identity.key_pem, &rng)?;
         let check = |what: &str, value: &str, ok: bool| {
             if ok {
                 Ok(())
@@ -171,12 +189,7 @@ impl Signer {
         let nonce = hex_of(&nonce);
         let body_hash = body_sha256(body);
         let message = signed_message(method, path_and_query, unix_seconds, &nonce, &body_hash);
-        let signature = match &self.key {
-            Key::Ecdsa(pair) => {
-                pair.sign(&self.rng, &message).map_err(|_| "signing the request failed".to_string())?.as_ref().to_vec()
-            }
-            Key::Ed25519(pair) => pair.sign(&message).as_ref().to_vec(),
-        };
+        let signature = self.key.sign(&self.rng, &message).map_err(|e| format!("{e} (the request's signature)"))?;
         let signature = base64::engine::general_purpose::STANDARD.encode(signature);
         Ok(format!(
             "{SCHEME} {}:{}:{unix_seconds}:{nonce}:{body_hash}:{signature}",

@@ -810,11 +810,15 @@ impl Client {
     // ------------------------------------------------------------ applications
 
     /// Creates the subscription's offline-seeding application with its first certificate.
-    pub fn create_application(&self, subscription_id: &str, certificate: &str) -> ApiResult<Application> {
-        self.post(
-            &format!("/subscriptions/{subscription_id}/application"),
-            &UploadCertificate { certificate: certificate.into() },
-        )
+    /// Creates the subscription's application with its first certificate, whose
+    /// upload carries a proof of possession (see [`Client::certificate_challenge`]).
+    pub fn create_application(&self, subscription_id: &str, upload: &UploadCertificate) -> ApiResult<Application> {
+        self.post(&format!("/subscriptions/{subscription_id}/application"), upload)
+    }
+
+    /// A single-use challenge to sign with a certificate's key before uploading it.
+    pub fn certificate_challenge(&self, subscription_id: &str) -> ApiResult<CertificateChallenge> {
+        self.post(&format!("/subscriptions/{subscription_id}/application/challenge"), &serde_json::json!({}))
     }
 
     pub fn application(&self, subscription_id: &str) -> ApiResult<Application> {
@@ -829,11 +833,12 @@ impl Client {
     }
 
     /// Registers another certificate of the application (the manual path).
-    pub fn upload_application_certificate(&self, subscription_id: &str, certificate: &str) -> ApiResult<Application> {
-        self.post(
-            &format!("/subscriptions/{subscription_id}/application/certificates"),
-            &UploadCertificate { certificate: certificate.into() },
-        )
+    pub fn upload_application_certificate(
+        &self,
+        subscription_id: &str,
+        upload: &UploadCertificate,
+    ) -> ApiResult<Application> {
+        self.post(&format!("/subscriptions/{subscription_id}/application/certificates"), upload)
     }
 
     pub fn subscription(&self, subscription_id: &str) -> ApiResult<Subscription> {

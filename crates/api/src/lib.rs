@@ -11,6 +11,7 @@ pub mod client;
 pub mod files;
 pub mod import_key;
 pub mod pacing;
+pub mod possession;
 pub mod size;
 pub mod tls;
 pub mod types;

@@ -657,6 +657,31 @@ pub struct UploadCertificate {
     /// The certificate only (never its private key): PEM, or base64 DER. Its key
     /// must be ECDSA P-256 or Ed25519.
     pub certificate: String,
+    /// Proof that the uploader holds the certificate's key: required. Optional
+    /// here only so that a missing proof gets a sentence saying how to make one.
+    #[serde(default)]
+    pub possession: Option<PossessionProof>,
+}
+
+/// A signature with a certificate's key over a challenge the service gave out
+/// (`POST /subscriptions/{id}/application/challenge`); see `offsite_api::possession`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PossessionProof {
+    pub challenge: String,
+    /// Base64 signature over `offsite-certificate-possession-v1\n<challenge>\n<thumbprint>`
+    /// (ECDSA P-256 SHA-256 as ASN.1 DER, or Ed25519).
+    pub signature: String,
+}
+
+/// A challenge to sign with a certificate's key before uploading it: single use,
+/// for this subscription only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CertificateChallenge {
+    pub challenge: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires: OffsetDateTime,
 }
 
 /// A certificate of an application, named by its thumbprint.

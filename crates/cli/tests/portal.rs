@@ -190,14 +190,26 @@ async fn customers_and_operators_follow_the_offline_seeding_in_a_browser() {
     ])
     .run();
     assert!(made.stderr.contains("already has an offline-seeding application"), "{made}");
-    let cer = root.join("other.cer");
-    let exported =
-        offsite(["certgen", "--agent-home", utf8(&other_home), "export-cert", "--out", utf8(&cer), "--json"])
-            .run()
-            .ok()
-            .json();
-    let thumbprint = exported["thumbprint"].as_str().unwrap().to_string();
+    // The page gives the challenge the export signs: the proof of possession.
     client.goto(&format!("{}/portal/subscriptions/{}/application", service.url, site.tenant.id)).await.unwrap();
+    let export = client.find(Locator::Css("#export-cert")).await.unwrap().text().await.unwrap();
+    let challenge = export.split("--challenge ").nth(1).and_then(|t| t.split_whitespace().next()).unwrap().to_string();
+    let cer = root.join("other.cer");
+    let exported = offsite([
+        "certgen",
+        "--agent-home",
+        utf8(&other_home),
+        "export-cert",
+        "--challenge",
+        &challenge,
+        "--out",
+        utf8(&cer),
+        "--json",
+    ])
+    .run()
+    .ok()
+    .json();
+    let thumbprint = exported["thumbprint"].as_str().unwrap().to_string();
     client.find(Locator::Css("#certificate")).await.unwrap().send_keys(utf8(&cer)).await.unwrap();
     click_and_load(&client, Locator::Css("form[enctype] button")).await;
     let shown = client.find(Locator::Css("#added-thumbprint")).await.unwrap().text().await.unwrap();

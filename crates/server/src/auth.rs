@@ -2,7 +2,9 @@
 //! public endpoints presents a bearer credential or a signed application request;
 //! this module turns it into a [`Principal`] (what each may touch is said there).
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
 use crate::clock::format_seconds as format_time;
@@ -10,14 +12,16 @@ use crate::db::{CredentialKind, CredentialRow};
 use crate::error::Failure;
 pub use crate::principal::Principal;
 use crate::secrets;
+use crate::source::Source;
 use crate::state::AppState;
 
 fn unauthorized(message: &str) -> Failure {
     Failure::Unauthorized(message.to_string())
 }
 
-/// Checks a bearer token and resolves whom it speaks for.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Failure> {
+/// Checks a bearer token and resolves whom it speaks for. `source` is where the
+/// request came from: its Argon2 check waits for that source's turn.
+pub async fn authenticate(state: &AppState, token: &str, source: Option<Source>) -> Result<Principal, Failure> {
     let bad = || unauthorized("the credential is not valid: check the credentials file, or download a new one");
     let (id, secret) = secrets::split_token(token).ok_or_else(bad)?;
     let row: CredentialRow = state.db.credential(id).await?.ok_or_else(bad)?;
@@ -73,7 +77,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Fa
     if !state.verified.is_verified(token) {
         let hash = row.secret_hash.clone();
         let secret = secret.to_string();
-        let ok = secrets::verify_bounded(secret, hash).await.map_err(Failure::Internal)?;
+        let ok = secrets::verify_bounded(secret, hash, source).await.map_err(Failure::Internal)?;
         if !ok {
             return Err(bad());
         }
@@ -202,7 +206,8 @@ impl FromRequestParts<AppState> for Principal {
             let token = text.strip_prefix("Bearer ").ok_or_else(|| {
                 unauthorized("the Authorization header must be 'Bearer <credential>' (or a signed 'OffsiteApp …')")
             })?;
-            authenticate(state, token.trim()).await?
+            let source = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|peer| Source::of(peer.0.ip()));
+            authenticate(state, token.trim(), source).await?
         };
         // Vault credentials do one thing; refusing them everywhere else here means
         // no handler can forget to.

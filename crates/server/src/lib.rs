@@ -30,6 +30,7 @@ mod secrets;
 mod services;
 mod sign_in_limit;
 mod signed_body;
+mod source;
 mod state;
 pub mod storage;
 pub mod tls;

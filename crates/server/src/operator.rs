@@ -33,5 +33,5 @@ async fn still_valid(db: &Db, token: &str) -> bool {
     if row.kind != CredentialKind::Operator || row.revoked.is_some() {
         return false;
     }
-    secrets::verify_bounded(secret.to_string(), row.secret_hash).await.unwrap_or(false)
+    secrets::verify_bounded(secret.to_string(), row.secret_hash, None).await.unwrap_or(false)
 }

@@ -115,9 +115,14 @@ fn verify(secret: &str, hash: &str) -> bool {
     verify_with(secret.as_bytes(), hash, &mut crate::argon2_slots::fresh_memory())
 }
 
-/// [`verify`] in one of the service's Argon2 slots (one per core).
-pub async fn verify_bounded(secret: String, hash: String) -> Result<bool, String> {
-    crate::argon2_slots::run(move |memory| verify_with(secret.as_bytes(), &hash, memory)).await
+/// [`verify`] in one of the service's Argon2 slots (one per core), in the turn
+/// of the request's source (one run at a time per source).
+pub async fn verify_bounded(
+    secret: String,
+    hash: String,
+    source: Option<crate::source::Source>,
+) -> Result<bool, String> {
+    crate::argon2_slots::run_for(source, move |memory| verify_with(secret.as_bytes(), &hash, memory)).await
 }
 
 /// [`issue`] in one of the service's Argon2 slots.

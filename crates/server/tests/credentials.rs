@@ -579,8 +579,9 @@ fn a_credential_cannot_outlive_its_issuer() {
     // An application certificate it registers signs no longer than it works.
     let certificate = offsite_seeding::application::generate(&a.subscription_id).expect("a certificate");
     let path = api(format!("/subscriptions/{}/application/certificates", a.subscription_id));
-    let body = Body::Json(json!({"certificate": certificate.cert_pem}));
-    let reply = service.call("POST", &path, Some(&issuer), &body);
+    let upload =
+        common::proven(&service.client(&issuer), &a.subscription_id, &certificate.cert_pem, &certificate.key_pem);
+    let reply = service.call("POST", &path, Some(&issuer), &Body::Json(serde_json::to_value(&upload).unwrap()));
     assert_eq!(reply.status, 200, "{}", snippet(&reply));
     let listed = reply.json()["certificates"].as_array().unwrap().clone();
     let listed = listed.iter().find(|c| c["thumbprint"] == certificate.thumbprint.as_str()).expect("listed").clone();
@@ -642,7 +643,8 @@ fn a_removed_application_certificate_signs_nothing() {
     let a = service.tenant("alpha");
     let manager = service.client(&a.subscription_token);
     let retired = offsite_seeding::application::generate(&a.subscription_id).unwrap();
-    manager.upload_application_certificate(&a.subscription_id, &retired.cert_pem).unwrap();
+    let upload = common::proven(&manager, &a.subscription_id, &retired.cert_pem, &retired.key_pem);
+    manager.upload_application_certificate(&a.subscription_id, &upload).unwrap();
     let identity = offsite_api::application_auth::ApplicationIdentity {
         application_id: a.application.application_id.clone(),
         thumbprint: retired.thumbprint.clone(),

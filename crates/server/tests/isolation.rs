@@ -413,7 +413,8 @@ impl World {
         manager.revoke_management_credential(&a.subscription_id, &revoked.credential.id).unwrap();
         let revoked_token = revoked.management_credential;
         let retired = offsite_seeding::application::generate(&a.subscription_id).expect("a certificate");
-        manager.upload_application_certificate(&a.subscription_id, &retired.cert_pem).unwrap();
+        let upload = common::proven(&manager, &a.subscription_id, &retired.cert_pem, &retired.key_pem);
+        manager.upload_application_certificate(&a.subscription_id, &upload).unwrap();
         manager.remove_application_certificate(&a.subscription_id, &retired.thumbprint).unwrap();
         let removed_certificate = offsite_api::application_auth::ApplicationIdentity {
             application_id: a.application.application_id.clone(),
@@ -637,8 +638,16 @@ impl World {
         };
         match kind {
             "object" => {
-                let mut object = Map::new();
                 let properties = schema["properties"].as_object();
+                // A certificate upload proves possession of its key over A's challenge.
+                if properties.is_some_and(|p| p.contains_key("certificate") && p.contains_key("possession")) {
+                    let certificate = offsite_seeding::application::generate("probe").expect("a cert");
+                    let manager = self.service.client(&self.a.subscription_token);
+                    let upload =
+                        common::proven(&manager, &self.a.subscription_id, &certificate.cert_pem, &certificate.key_pem);
+                    return serde_json::to_value(upload).expect("JSON");
+                }
+                let mut object = Map::new();
                 for (name, property) in properties.into_iter().flatten() {
                     // A notification channel is an address or a webhook, not both.
                     if name == "email" && properties.is_some_and(|p| p.contains_key("webhook_url")) {

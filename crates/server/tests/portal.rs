@@ -326,6 +326,78 @@ fn wrong_passwords_from_one_source_do_not_lock_out_another_but_the_address_has_a
     }
 }
 
+/// A flood from one source of what must be checked with Argon2 (sign-ins for
+/// unknown addresses, each new so the limit never stops them; API requests with a
+/// live credential's id and wrong secrets) holds one Argon2 slot: runs from one
+/// source take turns. A fresh credential's first request from another source is
+/// answered about as fast as without the flood. (Before turns, the flood's waiters
+/// stood in front of it in the slots' queue: seconds on two cores.)
+#[test]
+fn a_flood_from_one_source_does_not_starve_another_sources_first_check() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let manager = service.client(&a.subscription_token);
+    let live_id = common::id_of(&a.subscription_token).to_string();
+    let (here, flooder) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
+
+    // A fresh credential's first request (its Argon2 check), from 127.0.0.1.
+    let first_use = || {
+        let fresh = manager.issue_management_credential(&a.subscription_id, None).unwrap().management_credential;
+        let http = browser_from(&service, here);
+        assert_eq!(get(&http, &service, "/portal/style.css", "").status, 200, "a connection made first");
+        let started = std::time::Instant::now();
+        let reply = http
+            .get(format!("{}/api/v1/whoami", service.server.url))
+            .header("authorization", format!("Bearer {fresh}"))
+            .send()
+            .expect("an answer");
+        assert_eq!(reply.status().as_u16(), 200);
+        started.elapsed()
+    };
+    let alone = first_use();
+
+    let form = sign_in_form(&browser_from(&service, flooder), &service);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let sent = std::sync::atomic::AtomicU64::new(0);
+    let during = std::thread::scope(|scope| {
+        for n in 0..48u64 {
+            let (service, form, stop, sent, live_id) = (&service, &form, &stop, &sent, &live_id);
+            scope.spawn(move || {
+                let http = browser_from(service, flooder);
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    if n % 2 == 0 {
+                        let email = format!("nobody-{n}-{i}@nowhere.example");
+                        let answer = sign_in_attempt(&http, service, form, &email, "a wrong password!");
+                        assert!(is_wrong_password(&answer), "{} {}", answer.status, answer.body);
+                    } else {
+                        let token = format!("{live_id}.{:064x}", n << 32 | i);
+                        let reply = http
+                            .get(format!("{}/api/v1/whoami", service.server.url))
+                            .header("authorization", format!("Bearer {token}"))
+                            .send()
+                            .expect("an answer");
+                        assert_eq!(reply.status().as_u16(), 401);
+                    }
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let during = first_use();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        during
+    });
+    let sent = sent.into_inner();
+    println!("a fresh credential's first request from another source: {alone:?} alone, {during:?} during a flood of {sent} Argon2 checks from 127.0.0.2");
+    assert!(sent > 10, "the flood ran: {sent} requests");
+    assert!(
+        during < alone * 4 + Duration::from_millis(1500),
+        "the first request waited {during:?} during the flood ({alone:?} alone)"
+    );
+}
+
 #[test]
 fn portal_users_need_an_address_a_long_password_and_a_real_subscription() {
     let service = Service::start();
@@ -614,6 +686,7 @@ enum Token {
 /// The request one route gets: the path with the owner's ids, and for a form its
 /// fields (a multipart body for the certificate upload).
 fn portal_request(
+    service: &Service,
     route: &offsite_server::PortalRoute,
     owner: &common::Tenant,
     n: usize,
@@ -654,8 +727,13 @@ fn portal_request(
         fields.push(("password".to_string(), PASSWORD.to_string()));
     }
     if route.path.ends_with("/application/certificates") {
-        let cert = offsite_seeding::application::generate(&format!("matrix-{n}")).expect("a certificate").cert_pem;
-        fields.push(("certificate".to_string(), cert));
+        // The file `offsite certgen export-cert --challenge` writes: the certificate
+        // and its proof of possession over a challenge of the owner's.
+        let cert = offsite_seeding::application::generate(&format!("matrix-{n}")).expect("a certificate");
+        let manager = service.client(&owner.subscription_token);
+        let upload = common::proven(&manager, &owner.subscription_id, &cert.cert_pem, &cert.key_pem);
+        let proof = offsite_api::possession::block(upload.possession.as_ref().expect("a proof"));
+        fields.push(("certificate".to_string(), format!("{}{proof}", cert.cert_pem)));
     }
     (path, fields)
 }
@@ -780,7 +858,7 @@ fn every_portal_page_against_every_visitor_and_tenant() {
                         continue;
                     }
                     n += 1;
-                    let (path, fields) = portal_request(route, owner, n);
+                    let (path, fields) = portal_request(&service, route, owner, n);
                     let reply = send_portal(&http, &service, route, (&path, &fields), visitor, &sessions, token);
                     checks += 1;
                     // A page naming no tenant's resource is every signed-in user's own.

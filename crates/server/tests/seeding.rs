@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    content_name, file_list, fingerprint_of, import_key, register_file_list, sign, source_drive, Body, Service, Tenant,
+    content_name, file_list, fingerprint_of, import_key, proven, register_file_list, sign, source_drive, unproven,
+    Body, Service, Tenant,
 };
 use offsite_api::types::*;
 use offsite_api::Client;
@@ -116,17 +117,23 @@ fn a_subscription_has_one_application_and_more_certificates_are_uploaded_by_hand
 
     // A second application is refused with the manual path spelled out.
     let other = offsite_seeding::application::generate(&a.subscription_id).unwrap();
-    let (status, code, message) = refused(sub.create_application(&a.subscription_id, &other.cert_pem));
+    let (status, code, message) = refused(sub.create_application(&a.subscription_id, &unproven(&other.cert_pem)));
     assert_eq!((status, code.as_str()), (409, "application_exists"), "{message}");
-    for step in
-        ["offsite certgen export-cert", "offsite admin application upload-cert", "offsite certgen add-agent-entries"]
-    {
+    for step in [
+        "offsite admin application challenge",
+        "offsite certgen export-cert --challenge",
+        "offsite admin application upload-cert",
+        "offsite certgen add-agent-entries",
+    ] {
         assert!(message.contains(step), "{message}");
     }
 
-    // The manual path: upload the certificate (DER in base64 here), then sign with its key.
+    // The manual path: upload the certificate (DER in base64 here) with its proof,
+    // then sign with its key.
     let text = offsite_api::application_auth::certificate_text(&other.cert_der);
-    let app = sub.upload_application_certificate(&a.subscription_id, &text).unwrap();
+    let app = sub
+        .upload_application_certificate(&a.subscription_id, &proven(&sub, &a.subscription_id, &text, &other.key_pem))
+        .unwrap();
     assert_eq!(app.certificates.len(), 3);
     assert!(app.certificates.iter().any(|c| c.thumbprint == other.thumbprint));
     let identity = offsite_api::application_auth::ApplicationIdentity {
@@ -143,17 +150,19 @@ fn a_subscription_has_one_application_and_more_certificates_are_uploaded_by_hand
             thumbprint: other.thumbprint.clone()
         }
     );
-    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &text));
+    let again = proven(&sub, &a.subscription_id, &text, &other.key_pem);
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &again));
     assert_eq!(status, 409, "the same certificate twice: {message}");
 
     // Private keys, junk and unsupported keys are refused by name, and nothing is added.
-    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &other.key_pem));
+    let (status, _, message) =
+        refused(sub.upload_application_certificate(&a.subscription_id, &unproven(&other.key_pem)));
     assert!(status == 400 && message.contains("private key"), "{message}");
-    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, "hello"));
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &unproven("hello")));
     assert!(status == 400 && message.contains("certificate"), "{message}");
     let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&p384).unwrap();
-    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &cert.pem()));
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &unproven(&cert.pem())));
     assert!(status == 400 && message.contains("ECDSA P-256 nor Ed25519"), "{message}");
     assert_eq!(sub.application(&a.subscription_id).unwrap().certificates.len(), 3);
 
@@ -162,6 +171,113 @@ fn a_subscription_has_one_application_and_more_certificates_are_uploaded_by_hand
     let lonely = service.client(&created.management_credential);
     let (status, _, message) = refused(lonely.application(&created.subscription.id));
     assert!(status == 404 && message.contains("offsite certgen"), "{message}");
+}
+
+/// Every certificate upload proves possession of its key: a signature over a
+/// challenge the service gave this subscription, once. Without one, with another
+/// key's, with a spent, unknown or other subscription's challenge, nothing is added;
+/// a failed proof does not spend the challenge.
+#[test]
+fn a_certificate_upload_proves_possession_of_its_key() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let b = service.tenant("bravo");
+    let sub = service.client(&a.subscription_token);
+    let new = offsite_seeding::application::generate(&a.subscription_id).unwrap();
+    let certificates = || sub.application(&a.subscription_id).unwrap().certificates.len();
+    let before = certificates();
+
+    let (status, _, message) =
+        refused(sub.upload_application_certificate(&a.subscription_id, &unproven(&new.cert_pem)));
+    assert!(status == 400 && message.contains("offsite certgen export-cert --challenge"), "{message}");
+
+    // Signed with another key (someone who copied the certificate, not the key).
+    let challenge = sub.certificate_challenge(&a.subscription_id).unwrap().challenge;
+    let impostor = offsite_seeding::application::generate(&a.subscription_id).unwrap();
+    let forged = UploadCertificate {
+        certificate: new.cert_pem.clone(),
+        possession: Some(offsite_api::possession::prove(&impostor.key_pem, &challenge, &new.thumbprint).unwrap()),
+    };
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &forged));
+    assert!(status == 403 && message.contains("not made with the key"), "{message}");
+    // The same challenge, signed over another certificate's thumbprint by the right key.
+    let misbound = UploadCertificate {
+        certificate: new.cert_pem.clone(),
+        possession: Some(offsite_api::possession::prove(&new.key_pem, &challenge, &impostor.thumbprint).unwrap()),
+    };
+    assert_eq!(refused(sub.upload_application_certificate(&a.subscription_id, &misbound)).0, 403);
+    assert_eq!(certificates(), before);
+
+    // The failed proofs did not spend the challenge; the right one does, once.
+    let proof = offsite_api::possession::prove(&new.key_pem, &challenge, &new.thumbprint).unwrap();
+    let upload = UploadCertificate { certificate: new.cert_pem.clone(), possession: Some(proof) };
+    sub.upload_application_certificate(&a.subscription_id, &upload).unwrap();
+    assert_eq!(certificates(), before + 1);
+    let third = offsite_seeding::application::generate(&a.subscription_id).unwrap();
+    let replayed = UploadCertificate {
+        certificate: third.cert_pem.clone(),
+        possession: Some(offsite_api::possession::prove(&third.key_pem, &challenge, &third.thumbprint).unwrap()),
+    };
+    let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &replayed));
+    assert!(status == 403 && message.contains("used already"), "{message}");
+
+    // A challenge made up, or given to another subscription, is refused too.
+    for challenge in [
+        "chl_0123456789abcdef",
+        &service.client(&b.subscription_token).certificate_challenge(&b.subscription_id).unwrap().challenge,
+    ] {
+        let upload = UploadCertificate {
+            certificate: third.cert_pem.clone(),
+            possession: Some(offsite_api::possession::prove(&third.key_pem, challenge, &third.thumbprint).unwrap()),
+        };
+        let (status, _, message) = refused(sub.upload_application_certificate(&a.subscription_id, &upload));
+        assert_eq!(status, 403, "{challenge}: {message}");
+    }
+    // Another subscription gets no challenge of A's.
+    let (status, _, _) = refused(service.client(&b.subscription_token).certificate_challenge(&a.subscription_id));
+    assert!(matches!(status, 403 | 404), "{status}");
+    assert_eq!(certificates(), before + 1);
+}
+
+/// A certificate belongs to its application: the same certificate (one
+/// technician's machine preparing seeds for two subscriptions) registers in both,
+/// signs for each as that one's application, and removing it from one leaves the
+/// other's; one subscription's registration neither blocks nor shows in another's.
+#[test]
+fn one_certificate_serves_two_subscriptions_without_either_seeing_the_other() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let b = service.tenant("bravo");
+    let shared = offsite_seeding::application::generate("technician").unwrap();
+    let mut identities = Vec::new();
+    for tenant in [&a, &b] {
+        let manager = service.client(&tenant.subscription_token);
+        let upload = proven(&manager, &tenant.subscription_id, &shared.cert_pem, &shared.key_pem);
+        let app = manager.upload_application_certificate(&tenant.subscription_id, &upload).unwrap();
+        assert!(app.certificates.iter().any(|c| c.thumbprint == shared.thumbprint), "{app:?}");
+        identities.push(offsite_api::application_auth::ApplicationIdentity {
+            application_id: app.id,
+            thumbprint: shared.thumbprint.clone(),
+            key_pem: shared.key_pem.clone(),
+        });
+    }
+    for (identity, tenant) in identities.iter().zip([&a, &b]) {
+        match service.app_client(identity).whoami().unwrap() {
+            WhoAmI::Application { subscription_id, .. } => assert_eq!(subscription_id, tenant.subscription_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Each application's signature reaches its own subscription only.
+    assert!(service.app_client(&identities[0]).subscription(&b.subscription_id).is_err());
+
+    service
+        .client(&a.subscription_token)
+        .remove_application_certificate(&a.subscription_id, &shared.thumbprint)
+        .unwrap();
+    assert!(service.app_client(&identities[0]).whoami().is_err(), "A's registration is gone");
+    assert!(service.app_client(&identities[1]).whoami().is_ok(), "B's stays");
+    let b_view = service.client(&b.subscription_token).application(&b.subscription_id).unwrap();
+    assert!(b_view.certificates.iter().any(|c| c.thumbprint == shared.thumbprint));
 }
 
 #[test]
@@ -579,6 +695,18 @@ fn adoption_copies_the_seed_into_the_vault(service: &Service) {
     assert!(matches!(refused(service.client(&a.subscription_token).adopt_seed(&a.machine_id, &job.name)).0, 403 | 404));
     assert_eq!(refused(service.client(&b.machine_token).adopt_seed(&b.machine_id, &job.name)).0, 404);
     assert_eq!(refused(machine.adopt_seed(&a.machine_id, "no-such-job")).0, 404);
+
+    // A storage quota the seed would pass refuses it before anything is copied.
+    let quota_path = format!("/api/v1/subscriptions/{}/quota", a.subscription_id);
+    let set_quota = |quota: serde_json::Value| {
+        let body = Body::Json(json!({ "quota_bytes": quota }));
+        assert_eq!(service.call("PUT", &quota_path, Some(&service.operator_token), &body).status, 200);
+    };
+    set_quota(json!(1_000_000));
+    let (status, _, message) = refused(machine.adopt_seed(&a.machine_id, &job.name));
+    assert!(status == 507 && message.contains("storage quota"), "{message}");
+    assert_eq!(machine.list_files(&a.machine_id, "data").unwrap().len(), 1, "nothing of the seed was copied");
+    set_quota(serde_json::Value::Null);
 
     let adoption = machine.adopt_seed(&a.machine_id, &job.name).unwrap();
     let total = a.config_bytes.len() + f1.len() + f2.len() + f3.len();

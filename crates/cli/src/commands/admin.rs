@@ -280,10 +280,15 @@ enum ApplicationCommand {
     /// certificate exported with `offsite certgen export-cert`, without its key).
     #[command(name = "upload-cert")]
     UploadCert {
-        /// The certificate file (.cer: PEM or DER).
+        /// The certificate file with its proof of possession, as `offsite certgen
+        /// export-cert --challenge CHALLENGE --out FILE` writes it.
         #[arg(long, value_name = "FILE")]
         cert: PathBuf,
     },
+    /// A challenge for a certificate upload: sign it on the machine that holds the
+    /// key with `offsite certgen export-cert --challenge CHALLENGE` (single use,
+    /// valid for a day).
+    Challenge,
     /// Show the application and the thumbprints of its certificates.
     Show,
     /// Remove a certificate (a retired or lost machine's): requests signed with its
@@ -758,11 +763,35 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             let bytes = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
             // The service parses the certificate fully and refuses private keys.
             let text = offsite_api::application_auth::certificate_text(&bytes);
-            let application = session.client.upload_application_certificate(session.subscription_id(), &text)?;
+            let possession = offsite_api::possession::find_block(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?
+                .with_context(|| {
+                    format!(
+                        "{} has no proof of possession, which every certificate upload needs: get a challenge with \
+                         `offsite admin application challenge`, then on the machine that holds the certificate's key \
+                         run `offsite certgen export-cert --challenge CHALLENGE --out {}` and upload that file",
+                        cert.display(),
+                        cert.display()
+                    )
+                })?;
+            let upload = offsite_api::types::UploadCertificate { certificate: text, possession: Some(possession) };
+            let application = session.client.upload_application_certificate(session.subscription_id(), &upload)?;
             session.show(&application, |app| {
                 println!("certificate uploaded to application {}:", app.id);
                 print_certificates(app);
                 println!("record its thumbprint on the agent with `offsite certgen add-agent-entries`");
+            })?;
+        }
+        AdminCommand::Application(ApplicationCommand::Challenge) => {
+            let session = Session::subscription(&args)?;
+            let challenge = session.client.certificate_challenge(session.subscription_id())?;
+            session.show(&challenge, |c| {
+                println!("challenge {} (single use, valid until {})", c.challenge, crate::display::when(c.expires));
+                println!(
+                    "next, on the machine that holds the certificate's key: offsite certgen export-cert --challenge {} \
+                     --out offsite-application.cer",
+                    c.challenge
+                );
             })?;
         }
         AdminCommand::Application(ApplicationCommand::RemoveCert { thumbprint }) => {

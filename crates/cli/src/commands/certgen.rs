@@ -3,7 +3,7 @@
 //! offline-seeding application identity (a key pair whose private half stays here),
 //! writes `OfflineApplicationParams.xml`, and writes the agent-side entries. When
 //! the application already exists it says so and guides the manual path: export
-//! the certificate, upload it, record its thumbprint.
+//! the certificate with a proof of possession, upload it, record its thumbprint.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,6 +16,7 @@ use offsite_agent::home::shell_word;
 use offsite_agent::offline_application::{self, ApplicationFiles};
 use offsite_agent::AgentHome;
 use offsite_api::files::PublishSettings;
+use offsite_api::types::UploadCertificate;
 use offsite_api::{Client, XmlCredentialFile};
 use offsite_seeding::application::{self as app, OfflineApplicationParams};
 
@@ -48,12 +49,18 @@ enum CertgenCommand {
         #[arg(long, default_value = "OfflineApplicationParams.xml")]
         params_out: PathBuf,
     },
-    /// Export the application certificate without its private key (DER, or PEM with --pem).
+    /// Export the application certificate without its private key (DER, or PEM with
+    /// --pem). With --challenge, the file is PEM and carries a proof of possession:
+    /// the challenge signed with the key, which every certificate upload needs.
     ExportCert {
         #[arg(long)]
         out: PathBuf,
         #[arg(long)]
         pem: bool,
+        /// A challenge from `offsite admin application challenge` or the portal's
+        /// application page (single use, valid for a day).
+        #[arg(long)]
+        challenge: Option<String>,
     },
     /// Print this user's id, under which the agent records the certificate thumbprint.
     ShowUserId,
@@ -122,7 +129,12 @@ pub fn run(args: CertgenArgs) -> Result<ExitCode> {
                 None => {
                     let cert_pem = std::fs::read_to_string(files.certificate_file())
                         .with_context(|| format!("cannot read {}", files.certificate_file().display()))?;
-                    (client.create_application(&subscription, &cert_pem)?, true)
+                    let challenge = client.certificate_challenge(&subscription)?;
+                    let upload = UploadCertificate {
+                        certificate: cert_pem,
+                        possession: Some(files.prove_possession(&challenge.challenge)?),
+                    };
+                    (client.create_application(&subscription, &upload)?, true)
                 }
             };
             let params = OfflineApplicationParams {
@@ -158,7 +170,11 @@ pub fn run(args: CertgenArgs) -> Result<ExitCode> {
                 println!("next: {add_entries}");
             }
             if !created && !known {
-                let export = home.command(&format!("certgen export-cert --out {CER}"));
+                // The upload must prove possession of this machine's key: the
+                // challenge is signed by step 1, here, where the key is.
+                let challenge = client.certificate_challenge(&subscription)?;
+                let export =
+                    home.command(&format!("certgen export-cert --challenge {} --out {CER}", challenge.challenge));
                 let upload = format!(
                     "offsite admin --publish-settings {} application upload-cert --cert {CER}",
                     shell_word(&path.display().to_string())
@@ -185,10 +201,15 @@ pub fn run(args: CertgenArgs) -> Result<ExitCode> {
                 );
             }
         }
-        CertgenCommand::ExportCert { out, pem } => {
+        CertgenCommand::ExportCert { out, pem, challenge } => {
             let der = files.certificate_der()?;
             let pem = pem || out.extension().is_some_and(|e| e == "pem");
-            if pem {
+            if let Some(challenge) = &challenge {
+                let proof = files.prove_possession(challenge)?;
+                let text = std::fs::read_to_string(files.certificate_file())?;
+                let text = if text.ends_with('\n') { text } else { format!("{text}\n") };
+                write_new(&out, format!("{text}{}", offsite_api::possession::block(&proof)).as_bytes())?;
+            } else if pem {
                 let text = std::fs::read_to_string(files.certificate_file())?;
                 write_new(&out, text.as_bytes())?;
             } else {
@@ -198,7 +219,8 @@ pub fn run(args: CertgenArgs) -> Result<ExitCode> {
                 println!("{}", serde_json::json!({ "file": out, "thumbprint": app::thumbprint(&der) }));
             } else {
                 println!(
-                    "wrote the certificate (no private key) to {}; thumbprint {}",
+                    "wrote the certificate (no private key{}) to {}; thumbprint {}",
+                    if challenge.is_some() { ", with its proof of possession" } else { "" },
                     out.display(),
                     app::thumbprint(&der)
                 );

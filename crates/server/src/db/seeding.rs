@@ -72,8 +72,6 @@ pub enum NewApplication {
     Created,
     /// The subscription has one already.
     Exists,
-    /// The certificate is registered (to this or another application).
-    CertificateTaken,
 }
 
 impl Db {
@@ -92,15 +90,14 @@ impl Db {
                 other?;
             }
         }
-        match insert_certificate(&mut tx, &app.id, cert).await {
-            Err(DbError::Conflict(_)) => return Ok(NewApplication::CertificateTaken),
-            other => other?,
-        }
+        // A new application has no certificates, so this one cannot be taken.
+        insert_certificate(&mut tx, &app.id, cert).await?;
         tx.commit().await?;
         Ok(NewApplication::Created)
     }
 
-    /// Adds a certificate; a thumbprint registered already is [`DbError::Conflict`].
+    /// Adds a certificate; one the application has already is [`DbError::Conflict`]
+    /// (another application's certificates do not matter).
     pub async fn insert_application_certificate(&self, application_id: &str, cert: &CertificateRow) -> DbResult<()> {
         let mut tx = self.pool().begin().await?;
         insert_certificate(&mut tx, application_id, cert).await?;
@@ -135,11 +132,45 @@ impl Db {
         Ok(stored == 1)
     }
 
-    /// Forgets nonces whose signatures can no longer be accepted anyway.
+    /// Forgets nonces whose signatures can no longer be accepted anyway, and
+    /// certificate challenges no one can answer any more.
     pub async fn forget_expired_nonces(&self, now: i64) -> DbResult<u64> {
-        let gone =
+        let nonces =
             sqlx::query("DELETE FROM application_nonces WHERE expires < $1").bind(now).execute(self.pool()).await?;
-        Ok(gone.rows_affected())
+        let challenges =
+            sqlx::query("DELETE FROM certificate_challenges WHERE expires < $1").bind(now).execute(self.pool()).await?;
+        Ok(nonces.rows_affected() + challenges.rows_affected())
+    }
+
+    /// Stores a challenge for a proof of possession, answerable until `expires`.
+    pub async fn insert_certificate_challenge(
+        &self,
+        challenge: &str,
+        subscription_id: &str,
+        expires: i64,
+    ) -> DbResult<()> {
+        sqlx::query("INSERT INTO certificate_challenges (challenge, subscription_id, expires) VALUES ($1, $2, $3)")
+            .bind(challenge)
+            .bind(subscription_id)
+            .bind(expires)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Spends a challenge of the subscription: true once, for one that was given
+    /// out and has not expired; false for any other (unknown, used, expired, or
+    /// another subscription's). One statement, so two uploads cannot both spend it.
+    pub async fn take_certificate_challenge(&self, challenge: &str, subscription_id: &str, now: i64) -> DbResult<bool> {
+        let taken = sqlx::query(
+            "DELETE FROM certificate_challenges WHERE challenge = $1 AND subscription_id = $2 AND expires > $3",
+        )
+        .bind(challenge)
+        .bind(subscription_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(taken.rows_affected() == 1)
     }
 
     pub async fn application(&self, id: &str) -> DbResult<Option<ApplicationRow>> {

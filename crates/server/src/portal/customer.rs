@@ -464,6 +464,8 @@ pub async fn application(
         Err(Failure::NotFound(_)) => None,
         Err(other) => return Err(other.into()),
     };
+    // A fresh challenge per visit: the upload below needs one signed (single use).
+    let challenge = applications::challenge(&state, &who.principal, &subscription.id).await?;
     Ok(page(
         "Offline-seeding application",
         Some(&who),
@@ -489,8 +491,9 @@ pub async fn application(
                     }
                     section {
                         h2 { "Upload a certificate" }
-                        p { "The manual path: export the public certificate on the machine with "
-                            code { "offsite certgen export-cert --out FILE.cer" } " and upload it here. Then record its thumbprint there with "
+                        p { "The manual path: on the machine that holds the certificate's key, export the public certificate with a proof that you hold the key, signed over this page's challenge:" }
+                        pre.mono #export-cert { "offsite certgen export-cert --challenge " (challenge.challenge) " --out offsite-app.cer" }
+                        p { "Upload that file here (the challenge works once, until " (when(challenge.expires)) "). Then record its thumbprint on that machine with "
                             code { "offsite certgen add-agent-entries" } "." }
                         form method="post" enctype="multipart/form-data" action={ "/portal/subscriptions/" (subscription.id) "/application/certificates" } {
                             input type="hidden" name="csrf" value=(who.csrf_token);
@@ -560,12 +563,14 @@ pub async fn upload_certificate(
         _ => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &data),
     };
     let added = crate::certificates::parse_upload(&text).map(|parsed| parsed.thumbprint).unwrap_or_default();
-    // The service checks the certificate (and refuses what parse_upload refuses).
+    // The proof of possession travels in the file, after the certificate.
+    let possession = offsite_api::possession::find_block(&text).map_err(bad)?;
+    // The service checks the certificate and the proof (and refuses what parse_upload refuses).
     let _application = applications::upload_certificate(
         &state,
         &who.principal,
         &subscription_id,
-        UploadCertificate { certificate: text },
+        UploadCertificate { certificate: text, possession },
     )
     .await?;
     Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}/application?added={added}")).into_response())

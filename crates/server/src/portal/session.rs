@@ -204,7 +204,8 @@ pub async fn sign_in(
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.with(|h| h.clone()));
     let password = form.password;
     state.sign_in_failures.password_checked();
-    let ok = match secrets::verify_bounded(password, hash).await {
+    let source = Some(crate::source::Source::of(peer.ip()));
+    let ok = match secrets::verify_bounded(password, hash, source).await {
         Ok(ok) => ok,
         Err(err) => {
             attempt.withdraw();

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use offsite_api::types::{Application, ErrorBody, UploadCertificate};
+use offsite_api::types::{Application, CertificateChallenge, ErrorBody, UploadCertificate};
 
 use super::ApiJson;
 use crate::auth::Principal;
@@ -16,6 +16,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_application, get_application))
+        .routes(routes!(certificate_challenge))
         .routes(routes!(upload_certificate))
         .routes(routes!(remove_certificate))
 }
@@ -24,8 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A subscription has one application: a second answers 409 `application_exists`.
 #[utoipa::path(post, path = "/subscriptions/{subscription_id}/application", tag = "applications",
     security(("bearer" = [])), params(("subscription_id" = String, Path)), request_body = UploadCertificate,
-    responses((status = 200, body = Application), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "`application_exists`, or the certificate is registered")))]
+    responses((status = 200, body = Application), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "the proof of possession does not hold"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`application_exists`")))]
 async fn create_application(
     State(state): State<AppState>,
     principal: Principal,
@@ -47,12 +49,26 @@ async fn get_application(
     Ok(Json(applications::get(&state, &principal, &subscription_id).await?))
 }
 
+/// A challenge to sign with a certificate's key: every certificate upload carries
+/// such a proof of possession. Single use, for this subscription, for a day.
+#[utoipa::path(post, path = "/subscriptions/{subscription_id}/application/challenge", tag = "applications",
+    security(("bearer" = [])), params(("subscription_id" = String, Path)),
+    responses((status = 200, body = CertificateChallenge), (status = 404, body = ErrorBody)))]
+async fn certificate_challenge(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(subscription_id): Path<String>,
+) -> ApiResult<Json<CertificateChallenge>> {
+    Ok(Json(applications::challenge(&state, &principal, &subscription_id).await?))
+}
+
 /// Registers another certificate of the application (the manual path, when the
 /// application was created on another machine).
 #[utoipa::path(post, path = "/subscriptions/{subscription_id}/application/certificates", tag = "applications",
     security(("bearer" = [])), params(("subscription_id" = String, Path)), request_body = UploadCertificate,
-    responses((status = 200, body = Application), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Application), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "the proof of possession does not hold"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the application has it")))]
 async fn upload_certificate(
     State(state): State<AppState>,
     principal: Principal,

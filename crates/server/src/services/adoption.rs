@@ -14,6 +14,7 @@ use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
 use crate::services::import_jobs::files_missing;
 use crate::services::machines::{machine_for, Access};
+use crate::services::quotas;
 use crate::state::AppState;
 use crate::storage::RepoFile;
 
@@ -85,6 +86,14 @@ pub async fn adopt_seed(
     }
     let files = state.storage.import_files(&folder).await?;
     let (count, bytes) = (files.len() as u64, files.iter().map(|f| f.size).sum::<u64>());
+    // The seed joins the subscription's stored bytes: a quota it would pass
+    // refuses it before anything is copied, as it refuses an upload.
+    let subscription = state
+        .db
+        .subscription(&vault.subscription_id)
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("subscription {}", vault.subscription_id)))?;
+    quotas::check_room(state, &subscription, bytes).await?;
     // Owned values in each task: the futures must be Send for any lifetime.
     let task = |file: ImportFile| (state.storage.clone(), folder.clone(), vault.id.clone(), machine.id.clone(), file);
     let copied: Vec<bool> = futures::stream::iter(files.clone().into_iter().map(task))

@@ -4,7 +4,7 @@
 //! application then authenticates by signing requests with a certificate's key
 //! (see `auth.rs`); it may do what offline seeding needs and nothing else.
 
-use offsite_api::types::{Application, ApplicationCertificate, UploadCertificate};
+use offsite_api::types::{Application, ApplicationCertificate, CertificateChallenge, UploadCertificate};
 
 use crate::certificates::{self, ParsedCertificate};
 use crate::db::seeding::{ApplicationRow, CertificateRow, NewApplication};
@@ -22,8 +22,64 @@ fn added_by(principal: &Principal) -> String {
     }
 }
 
-fn parse(body: &UploadCertificate) -> ApiResult<ParsedCertificate> {
-    certificates::parse_upload(&body.certificate).map_err(Failure::BadRequest)
+/// How long a challenge can be answered: the manual path (certgen on one
+/// machine, the upload from another, maybe by another person) may take a day.
+const CHALLENGE_SECONDS: i64 = 24 * 3600;
+
+const HOW_TO_PROVE: &str = "on the machine that holds the certificate's key, run `offsite certgen export-cert \
+    --challenge CHALLENGE --out FILE.cer` with a challenge from `offsite admin application challenge` (or the \
+    portal's application page), and upload that file";
+
+/// Reads an upload and checks its proof of possession: the certificate's key
+/// signed a challenge this subscription was given, which is then spent.
+async fn parse_proven(
+    state: &AppState,
+    subscription_id: &str,
+    body: &UploadCertificate,
+) -> ApiResult<ParsedCertificate> {
+    let parsed = certificates::parse_upload(&body.certificate).map_err(Failure::BadRequest)?;
+    let Some(proof) = &body.possession else {
+        return Err(Failure::BadRequest(format!(
+            "a certificate upload needs proof that you hold its private key: {HOW_TO_PROVE}"
+        )));
+    };
+    let signature = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &proof.signature)
+        .map_err(|_| Failure::BadRequest("the possession proof's signature is not base64".into()))?;
+    let message = offsite_api::possession::message(&proof.challenge, &parsed.thumbprint);
+    let der = parsed.der.clone();
+    let signed = tokio::task::spawn_blocking(move || certificates::verify(&der, &message, &signature))
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    if !signed {
+        return Err(Failure::Forbidden(format!(
+            "the possession proof was not made with the key of certificate {} for challenge {}: {HOW_TO_PROVE}",
+            parsed.thumbprint, proof.challenge
+        )));
+    }
+    // Spent only by a good signature: someone without the key cannot use it up.
+    let now = state.now().unix_timestamp();
+    if !state.db.take_certificate_challenge(&proof.challenge, subscription_id, now).await? {
+        return Err(Failure::Forbidden(format!(
+            "challenge {} is not one this subscription was given, was used already, or expired: get a new one \
+             (offsite admin application challenge) and prove possession again",
+            proof.challenge
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Gives the subscription a challenge to sign with a certificate's key before
+/// uploading the certificate (single use, for a day).
+pub async fn challenge(
+    state: &AppState,
+    principal: &Principal,
+    subscription_id: &str,
+) -> ApiResult<CertificateChallenge> {
+    let subscription = managed(state, principal, subscription_id).await?;
+    let challenge = format!("chl_{}", secrets::random_hex());
+    let expires = state.now().unix_timestamp() + CHALLENGE_SECONDS;
+    state.db.insert_certificate_challenge(&challenge, &subscription.id, expires).await?;
+    Ok(CertificateChallenge { challenge, expires: time_of(expires) })
 }
 
 async fn view(state: &AppState, app: ApplicationRow) -> ApiResult<Application> {
@@ -45,15 +101,14 @@ async fn view(state: &AppState, app: ApplicationRow) -> ApiResult<Application> {
 fn exists_message(subscription_id: &str) -> String {
     format!(
         "subscription {subscription_id} already has an offline-seeding application. To use it from this machine: \
-         export the certificate with `offsite certgen export-cert`, upload it with `offsite admin application \
-         upload-cert`, record its thumbprint with `offsite certgen add-agent-entries`"
+         get a challenge with `offsite admin application challenge`, export the certificate with its proof of \
+         possession with `offsite certgen export-cert --challenge CHALLENGE`, upload it with `offsite admin \
+         application upload-cert`, record its thumbprint with `offsite certgen add-agent-entries`"
     )
 }
 
 fn certificate_taken(thumbprint: &str) -> Failure {
-    Failure::Conflict(format!(
-        "certificate {thumbprint} is already registered: each certificate belongs to one application"
-    ))
+    Failure::Conflict(format!("the application already has certificate {thumbprint}"))
 }
 
 async fn application_of(state: &AppState, subscription_id: &str) -> ApiResult<ApplicationRow> {
@@ -78,7 +133,7 @@ pub async fn create(
     if state.db.application_of(&subscription.id).await?.is_some() {
         return Err(exists());
     }
-    let parsed = parse(&body)?;
+    let parsed = parse_proven(state, &subscription.id, &body).await?;
     let now = state.now().unix_timestamp();
     let app = ApplicationRow { id: secrets::new_id("app"), subscription_id: subscription.id.clone(), created: now };
     let cert = CertificateRow {
@@ -92,7 +147,6 @@ pub async fn create(
     match state.db.insert_application(&app, &cert).await? {
         NewApplication::Created => {}
         NewApplication::Exists => return Err(exists()),
-        NewApplication::CertificateTaken => return Err(certificate_taken(&cert.thumbprint)),
     }
     tracing::info!(application = %app.id, subscription = %app.subscription_id, thumbprint = %cert.thumbprint,
         "offline-seeding application created");
@@ -116,7 +170,7 @@ pub async fn upload_certificate(
 ) -> ApiResult<Application> {
     let subscription = managed(state, principal, subscription_id).await?;
     let app = application_of(state, &subscription.id).await?;
-    let parsed = parse(&body)?;
+    let parsed = parse_proven(state, &subscription.id, &body).await?;
     let cert = CertificateRow {
         thumbprint: parsed.thumbprint.clone(),
         der: parsed.der,

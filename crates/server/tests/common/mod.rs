@@ -363,8 +363,8 @@ impl Service {
             )
             .expect("a drive log");
         let certificate = offsite_seeding::application::generate(&subscription_id).expect("a certificate");
-        let application =
-            sub.create_application(&subscription_id, &certificate.cert_pem).expect("an offline-seeding application");
+        let upload = proven(&sub, &subscription_id, &certificate.cert_pem, &certificate.key_pem);
+        let application = sub.create_application(&subscription_id, &upload).expect("an offline-seeding application");
         let application = ApplicationIdentity {
             application_id: application.id,
             thumbprint: certificate.thumbprint,
@@ -373,8 +373,8 @@ impl Service {
         // A second certificate and a second management credential, never used:
         // what the isolation matrix removes and revokes.
         let spare_certificate = offsite_seeding::application::generate(&subscription_id).expect("a certificate");
-        sub.upload_application_certificate(&subscription_id, &spare_certificate.cert_pem)
-            .expect("a second certificate");
+        let upload = proven(&sub, &subscription_id, &spare_certificate.cert_pem, &spare_certificate.key_pem);
+        sub.upload_application_certificate(&subscription_id, &upload).expect("a second certificate");
         let spare_thumbprint = spare_certificate.thumbprint;
         let spare_credential_id = sub
             .issue_management_credential(&subscription_id, None)
@@ -533,6 +533,25 @@ pub fn import_key() -> String {
 }
 
 /// The `Authorization` header value of a request signed by `identity` at `unix_seconds`.
+/// A certificate upload with its proof of possession: a fresh challenge from the
+/// service, signed with `key_pem` (as certgen does).
+pub fn proven(client: &Client, subscription_id: &str, certificate: &str, key_pem: &str) -> UploadCertificate {
+    let challenge = client.certificate_challenge(subscription_id).expect("a challenge").challenge;
+    let der = if certificate.contains("-----BEGIN") {
+        offsite_seeding::application::read_certificate(certificate.as_bytes()).expect("a PEM certificate")
+    } else {
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, certificate).expect("base64 DER")
+    };
+    let thumbprint = offsite_seeding::application::thumbprint(&der);
+    let proof = offsite_api::possession::prove(key_pem, &challenge, &thumbprint).expect("a proof");
+    UploadCertificate { certificate: certificate.to_string(), possession: Some(proof) }
+}
+
+/// A certificate upload without a proof (refused, unless something else is first).
+pub fn unproven(certificate: &str) -> UploadCertificate {
+    UploadCertificate { certificate: certificate.to_string(), possession: None }
+}
+
 pub fn sign(identity: &ApplicationIdentity, method: &str, path_and_query: &str, unix_seconds: i64) -> String {
     sign_body(identity, method, path_and_query, unix_seconds, &[])
 }

@@ -1,0 +1,37 @@
+//! Where a request comes from, as the service's per-source bounds count it (the
+//! portal's sign-in limit, the Argon2 turns): an IPv4 address, or the /64 network
+//! of an IPv6 one (a single host is commonly given a whole /64 to choose from).
+
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Source(IpAddr);
+
+impl Source {
+    pub fn of(ip: IpAddr) -> Source {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                Source(IpAddr::V6(network.into()))
+            }
+            v4 => Source(v4),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_ipv6_network_of_64_bits_is_one_source() {
+        assert_eq!(Source::of(ip("2001:db8:1:2::1")), Source::of(ip("2001:db8:1:2:ffff::7")));
+        assert_ne!(Source::of(ip("2001:db8:1:2::1")), Source::of(ip("2001:db8:1:3::1")));
+        assert_eq!(Source::of(ip("::ffff:192.0.2.1")), Source::of(ip("192.0.2.1")));
+        assert_ne!(Source::of(ip("192.0.2.1")), Source::of(ip("192.0.2.2")));
+    }
+}

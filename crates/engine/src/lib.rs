@@ -32,6 +32,7 @@ pub mod check;
 pub mod chunker;
 pub mod crypto;
 pub mod error;
+pub mod export;
 mod host;
 pub mod id;
 pub mod index;

@@ -119,7 +119,7 @@ struct Plan {
     others: Vec<(PathBuf, Node)>,
 }
 
-fn include_state(path: &str, includes: &[String]) -> (bool, bool) {
+pub(crate) fn include_state(path: &str, includes: &[String]) -> (bool, bool) {
     if includes.is_empty() {
         return (true, true);
     }

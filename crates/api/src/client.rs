@@ -846,6 +846,62 @@ impl Client {
     }
 }
 
+/// Export jobs (offline restore).
+impl Client {
+    /// Sizes an export without making it (PreviewExport).
+    pub fn preview_export(&self, subscription_id: &str, request: &CreateExportJob) -> ApiResult<ExportSizing> {
+        self.post(&format!("/subscriptions/{subscription_id}/export-jobs/preview"), request)
+    }
+
+    pub fn request_export(&self, subscription_id: &str, request: &CreateExportJob) -> ApiResult<ExportJobView> {
+        self.post(&format!("/subscriptions/{subscription_id}/export-jobs"), request)
+    }
+
+    pub fn export_jobs(&self, subscription_id: &str) -> ApiResult<Vec<ExportJobView>> {
+        self.get(&format!("/subscriptions/{subscription_id}/export-jobs"))
+    }
+
+    pub fn datacenter_export_jobs(&self, datacenter_id: &str) -> ApiResult<Vec<ExportJobView>> {
+        self.get(&format!("/datacenters/{datacenter_id}/export-jobs"))
+    }
+
+    /// An export job by id or name.
+    pub fn export_job(&self, id_or_name: &str) -> ApiResult<ExportJobView> {
+        self.get(&format!("/export-jobs/{}", encode_segment(id_or_name)))
+    }
+
+    pub fn export_files(&self, export_job_id: &str) -> ApiResult<Vec<ExportFile>> {
+        self.get(&format!("/export-jobs/{export_job_id}/files"))
+    }
+
+    /// One file of an export job, streamed: read it to its end.
+    pub fn export_file(&self, export_job_id: &str, machine_id: &str, path: &str) -> ApiResult<Response> {
+        let path = format!(
+            "/export-jobs/{export_job_id}/file?machine_id={}&path={}",
+            encode_segment(machine_id),
+            encode_segment(path)
+        );
+        self.send(self.request(Method::GET, &path))
+    }
+
+    pub fn begin_export(&self, export_job_id: &str) -> ApiResult<ExportJobView> {
+        self.post(&format!("/export-jobs/{export_job_id}/begin"), &serde_json::json!({}))
+    }
+
+    pub fn add_export_drive(&self, export_job_id: &str, drive: &ExportDrive) -> ApiResult<ExportJobView> {
+        self.post(&format!("/export-jobs/{export_job_id}/drives"), drive)
+    }
+
+    pub fn ship_export(&self, export_job_id: &str, shipment: &ExportShipment) -> ApiResult<ExportJobView> {
+        self.post(&format!("/export-jobs/{export_job_id}/ship"), shipment)
+    }
+
+    /// A customer's step: `delivered`, `complete` or `cancel`.
+    pub fn export_step(&self, export_job_id: &str, step: &str, note: &ImportJobNote) -> ApiResult<ExportJobView> {
+        self.post(&format!("/export-jobs/{export_job_id}/{step}"), note)
+    }
+}
+
 /// A path segment with everything but unreserved characters percent-encoded.
 fn encode_segment(text: &str) -> String {
     let mut out = String::new();

@@ -798,3 +798,179 @@ pub struct SetPortalUserPassword {
     /// At least 12 characters; kept only as an Argon2id hash.
     pub password: String,
 }
+
+// ------------------------------------------------------------------ export jobs
+
+/// The state of an export job (offline restore): `requested → preparing →
+/// shipping → delivered → completed`, or `closed` (cancelled before shipping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportJobState {
+    /// Asked for and sized; waiting for the datacenter.
+    Requested,
+    /// A station is writing the drives.
+    Preparing,
+    /// The drives are on their way back to the customer.
+    Shipping,
+    /// The customer has the drives.
+    Delivered,
+    /// The customer restored from them.
+    Completed,
+    Closed,
+}
+
+impl ExportJobState {
+    /// The snake_case name, as JSON has it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportJobState::Requested => "requested",
+            ExportJobState::Preparing => "preparing",
+            ExportJobState::Shipping => "shipping",
+            ExportJobState::Delivered => "delivered",
+            ExportJobState::Completed => "completed",
+            ExportJobState::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for ExportJobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What one machine's part of an export carries: repository paths (`config`,
+/// `keys/…`, `index/…`, `snapshots/…`, `data/ab/…`) as the agent selected them for
+/// its recovery points, or none for the machine's whole repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportMachine {
+    pub machine_id: String,
+    /// The repository files to carry; empty: every file of the repository.
+    #[serde(default)]
+    #[schema(example = json!([]))]
+    pub files: Vec<String>,
+    /// The recovery points (snapshot ids) these files restore, for people to read.
+    #[serde(default)]
+    pub points: Vec<String>,
+}
+
+/// An export request, and (to `…/preview`) what to size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExportJob {
+    /// 3 to 64 letters, digits, `-` or `_`: it names the drives too.
+    pub name: String,
+    /// The datacenter that writes the drives (its name or id).
+    pub datacenter: String,
+    /// The capacity of each drive, in bytes.
+    #[schema(example = 1_000_000_000_000u64)]
+    pub drive_size: u64,
+    /// The X25519 public key (64 hex digits) the drives' keys are wrapped to: the
+    /// requesting agent's. Absent: the drives open with their recovery keys only.
+    #[serde(default)]
+    #[schema(example = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")]
+    pub export_public_key: Option<String>,
+    /// Where the drives go.
+    #[serde(default)]
+    pub return_address: Option<String>,
+    pub machines: Vec<ExportMachine>,
+}
+
+/// What an export carries and the drives it needs (the seed service's PreviewExport).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExportSizing {
+    pub files: u64,
+    pub bytes: u64,
+    pub drive_size: u64,
+    /// Drives of `drive_size` the files fill, in the drive format (header, block
+    /// tags and manifest included).
+    pub drives_needed: u32,
+}
+
+/// A drive the station wrote for an export job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportDrive {
+    /// The drive id from its header, hex.
+    #[schema(example = "3f9c0a1b2c3d4e5f3f9c0a1b2c3d4e5f")]
+    pub drive_id: String,
+    /// Its place in the set, from 0.
+    pub index: u32,
+    /// BLAKE3 of its header (64 hex digits): the customer can tell it is the drive written.
+    #[schema(example = "5d1c1f0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccd")]
+    pub fingerprint: String,
+    /// Stream bytes it holds.
+    pub bytes: u64,
+    /// The drive's recovery key (8 groups of 8 hex digits): shown to the customer
+    /// only; absent in answers to anyone else.
+    #[serde(default)]
+    #[schema(example = "3F2A9C01-00112233-44556677-8899AABB-CCDDEEFF-00112233-44556677-8899AABB")]
+    pub recovery_key: Option<String>,
+}
+
+/// An event of an export job's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExportJobEvent {
+    pub state: ExportJobState,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// Who: `operator`, the subscription id, a machine id, `station <credential id>`.
+    pub actor: String,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// An export job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExportJobView {
+    pub id: String,
+    pub name: String,
+    pub subscription_id: String,
+    pub vault_id: String,
+    pub datacenter_id: String,
+    pub state: ExportJobState,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created: OffsetDateTime,
+    pub sizing: ExportSizing,
+    pub machines: Vec<ExportMachineSummary>,
+    #[serde(default)]
+    pub export_public_key: Option<String>,
+    #[serde(default)]
+    pub return_address: Option<String>,
+    /// The return shipment, once the drives leave.
+    #[serde(default)]
+    pub carrier: Option<String>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    pub drives: Vec<ExportDrive>,
+    pub timeline: Vec<ExportJobEvent>,
+}
+
+/// One machine's share of an export job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExportMachineSummary {
+    pub machine_id: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub points: Vec<String>,
+}
+
+/// One file an export job carries, for the station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExportFile {
+    pub machine_id: String,
+    /// The repository path (`data/ab/…`).
+    pub path: String,
+    pub size: u64,
+}
+
+/// The return shipment of an export job's drives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportShipment {
+    pub carrier: String,
+    pub tracking_number: String,
+}

@@ -2,6 +2,8 @@
 //!
 //! - [`import_job`]: the life cycle of an import job and of each of its drives,
 //!   as states with their allowed transitions;
+//! - [`export_job`]: the life cycle of an export job (offline restore) and the
+//!   drives it needs;
 //! - [`application`]: the subscription's offline-seeding application identity
 //!   (certgen's key pair and certificate, `OfflineApplicationParams.xml`);
 //! - [`drive`]: the drive format (`docs/DRIVE-FORMAT.md`): header with key slots,
@@ -22,6 +24,7 @@ pub mod admission;
 pub mod application;
 pub mod diskprep;
 pub mod drive;
+pub mod export_job;
 pub mod file_list;
 pub mod import_job;
 pub mod ingest;

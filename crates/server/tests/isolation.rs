@@ -202,7 +202,8 @@ impl Operation {
     fn side(&self) -> Side {
         if OPERATOR_SCOPED.iter().any(|(m, t)| *m == self.method && *t == self.template) {
             Side::Operator
-        } else if BOTH_SCOPED.iter().any(|(m, t)| *m == self.method && *t == self.template) {
+        } else if BOTH_SCOPED.iter().any(|(m, t)| *m == self.method && *t == self.template) || self.is_export_customer()
+        {
             Side::Both
         } else if self.is_repository() {
             Side::Machine
@@ -222,6 +223,11 @@ impl Operation {
         }
     }
 
+    /// An export job's customer's operation: its machines, not the vault's others.
+    fn is_export_customer(&self) -> bool {
+        EXPORT_CUSTOMER.iter().any(|(m, t)| *m == self.method && *t == self.template)
+    }
+
     /// The tenant's offline-seeding application may call it.
     fn for_application(&self) -> bool {
         APPLICATION_ALLOWED.iter().any(|(m, t)| *m == self.method && *t == self.template)
@@ -235,7 +241,7 @@ impl Operation {
 
     /// Names an import job: another datacenter's station hears it does not exist.
     fn names_import_job(&self) -> bool {
-        self.params().iter().any(|p| *p == "import_job_id" || *p == "import_job_name")
+        self.params().iter().any(|p| matches!(*p, "import_job_id" | "import_job_name" | "export_job_id"))
     }
 
     fn has_leaf_and_parent(&self) -> bool {
@@ -262,6 +268,12 @@ const OPERATOR_SCOPED: &[(&str, &str)] = &[
     ("PUT", "/api/v1/import-jobs/{import_job_id}/files"),
     ("PUT", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}"),
     ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
+    ("GET", "/api/v1/datacenters/{datacenter_id}/export-jobs"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}/files"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}/file"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/begin"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/drives"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/ship"),
     ("POST", "/api/v1/protection-requests/{request_id}/approve"),
     ("POST", "/api/v1/protection-requests/{request_id}/reject"),
     ("POST", "/api/v1/datacenters/{datacenter_id}/station-credentials"),
@@ -289,12 +301,35 @@ const STATION_ALLOWED: &[(&str, &str)] = &[
     ("PUT", "/api/v1/import-jobs/{import_job_id}/files"),
     ("PUT", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}"),
     ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
+    // An export job's station steps, and its view (without recovery keys).
+    ("GET", "/api/v1/datacenters/{datacenter_id}/export-jobs"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}/files"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}/file"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/begin"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/drives"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/ship"),
+];
+
+/// Operations of an export job's customer: the subscription and the machines the
+/// job carries (not another machine of the vault), and operators.
+const EXPORT_CUSTOMER: &[(&str, &str)] = &[
+    ("POST", "/api/v1/subscriptions/{subscription_id}/export-jobs"),
+    ("POST", "/api/v1/subscriptions/{subscription_id}/export-jobs/preview"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/delivered"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/complete"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/cancel"),
 ];
 
 /// Operations on a subscription's resources every machine of the subscription may
 /// call too (they are the subscription's, not one machine's: an agent waits for its
 /// import job by name).
-const BOTH_SCOPED: &[(&str, &str)] = &[("GET", "/api/v1/import-jobs/by-name/{import_job_name}")];
+const BOTH_SCOPED: &[(&str, &str)] = &[
+    ("GET", "/api/v1/import-jobs/by-name/{import_job_name}"),
+    // Each machine sees the export jobs carrying it (another machine's: none).
+    ("GET", "/api/v1/subscriptions/{subscription_id}/export-jobs"),
+];
 
 /// What a subscription's offline-seeding application may call on its resources:
 /// offline seeding's steps, nothing of vaults, machines or repositories.
@@ -326,6 +361,12 @@ const IMPORT_JOB_STEPS: &[&str] = &[
     "/api/v1/import-jobs/{import_job_id}/package",
     "/api/v1/import-jobs/{import_job_id}/complete",
     "/api/v1/import-jobs/{import_job_id}/cancel",
+    "/api/v1/export-jobs/{export_job_id}/begin",
+    "/api/v1/export-jobs/{export_job_id}/drives",
+    "/api/v1/export-jobs/{export_job_id}/ship",
+    "/api/v1/export-jobs/{export_job_id}/delivered",
+    "/api/v1/export-jobs/{export_job_id}/complete",
+    "/api/v1/export-jobs/{export_job_id}/cancel",
 ];
 
 /// `complete` and `package` need every drive done, adoption a completed job: one
@@ -339,6 +380,12 @@ const REACHED_ONLY: &[&str] = &[
     "/api/v1/import-jobs/{import_job_id}/package",
     "/api/v1/machines/{machine_id}/adopt",
     "/api/v1/subscriptions/{subscription_id}/application",
+    // An export job's steps follow its life cycle; a machine exports itself only.
+    "/api/v1/subscriptions/{subscription_id}/export-jobs",
+    "/api/v1/export-jobs/{export_job_id}/delivered",
+    "/api/v1/export-jobs/{export_job_id}/complete",
+    "/api/v1/export-jobs/{export_job_id}/cancel",
+    "/api/v1/export-jobs/{export_job_id}/ship",
     // A request is decided once: the second decision finds it decided.
     "/api/v1/protection-requests/{request_id}/approve",
     "/api/v1/protection-requests/{request_id}/reject",
@@ -537,6 +584,7 @@ impl World {
                             "storage_account_id" => parent.storage_account_id.clone(),
                             "job_id" => owner.job_id.clone(),
                             "import_job_id" => parent.import_job_id.clone(),
+                            "export_job_id" => parent.export_job_id.clone(),
                             "drive_id" => owner.drive_id.clone(),
                             "import_job_name" => parent.import_job_name.clone(),
                             "datacenter_id" => parent.datacenter_id.clone(),
@@ -579,6 +627,7 @@ impl World {
                     .iter()
                     .map(|name| {
                         let value = match name.as_str() {
+                            "path" if op.template.starts_with("/api/v1/export-jobs/") => "config".to_string(),
                             "path" => {
                                 self.names.set(self.names.get() + 1);
                                 format!("seed/probe-{}", self.names.get())
@@ -590,6 +639,8 @@ impl World {
                             "fingerprint" => common::fingerprint_of(&owner.drive_id),
                             // The empty list's, the body the file-list upload is sent.
                             "digest" => offsite_seeding::file_list::ListingDigest::default().finish(),
+                            // An export job's file: the config of the owner's machine.
+                            "machine_id" => parent.machine_id.clone(),
                             other => panic!(
                                 "{} {} has a query parameter `{other}` the isolation test does not know: teach \
                                  `World::requests` its value",
@@ -681,6 +732,8 @@ impl World {
                     "datacenter" => json!(self.a.datacenter_name),
                     // Adoption names A's import job.
                     "import_job" => json!(self.a.import_job_name),
+                    // An export names A's machine.
+                    "machine_id" => json!(self.a.machine_id),
                     "certificate" => json!(offsite_seeding::application::generate("probe").expect("a cert").cert_pem),
                     _ => json!(format!("probe-{n}")),
                 }
@@ -924,8 +977,10 @@ fn other_tenants_and_machines_reach_nothing_of_a() {
                 }
                 continue;
             }
-            let sibling_may =
-                who == Who::SiblingMachine && op.side() == Side::Both && !op.params().contains(&"machine_id");
+            let sibling_may = who == Who::SiblingMachine
+                && op.side() == Side::Both
+                && !op.params().contains(&"machine_id")
+                && !op.is_export_customer();
             let expected = if sibling_may {
                 Expect::Success
             } else if who == Who::OtherStation && op.names_import_job() {

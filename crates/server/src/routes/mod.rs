@@ -5,6 +5,7 @@
 pub(crate) mod adoption;
 pub(crate) mod applications;
 pub(crate) mod datacenters;
+mod exports;
 pub(crate) mod import_jobs;
 pub(crate) mod jobs;
 pub(crate) mod machines;
@@ -38,6 +39,7 @@ use crate::state::AppState;
         (name = "storage", description = "Storage accounts and containers"),
         (name = "datacenters", description = "Datacenters and their shipping addresses"),
         (name = "import-jobs", description = "Import jobs: drives shipped to a datacenter for the first backup"),
+        (name = "export-jobs", description = "Export jobs: recovery points written to drives at a datacenter and shipped back (offline restore)"),
         (name = "applications", description = "A subscription's offline-seeding application and its certificates"),
         (name = "notifications", description = "E-mail and webhook notifications of a subscription"),
         (name = "protection", description = "Soft delete, immutability and alerts: what a compromised machine cannot undo"),
@@ -122,6 +124,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(storage_accounts::router())
         .merge(datacenters::router())
         .merge(import_jobs::router())
+        .merge(exports::router())
         .merge(applications::router())
         .merge(adoption::router())
         .merge(portal_users::router())

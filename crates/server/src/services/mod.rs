@@ -10,6 +10,7 @@
 pub mod adoption;
 pub mod applications;
 pub mod datacenters;
+pub mod exports;
 pub mod import_jobs;
 pub mod jobs;
 pub mod machines;

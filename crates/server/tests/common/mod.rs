@@ -407,8 +407,20 @@ impl Service {
         };
         let portal_user_id = self.operator().create_portal_user(&staff).expect("a portal user").id;
 
+        // An export of the machine's whole repository, asked for by the machine.
+        let export = CreateExportJob {
+            name: format!("{name}-export"),
+            datacenter: datacenter.name.clone(),
+            drive_size: 1_000_000_000_000,
+            export_public_key: Some("11".repeat(32)),
+            return_address: Some(format!("IT, {name}, 1 Main Street")),
+            machines: vec![ExportMachine { machine_id: machine_id.clone(), files: vec![], points: vec![] }],
+        };
+        let export_job_id = machine.request_export(&subscription_id, &export).expect("an export job").id;
+
         Tenant {
             name: name.to_string(),
+            export_job_id,
             portal_user_id,
             protection_request_id,
             notification_channel_id,
@@ -488,6 +500,8 @@ pub struct Tenant {
     pub notification_channel_id: String,
     /// A portal user of the subscription (`staff@NAME.example`), never signed in.
     pub portal_user_id: String,
+    /// An export job of the machine's repository, requested.
+    pub export_job_id: String,
 }
 
 impl Tenant {

@@ -2,6 +2,8 @@
 //!
 //! - [`import_job`]: the life cycle of an import job and of each of its drives,
 //!   as states with their allowed transitions;
+//! - [`export`]: the station's side of an export job (spooling the files it
+//!   carries, before diskprep's writer puts them on drives);
 //! - [`export_job`]: the life cycle of an export job (offline restore) and the
 //!   drives it needs;
 //! - [`application`]: the subscription's offline-seeding application identity
@@ -24,6 +26,7 @@ pub mod admission;
 pub mod application;
 pub mod diskprep;
 pub mod drive;
+pub mod export;
 pub mod export_job;
 pub mod file_list;
 pub mod import_job;

@@ -242,7 +242,8 @@ fn json_operations(service: &Service, a: &Tenant) -> Vec<(String, String, String
                 .replace("{drive_id}", &a.drive_id)
                 .replace("{datacenter_id}", &a.datacenter_id)
                 .replace("{user_id}", &a.portal_user_id)
-                .replace("{request_id}", &a.protection_request_id);
+                .replace("{request_id}", &a.protection_request_id)
+                .replace("{export_job_id}", &a.export_job_id);
             assert!(!path.contains('{'), "{method} {template}: a path parameter this test does not fill");
             found.push((method.to_uppercase(), template.clone(), path, token.clone()));
         }

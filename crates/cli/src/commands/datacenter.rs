@@ -17,7 +17,9 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use offsite_api::files::{OperatorCredentials, StationCredentials};
-use offsite_api::types::{ImportDriveState, ImportJobState, ImportJobView};
+use offsite_api::types::{
+    ExportDrive, ExportJobState, ExportShipment, ImportDriveState, ImportJobState, ImportJobView,
+};
 use offsite_api::Client;
 use offsite_seeding::drive::DriveKey;
 use offsite_seeding::ingest::IngestProgress;
@@ -74,6 +76,38 @@ enum DatacenterCommand {
         #[arg(long)]
         job: String,
     },
+    /// Write an export job's drives: fetch the files it carries through the service
+    /// into a spool folder, write them onto drives as diskprep does (each drive's
+    /// key wrapped to the customer's export key), record the drives with the job,
+    /// then remove the spool. Run it again to resume.
+    Export {
+        /// The export job's name.
+        #[arg(long)]
+        job: String,
+        /// A drive to write (repeat for more): a block device, an image file, or an
+        /// empty folder; asked for at a terminal when more are needed.
+        #[arg(long = "drive", value_name = "PATH")]
+        drives: Vec<PathBuf>,
+        /// The size of image files created for drives (e.g. 2TB, 64MiB).
+        #[arg(long)]
+        drive_size: Option<String>,
+        /// The station's work folder; the job's spool and journal live in
+        /// SPOOL/<job> until its drives are recorded.
+        #[arg(long, default_value = "offsite-export-spool")]
+        spool: PathBuf,
+        /// Format drives that hold data without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// An export job's drives leave with the return shipment.
+    ShipExport {
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        carrier: String,
+        #[arg(long)]
+        tracking_number: String,
+    },
 }
 
 /// The station over the service the credentials name, spelling its next steps
@@ -118,6 +152,22 @@ pub fn run(args: DatacenterArgs) -> Result<ExitCode> {
         DatacenterCommand::Package { job } => show(args.json, &station.package(job).map_err(reported)?)?,
         DatacenterCommand::Status { job } => show(args.json, &station.status(job).map_err(reported)?)?,
         DatacenterCommand::Ingest { drive, import_key } => return ingest_command(&args, &station, drive, import_key),
+        DatacenterCommand::Export { job, drives, drive_size, spool, yes } => {
+            let size = drive_size.as_deref().map(super::diskprep::parse_size).transpose()?;
+            let drives = super::diskprep::Drives::new(drives.clone(), size, *yes, args.json);
+            export_command(&args, &station, job, drives, spool)?
+        }
+        DatacenterCommand::ShipExport { job, carrier, tracking_number } => {
+            let client = station.service();
+            let found = client.export_job(job)?;
+            let shipment = ExportShipment { carrier: carrier.clone(), tracking_number: tracking_number.clone() };
+            let view = client.ship_export(&found.id, &shipment)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!("export job {} is shipping: {carrier} {tracking_number}", view.name);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -228,4 +278,114 @@ fn ingest_command(
         }
     }
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(DRIVE_PROBLEM) })
+}
+
+#[derive(Serialize)]
+struct Exported {
+    export_job: String,
+    files_fetched: usize,
+    files_kept: usize,
+    drives: Vec<ExportDrive>,
+}
+
+/// `datacenter export`: spool, write, record, forget.
+fn export_command(
+    args: &DatacenterArgs,
+    station: &Station<Client>,
+    name: &str,
+    mut drives: super::diskprep::Drives,
+    spool_root: &Path,
+) -> Result<()> {
+    use offsite_seeding::diskprep::{self, DrivePlan, PrepareOptions, PrepareProgress};
+    use offsite_seeding::export;
+
+    let client = station.service();
+    let job = client.export_job(name)?;
+    if !matches!(job.state, ExportJobState::Requested | ExportJobState::Preparing) {
+        bail!("export job {name} is {}: its drives are written while it is requested or preparing", job.state);
+    }
+    let job = client.begin_export(&job.id)?;
+    let work = spool_root.join(&job.name);
+    let files_root = work.join("files");
+    let journal = work.join("journal.json");
+    let files = client.export_files(&job.id)?;
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let bar = crate::progress_bar::Counter::show("fetch", args.json);
+    let fetch = |file: &offsite_api::types::ExportFile, out: &mut std::fs::File| -> Result<(), String> {
+        let mut response = client.export_file(&job.id, &file.machine_id, &file.path).map_err(|e| e.to_string())?;
+        response.copy_to(out).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let spooled = export::spool(&files_root, &files, &fetch, &|done| bar.set(done, total))?;
+    drop(bar);
+    // The customer's export key; without one, a key no one keeps (the recovery
+    // keys open the drives).
+    let public = match &job.export_public_key {
+        Some(hex_key) => {
+            let bytes = hex::decode(hex_key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+            bytes.ok_or_else(|| anyhow::anyhow!("export job {name} has an export key that is not 64 hex digits"))?
+        }
+        None => export::new_export_key().1,
+    };
+    let plan = DrivePlan {
+        import_job: job.name.clone(),
+        staging: files_root.clone(),
+        import_public_key: public,
+        block_size: offsite_seeding::drive::DEFAULT_BLOCK_SIZE,
+        journal: journal.clone(),
+    };
+    let bar = crate::progress_bar::Counter::show("write", args.json);
+    let progress = |p: &PrepareProgress| bar.set(p.bytes_done, p.bytes_total);
+    let unfinished = journal.exists()
+        && offsite_seeding::diskprep::journal::Journal::load(&journal).ok().flatten().is_some_and(|j| !j.finished);
+    let set = if unfinished {
+        diskprep::resume_with(&journal, &PrepareOptions::default(), &mut drives, &progress)?
+    } else {
+        diskprep::prepare_export(&plan, &PrepareOptions::default(), &mut drives, &progress)?
+    };
+    drop(bar);
+    let mut recorded = Vec::new();
+    for drive in &set.drives {
+        let record = ExportDrive {
+            drive_id: drive.drive_id.clone(),
+            index: drive.index,
+            fingerprint: drive.fingerprint.clone(),
+            bytes: drive.bytes_used,
+            recovery_key: Some(drive.recovery_key.clone()),
+        };
+        client.add_export_drive(&job.id, &record)?;
+        recorded.push(ExportDrive { recovery_key: None, ..record });
+    }
+    // The journal holds the recovery keys: with it gone the station cannot open the drives.
+    export::remove_spool(&work)?;
+    let out = Exported {
+        export_job: job.name.clone(),
+        files_fetched: spooled.fetched,
+        files_kept: spooled.kept,
+        drives: recorded,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "export job {}: {} in {} written onto {}; recovery keys are with the customer only",
+            job.name,
+            crate::display::human(set.total_bytes),
+            plural(files.len(), "file"),
+            plural(set.drives.len(), "drive")
+        );
+        let credentials = match (&args.station_credentials, &args.operator_credentials) {
+            (Some(path), _) => {
+                format!("--station-credentials {}", offsite_agent::home::shell_word(&path.display().to_string()))
+            }
+            (None, Some(path)) => {
+                format!("--operator-credentials {}", offsite_agent::home::shell_word(&path.display().to_string()))
+            }
+            (None, None) => String::new(),
+        };
+        println!(
+            "next: offsite datacenter {credentials} ship-export --job {} --carrier CARRIER --tracking-number NUMBER",
+            job.name
+        );
+    }
+    Ok(())
 }

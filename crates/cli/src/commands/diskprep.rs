@@ -271,7 +271,7 @@ fn import_key(datacenter: &Datacenter) -> Result<[u8; 32]> {
 }
 
 /// Drives from `--drive` flags first, then from questions on a terminal.
-struct Drives {
+pub(super) struct Drives {
     given: std::vec::IntoIter<PathBuf>,
     size: Option<u64>,
     yes: bool,
@@ -279,6 +279,12 @@ struct Drives {
 }
 
 impl Drives {
+    /// The drives given as `--drive` flags (then asked for at a terminal); image
+    /// files made at `size`.
+    pub(super) fn new(given: Vec<PathBuf>, size: Option<u64>, yes: bool, quiet: bool) -> Drives {
+        Drives { given: given.into_iter(), size, yes, quiet }
+    }
+
     fn from_args(args: &DiskprepArgs) -> Result<Drives> {
         Ok(Drives {
             given: args.drive.clone().into_iter(),

@@ -63,6 +63,27 @@ pub fn prepare_with(
     start(plan, listing, None, options, supplier, progress)
 }
 
+/// [`prepare_with`] for an export job's spool: the staging location holds one
+/// repository per machine (`<machine id>/config`, `<machine id>/data/…`), each
+/// carried as stored.
+pub fn prepare_export(
+    plan: &DrivePlan,
+    options: &PrepareOptions,
+    supplier: &mut dyn DriveSupplier,
+    progress: &dyn Fn(&PrepareProgress),
+) -> Result<PreparedSet, DiskprepError> {
+    let _lock = JournalLock::acquire(&plan.journal)?;
+    if let Some(done) = existing_journal(plan)? {
+        return Ok(done);
+    }
+    let listing = StagingListing::read(&plan.staging)?;
+    let repositories = listing.files.iter().any(|f| f.path.split_once('/').is_some_and(|(_, rest)| rest == "config"));
+    if !repositories {
+        return Err(DiskprepError::NotARepository { path: plan.staging.clone() });
+    }
+    start(plan, listing, None, options, supplier, progress)
+}
+
 /// The set of a finished journal at the plan's path; an error for an unfinished
 /// one or one of another job; `None` if there is no journal.
 pub(crate) fn existing_journal(plan: &DrivePlan) -> Result<Option<PreparedSet>, DiskprepError> {

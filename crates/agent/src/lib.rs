@@ -16,6 +16,7 @@ pub mod backup;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod export;
 pub mod history;
 pub mod home;
 pub mod offline;

@@ -78,6 +78,9 @@ enum AgentCommand {
     /// Offline seeding: send the first full backup on drives through a staging location.
     #[command(subcommand)]
     Offline(OfflineCommand),
+    /// Offline restore: recovery points on drives the datacenter writes and ships.
+    #[command(subcommand)]
+    Export(super::export::ExportCommand),
     /// Back up the protected paths now.
     Backup {
         /// Run now (scheduled backups run under `offsite agent run`).
@@ -510,6 +513,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 }
             })?;
         }
+        AgentCommand::Export(command) => super::export::run(&home, json, command)?,
         AgentCommand::Offline(OfflineCommand::Cancel) => {
             let previous = offsite_agent::offline::cancel(&home)?;
             if !args.quiet && !json {

@@ -7,6 +7,7 @@ pub mod datacenter;
 pub mod demo;
 pub mod diskprep;
 pub mod docs;
+mod export;
 mod notifications;
 mod protection;
 pub mod repo;

@@ -1,0 +1,164 @@
+//! Export requests (offline restore): the agent selects the repository files its
+//! recovery points need (it alone can read the snapshots), asks the service to
+//! size them, and requests the export with a fresh export key, whose secret stays
+//! in the state folder: the drives the datacenter writes open with it (or with
+//! the recovery keys the customer sees in the portal), not at the datacenter.
+
+use std::path::PathBuf;
+
+use offsite_api::types::{CreateExportJob, ExportJobView, ExportMachine, ExportSizing, ImportJobNote};
+
+use crate::config::AgentConfig;
+use crate::error::{io_error, AgentError, AgentResult};
+use crate::home::AgentHome;
+use crate::registration::{stored_passphrase, Registration};
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    /// Recovery point ids (or unique prefixes), or `latest`.
+    pub points: Vec<String>,
+    /// Paths inside the points; empty: everything.
+    pub paths: Vec<String>,
+    pub drive_size: u64,
+    /// The job's name; default `<machine>-export-<unix seconds>`.
+    pub name: Option<String>,
+    /// The datacenter that writes the drives; default the service's only one.
+    pub datacenter: Option<String>,
+    pub return_address: Option<String>,
+}
+
+/// A request sized and ready to submit.
+pub struct PreparedExport {
+    pub request: CreateExportJob,
+    pub sizing: ExportSizing,
+    /// Snapshot ids, in full.
+    pub points: Vec<String>,
+    secret: x25519_dalek::StaticSecret,
+}
+
+/// Where the secret of a job's export key is kept.
+pub fn export_key_file(home: &AgentHome, job: &str) -> PathBuf {
+    home.state_dir.join("exports").join(format!("{job}.key"))
+}
+
+/// The secret of a job's export key, as saved by [`submit`].
+pub fn export_secret(home: &AgentHome, job: &str) -> AgentResult<x25519_dalek::StaticSecret> {
+    let path = export_key_file(home, job);
+    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => AgentError::Invalid(format!(
+            "no export key for job {job} at {}: it was requested on another machine; open the drives with their \
+             recovery keys (--recovery-key, shown with the job in the portal and by `offsite agent export status`)",
+            path.display()
+        )),
+        _ => io_error(&path)(e),
+    })?;
+    let bytes = hex::decode(text.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let bytes = bytes.ok_or_else(|| AgentError::Config { path, reason: "not an export key (64 hex digits)".into() })?;
+    Ok(x25519_dalek::StaticSecret::from(bytes))
+}
+
+/// Selects what the points need and has the service size it.
+pub fn prepare(home: &AgentHome, wanted: &ExportRequest) -> AgentResult<PreparedExport> {
+    let config = AgentConfig::load(&home.config_file)?;
+    let registration = Registration::load(home)?;
+    let passphrase = stored_passphrase(home)?;
+    let client = registration.client()?;
+    let vault =
+        crate::repository::open(&registration, &passphrase, &config.retry, None, home.cache_settings().as_ref())?;
+    let mut ids = Vec::new();
+    for point in if wanted.points.is_empty() { vec!["latest".to_string()] } else { wanted.points.clone() } {
+        let (id, _) = vault.repo.find_snapshot(&point).map_err(|e| {
+            AgentError::Invalid(format!(
+                "{e}; list the recovery points with `{}`",
+                home.command("agent recovery-points")
+            ))
+        })?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let selection = offsite_engine::export::select(&vault.repo, &ids, &wanted.paths)?;
+    if selection.missing_blobs > 0 {
+        tracing::warn!(missing = selection.missing_blobs, "the points need data the repository no longer holds");
+    }
+    let datacenter = match &wanted.datacenter {
+        Some(name) => name.clone(),
+        None => {
+            let all = client.list_datacenters()?;
+            match all.as_slice() {
+                [only] => only.name.clone(),
+                _ => {
+                    return Err(AgentError::Invalid(format!(
+                        "name the datacenter that writes the drives with --datacenter (one of: {})",
+                        all.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    let name = wanted.name.clone().unwrap_or_else(|| {
+        let machine: String = registration
+            .machine_name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .take(40)
+            .collect();
+        format!(
+            "{}-export-{}",
+            machine.trim_start_matches(['-', '_']),
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        )
+    });
+    let (secret, public) = offsite_seeding::export::new_export_key();
+    let points: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
+    let request = CreateExportJob {
+        name,
+        datacenter,
+        drive_size: wanted.drive_size,
+        export_public_key: Some(hex::encode(public)),
+        return_address: wanted.return_address.clone(),
+        machines: vec![ExportMachine {
+            machine_id: registration.machine_id.clone(),
+            files: selection.files.iter().map(|f| f.path()).collect(),
+            points: points.clone(),
+        }],
+    };
+    let sizing = client.preview_export(&registration.subscription_id, &request)?;
+    Ok(PreparedExport { request, sizing, points, secret })
+}
+
+/// Keeps the export key's secret, then requests the export.
+pub fn submit(home: &AgentHome, prepared: PreparedExport) -> AgentResult<ExportJobView> {
+    let registration = Registration::load(home)?;
+    let path = export_key_file(home, &prepared.request.name);
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(io_error(folder))?;
+    }
+    offsite_api::files::write_secret_file(&path, &hex::encode(prepared.secret.to_bytes()))?;
+    match registration.client()?.request_export(&registration.subscription_id, &prepared.request) {
+        Ok(job) => Ok(job),
+        Err(err) => {
+            let _ = std::fs::remove_file(&path);
+            Err(err.into())
+        }
+    }
+}
+
+/// This machine's export jobs.
+pub fn list(home: &AgentHome) -> AgentResult<Vec<ExportJobView>> {
+    let registration = Registration::load(home)?;
+    Ok(registration.client()?.export_jobs(&registration.subscription_id)?)
+}
+
+/// One export job by name or id.
+pub fn status(home: &AgentHome, job: &str) -> AgentResult<ExportJobView> {
+    Ok(Registration::load(home)?.client()?.export_job(job)?)
+}
+
+/// The customer's steps: `delivered`, `complete`, `cancel`.
+pub fn step(home: &AgentHome, job: &str, step: &str) -> AgentResult<ExportJobView> {
+    let client = Registration::load(home)?.client()?;
+    let found = client.export_job(job)?;
+    Ok(client.export_step(&found.id, step, &ImportJobNote::default())?)
+}

@@ -91,16 +91,20 @@ pub fn register(
     passphrase: &str,
     machine_name: &str,
 ) -> AgentResult<Registration> {
-    register_with(home, credentials_file, passphrase, machine_name, InitOptions::default())
+    register_with(home, credentials_file, passphrase, machine_name, InitOptions::default(), None)
 }
 
-/// [`register`], creating the repository with `init` (its pack size, say).
+/// [`register`], creating the repository with `init` (its pack size, say). With
+/// `replaces` (a machine of the vault, by id or name), this machine takes that
+/// one's place: its repository and recovery points, opened with `passphrase`,
+/// so the next backup goes on incrementally.
 pub fn register_with(
     home: &AgentHome,
     credentials_file: &Path,
     passphrase: &str,
     machine_name: &str,
     init: InitOptions,
+    replaces: Option<&str>,
 ) -> AgentResult<Registration> {
     if let Ok(existing) = Registration::load(home) {
         return Err(AgentError::AlreadyRegistered {
@@ -121,7 +125,10 @@ pub fn register_with(
     home.ensure_state_dir()?;
     let client = Client::new(&credentials.service, &credentials.registration_secret)?;
     let hostname = crate::hostname();
-    let registered = client.register(machine_name, &hostname)?;
+    let registered = match replaces {
+        Some(replaced) => client.register_replacing(machine_name, &hostname, replaced)?,
+        None => client.register(machine_name, &hostname)?,
+    };
     let registration = Registration {
         service_url: credentials.service.url.clone(),
         fingerprint: credentials.service.fingerprint.clone(),

@@ -456,7 +456,14 @@ impl Client {
     }
 
     pub fn register(&self, name: &str, hostname: &str) -> ApiResult<MachineRegistered> {
-        self.post("/register", &RegisterMachine { name: name.into(), hostname: hostname.into() })
+        self.post("/register", &RegisterMachine { name: name.into(), hostname: hostname.into(), replaces: None })
+    }
+
+    /// Registers as the replacement of a machine of the vault (its id or name):
+    /// this machine takes over its repository and recovery points.
+    pub fn register_replacing(&self, name: &str, hostname: &str, replaces: &str) -> ApiResult<MachineRegistered> {
+        let body = RegisterMachine { name: name.into(), hostname: hostname.into(), replaces: Some(replaces.into()) };
+        self.post("/register", &body)
     }
 
     pub fn list_machines(&self, vault_id: &str) -> ApiResult<Vec<Machine>> {

@@ -143,6 +143,11 @@ pub struct VaultCredentialsIssued {
 pub struct RegisterMachine {
     pub name: String,
     pub hostname: String,
+    /// A machine of the vault (its id or name) this one replaces: a lost or
+    /// rebuilt server. It takes over that machine's repository and recovery
+    /// points and goes on incrementally; the old machine's credential stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

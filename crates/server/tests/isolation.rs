@@ -704,6 +704,10 @@ impl World {
                     if name == "email" && properties.is_some_and(|p| p.contains_key("webhook_url")) {
                         continue;
                     }
+                    // A registration replaces no machine unless asked to.
+                    if name == "replaces" {
+                        continue;
+                    }
                     object.insert(name.clone(), self.example(property, name));
                 }
                 Value::Object(object)

@@ -62,6 +62,12 @@ enum AgentCommand {
         /// smaller packs cost less to send again over a thin link that breaks.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
         pack_size: u32,
+        /// Replace a machine of the vault (its name or id): a lost or rebuilt
+        /// server. This one takes over its recovery points and backs up
+        /// incrementally from them; give that machine's passphrase. Its old
+        /// credential stops working.
+        #[arg(long, value_name = "MACHINE")]
+        replaces: Option<String>,
     },
     /// What to back up.
     #[command(subcommand)]
@@ -281,12 +287,18 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         Ok(config)
     };
     match args.command {
-        AgentCommand::Register { vault_credentials, passphrase_file, name, pack_size } => {
+        AgentCommand::Register { vault_credentials, passphrase_file, name, pack_size, replaces } => {
             let passphrase = read_passphrase(passphrase_file.as_deref(), true)?;
             let name = name.unwrap_or_else(offsite_agent::hostname);
             let init = offsite_engine::InitOptions { pack_size: pack_size << 20, ..Default::default() };
-            let registration =
-                offsite_agent::registration::register_with(&home, &vault_credentials, &passphrase, &name, init)?;
+            let registration = offsite_agent::registration::register_with(
+                &home,
+                &vault_credentials,
+                &passphrase,
+                &name,
+                init,
+                replaces.as_deref(),
+            )?;
             #[derive(Serialize)]
             struct Out<'a> {
                 machine_id: &'a str,

@@ -168,6 +168,16 @@ impl Db {
         Ok(())
     }
 
+    /// A replacement machine's host name (registration with `replaces`).
+    pub async fn set_machine_hostname(&self, machine_id: &str, hostname: &str) -> DbResult<()> {
+        sqlx::query("UPDATE machines SET hostname = $1 WHERE id = $2")
+            .bind(hostname)
+            .bind(machine_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn remove_machine(&self, id: &str) -> DbResult<()> {
         sqlx::query("UPDATE machines SET removed = $1 WHERE id = $2 AND removed IS NULL")
             .bind(self.now())

@@ -18,6 +18,9 @@ pub async fn register(state: &AppState, principal: &Principal, body: RegisterMac
     if body.hostname.is_empty() || body.hostname.len() > 255 {
         return Err(Failure::BadRequest("the host name must be 1 to 255 characters".into()));
     }
+    if let Some(replaced) = &body.replaces {
+        return take_over(state, &credential_id, &vault_id, replaced, &body.hostname).await;
+    }
     let machine = Machine {
         id: secrets::new_id("mch"),
         vault_id,
@@ -37,5 +40,39 @@ pub async fn register(state: &AppState, principal: &Principal, body: RegisterMac
     state.db.insert_machine(&machine).await?;
     let token = state.db.issue_credential(CredentialKind::Machine, &machine.id, None).await?;
     tracing::info!(machine = %machine.id, vault = %machine.vault_id, "machine registered");
+    Ok(MachineRegistered { machine, machine_credential: token })
+}
+
+/// Registration as the replacement of a machine of the vault (a lost or rebuilt
+/// server): the new machine becomes that machine, with its repository and
+/// recovery points, so its next backup goes on incrementally. The old machine's
+/// credential is revoked: whoever still holds the lost machine cannot write.
+async fn take_over(
+    state: &AppState,
+    credential_id: &str,
+    vault_id: &str,
+    replaced: &str,
+    hostname: &str,
+) -> ApiResult<MachineRegistered> {
+    let machines = state.db.machines_of(vault_id).await?;
+    let mut machine = machines
+        .into_iter()
+        .find(|m| m.removed.is_none() && (m.id == replaced || m.name == replaced))
+        .ok_or_else(|| {
+            Failure::NotFound(format!(
+                "the vault has no machine '{replaced}' to replace: name one of its machines by id or name \
+                 (offsite admin vault machines VAULT lists them)"
+            ))
+        })?;
+    if !state.db.use_credential(credential_id, &machine.id).await? {
+        return Err(Failure::Unauthorized(
+            "these vault credentials were already used to register a machine: download new ones".into(),
+        ));
+    }
+    state.db.revoke_credentials(CredentialKind::Machine, &machine.id).await?;
+    state.db.set_machine_hostname(&machine.id, hostname).await?;
+    machine.hostname = hostname.to_string();
+    let token = state.db.issue_credential(CredentialKind::Machine, &machine.id, None).await?;
+    tracing::warn!(machine = %machine.id, vault = %machine.vault_id, hostname, "machine replaced: its old credential is revoked");
     Ok(MachineRegistered { machine, machine_credential: token })
 }

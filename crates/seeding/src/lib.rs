@@ -10,6 +10,8 @@
 //!   (certgen's key pair and certificate, `OfflineApplicationParams.xml`);
 //! - [`drive`]: the drive format (`docs/DRIVE-FORMAT.md`): header with key slots,
 //!   blocks encrypted under a per-drive key, an authenticated manifest;
+//! - [`drive_set`]: a set of drives read back as a repository (the engine's
+//!   `Backend`, read-only), for restoring from export drives;
 //! - [`staging`]: the staging location's files, in stream order;
 //! - [`file_list`]: those files as the import job's file list, which the service
 //!   checks the container against before the job completes;
@@ -26,6 +28,7 @@ pub mod admission;
 pub mod application;
 pub mod diskprep;
 pub mod drive;
+pub mod drive_set;
 pub mod export;
 pub mod export_job;
 pub mod file_list;

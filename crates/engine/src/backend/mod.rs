@@ -59,6 +59,19 @@ impl FileKind {
             _ => format!("{}/{}", self.folder(), name),
         }
     }
+
+    /// The kind and name of a repository-relative path as [`Self::path_of`] writes
+    /// it (`config`, `keys/<id>`, `data/ab/<ab…>`, `index/<id>`, …); `None` for any
+    /// other path, so `path_of` of the answer gives `path` back.
+    pub fn of_path(path: &str) -> Option<(FileKind, String)> {
+        if path == "config" {
+            return Some((FileKind::Config, "config".to_string()));
+        }
+        let (folder, rest) = path.split_once('/')?;
+        let name = rest.rsplit('/').next()?;
+        let kind = FileKind::ALL.into_iter().find(|k| *k != FileKind::Config && k.folder() == folder)?;
+        (!name.is_empty() && kind.path_of(name) == path).then(|| (kind, name.to_string()))
+    }
 }
 
 /// A file as listed by a backend.
@@ -92,6 +105,13 @@ pub enum BackendError {
     /// A storage service answered no; its message says why and what to do.
     #[error("{location} refused: {message}")]
     Refused { location: String, status: u16, message: String },
+    /// The storage can only be read (a set of drives): nothing was changed.
+    #[error("{location} is read-only ({what}): it cannot {verb}; write to a repository folder or the service instead")]
+    ReadOnly { location: String, what: &'static str, verb: &'static str },
+    /// The file exists but (part of) it cannot be read: a damaged or absent piece of
+    /// the storage, named in `reason`. Reading it again gives the same answer.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
 }
 
 impl BackendError {
@@ -115,6 +135,8 @@ impl BackendError {
             Refused { location, status, message } => {
                 Refused { location: location.clone(), status: *status, message: message.clone() }
             }
+            ReadOnly { location, what, verb } => ReadOnly { location: location.clone(), what, verb },
+            Unreadable { path, reason } => Unreadable { path: path.clone(), reason: reason.clone() },
         }
     }
 }
@@ -143,6 +165,23 @@ pub trait Backend: Send + Sync {
     /// Removes what interrupted saves left half written; returns how many. Only
     /// safe while no one else writes (prune calls it under its exclusive lock).
     fn remove_incomplete(&self) -> BackendResult<usize>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileKind;
+
+    #[test]
+    fn paths_parse_back_to_their_kind_and_name() {
+        let id = "ab".to_string() + &"0".repeat(62);
+        for kind in FileKind::ALL {
+            let name = if kind == FileKind::Config { "config".to_string() } else { id.clone() };
+            assert_eq!(FileKind::of_path(&kind.path_of(&name)), Some((kind, name)));
+        }
+        for bad in ["", "keys", "keys/", "data/cd/ab00", "data/ab", "other/x", "config/x", "index/a/b", "/config"] {
+            assert_eq!(FileKind::of_path(bad), None, "{bad}");
+        }
+    }
 }
 
 /// Whether a repository URL names remote storage (`s3://`, `az://`, `gs://`, …)

@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -195,6 +196,16 @@ impl DriveReader {
     pub fn verify_and_read_parts<E>(
         &mut self,
         wanted: impl Fn(usize) -> bool,
+        sink: impl FnMut(&FilePart, u64, &Bytes) -> Result<(), E>,
+    ) -> Result<VerifyReport, E> {
+        self.scan(wanted, sink)
+    }
+
+    /// [`DriveReader::verify_and_read_parts`] through a shared reference: reads are
+    /// positioned (`pread`), so several threads may read one drive at once.
+    pub fn scan<E>(
+        &self,
+        wanted: impl Fn(usize) -> bool,
         mut sink: impl FnMut(&FilePart, u64, &Bytes) -> Result<(), E>,
     ) -> Result<VerifyReport, E> {
         let bs = u64::from(self.header.block_size);
@@ -218,13 +229,10 @@ impl DriveReader {
             let mut problem = None;
             if needed {
                 // A fresh buffer for each block, so that what the sink keeps is never overwritten.
-                let mut buffer = vec![0u8; self.cipher.stride()];
-                problem = read_block(&mut self.file, self.size, &self.cipher, index, &mut buffer).or_else(|| {
-                    let digest = blake3::hash(&buffer[..bs as usize]);
-                    (manifest.blocks.get(index as usize).map(|d| blake3::Hash::from(*d)) != Some(digest))
-                        .then_some(BlockProblem::DigestMismatch)
-                });
-                block = Bytes::from(buffer);
+                match self.read_data_block(index) {
+                    Ok(plaintext) => block = plaintext,
+                    Err(bad) => problem = Some(bad),
+                }
                 report.blocks_read += 1;
             }
             let mut affects = Vec::new();
@@ -266,14 +274,37 @@ impl DriveReader {
         }
         Ok(report)
     }
+
+    /// Reads data block `index` (random access), authenticates it and checks it
+    /// against its digest in the manifest: its plaintext, `block_size` bytes (the
+    /// last block's zero padding included; the stream bytes it holds are
+    /// `[stream_start + index × block_size, …)`, up to `stream_end`). An index past
+    /// the drive's data blocks is [`BlockProblem::Missing`]. Positioned reads: safe
+    /// to call from several threads at once.
+    pub fn read_data_block(&self, index: u64) -> Result<Bytes, BlockProblem> {
+        if index >= self.header.data_blocks {
+            return Err(BlockProblem::Missing);
+        }
+        let mut buffer = vec![0u8; self.cipher.stride()];
+        if let Some(problem) = read_block(&self.file, self.size, &self.cipher, index, &mut buffer) {
+            return Err(problem);
+        }
+        let block_size = self.header.block_size as usize;
+        buffer.truncate(block_size);
+        let expected = self.manifest.blocks.get(index as usize).map(|d| blake3::Hash::from(*d));
+        if expected != Some(blake3::hash(&buffer)) {
+            return Err(BlockProblem::DigestMismatch);
+        }
+        Ok(Bytes::from(buffer))
+    }
 }
 
 /// Reads and opens data block `index` into `buffer`; the problem if it is not good.
-fn read_block(file: &mut File, size: u64, cipher: &BlockCipher, index: u64, buffer: &mut [u8]) -> Option<BlockProblem> {
+fn read_block(file: &File, size: u64, cipher: &BlockCipher, index: u64, buffer: &mut [u8]) -> Option<BlockProblem> {
     let Some(at) = block_offset_within(cipher, index, size) else {
         return Some(BlockProblem::Missing);
     };
-    match file.seek(SeekFrom::Start(at)).and_then(|_| file.read_exact(buffer)) {
+    match file.read_exact_at(buffer, at) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Some(BlockProblem::Missing),
         Err(e) => return Some(BlockProblem::Unreadable { error: e.to_string() }),

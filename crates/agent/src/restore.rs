@@ -3,12 +3,16 @@
 //! asks to overwrite them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use offsite_api::types::{JobKind, JobReport, JobState};
 use offsite_engine::progress::Progress;
 use offsite_engine::restorer::{self, OverwritePolicy, RestoreOptions, RestoreOutcome};
+
+use offsite_seeding::drive::DriveKey;
+use offsite_seeding::drive_set::{DriveSetBackend, FillingBackend};
 
 use crate::config::AgentConfig;
 use crate::error::{AgentError, AgentResult};
@@ -28,12 +32,73 @@ pub struct RestoreRequest {
     /// Another passphrase than the stored one (restoring on another machine, or
     /// after the stored one was lost).
     pub passphrase: Option<String>,
+    /// Restore from these export drives instead of the service.
+    pub drives: Option<DriveSource>,
+}
+
+/// Export drives to restore from, and the keys that open them.
+#[derive(Debug, Clone, Default)]
+pub struct DriveSource {
+    pub paths: Vec<PathBuf>,
+    /// The export job whose key (kept by `offsite agent export request`) opens them.
+    pub export_job: Option<String>,
+    /// Recovery keys (one per drive), as the portal and `export status` show them.
+    pub recovery_keys: Vec<String>,
+    /// Read what the drives lack or have damaged from the service.
+    pub fill_from_service: bool,
+}
+
+/// What came from the service instead of the drives.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Filled {
+    pub files: Vec<String>,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreRun {
     pub snapshot_id: String,
     pub outcome: RestoreOutcome,
+    /// Restoring from drives: what was filled from the service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filled: Option<Filled>,
+}
+
+/// The repository on export drives (this machine's folder of them), filled from
+/// the service where asked.
+fn drive_repository(
+    home: &AgentHome,
+    registration: &Registration,
+    source: &DriveSource,
+    passphrase: &str,
+    config: &AgentConfig,
+) -> AgentResult<(offsite_engine::Repository, Option<Arc<FillingBackend>>)> {
+    let mut keys = Vec::new();
+    if let Some(job) = &source.export_job {
+        keys.push(DriveKey::Import(crate::export::export_secret(home, job)?));
+    }
+    for text in &source.recovery_keys {
+        let key = text.parse().map_err(|e| AgentError::Invalid(format!("--recovery-key: {e}")))?;
+        keys.push(DriveKey::Recovery(key));
+    }
+    if keys.is_empty() {
+        return Err(AgentError::Invalid(
+            "say what opens the drives: --export-job NAME (the key kept when this machine requested it) or \
+             --recovery-key KEY (shown with the job in the portal)"
+                .into(),
+        ));
+    }
+    let drives = DriveSetBackend::open_within(&source.paths, &keys, &registration.machine_id)
+        .map_err(|e| AgentError::Invalid(e.to_string()))?;
+    let drives = Arc::new(drives);
+    if !source.fill_from_service {
+        let repo = offsite_engine::Repository::open(drives, passphrase.as_bytes())?;
+        return Ok((repo, None));
+    }
+    let vault = crate::repository::open(registration, passphrase, &config.retry, None, None)?;
+    let filling = Arc::new(FillingBackend::new(drives, vault.backend.clone()));
+    let repo = offsite_engine::Repository::open(filling.clone(), passphrase.as_bytes())?;
+    Ok((repo, Some(filling)))
 }
 
 /// The engine names snapshots and `offsite repo` commands; an agent user has
@@ -65,16 +130,27 @@ pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) 
         None => stored_passphrase(home)?,
     };
     let started = OffsetDateTime::now_utc();
-    let vault =
-        crate::repository::open(&registration, &passphrase, &config.retry, None, home.cache_settings().as_ref())?;
-    let (id, snapshot) = vault.repo.find_snapshot(&request.point).map_err(|e| in_agent_terms(home, e))?;
+    let (repo, filling) = match &request.drives {
+        Some(source) => drive_repository(home, &registration, source, &passphrase, &config)?,
+        None => {
+            let vault = crate::repository::open(
+                &registration,
+                &passphrase,
+                &config.retry,
+                None,
+                home.cache_settings().as_ref(),
+            )?;
+            (vault.repo, None)
+        }
+    };
+    let (id, snapshot) = repo.find_snapshot(&request.point).map_err(|e| in_agent_terms(home, e))?;
     let options = RestoreOptions {
         target: request.target.clone(),
         includes: request.paths.clone(),
         verify: request.verify,
         overwrite: if request.overwrite { OverwritePolicy::Always } else { OverwritePolicy::KeepNewer },
     };
-    let result = restorer::restore(&vault.repo, &snapshot, &options, progress);
+    let result = restorer::restore(&repo, &snapshot, &options, progress);
     let mut report = JobReport {
         kind: JobKind::Restore,
         state: JobState::Completed,
@@ -111,5 +187,9 @@ pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) 
     };
     let reported = job_id.is_some();
     history::append(home, &JobRecord { id: job_id, report, snapshot_id: Some(id.to_hex()), reported })?;
-    Ok(RestoreRun { snapshot_id: id.to_hex(), outcome: result? })
+    let filled = filling.map(|f| {
+        let stats = f.stats();
+        Filled { files: stats.files, bytes: stats.bytes }
+    });
+    Ok(RestoreRun { snapshot_id: id.to_hex(), outcome: result?, filled })
 }

@@ -59,7 +59,7 @@ pub fn drives_needed(files: u64, bytes: u64, drive_size: u64) -> Result<u32, Exp
     // A repository path is at most ~100 bytes (`<machine id>/data/ab/<64 hex>`);
     // a part costs its path, offsets and sizes, a block its 32-byte digest.
     const PART_BYTES: u64 = 128 + 3 * 10;
-    if blocks_per_drive < 64 {
+    if blocks_per_drive < 32 {
         return Err(ExportJobError::DriveTooSmall { drive_size });
     }
     let mut drives: u64 = 1;

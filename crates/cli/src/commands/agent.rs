@@ -123,6 +123,20 @@ enum AgentCommand {
         /// Use this passphrase (e.g. restoring with the passphrase you kept safe).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
+        /// Restore from export drives (repeat for each drive of the set): a block
+        /// device, an image file, or a folder holding offsite-drive.img.
+        #[arg(long = "from-drive", value_name = "PATH")]
+        from_drive: Vec<PathBuf>,
+        /// The export job whose key (kept when this machine requested it) opens the drives.
+        #[arg(long, requires = "from_drive")]
+        export_job: Option<String>,
+        /// A drive's recovery key, as the portal and `offsite agent export status`
+        /// show it (repeat for each drive).
+        #[arg(long, requires = "from_drive")]
+        recovery_key: Vec<String>,
+        /// Read what the drives lack or have damaged from the service.
+        #[arg(long, requires = "from_drive")]
+        fill_from_service: bool,
     },
     /// Remove the stale locks of this machine's repository in the vault (or all
     /// locks with --remove-all): backups killed on another host, or left by a
@@ -723,12 +737,29 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 }
             })?;
         }
-        AgentCommand::Restore { point, path, target, overwrite, verify, passphrase_file } => {
+        AgentCommand::Restore {
+            point,
+            path,
+            target,
+            overwrite,
+            verify,
+            passphrase_file,
+            from_drive,
+            export_job,
+            recovery_key,
+            fill_from_service,
+        } => {
             let passphrase = match passphrase_file {
                 Some(file) => Some(read_passphrase(Some(&file), false)?),
                 None => None,
             };
-            let request = RestoreRequest { point, paths: path, target, overwrite, verify, passphrase };
+            let drives = (!from_drive.is_empty()).then(|| offsite_agent::restore::DriveSource {
+                paths: from_drive,
+                export_job,
+                recovery_keys: recovery_key,
+                fill_from_service,
+            });
+            let request = RestoreRequest { point, paths: path, target, overwrite, verify, passphrase, drives };
             let progress = Arc::new(Progress::default());
             let bar = Bar::show("restore", progress.clone(), args.quiet || json);
             let result = offsite_agent::restore::restore(&home, &request, &progress);
@@ -749,6 +780,13 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                         human(o.bytes),
                         if o.kept > 0 { format!(", {} kept", plural(o.kept, "newer file")) } else { String::new() }
                     );
+                    if let Some(filled) = run.filled.as_ref().filter(|f| !f.files.is_empty()) {
+                        println!(
+                            "filled from the service what the drives lacked: {} of {}",
+                            human(filled.bytes),
+                            plural(filled.files.len(), "file")
+                        );
+                    }
                 }
             })?;
             if !run.outcome.failures.is_empty() {

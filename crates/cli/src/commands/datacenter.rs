@@ -338,9 +338,18 @@ fn export_command(
     let unfinished = journal.exists()
         && offsite_seeding::diskprep::journal::Journal::load(&journal).ok().flatten().is_some_and(|j| !j.finished);
     let set = if unfinished {
-        diskprep::resume_with(&journal, &PrepareOptions::default(), &mut drives, &progress)?
+        diskprep::resume_with(&journal, &PrepareOptions::default(), &mut drives, &progress)
     } else {
-        diskprep::prepare_export(&plan, &PrepareOptions::default(), &mut drives, &progress)?
+        diskprep::prepare_export(&plan, &PrepareOptions::default(), &mut drives, &progress)
+    };
+    let set = match set {
+        Ok(set) => set,
+        Err(diskprep::DiskprepError::Stopped { remaining_bytes }) => bail!(
+            "stopped with {} still to write; the drives written so far and the spool are kept: run this command \
+             again with the next --drive to go on",
+            crate::display::human(remaining_bytes)
+        ),
+        Err(other) => return Err(other.into()),
     };
     drop(bar);
     let mut recorded = Vec::new();

@@ -177,6 +177,28 @@ impl DriveSetBackend {
 
     /// A set of drives already opened.
     pub fn from_readers(readers: Vec<DriveReader>) -> Result<DriveSetBackend, DriveSetError> {
+        Self::from_readers_within(readers, None)
+    }
+
+    /// Like [`Self::open_with_keys`], for drives that carry several repositories
+    /// (an export job's, one folder per machine): the repository under `root/`.
+    pub fn open_within(paths: &[PathBuf], keys: &[DriveKey], root: &str) -> Result<DriveSetBackend, DriveSetError> {
+        if paths.is_empty() {
+            return Err(DriveSetError::NoDrives);
+        }
+        let mut readers = Vec::with_capacity(paths.len());
+        for path in paths {
+            readers.push(open_one(path, keys)?);
+        }
+        Self::from_readers_within(readers, Some(root))
+    }
+
+    /// [`Self::from_readers`], taking only the files under `root/` (when given),
+    /// named without it.
+    pub fn from_readers_within(
+        readers: Vec<DriveReader>,
+        root: Option<&str>,
+    ) -> Result<DriveSetBackend, DriveSetError> {
         let Some(first) = readers.first() else { return Err(DriveSetError::NoDrives) };
         let set_id = first.header().set_id;
         let import_job = first.header().import_job.clone();
@@ -237,7 +259,14 @@ impl DriveSetBackend {
         for (position, reader) in readers.into_iter().enumerate() {
             let index = reader.header().index;
             for part in &reader.manifest().files {
-                let Some((kind, name)) = FileKind::of_path(&part.path) else {
+                let path = match root {
+                    Some(root) => match part.path.strip_prefix(root).and_then(|p| p.strip_prefix('/')) {
+                        Some(inner) => inner,
+                        None => continue,
+                    },
+                    None => part.path.as_str(),
+                };
+                let Some((kind, name)) = FileKind::of_path(path) else {
                     tracing::warn!("drive {index} holds {}, which is no repository file: left out", part.path);
                     continue;
                 };
@@ -251,7 +280,7 @@ impl DriveSetBackend {
                     drive: position,
                     stream_offset: part.stream_offset,
                 };
-                let file = files.entry(part.path.clone()).or_insert_with(|| SetFile {
+                let file = files.entry(path.to_string()).or_insert_with(|| SetFile {
                     kind,
                     name,
                     size: part.file_size,

@@ -1,0 +1,127 @@
+//! Offline restore through the binary: the customer asks for its recovery points
+//! on drives (sized first), the datacenter's station writes them onto two image
+//! files keyed to the customer and keeps nothing, the drives are shipped; the
+//! machine is lost, a replacement registers in its place with the vault
+//! credentials and the passphrase, restores from the drives byte for byte, a
+//! damaged drive is named and filled from the service, and the next backup of
+//! the replacement sends only the change.
+
+mod common;
+
+use std::io::{Seek, SeekFrom, Write};
+
+use common::service::{Agent, Service};
+use common::site::*;
+use common::*;
+
+#[test]
+fn an_export_restores_a_replacement_machine_from_drives() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    // Packs of 1 MiB: a damaged block then spoils one pack, not the whole set.
+    let site = Site::with_source(&service, root, 1, |source| {
+        write_noise_file(&source.join("big.bin"), 5 << 20, 31);
+        small_tree(&source.join("docs"));
+    });
+    site.agent.backup();
+    write(&site.source.join("docs/later.txt"), b"written before the second point");
+    site.agent.backup();
+
+    // Sized, then requested.
+    let request = |more: &[&str]| {
+        let mut args = vec!["export", "request", "--name", "fs01-restore", "--drive-size", "64MiB", "--json"];
+        args.extend_from_slice(more);
+        site.agent.cmd(args).run()
+    };
+    request(&[]).code(1).stderr_has("run again with --yes");
+    let job = request(&["--yes"]).ok().json();
+    assert_eq!(job["state"], "requested", "{job}");
+    assert_eq!(job["sizing"]["drives_needed"], 1, "{job}");
+
+    // The station writes two small image drives and forgets the job's keys.
+    let (d1, d2, d3) = (root.join("x1.img"), root.join("x2.img"), root.join("x3.img"));
+    let spool = root.join("spool");
+    let written = site
+        .datacenter(
+            &service,
+            &[
+                "export",
+                "--job",
+                "fs01-restore",
+                "--drive",
+                utf8(&d1),
+                "--drive",
+                utf8(&d2),
+                "--drive",
+                utf8(&d3),
+                "--drive-size",
+                "6MiB",
+                "--spool",
+                utf8(&spool),
+                "--yes",
+                "--json",
+            ],
+        )
+        .run()
+        .ok()
+        .json();
+    let drives = written["drives"].as_array().unwrap().len();
+    assert!(drives >= 2, "the set spans drives: {written}");
+    assert!(!spool.join("fs01-restore").exists(), "the spool and its journal (the recovery keys) are gone");
+    site.datacenter(
+        &service,
+        &["ship-export", "--job", "fs01-restore", "--carrier", "UPS", "--tracking-number", "1Z999AA10123456784"],
+    )
+    .run()
+    .ok();
+    site.agent.cmd(["export", "delivered", "fs01-restore"]).run().ok();
+
+    // The machine is lost. Its replacement: vault credentials and the passphrase.
+    let replacement = Agent::new(root, "fs01-new");
+    let credentials = site.tenant.vault_credentials("main", "fs01-new.vaultcredentials");
+    replacement.register_with(&credentials, "fs01", &["--replaces", "fs01"]).ok();
+    // Whoever still holds the lost machine cannot write to its repository.
+    let old = site.agent.cmd(["backup", "--now"]).run();
+    assert!(old.code != Some(0) && old.stderr.contains("credential"), "{old}");
+    let status = replacement.cmd(["export", "status", "fs01-restore", "--json"]).run().ok().json();
+    let keys: Vec<String> =
+        status["drives"].as_array().unwrap().iter().map(|d| d["recovery_key"].as_str().unwrap().to_string()).collect();
+    assert_eq!(keys.len(), drives);
+    let from_drives = |target: &std::path::Path, more: &[&str]| {
+        let mut args = vec!["restore", "--target", utf8(target)];
+        for drive in [&d1, &d2, &d3].into_iter().take(drives) {
+            args.extend(["--from-drive", utf8(drive)]);
+        }
+        for key in &keys {
+            args.extend(["--recovery-key", key.as_str()]);
+        }
+        args.extend_from_slice(more);
+        replacement.cmd(args).run()
+    };
+    let target = root.join("restored");
+    from_drives(&target, &[]).ok();
+    assert_same_tree(&site.source, &restored(&target, &site.source));
+
+    // A damaged block in the middle of the first drive: named, the rest restored;
+    // with the service's help, everything.
+    {
+        let mut image = std::fs::OpenOptions::new().write(true).open(&d1).unwrap();
+        image.seek(SeekFrom::Start(65_536 + 2 * (1 << 20) + 100)).unwrap();
+        image.write_all(b"ransomware was here").unwrap();
+    }
+    let damaged = root.join("restored-damaged");
+    let run = from_drives(&damaged, &[]).code(3);
+    assert!(run.stderr.contains("could not restore") && run.stderr.contains("block"), "{run}");
+    let filled = root.join("restored-filled");
+    from_drives(&filled, &["--fill-from-service"]).ok().stdout_has("filled from the service");
+    assert_same_tree(&site.source, &restored(&filled, &site.source));
+
+    // The replacement goes on incrementally from the old machine's points.
+    replacement.cmd(["protect", "add", utf8(&site.source)]).run().ok();
+    write(&site.source.join("docs/after.txt"), b"the first change on the new machine");
+    let report = replacement.backup();
+    let sent = report["report"]["bytes_uploaded"].as_u64().unwrap();
+    assert!(sent < 200_000, "the first backup of the replacement sends the change only: {sent} bytes\n{report}");
+    replacement.cmd(["export", "complete", "fs01-restore"]).run().ok();
+}

@@ -703,6 +703,7 @@ fn portal_request(
             "{machine_id}" => owner.machine_id.clone(),
             "{request_id}" => owner.protection_request_id.clone(),
             "{user_id}" => owner.portal_user_id.clone(),
+            "{export_job_id}" => owner.export_job_id.clone(),
             other if other.starts_with('{') => {
                 panic!("{} {} has a parameter {other} the page matrix cannot fill: teach it", route.method, route.path)
             }
@@ -718,6 +719,12 @@ fn portal_request(
     }
     if route.path.ends_with("/users/{user_id}/password") {
         fields.push(("password".to_string(), format!("matrix password {n}")));
+    }
+    if route.path.ends_with("/export-jobs") || route.path.ends_with("/export-jobs/preview") {
+        fields.push(("name".to_string(), format!("matrix-export-{n}")));
+        fields.push(("machine".to_string(), owner.machine_id.clone()));
+        fields.push(("datacenter".to_string(), owner.datacenter_name.clone()));
+        fields.push(("drive_size_gb".to_string(), "1000".to_string()));
     }
     if route.path.ends_with("/users/{user_id}/remove") {
         fields.push(("confirm".to_string(), "yes".to_string()));
@@ -895,6 +902,17 @@ fn every_portal_page_against_every_visitor_and_tenant() {
                         // Requests are decided once: the approval before it decided A's and B's.
                         _ if visitor == Visitor::Operator && route.path.ends_with("/reject") => {
                             ("409 (the request was decided)", reply.status == 409)
+                        }
+                        // An export job's customer steps: the customer's (an operator hears
+                        // 403), on a job the station has not shipped yet (409).
+                        _ if route.path.ends_with("/delivered") || route.path.ends_with("/complete") => {
+                            if visitor == Visitor::Operator {
+                                ("403 (the customer's step)", reply.status == 403)
+                            } else if own {
+                                ("409 (the drives are not shipped)", reply.status == 409)
+                            } else {
+                                ("404 (another tenant)", not_found)
+                            }
                         }
                         _ if visitor == Visitor::Operator || own => ("success", success),
                         _ => ("404 (another tenant)", not_found),

@@ -262,6 +262,7 @@ pub async fn subscription(
                     } } }
                 } } }
                 p { a href={ "/portal/subscriptions/" (id) "/import-jobs" } { "All import jobs" } }
+                p { a href={ "/portal/subscriptions/" (id) "/export-jobs" } { "Export jobs: recovery points back on drives" } }
             }
             section {
                 h2 { "Storage and credentials" }

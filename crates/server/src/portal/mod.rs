@@ -17,6 +17,7 @@
 
 mod charts;
 mod customer;
+mod exports;
 mod layout;
 mod operator;
 mod protection;
@@ -87,6 +88,12 @@ portal_routes! {
     get "/portal/vaults/{vault_id}/protection" SignedIn => protection::vault_protection;
     post "/portal/machines/{machine_id}/undelete" SignedIn => protection::undelete;
     get "/portal/import-jobs/{import_job_id}" SignedIn => customer::import_job;
+    get "/portal/subscriptions/{subscription_id}/export-jobs" SignedIn => exports::export_jobs;
+    post "/portal/subscriptions/{subscription_id}/export-jobs/preview" SignedIn => exports::preview;
+    post "/portal/subscriptions/{subscription_id}/export-jobs" SignedIn => exports::request;
+    get "/portal/export-jobs/{export_job_id}" SignedIn => exports::export_job;
+    post "/portal/export-jobs/{export_job_id}/delivered" SignedIn => exports::delivered;
+    post "/portal/export-jobs/{export_job_id}/complete" SignedIn => exports::complete;
     get "/portal/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}" SignedIn => customer::drive_log;
     get "/portal/operator" Operator => operator::operations;
     post "/portal/operator/import-jobs/{import_job_id}/receive" Operator => operator::receive;

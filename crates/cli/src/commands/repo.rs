@@ -17,6 +17,9 @@ use offsite_engine::retention::{self, RetentionPolicy};
 use offsite_engine::{backend, lock, prune, InitOptions, Repository};
 use serde::Serialize;
 
+use offsite_seeding::drive::{DriveKey, RecoveryKey};
+use offsite_seeding::drive_set::{DriveSetBackend, FillingBackend};
+
 use crate::display::plural;
 use crate::exit::INCOMPLETE;
 use crate::passphrase;
@@ -89,6 +92,8 @@ enum RepoCommand {
         /// Read the restored files back and check them against the snapshot.
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        drives: FromDrives,
     },
     /// Show what changed between two snapshots.
     Diff { first: String, second: String },
@@ -134,6 +139,28 @@ enum RepoCommand {
     /// The local cache of a remote repository: what it holds, or empty it.
     #[command(subcommand)]
     Cache(CacheCommand),
+}
+
+/// Restoring from a set of drives (docs/DRIVE-FORMAT.md, "Reading a set as a
+/// repository") instead of the repository's storage.
+#[derive(Args)]
+struct FromDrives {
+    /// Read the repository from this drive of a drive set (an export's, or a seed's):
+    /// a device, an image file or a folder holding offsite-drive.img; repeat for
+    /// every drive you have. With --repo as well, what the drives lack or hold
+    /// damaged is read from that repository.
+    #[arg(long = "from-drive", value_name = "PATH")]
+    from_drive: Vec<PathBuf>,
+    /// The X25519 secret key file that opens the drives (64 hex digits: the key the
+    /// export was made for, or a datacenter's import key for a seed's drives).
+    #[arg(long, value_name = "FILE", requires = "from_drive")]
+    drive_key: Option<PathBuf>,
+    /// A drive's recovery key (each drive has its own; repeat for each drive).
+    #[arg(long, value_name = "KEY", requires = "from_drive")]
+    recovery_key: Vec<String>,
+    /// Read every block of the drives first and list the damage found.
+    #[arg(long, requires = "from_drive")]
+    verify_drives: bool,
 }
 
 #[derive(Subcommand)]
@@ -199,8 +226,12 @@ impl RepoSession {
 }
 
 pub fn run(args: RepoArgs) -> Result<ExitCode> {
-    let Some(url) = args.repo else {
-        bail!("no repository given: pass --repo LOCATION or set OFFSITE_REPOSITORY");
+    let from_drives = matches!(&args.command, RepoCommand::Restore { drives, .. } if !drives.from_drive.is_empty());
+    let url = match args.repo {
+        Some(url) => url,
+        // Restoring from drives alone needs no repository location.
+        None if from_drives => String::new(),
+        None => bail!("no repository given: pass --repo LOCATION or set OFFSITE_REPOSITORY"),
     };
     let cache = match (args.no_cache, args.cache_dir) {
         (true, _) => None,
@@ -220,7 +251,9 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         }
         RepoCommand::Snapshots => snapshots(&ctx),
         RepoCommand::Ls { snapshot, path } => ls(&ctx, &snapshot, path.as_deref().unwrap_or("/")),
-        RepoCommand::Restore { snapshot, target, include, verify } => restore(&ctx, &snapshot, target, include, verify),
+        RepoCommand::Restore { snapshot, target, include, verify, drives } => {
+            restore(&ctx, &snapshot, target, include, verify, &drives)
+        }
         RepoCommand::Diff { first, second } => diff(&ctx, &first, &second),
         RepoCommand::Check { read_data } => check(&ctx, read_data),
         RepoCommand::Forget { keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, prune, dry_run } => {
@@ -423,8 +456,70 @@ fn ls(ctx: &RepoSession, spec: &str, path: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn restore(ctx: &RepoSession, spec: &str, target: PathBuf, includes: Vec<String>, verify: bool) -> Result<ExitCode> {
-    let repo = ctx.open()?;
+/// The repository on a set of drives, filled from `--repo` when given.
+fn open_drives(ctx: &RepoSession, drives: &FromDrives) -> Result<(Repository, Option<Arc<FillingBackend>>)> {
+    let mut keys = Vec::new();
+    if let Some(file) = &drives.drive_key {
+        let secret = offsite_api::import_key::read_import_secret(file)?;
+        keys.push(DriveKey::Import(x25519_dalek::StaticSecret::from(secret)));
+    }
+    for text in &drives.recovery_key {
+        keys.push(DriveKey::Recovery(text.parse::<RecoveryKey>()?));
+    }
+    if keys.is_empty() {
+        bail!("no key for the drives: pass --drive-key FILE, or --recovery-key KEY for each drive");
+    }
+    let set = Arc::new(DriveSetBackend::open_with_keys(&drives.from_drive, &keys)?);
+    for absent in set.absent_drives() {
+        eprintln!(
+            "offsite: {absent} of the set was not given: what it holds {}",
+            if ctx.url.is_empty() { "cannot be restored" } else { "is read from the repository" }
+        );
+    }
+    if drives.verify_drives {
+        let report = set.verify();
+        for file in &report.damaged_files {
+            for range in &file.ranges {
+                eprintln!(
+                    "offsite: {}: bytes {}..{} {}",
+                    file.path,
+                    range.offset,
+                    range.offset + range.length,
+                    range.cause
+                );
+            }
+        }
+        ctx.say(format!(
+            "read {} of {}: {}, {} with damage",
+            plural(report.drives.iter().map(|d| d.report.blocks_read).sum::<u64>(), "block"),
+            plural(report.drives.len() as u64, "drive"),
+            plural(report.bad_blocks() as u64, "bad block"),
+            plural(report.damaged_files.len() as u64, "repository file")
+        ));
+    }
+    let (backend, filling): (Arc<dyn backend::Backend>, _) = match ctx.url.as_str() {
+        "" => (set, None),
+        url => {
+            let filling = Arc::new(FillingBackend::new(set, backend::open(url, &[])?));
+            (filling.clone(), Some(filling))
+        }
+    };
+    let passphrase = passphrase::read(ctx.password_file.as_deref(), false)?;
+    Ok((Repository::open(backend, &passphrase)?, filling))
+}
+
+fn restore(
+    ctx: &RepoSession,
+    spec: &str,
+    target: PathBuf,
+    includes: Vec<String>,
+    verify: bool,
+    drives: &FromDrives,
+) -> Result<ExitCode> {
+    let (repo, filling) = match drives.from_drive.is_empty() {
+        true => (ctx.open()?, None),
+        false => open_drives(ctx, drives)?,
+    };
     let (id, snapshot) = repo.find_snapshot(spec)?;
     let progress = Arc::new(Progress::default());
     let options = RestoreOptions { target: target.clone(), includes, verify, ..Default::default() };
@@ -449,6 +544,17 @@ fn restore(ctx: &RepoSession, spec: &str, target: PathBuf, includes: Vec<String>
         ));
         if verify {
             ctx.say(format!("verified {} against the snapshot", plural(outcome.verified, "file")));
+        }
+    }
+    if let Some(filling) = filling {
+        let stats = filling.stats();
+        if stats.reads > 0 {
+            ctx.say(format!(
+                "read from {} for the drives: {} of {}",
+                ctx.url,
+                human(stats.bytes),
+                plural(stats.files.len() as u64, "repository file")
+            ));
         }
     }
     if !outcome.failures.is_empty() {

@@ -167,23 +167,6 @@ pub trait Backend: Send + Sync {
     fn remove_incomplete(&self) -> BackendResult<usize>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::FileKind;
-
-    #[test]
-    fn paths_parse_back_to_their_kind_and_name() {
-        let id = "ab".to_string() + &"0".repeat(62);
-        for kind in FileKind::ALL {
-            let name = if kind == FileKind::Config { "config".to_string() } else { id.clone() };
-            assert_eq!(FileKind::of_path(&kind.path_of(&name)), Some((kind, name)));
-        }
-        for bad in ["", "keys", "keys/", "data/cd/ab00", "data/ab", "other/x", "config/x", "index/a/b", "/config"] {
-            assert_eq!(FileKind::of_path(bad), None, "{bad}");
-        }
-    }
-}
-
 /// Whether a repository URL names remote storage (`s3://`, `az://`, `gs://`, …)
 /// rather than a local folder: remote repositories get a local cache.
 pub fn is_remote(url: &str) -> bool {
@@ -200,4 +183,21 @@ pub fn open(url: &str, options: &[(String, String)]) -> BackendResult<Arc<dyn Ba
         return Ok(Arc::new(CloudBackend::open(url, options)?));
     }
     Ok(Arc::new(LocalBackend::new(url)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileKind;
+
+    #[test]
+    fn paths_parse_back_to_their_kind_and_name() {
+        let id = "ab".to_string() + &"0".repeat(62);
+        for kind in FileKind::ALL {
+            let name = if kind == FileKind::Config { "config".to_string() } else { id.clone() };
+            assert_eq!(FileKind::of_path(&kind.path_of(&name)), Some((kind, name)));
+        }
+        for bad in ["", "keys", "keys/", "data/cd/ab00", "data/ab", "other/x", "config/x", "index/a/b", "/config"] {
+            assert_eq!(FileKind::of_path(bad), None, "{bad}");
+        }
+    }
 }

@@ -49,8 +49,8 @@ pub enum DriveSetError {
     #[error("none of the {keys} keys given opens the drive at {path}: it was prepared for another key (another export request or import job), or a key was mistyped; give the key of this drive set")]
     WrongKey { path: String, keys: usize },
 
-    #[error("the drive at {path} belongs to another drive set (set {set}, job {job}) than the drive at {first_path} (set {first_set}, job {first_job}): give only the drives of one set")]
-    OtherSet { path: String, set: String, job: String, first_path: String, first_set: String, first_job: String },
+    #[error("the drive at {path} belongs to another drive set than the drive at {first_path} ({sets}): give only the drives of one set")]
+    OtherSet { path: String, first_path: String, sets: String },
 
     #[error("the drives at {first} and {second} are both drive {index} of the set: the same drive given twice, or a copy; give each drive once")]
     SameIndex { index: u32, first: String, second: String },
@@ -206,14 +206,14 @@ impl DriveSetBackend {
         for reader in &readers[1..] {
             let header = reader.header();
             if header.set_id != set_id {
-                return Err(DriveSetError::OtherSet {
-                    path: reader.path().display().to_string(),
-                    set: hex::encode(header.set_id),
-                    job: header.import_job.clone(),
-                    first_path,
-                    first_set: hex::encode(set_id),
-                    first_job: import_job,
-                });
+                let sets = format!(
+                    "set {} of job {} against set {} of job {}",
+                    hex::encode(header.set_id),
+                    header.import_job,
+                    hex::encode(set_id),
+                    import_job
+                );
+                return Err(DriveSetError::OtherSet { path: reader.path().display().to_string(), first_path, sets });
             }
         }
         let set = hex::encode(set_id);

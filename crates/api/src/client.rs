@@ -825,7 +825,7 @@ impl Client {
 
     /// A single-use challenge to sign with a certificate's key before uploading it.
     pub fn certificate_challenge(&self, subscription_id: &str) -> ApiResult<CertificateChallenge> {
-        self.post(&format!("/subscriptions/{subscription_id}/application/challenge"), &serde_json::json!({}))
+        self.post(&format!("/subscriptions/{subscription_id}/application/challenge"), &NewCertificateChallenge {})
     }
 
     pub fn application(&self, subscription_id: &str) -> ApiResult<Application> {
@@ -892,7 +892,7 @@ impl Client {
     }
 
     pub fn begin_export(&self, export_job_id: &str) -> ApiResult<ExportJobView> {
-        self.post(&format!("/export-jobs/{export_job_id}/begin"), &serde_json::json!({}))
+        self.post(&format!("/export-jobs/{export_job_id}/begin"), &ImportJobNote::default())
     }
 
     pub fn add_export_drive(&self, export_job_id: &str, drive: &ExportDrive) -> ApiResult<ExportJobView> {

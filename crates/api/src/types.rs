@@ -679,6 +679,11 @@ pub struct PossessionProof {
     pub signature: String,
 }
 
+/// The body of a request for a challenge: nothing yet (`{}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCertificateChallenge {}
+
 /// A challenge to sign with a certificate's key before uploading it: single use,
 /// for this subscription only.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

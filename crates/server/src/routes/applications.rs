@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use offsite_api::types::{Application, CertificateChallenge, ErrorBody, UploadCertificate};
+use offsite_api::types::{Application, CertificateChallenge, ErrorBody, NewCertificateChallenge, UploadCertificate};
 
 use super::ApiJson;
 use crate::auth::Principal;
@@ -52,12 +52,13 @@ async fn get_application(
 /// A challenge to sign with a certificate's key: every certificate upload carries
 /// such a proof of possession. Single use, for this subscription, for a day.
 #[utoipa::path(post, path = "/subscriptions/{subscription_id}/application/challenge", tag = "applications",
-    security(("bearer" = [])), params(("subscription_id" = String, Path)),
+    security(("bearer" = [])), params(("subscription_id" = String, Path)), request_body = NewCertificateChallenge,
     responses((status = 200, body = CertificateChallenge), (status = 404, body = ErrorBody)))]
 async fn certificate_challenge(
     State(state): State<AppState>,
     principal: Principal,
     Path(subscription_id): Path<String>,
+    ApiJson(_body): ApiJson<NewCertificateChallenge>,
 ) -> ApiResult<Json<CertificateChallenge>> {
     Ok(Json(applications::challenge(&state, &principal, &subscription_id).await?))
 }

@@ -145,15 +145,16 @@ async fn export_file(
 
 /// A station begins writing the drives: `requested → preparing` (again: no change).
 #[utoipa::path(post, path = "/export-jobs/{export_job_id}/begin", tag = "export-jobs", security(("bearer" = [])),
-    params(("export_job_id" = String, Path)),
+    params(("export_job_id" = String, Path)), request_body = ImportJobNote,
     responses((status = 200, body = ExportJobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn begin_export(
     State(state): State<AppState>,
     principal: Principal,
     Path(export_job_id): Path<String>,
+    ApiJson(note): ApiJson<ImportJobNote>,
 ) -> ApiResult<Json<ExportJobView>> {
-    Ok(Json(exports::begin(&state, &principal, &export_job_id).await?))
+    Ok(Json(exports::begin(&state, &principal, &export_job_id, note.message).await?))
 }
 
 /// Records a drive the station wrote, with its recovery key (for the customer).

@@ -415,10 +415,15 @@ async fn transition(
 
 /// A station begins writing the drives (`Requested → Preparing`); again while
 /// `Preparing` it is a no-op (a resumed run).
-pub async fn begin(state: &AppState, principal: &Principal, id_or_name: &str) -> ApiResult<ExportJobView> {
+pub async fn begin(
+    state: &AppState,
+    principal: &Principal,
+    id_or_name: &str,
+    note: Option<String>,
+) -> ApiResult<ExportJobView> {
     let job = stationed(state, principal, id_or_name).await?;
     if job.state != ExportJobState::Preparing {
-        transition(state, principal, &job, ExportJobState::Preparing, None, None).await?;
+        transition(state, principal, &job, ExportJobState::Preparing, note, None).await?;
     }
     get(state, principal, &job.id).await
 }

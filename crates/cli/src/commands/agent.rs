@@ -753,7 +753,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 Some(file) => Some(read_passphrase(Some(&file), false)?),
                 None => None,
             };
-            let drives = (!from_drive.is_empty()).then(|| offsite_agent::restore::DriveSource {
+            let drives = (!from_drive.is_empty()).then_some(offsite_agent::restore::DriveSource {
                 paths: from_drive,
                 export_job,
                 recovery_keys: recovery_key,

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod diskprep;
 pub mod docs;
 mod notifications;
+pub mod plan;
 mod protection;
 pub mod repo;
 pub mod server;

@@ -262,6 +262,7 @@ fn run_to_staging(
     let staging = crate::offline::open_staging(home, offline, &options.paths)?;
     let outcome = archiver::backup(&staging, &options, progress)?;
     describe(&outcome.snapshot.summary, report);
+    record_staging_rate(home, offline, &outcome.snapshot.summary);
     report.message = Some(format!(
         "offline backup into the staging location {} for import job {}: {}",
         offline.staging.display(),
@@ -275,6 +276,22 @@ fn run_to_staging(
     }
     updated.save(&home.config_file)?;
     Ok(Done { snapshot_id: Some(snapshot_id), skipped: outcome.skipped, ..Done::default() })
+}
+
+/// Keeps the staging backup's throughput over the source for `offsite plan`: a
+/// failure to keep it is logged, never the backup's.
+fn record_staging_rate(
+    home: &AgentHome,
+    offline: &crate::config::OfflineSeeding,
+    summary: &offsite_engine::repofile::snapshot::BackupSummary,
+) {
+    use offsite_seeding::measured::{MeasuredRates, MeasuredStep, Measurement};
+    let what = format!("staging backup for import job {}", offline.import_job);
+    let Some(measurement) = Measurement::new(summary.bytes_read, summary.duration_seconds, what) else { return };
+    let path = home.measured_rates_file();
+    if let Err(err) = MeasuredRates::record(&path, MeasuredStep::StagingBackup, measurement) {
+        tracing::warn!("{err}");
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

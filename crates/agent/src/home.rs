@@ -96,6 +96,25 @@ impl AgentHome {
         self.state_dir.join("jobs.jsonl")
     }
 
+    /// Where this machine's measured throughputs are kept for the planner
+    /// (`offsite_seeding::measured`): in the `--agent-home` folder, else in the
+    /// user's state folder beside diskprep's journals
+    /// (`$XDG_STATE_HOME/offsite/measured-rates.json`), so that the agent, diskprep,
+    /// an ingest on this machine and `offsite plan` all find the same file.
+    pub fn measured_rates_file(&self) -> PathBuf {
+        use offsite_seeding::measured::MeasuredRates;
+        if let Some(folder) = &self.folder {
+            return folder.join(MeasuredRates::FILE_NAME);
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home.join(".local/state"))
+            .join("offsite")
+            .join(MeasuredRates::FILE_NAME)
+    }
+
     /// Creates the state folder, private to the owner.
     pub fn ensure_state_dir(&self) -> AgentResult<()> {
         use std::os::unix::fs::PermissionsExt;

@@ -8,7 +8,8 @@
 //! - [`vault_backend`], [`repository`]: the repository in the vault, over the API;
 //! - [`backup`], [`restore`], [`daemon`], [`status`]: the operations;
 //! - [`offline`], [`offline_application`], [`seed_check`]: offline seeding (staging, certgen's
-//!   identity, adoption and the check of an adopted seed).
+//!   identity, adoption and the check of an adopted seed); [`estimate`]: what a staging
+//!   backup would hold, measured without writing it.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod backup;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod estimate;
 pub mod export;
 pub mod history;
 pub mod home;

@@ -44,6 +44,8 @@ enum Command {
     Diskprep(commands::diskprep::DiskprepArgs),
     /// The datacenter's ingest station: receive packages, ingest drives.
     Datacenter(commands::datacenter::DatacenterArgs),
+    /// Ship the first backup on drives or upload it? Days each way, for it and a full restore.
+    Plan(commands::plan::PlanArgs),
     /// Run the walkthrough on the embedded default, printing each step.
     Demo(commands::demo::DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -98,6 +100,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Certgen(args) => commands::certgen::run(args),
         Command::Diskprep(args) => commands::diskprep::run(args),
         Command::Datacenter(args) => commands::datacenter::run(args),
+        Command::Plan(args) => commands::plan::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Completions(args) => commands::docs::completions(args, &mut <Cli as clap::CommandFactory>::command()),
         Command::Man(args) => commands::docs::man(args, <Cli as clap::CommandFactory>::command()),

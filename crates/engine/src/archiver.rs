@@ -92,10 +92,10 @@ pub struct BackupOutcome {
     pub snapshots: Vec<(Id, Snapshot)>,
 }
 
-struct Excludes(GlobSet, GlobSet);
+pub(crate) struct Excludes(GlobSet, GlobSet);
 
 impl Excludes {
-    fn new(patterns: &[String]) -> Result<Self> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Self> {
         let mut names = GlobSetBuilder::new();
         let mut paths = GlobSetBuilder::new();
         for pattern in patterns {
@@ -113,7 +113,7 @@ impl Excludes {
         Ok(Excludes(build(names)?, build(paths)?))
     }
 
-    fn excluded(&self, path: &Path) -> bool {
+    pub(crate) fn excluded(&self, path: &Path) -> bool {
         path.file_name().is_some_and(|name| self.0.is_match(name)) || self.1.is_match(path)
     }
 }
@@ -350,7 +350,7 @@ impl Walk<'_, '_> {
     }
 }
 
-fn absolute(path: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
     // Normalise `.` and `..` lexically, as the user wrote them.
     let mut out = PathBuf::new();

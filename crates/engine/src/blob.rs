@@ -3,7 +3,7 @@
 //! The sealed plaintext starts with one byte saying how the rest is stored, so a
 //! blob is self-describing: `0` raw, `1` zstd.
 
-use crate::crypto::{EncryptionKey, Purpose};
+use crate::crypto::{EncryptionKey, Purpose, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repofile::BlobType;
@@ -47,19 +47,31 @@ impl BlobEncoder {
     ) -> usize {
         let before = out.len();
         let purpose = purpose(blob_type);
-        if let (Some(compressor), true) = (self.compressor.as_mut(), plaintext.len() >= MIN_COMPRESSIBLE) {
-            self.compressed.clear();
-            self.compressed.reserve(zstd::zstd_safe::compress_bound(plaintext.len()));
-            let limit = plaintext.len() - plaintext.len() / 32;
-            if let Ok(n) = compressor.compress_to_buffer(plaintext, &mut self.compressed) {
-                if n < limit {
-                    key.seal_parts_into(purpose, &[&[ZSTD], &self.compressed], out);
-                    return out.len() - before;
-                }
-            }
+        if self.compress(plaintext) {
+            key.seal_parts_into(purpose, &[&[ZSTD], &self.compressed], out);
+        } else {
+            key.seal_parts_into(purpose, &[&[RAW], plaintext], out);
         }
-        key.seal_parts_into(purpose, &[&[RAW], plaintext], out);
         out.len() - before
+    }
+
+    /// The length [`BlobEncoder::seal_into`] would return for `plaintext`, found by
+    /// the same compress-if-it-pays decision, without sealing anything (estimates).
+    pub fn sealed_len(&mut self, plaintext: &[u8]) -> usize {
+        let body = if self.compress(plaintext) { self.compressed.len() } else { plaintext.len() };
+        SEAL_OVERHEAD + 1 + body
+    }
+
+    /// Compresses `plaintext` into `self.compressed` and says whether storing that
+    /// pays (saves at least 1/32).
+    fn compress(&mut self, plaintext: &[u8]) -> bool {
+        let Some(compressor) = self.compressor.as_mut().filter(|_| plaintext.len() >= MIN_COMPRESSIBLE) else {
+            return false;
+        };
+        self.compressed.clear();
+        self.compressed.reserve(zstd::zstd_safe::compress_bound(plaintext.len()));
+        let limit = plaintext.len() - plaintext.len() / 32;
+        matches!(compressor.compress_to_buffer(plaintext, &mut self.compressed), Ok(n) if n < limit)
     }
 }
 
@@ -84,4 +96,36 @@ pub fn open_blob(
         return Err(Error::damaged(what(), "content does not match its id"));
     }
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_len_is_what_sealing_stores() {
+        let key = EncryptionKey::from_bytes([7; 32]);
+        let text = b"the same line again and again\n".repeat(4000);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..100_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        for level in [0, 3] {
+            let mut encoder = BlobEncoder::new(level);
+            for plaintext in [&text[..], &noise[..], &b"short"[..], &[][..]] {
+                let mut out = Vec::new();
+                let sealed = encoder.seal_into(&key, BlobType::Data, plaintext, &mut out);
+                assert_eq!(encoder.sealed_len(plaintext), sealed, "level {level}, {} bytes", plaintext.len());
+            }
+        }
+        // Compression pays on the text and not on the noise.
+        let mut encoder = BlobEncoder::new(3);
+        assert!(encoder.sealed_len(&text) < text.len() / 10);
+        assert_eq!(encoder.sealed_len(&noise), noise.len() + 1 + SEAL_OVERHEAD);
+    }
 }

@@ -11,7 +11,8 @@
 //! - [`repository`], [`index`], [`saver`]: reading and writing blobs;
 //! - [`cache`]: a remote repository's metadata on local disk;
 //! - [`archiver`], [`restorer`], [`check`], [`retention`], [`prune`], [`browse`]:
-//!   the operations the `offsite repo` commands expose.
+//!   the operations the `offsite repo` commands expose;
+//! - [`estimate`]: what a first backup would store, counted without writing.
 //!
 //! ```no_run
 //! use offsite_engine::{backend, repository::{Repository, InitOptions}, archiver};
@@ -32,6 +33,7 @@ pub mod check;
 pub mod chunker;
 pub mod crypto;
 pub mod error;
+pub mod estimate;
 pub mod export;
 mod host;
 pub mod id;

@@ -20,7 +20,12 @@
 //! - [`admission`]: whether a drive presented at the datacenter is one its import job expects;
 //! - [`ingest`]: reading a drive at the datacenter and handing its files to an uploader;
 //! - [`station`]: the ingest station's protocol with the service around that reading
-//!   (which job, drive states, logs, packaging), for any station.
+//!   (which job, drive states, logs, packaging), for any station;
+//! - [`plan`]: the ship-or-upload planner (days over the network against days on
+//!   drives, for the first backup and a full restore; whether the daily incremental
+//!   fits the uplink), pure arithmetic shared by `offsite plan` and the portal;
+//! - [`measured`]: the throughputs this machine measured (diskprep, ingest, the
+//!   staging backup), kept in a small file for the planner.
 
 #![forbid(unsafe_code)]
 
@@ -34,5 +39,7 @@ pub mod export_job;
 pub mod file_list;
 pub mod import_job;
 pub mod ingest;
+pub mod measured;
+pub mod plan;
 pub mod staging;
 pub mod station;

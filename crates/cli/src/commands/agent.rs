@@ -181,6 +181,14 @@ enum OfflineCommand {
     },
     /// The offline-seeding settings and where the seed is.
     Show,
+    /// Measure what the staging backup of the protected paths would hold
+    /// (deduplicated and compressed, as a backup stores it) without writing
+    /// anything, and print the `offsite plan` line for it.
+    Estimate {
+        /// The site's upload rate, for the printed `offsite plan` line, e.g. 50Mbit/s.
+        #[arg(long, value_parser = uplink_text)]
+        uplink: Option<String>,
+    },
     /// Stop offline seeding: later backups go over the network.
     Cancel,
 }
@@ -268,6 +276,36 @@ fn read_passphrase(file: Option<&std::path::Path>, confirm: bool) -> Result<Stri
 /// The command that prepares drives from this agent's staging location.
 fn prepare_drives(home: &AgentHome, staging: &std::path::Path) -> String {
     home.command(&format!("diskprep --staging {}", offsite_agent::home::shell_word(&staging.display().to_string())))
+}
+
+/// A rate `offsite plan --uplink` takes, kept as typed for the printed line.
+fn uplink_text(text: &str) -> Result<String, offsite_seeding::plan::PlanInputError> {
+    offsite_seeding::plan::parse_rate(text).map(|_| text.trim().to_string())
+}
+
+/// `offsite plan` for what an estimate found, ready to type (with UPLINK to fill in
+/// when the uplink was not given).
+fn plan_command(home: &AgentHome, estimate: &offsite_engine::estimate::Estimate, uplink: Option<&str>) -> String {
+    let uplink = uplink.map(offsite_agent::home::shell_word).unwrap_or_else(|| "UPLINK".to_string());
+    home.command(&format!(
+        "plan --size {} --source-size {} --uplink {uplink}",
+        typed_size(estimate.stored_bytes),
+        typed_size(estimate.bytes)
+    ))
+}
+
+/// A size as `offsite plan` reads it, rounded up to two decimals of the largest
+/// binary unit it reaches (`2.35GiB`), so that the plan never counts short.
+fn typed_size(bytes: u64) -> String {
+    let units = [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (name, size) in units {
+        if bytes >= size {
+            let hundredths = (bytes as u128 * 100).div_ceil(size as u128);
+            let text = format!("{}.{:02}", hundredths / 100, hundredths % 100);
+            return format!("{}{name}", text.trim_end_matches('0').trim_end_matches('.'));
+        }
+    }
+    format!("{}", bytes.max(1))
 }
 
 /// The command that enters the shipping details on this machine.
@@ -540,6 +578,55 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             })?;
         }
         AgentCommand::Export(command) => super::export::run(&home, json, command)?,
+        AgentCommand::Offline(OfflineCommand::Estimate { uplink }) => {
+            let progress = Arc::new(Progress::default());
+            let bar = Bar::show("estimate", progress.clone(), args.quiet || json);
+            let result = offsite_agent::estimate::estimate(&home, &progress);
+            drop(bar);
+            let found = result?;
+            #[derive(Serialize)]
+            struct Out<'a> {
+                #[serde(flatten)]
+                found: &'a offsite_agent::estimate::OfflineEstimate,
+                plan_command: String,
+            }
+            let out = Out { found: &found, plan_command: plan_command(&home, &found.estimate, uplink.as_deref()) };
+            print(json, &out, |out| {
+                if args.quiet {
+                    return;
+                }
+                let e = &out.found.estimate;
+                let share = |part: u64| if e.bytes == 0 { 0.0 } else { part as f64 * 100.0 / e.bytes as f64 };
+                println!(
+                    "a staging backup of {} would hold (chunking and compression of the {}):",
+                    out.found.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                    out.found.repository
+                );
+                println!("  files:                {}", e.files);
+                println!("  bytes:                {}", human(e.bytes));
+                println!("  unique (deduplicated): {} ({:.1}%)", human(e.unique_bytes), share(e.unique_bytes));
+                println!("  compressed, stored:   {} ({:.1}%)", human(e.stored_bytes), share(e.stored_bytes));
+                let rate = if e.seconds > 0.0 { e.bytes as f64 / e.seconds / 1e6 } else { 0.0 };
+                println!("  time taken:           {:.1} s ({rate:.0} MB/s read)", e.seconds);
+                for item in &e.skipped {
+                    eprintln!("skipped {}: {}", item.path, item.reason);
+                }
+                match &out.found.rate_recorded_in {
+                    Some(path) => println!(
+                        "Nothing was written; the reading rate was kept for the planner in {}.",
+                        path.display()
+                    ),
+                    None => println!("Nothing was written."),
+                }
+                println!("Plan the transfer with:\n  {}", out.plan_command);
+                if uplink.is_none() {
+                    println!("(UPLINK: the site's upload rate, e.g. 50Mbit/s; or run this with --uplink RATE)");
+                }
+            })?;
+            if !found.estimate.skipped.is_empty() {
+                return Ok(ExitCode::from(INCOMPLETE));
+            }
+        }
         AgentCommand::Offline(OfflineCommand::Cancel) => {
             let previous = offsite_agent::offline::cancel(&home)?;
             if !args.quiet && !json {

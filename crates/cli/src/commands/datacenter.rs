@@ -23,6 +23,7 @@ use offsite_api::types::{
 use offsite_api::Client;
 use offsite_seeding::drive::DriveKey;
 use offsite_seeding::ingest::IngestProgress;
+use offsite_seeding::measured::{MeasuredStep, Measurement};
 use offsite_seeding::station::{Station, StationError};
 
 use crate::display::plural;
@@ -230,13 +231,21 @@ fn ingest_command(
         bar.get_or_init(|| crate::progress_bar::Counter::show("ingest", args.json)).set(p.bytes_done, p.bytes_total)
     };
     let job = admitted.job().name.clone();
+    let started = std::time::Instant::now();
     let outcome = station.ingest_admitted(admitted, &key, &progress);
+    let seconds = started.elapsed().as_secs_f64();
     drop(bar);
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => return refused(err),
     };
     let report = &outcome.report;
+    if outcome.is_clean() {
+        // This station's ingest rate, for `offsite plan` on this machine.
+        let what = format!("ingest of a drive of import job {job}");
+        let measurement = Measurement::new(report.bytes_delivered, seconds, what);
+        super::plan::record_rate(None, MeasuredStep::Ingest, measurement);
+    }
     let drive_id = &outcome.drive_id;
     let out = Ingested {
         import_job: job.clone(),

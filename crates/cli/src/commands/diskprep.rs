@@ -25,6 +25,7 @@ use offsite_seeding::diskprep::{
     TargetKind,
 };
 use offsite_seeding::drive::{DriveTarget, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
+use offsite_seeding::measured::{MeasuredStep, Measurement};
 use offsite_seeding::staging::StagingListing;
 
 use crate::display::plural;
@@ -276,13 +277,16 @@ pub(super) struct Drives {
     size: Option<u64>,
     yes: bool,
     quiet: bool,
+    /// Time spent finding, confirming and opening drives (waiting for the user
+    /// included): not part of diskprep's measured throughput.
+    supplying: std::time::Duration,
 }
 
 impl Drives {
     /// The drives given as `--drive` flags (then asked for at a terminal); image
     /// files made at `size`.
     pub(super) fn new(given: Vec<PathBuf>, size: Option<u64>, yes: bool, quiet: bool) -> Drives {
-        Drives { given: given.into_iter(), size, yes, quiet }
+        Drives { given: given.into_iter(), size, yes, quiet, supplying: std::time::Duration::ZERO }
     }
 
     fn from_args(args: &DiskprepArgs) -> Result<Drives> {
@@ -291,12 +295,22 @@ impl Drives {
             size: args.drive_size.as_deref().map(parse_size).transpose()?,
             yes: args.yes,
             quiet: args.json,
+            supplying: std::time::Duration::ZERO,
         })
     }
 }
 
 impl DriveSupplier for Drives {
     fn next_drive(&mut self, index: u32, bytes_left: u64) -> Result<Option<DriveTarget>, DiskprepError> {
+        let started = std::time::Instant::now();
+        let drive = self.supply(index, bytes_left);
+        self.supplying += started.elapsed();
+        drive
+    }
+}
+
+impl Drives {
+    fn supply(&mut self, index: u32, bytes_left: u64) -> Result<Option<DriveTarget>, DiskprepError> {
         let failed = |e: anyhow::Error| DiskprepError::Supplier(crate::exit::describe(&e));
         let path = match self.given.next() {
             Some(path) => path,
@@ -434,12 +448,20 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     let mut drives = Drives::from_args(args)?;
     let bar = crate::progress_bar::Counter::show("diskprep", args.json);
     let progress = |p: &PrepareProgress| bar.set(p.bytes_done, p.bytes_total);
+    let started = std::time::Instant::now();
     let set = if args.resume {
         diskprep::resume(&plan.journal, &mut drives, &progress)
     } else {
         diskprep::prepare(&plan, &mut drives, &progress)
     };
+    let working = started.elapsed().saturating_sub(drives.supplying);
     drop(bar);
+    if let Ok(set) = &set {
+        // This machine's diskprep rate, for `offsite plan`.
+        let what = format!("diskprep of import job {name} ({})", plural(set.drives.len(), "drive"));
+        let measurement = Measurement::new(set.bytes_written, working.as_secs_f64(), what);
+        super::plan::record_rate(args.agent_home.as_deref(), MeasuredStep::Diskprep, measurement);
+    }
     let set = match set {
         Ok(set) => set,
         Err(DiskprepError::Stopped { remaining_bytes }) => bail!(

@@ -9,6 +9,7 @@ pub mod diskprep;
 pub mod docs;
 mod export;
 mod notifications;
+pub mod plan;
 mod protection;
 pub mod repo;
 pub mod server;

@@ -49,18 +49,15 @@ pub fn prepare_with(
     supplier: &mut dyn DriveSupplier,
     progress: &dyn Fn(&PrepareProgress),
 ) -> Result<PreparedSet, DiskprepError> {
-    let _lock = JournalLock::acquire(&plan.journal)?;
-    if let Some(done) = existing_journal(plan)? {
-        return Ok(done);
-    }
-    let listing = StagingListing::read(&plan.staging)?;
-    if listing.files.is_empty() {
-        return Err(DiskprepError::StagingEmpty { path: plan.staging.clone() });
-    }
-    if !listing.is_repository() {
-        return Err(DiskprepError::NotARepository { path: plan.staging.clone() });
-    }
-    start(plan, listing, None, options, supplier, progress)
+    prepare_checked(plan, options, supplier, progress, |listing| {
+        if listing.files.is_empty() {
+            return Err(DiskprepError::StagingEmpty { path: plan.staging.clone() });
+        }
+        if !listing.is_repository() {
+            return Err(DiskprepError::NotARepository { path: plan.staging.clone() });
+        }
+        Ok(())
+    })
 }
 
 /// [`prepare_with`] for an export job's spool: the staging location holds one
@@ -72,15 +69,31 @@ pub fn prepare_export(
     supplier: &mut dyn DriveSupplier,
     progress: &dyn Fn(&PrepareProgress),
 ) -> Result<PreparedSet, DiskprepError> {
+    prepare_checked(plan, options, supplier, progress, |listing| {
+        let repositories =
+            listing.files.iter().any(|f| f.path.split_once('/').is_some_and(|(_, rest)| rest == "config"));
+        if !repositories {
+            return Err(DiskprepError::NotARepository { path: plan.staging.clone() });
+        }
+        Ok(())
+    })
+}
+
+/// A new preparation under the journal's lock (or the set of a finished journal),
+/// once `check` accepts what the staging location holds.
+fn prepare_checked(
+    plan: &DrivePlan,
+    options: &PrepareOptions,
+    supplier: &mut dyn DriveSupplier,
+    progress: &dyn Fn(&PrepareProgress),
+    check: impl FnOnce(&StagingListing) -> Result<(), DiskprepError>,
+) -> Result<PreparedSet, DiskprepError> {
     let _lock = JournalLock::acquire(&plan.journal)?;
     if let Some(done) = existing_journal(plan)? {
         return Ok(done);
     }
     let listing = StagingListing::read(&plan.staging)?;
-    let repositories = listing.files.iter().any(|f| f.path.split_once('/').is_some_and(|(_, rest)| rest == "config"));
-    if !repositories {
-        return Err(DiskprepError::NotARepository { path: plan.staging.clone() });
-    }
+    check(&listing)?;
     start(plan, listing, None, options, supplier, progress)
 }
 

@@ -138,6 +138,8 @@ fn safe_name(name: &[u8]) -> bool {
 struct Planner<'a> {
     repo: &'a Repository,
     index: &'a MasterIndex,
+    /// Blobs of packs the index names but the storage no longer lists.
+    lost_blobs: &'a HashMap<Id, u32>,
     includes: &'a [String],
     failures: Vec<RestoreFailure>,
     plan: Plan,
@@ -148,6 +150,12 @@ impl Planner<'_> {
     fn walk(&mut self, tree: &Id, snapshot_path: &str, target: &Path) {
         let tree = match self.repo.load_tree(self.index, tree) {
             Ok(tree) => tree,
+            Err(Error::BlobNotFound(id)) if self.lost_blobs.contains_key(&id) => {
+                let reason =
+                    format!("the folder's listing (tree {}) was in a pack missing from the repository", id.short());
+                self.failures.push(RestoreFailure::new(snapshot_path, reason));
+                return;
+            }
             Err(e) => {
                 self.failures.push(RestoreFailure::new(snapshot_path, e.to_string()));
                 return;
@@ -217,6 +225,7 @@ pub fn restore(
     let mut planner = Planner {
         repo,
         index: &index,
+        lost_blobs: &lost_blobs,
         includes: &options.includes,
         failures: Vec::new(),
         plan: Plan::default(),

@@ -1,7 +1,7 @@
 //! The staging location as diskprep sees it: a folder holding an engine repository
 //! (`config`, `keys/…`, `data/xx/…`, `index/…`, `snapshots/…`), listed as regular
-//! files sorted by path. That order is the set's stream order
-//! (`docs/DRIVE-FORMAT.md`), so the listing fixes what every drive holds.
+//! files in the set's stream order ([`stream_order`], `docs/DRIVE-FORMAT.md`), so
+//! the listing fixes what every drive holds.
 //!
 //! Nothing is skipped silently: a symbolic link or a special file is an error (the
 //! engine writes neither). Left out are only the staging marker
@@ -10,6 +10,7 @@
 //! `.tmp-<name>-<12 lowercase hex>` by `offsite_engine`'s local backend, which
 //! never lists them either.
 
+use std::cmp::Ordering;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,24 @@ pub fn is_engine_temp_name(name: &str) -> bool {
     }
 }
 
+/// The set's stream order: a repository's own files (`config`, `keys/`, `index/`,
+/// `snapshots/`) before its packs, each group by path (byte order).
+///
+/// Why not plain path order: `index/` and `snapshots/` would then come after
+/// every pack and land on the set's last drives, so a middle or last drive that
+/// never arrives would take the index with it and no point could be read from
+/// the drives that did arrive. Metadata first puts it on drive 0 (it is a small
+/// share of a seed), and a drive that never arrives costs only the packs it held.
+pub fn stream_order(a: &str, b: &str) -> Ordering {
+    (is_pack_path(a), a).cmp(&(is_pack_path(b), b))
+}
+
+/// True for a pack's path, `…data/<2 hex>/<id>` (the repository at the root of
+/// the set, or in a machine's folder of a multi-machine set).
+pub fn is_pack_path(path: &str) -> bool {
+    path.rsplit('/').nth(2) == Some("data")
+}
+
 /// One regular file of the staging location.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StagingFile {
@@ -49,7 +68,7 @@ pub struct StagingFile {
     pub size: u64,
 }
 
-/// Every file of a staging location, sorted by path.
+/// Every file of a staging location, in stream order ([`stream_order`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagingListing {
     pub root: PathBuf,
@@ -58,9 +77,9 @@ pub struct StagingListing {
 }
 
 impl StagingListing {
-    /// Lists the staging location at `root`: regular files only, sorted by path
-    /// (byte order of the `/`-separated path). Refuses symbolic links, special
-    /// files and names that are not UTF-8 or not valid drive paths.
+    /// Lists the staging location at `root`: regular files only, in stream order.
+    /// Refuses symbolic links, special files and names that are not UTF-8 or not
+    /// valid drive paths.
     pub fn read(root: &Path) -> Result<StagingListing, DiskprepError> {
         let meta = match fs::metadata(root) {
             Ok(meta) => meta,
@@ -74,32 +93,40 @@ impl StagingListing {
         }
         let mut files = Vec::new();
         walk(root, "", &mut files)?;
-        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.sort_by(|a, b| stream_order(&a.path, &b.path));
         let total_bytes = files.iter().map(|f| f.size).sum();
         Ok(StagingListing { root: root.to_path_buf(), files, total_bytes })
     }
 
-    /// Builds a listing from known files (sorted here); for tests and repairs.
+    /// Builds a listing from known files (put in stream order here); for tests and repairs.
     pub fn from_files(root: &Path, mut files: Vec<StagingFile>) -> StagingListing {
-        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.sort_by(|a, b| stream_order(&a.path, &b.path));
         let total_bytes = files.iter().map(|f| f.size).sum();
         StagingListing { root: root.to_path_buf(), files, total_bytes }
     }
 
-    /// Hex BLAKE3 over every path and size, in order: equal digests mean the same
-    /// stream (repository files are named by the hash of their bytes and never
-    /// rewritten in place, so the same name and size means the same bytes).
+    /// Hex BLAKE3 over every path and size, in path order (the file list's order,
+    /// so the service can recompute it): equal digests mean the same stream
+    /// (repository files are named by the hash of their bytes and never rewritten
+    /// in place, so the same name and size means the same bytes, and the stream
+    /// order follows from the paths).
     pub fn digest(&self) -> String {
         let mut digest = ListingDigest::default();
-        for file in &self.files {
+        for file in self.in_path_order() {
             digest.add(&file.path, file.size);
         }
         digest.finish()
     }
 
-    /// The listing as the import job's file list (`crate::file_list`).
+    /// The listing as the import job's file list (`crate::file_list`), in path order.
     pub fn file_list_text(&self) -> String {
-        self.files.iter().map(|f| file_list::line(&f.path, f.size)).collect()
+        self.in_path_order().map(|f| file_list::line(&f.path, f.size)).collect()
+    }
+
+    fn in_path_order(&self) -> impl Iterator<Item = &StagingFile> {
+        let mut files: Vec<&StagingFile> = self.files.iter().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.into_iter()
     }
 
     /// True when the location holds an engine repository (it has `config`).
@@ -109,10 +136,10 @@ impl StagingListing {
 
     /// The file at `path`, if listed.
     pub fn get(&self, path: &str) -> Option<&StagingFile> {
-        self.files.binary_search_by(|f| f.path.as_str().cmp(path)).ok().map(|i| &self.files[i])
+        self.files.binary_search_by(|f| stream_order(&f.path, path)).ok().map(|i| &self.files[i])
     }
 
-    /// The first difference between this listing and `other`, in path order, as
+    /// The first difference between this listing and `other`, in stream order, as
     /// (path, what differs), for "the staging location changed" messages.
     pub fn first_difference(&self, other: &StagingListing) -> Option<(String, String)> {
         let (mut a, mut b) = (self.files.iter().peekable(), other.files.iter().peekable());
@@ -121,13 +148,13 @@ impl StagingListing {
                 (None, None) => return None,
                 (Some(x), None) => return Some((x.path.clone(), "it is no longer there".into())),
                 (None, Some(y)) => return Some((y.path.clone(), "it is new".into())),
-                (Some(x), Some(y)) => match x.path.cmp(&y.path) {
-                    std::cmp::Ordering::Less => return Some((x.path.clone(), "it is no longer there".into())),
-                    std::cmp::Ordering::Greater => return Some((y.path.clone(), "it is new".into())),
-                    std::cmp::Ordering::Equal if x.size != y.size => {
+                (Some(x), Some(y)) => match stream_order(&x.path, &y.path) {
+                    Ordering::Less => return Some((x.path.clone(), "it is no longer there".into())),
+                    Ordering::Greater => return Some((y.path.clone(), "it is new".into())),
+                    Ordering::Equal if x.size != y.size => {
                         return Some((x.path.clone(), format!("its size changed from {} to {} bytes", x.size, y.size)))
                     }
-                    std::cmp::Ordering::Equal => {
+                    Ordering::Equal => {
                         a.next();
                         b.next();
                     }
@@ -179,7 +206,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_sorted_regular_files_and_skips_engine_temp_files() {
+    fn lists_regular_files_metadata_first_and_skips_engine_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         fs::create_dir_all(root.join("data/0a")).unwrap();
@@ -194,7 +221,10 @@ mod tests {
         fs::write(root.join("keys/.tmp-odd"), b"k").unwrap();
         let listing = StagingListing::read(root).unwrap();
         let paths: Vec<_> = listing.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["config", "data/0a/x", "data/empty", "keys/.tmp-odd", "keys/k"]);
+        // The stream: everything but packs first; the file list: path order.
+        assert_eq!(paths, ["config", "data/empty", "keys/.tmp-odd", "keys/k", "data/0a/x"]);
+        assert_eq!(listing.file_list_text(), "2 config\n100 data/0a/x\n0 data/empty\n1 keys/.tmp-odd\n3 keys/k\n");
+        assert_eq!(listing.get("data/0a/x").unwrap().size, 100);
         assert_eq!(listing.total_bytes, 106);
         assert!(listing.is_repository());
         let digest = listing.digest();

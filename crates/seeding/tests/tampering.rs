@@ -193,7 +193,9 @@ fn check_flip(f: &Fixture, drive: usize, at: u64, image: &[u8]) -> Result<(), Te
             prop_assert_eq!((bad.index, &bad.problem), (block, &BlockProblem::Tampered));
             prop_assert!(report.error_log.contains(&f.set.drives[drive].drive_id));
             prop_assert!(report.error_log.contains(&format!("bad block {block}: tampered")), "{}", report.error_log);
-            let affected: Vec<String> = bad.affects.iter().map(|r| r.path.clone()).collect();
+            // The block's files in stream order; the repair list is sorted by path.
+            let mut affected: Vec<String> = bad.affects.iter().map(|r| r.path.clone()).collect();
+            affected.sort();
             prop_assert!(!affected.is_empty());
             prop_assert_eq!(&report.files_needing_repair, &affected);
             let stored = store.files();

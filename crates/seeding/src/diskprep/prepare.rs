@@ -1,4 +1,4 @@
-//! [`prepare()`] and [`resume()`]: the staging files, sorted by path, as one stream
+//! [`prepare()`] and [`resume()`]: the staging files, in stream order, as one stream
 //! cut across as many drives as needed.
 //!
 //! A reader thread reads the files ahead with large sequential reads and hands the
@@ -9,7 +9,7 @@
 //! journal how many of its blocks are durable; [`resume()`] reopens that
 //! drive and continues from there with the same drive key, rewriting at most the
 //! blocks written after the last checkpoint. That is safe because the stream is
-//! a function of the staging listing alone (sorted paths, sizes, and bytes that
+//! a function of the staging listing alone (ordered paths, sizes, and bytes that
 //! never change: repository files are named by the hash of their bytes), so each
 //! block index is rewritten with the very plaintext it held; `resume` refuses a
 //! changed listing, and the writer refuses a block whose plaintext differs from

@@ -2,8 +2,9 @@
 //! the block framing with kind `mani`.
 //!
 //! The drives of a set carry one **stream**: the staging files concatenated in the
-//! order diskprep gives them (sorted by path). Each drive holds the bytes
-//! `[stream_start, stream_end)`, cut into data blocks; its manifest lists the parts
+//! order diskprep gives them (metadata, then packs: `crate::staging::stream_order`).
+//! Each drive holds the bytes `[stream_start, stream_end)`, cut into data blocks;
+//! its manifest lists the parts
 //! of files it holds, in stream order, and the BLAKE3 digest of every data block's
 //! plaintext. A file may begin on one drive and end on the next.
 //!

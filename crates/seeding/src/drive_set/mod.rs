@@ -31,6 +31,7 @@ use offsite_engine::backend::{Backend, BackendError, BackendResult, FileInfo, Fi
 use serde::Serialize;
 
 use crate::drive::{BlockProblem, DriveError, DriveKey, DriveReader, SetId};
+use crate::staging::stream_order;
 
 pub use cache::CACHE_BYTES;
 pub use fill::{FillStats, FillingBackend};
@@ -84,7 +85,7 @@ pub enum Whereabouts {
     Present { size: u64 },
     /// Part of it is on the drives given; the ranges listed are on absent drives.
     Partial { size: u64, missing: Vec<(u64, u64, AbsentDrives)> },
-    /// Not on the drives given; by the set's order (files sorted by path), it would
+    /// Not on the drives given; by the set's stream order ([`stream_order`]), it would
     /// lie on these absent drives, if the set holds it at all.
     OnAbsentDrives(AbsentDrives),
     /// Not in the set (the drives around its place in the order are all here).
@@ -140,6 +141,8 @@ pub struct DriveSetBackend {
     files: BTreeMap<String, SetFile>,
     /// The index of the set's last drive, when one given says it is the last.
     last_index: Option<u32>,
+    /// The folder of the set this backend reads (`open_within`), without the `/`.
+    root: Option<String>,
     cache: cache::BlockCache,
 }
 
@@ -314,6 +317,7 @@ impl DriveSetBackend {
             drives,
             files,
             last_index,
+            root: root.map(str::to_string),
             cache: cache::BlockCache::new(block_size),
         })
     }
@@ -403,7 +407,7 @@ impl DriveSetBackend {
     }
 
     /// Where the file `kind`/`name` is: on the drives given, partly, on an absent
-    /// drive (found by the set's order: files sorted by path), or not in the set.
+    /// drive (found by the set's stream order, [`stream_order`]), or not in the set.
     pub fn whereabouts(&self, kind: FileKind, name: &str) -> Whereabouts {
         let path = kind.path_of(name);
         if let Some(file) = self.files.get(&path) {
@@ -414,10 +418,14 @@ impl DriveSetBackend {
             };
         }
         // The last given drive whose first path is at or before this one.
-        let k = self.drives.iter().rposition(|d| d.first_path.as_str() <= path.as_str());
+        let path = match &self.root {
+            Some(root) => format!("{root}/{path}"),
+            None => path,
+        };
+        let k = self.drives.iter().rposition(|d| stream_order(&d.first_path, &path).is_le());
         let next = k.map_or(0, |k| k + 1);
         if let Some(k) = k {
-            if path.as_str() <= self.drives[k].last_path.as_str() {
+            if stream_order(&path, &self.drives[k].last_path).is_le() {
                 return Whereabouts::NotInSet;
             }
         }

@@ -36,7 +36,7 @@ fn an_estimate_counts_what_the_backup_then_stores_and_writes_nothing() {
 
     let progress = Progress::default();
     let excludes = vec!["*.tmp".to_string()];
-    let estimated = estimate(&repo, &[source.clone()], &excludes, &progress).unwrap();
+    let estimated = estimate(&repo, std::slice::from_ref(&source), &excludes, &progress).unwrap();
     assert_eq!(repository_files(&repo), before, "the estimate wrote to the repository");
     assert!(estimated.skipped.is_empty(), "{:?}", estimated.skipped);
 

@@ -259,10 +259,13 @@ fn run_to_staging(
     // The snapshot inside is encrypted: only the agent can mark it as the seed, so
     // that its recovery point shows source "offline seed" once it is in the vault.
     options.tags.push(OFFLINE_SEED_TAG.to_string());
+    // Timed from here: opening the staging location (its free-space check walks the
+    // protected paths) is part of what the planner's staging step costs.
+    let started = std::time::Instant::now();
     let staging = crate::offline::open_staging(home, offline, &options.paths)?;
     let outcome = archiver::backup(&staging, &options, progress)?;
     describe(&outcome.snapshot.summary, report);
-    record_staging_rate(home, offline, &outcome.snapshot.summary);
+    record_staging_rate(home, offline, outcome.snapshot.summary.bytes_read, started.elapsed().as_secs_f64());
     report.message = Some(format!(
         "offline backup into the staging location {} for import job {}: {}",
         offline.staging.display(),
@@ -280,14 +283,10 @@ fn run_to_staging(
 
 /// Keeps the staging backup's throughput over the source for `offsite plan`: a
 /// failure to keep it is logged, never the backup's.
-fn record_staging_rate(
-    home: &AgentHome,
-    offline: &crate::config::OfflineSeeding,
-    summary: &offsite_engine::repofile::snapshot::BackupSummary,
-) {
+fn record_staging_rate(home: &AgentHome, offline: &crate::config::OfflineSeeding, bytes_read: u64, seconds: f64) {
     use offsite_seeding::measured::{MeasuredRates, MeasuredStep, Measurement};
     let what = format!("staging backup for import job {}", offline.import_job);
-    let Some(measurement) = Measurement::new(summary.bytes_read, summary.duration_seconds, what) else { return };
+    let Some(measurement) = Measurement::new(bytes_read, seconds, what) else { return };
     let path = home.measured_rates_file();
     if let Err(err) = MeasuredRates::record(&path, MeasuredStep::StagingBackup, measurement) {
         tracing::warn!("{err}");

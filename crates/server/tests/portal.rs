@@ -1086,3 +1086,52 @@ fn a_soft_deleted_recovery_point_is_listed_and_undeleted_from_the_portal() {
     assert_eq!(protection.soft_delete_days, Some(14));
     assert_eq!(protection.requests[0].state.to_string(), "rejected");
 }
+
+#[test]
+fn the_offline_backup_page_plans_shipping_against_uploading() {
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let user = CreatePortalUser {
+        email: "it@alpha.example".into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(a.subscription_id.clone()),
+    };
+    service.operator().create_portal_user(&user).unwrap();
+    let http = browser_like(&service);
+    let page = format!("/portal/subscriptions/{}/import-jobs", a.subscription_id);
+    let session = sign_in(&http, &service, "it@alpha.example", &page);
+
+    let empty = get(&http, &service, &page, &session.cookie);
+    assert!(empty.body.contains(r#"<form method="get""#) && empty.body.contains(r#"name="uplink""#), "{}", empty.body);
+    assert!(!empty.body.contains(r#"id="plan""#), "no estimate before the form is sent: {}", empty.body);
+
+    // The same figures as `offsite plan --size 10TiB --uplink 20Mbit/s`.
+    let planned =
+        get(&http, &service, &format!("{page}?size=10TiB&uplink=20Mbit%2Fs&change_rate=&drive_size="), &session.cookie);
+    assert_eq!(planned.status, 200, "{}", planned.body);
+    let body = &planned.body;
+    assert!(body.contains(r#"id="plan-initial""#) && body.contains(r#"id="plan-restore""#), "{body}");
+    assert!(body.contains("56.6 days") && body.contains("5.12 days") && body.contains("2 drives"), "{body}");
+    assert!(body.contains("Recommended: on drives."), "{body}");
+    assert!(body.contains(r#"value="10TiB""#), "the form keeps what was typed: {body}");
+
+    let thin = get(&http, &service, &format!("{page}?size=12TiB&uplink=10Mbit%2Fs"), &session.cookie);
+    assert!(thin.body.contains("does not fit the uplink") && thin.body.contains("13.6 Mbit/s"), "{}", thin.body);
+
+    // Bad fields are named, with the form they take; the page still answers 200.
+    let bad = get(&http, &service, &format!("{page}?size=12XB&uplink=fast&shipping_days=soon"), &session.cookie);
+    assert_eq!(bad.status, 200, "{}", bad.body);
+    assert!(bad.body.contains(r#"id="plan-errors""#), "{}", bad.body);
+    for needle in
+        ["Size: &#39;12XB&#39; is not a size", "12TiB", "Uplink: &#39;fast&#39; is not a rate", "Shipping days:"]
+    {
+        assert!(
+            bad.body.contains(needle) || bad.body.contains(&needle.replace("&#39;", "'")),
+            "{needle}: {}",
+            bad.body
+        );
+    }
+    assert!(!bad.body.contains(r#"id="plan""#), "{}", bad.body);
+    let missing = get(&http, &service, &format!("{page}?size=1TB&uplink="), &session.cookie);
+    assert!(missing.body.contains("Uplink: required"), "{}", missing.body);
+}

@@ -218,6 +218,9 @@ fn ingest_command(
             err => Err(reported(err)),
         }
     };
+    // Timed from here (admission, unlocking, reading, uploading, packaging after the
+    // last drive): this station's ingest rate, for `offsite plan` on this machine.
+    let started = std::time::Instant::now();
     let admitted = match station.admit(drive) {
         Ok(admitted) => admitted,
         Err(err) => return refused(err),
@@ -231,7 +234,6 @@ fn ingest_command(
         bar.get_or_init(|| crate::progress_bar::Counter::show("ingest", args.json)).set(p.bytes_done, p.bytes_total)
     };
     let job = admitted.job().name.clone();
-    let started = std::time::Instant::now();
     let outcome = station.ingest_admitted(admitted, &key, &progress);
     let seconds = started.elapsed().as_secs_f64();
     drop(bar);

@@ -405,6 +405,9 @@ struct Prepared<'a> {
 }
 
 fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
+    // Timed from here to the import job's registration, less the time spent on
+    // drives' questions: this machine's diskprep rate, for `offsite plan`.
+    let started = std::time::Instant::now();
     let name = &job.marker.import_job;
     // A staging location configured before the agent checked names: refused
     // before a drive is formatted, not when the service is asked to create the job.
@@ -448,20 +451,12 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     let mut drives = Drives::from_args(args)?;
     let bar = crate::progress_bar::Counter::show("diskprep", args.json);
     let progress = |p: &PrepareProgress| bar.set(p.bytes_done, p.bytes_total);
-    let started = std::time::Instant::now();
     let set = if args.resume {
         diskprep::resume(&plan.journal, &mut drives, &progress)
     } else {
         diskprep::prepare(&plan, &mut drives, &progress)
     };
-    let working = started.elapsed().saturating_sub(drives.supplying);
     drop(bar);
-    if let Ok(set) = &set {
-        // This machine's diskprep rate, for `offsite plan`.
-        let what = format!("diskprep of import job {name} ({})", plural(set.drives.len(), "drive"));
-        let measurement = Measurement::new(set.bytes_written, working.as_secs_f64(), what);
-        super::plan::record_rate(args.agent_home.as_deref(), MeasuredStep::Diskprep, measurement);
-    }
     let set = match set {
         Ok(set) => set,
         Err(DiskprepError::Stopped { remaining_bytes }) => bail!(
@@ -490,6 +485,10 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     };
     let view = job.client.create_import_job(&job.marker.subscription_id, &request)?;
     let view = register_file_list(job, &view, &plan.journal, staging)?;
+    let working = started.elapsed().saturating_sub(drives.supplying);
+    let what = format!("diskprep of import job {name} ({})", plural(set.drives.len(), "drive"));
+    let measurement = Measurement::new(set.bytes_written, working.as_secs_f64(), what);
+    super::plan::record_rate(args.agent_home.as_deref(), MeasuredStep::Diskprep, measurement);
     if args.json {
         println!(
             "{}",

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use offsite_api::files::{PublishSettings, VaultCredentials, XmlCredentialFile};
 use offsite_api::types::*;
+use offsite_seeding::plan::{self, Plan, PlanInputs};
 
 use super::charts::{bar_chart, line_chart, Point};
 use super::layout::{bytes, page, progress, when, when_opt, PortalFailure};
@@ -577,10 +578,163 @@ pub async fn upload_certificate(
     Ok(Redirect::to(&format!("/portal/subscriptions/{subscription_id}/application?added={added}")).into_response())
 }
 
+/// The planner form's fields, as typed (`offsite plan`'s options).
+#[derive(Debug, Default, Deserialize)]
+pub struct PlanQuery {
+    size: Option<String>,
+    uplink: Option<String>,
+    downlink: Option<String>,
+    change_rate: Option<String>,
+    drive_size: Option<String>,
+    shipping_days: Option<String>,
+}
+
+impl PlanQuery {
+    /// The plan for the fields, the refusals naming their field, or `None` before
+    /// the form was sent. Rates of diskprep, ingest and export are the planner's
+    /// defaults: the service has not measured the customer's machines.
+    fn plan(&self) -> Option<Result<Plan, Vec<String>>> {
+        fn given(field: &Option<String>) -> Option<&str> {
+            field.as_deref().map(str::trim).filter(|t| !t.is_empty())
+        }
+        if given(&self.size).is_none() && given(&self.uplink).is_none() {
+            return None;
+        }
+        let mut errors = Vec::new();
+        let mut read =
+            |label: &str, field: &Option<String>, required: bool, parse: &dyn Fn(&str) -> Result<(), String>| {
+                match given(field) {
+                    None if required => errors.push(format!("{label}: required, e.g. {}", example(label))),
+                    None => {}
+                    Some(text) => {
+                        if let Err(e) = parse(text) {
+                            errors.push(format!("{label}: {e}"))
+                        }
+                    }
+                }
+            };
+        let check = |r: Result<(), plan::PlanInputError>| r.map_err(|e| e.to_string());
+        read("Size", &self.size, true, &|t| check(plan::parse_size(t).map(drop)));
+        read("Uplink", &self.uplink, true, &|t| check(plan::parse_rate(t).map(drop)));
+        read("Downlink", &self.downlink, false, &|t| check(plan::parse_rate(t).map(drop)));
+        read("Change rate", &self.change_rate, false, &|t| check(plan::parse_change_rate(t).map(drop)));
+        read("Drive size", &self.drive_size, false, &|t| check(plan::parse_size(t).map(drop)));
+        read("Shipping days", &self.shipping_days, false, &|t| check(plan::parse_days(t).map(drop)));
+        if !errors.is_empty() {
+            return Some(Err(errors));
+        }
+        // Every field parsed above.
+        let size = plan::parse_size(given(&self.size)?).ok()?;
+        let uplink = plan::parse_rate(given(&self.uplink)?).ok()?;
+        let mut inputs = PlanInputs::new(size, uplink);
+        if let Some(rate) = given(&self.downlink).and_then(|t| plan::parse_rate(t).ok()) {
+            inputs.downlink = rate;
+        }
+        if let Some(rate) = given(&self.change_rate).and_then(|t| plan::parse_change_rate(t).ok()) {
+            inputs.change_rate = rate;
+        }
+        if let Some(bytes) = given(&self.drive_size).and_then(|t| plan::parse_size(t).ok()) {
+            inputs.drive_size = bytes;
+        }
+        if let Some(days) = given(&self.shipping_days).and_then(|t| plan::parse_days(t).ok()) {
+            inputs.shipping_days = days;
+        }
+        Some(Ok(plan::plan(&inputs)))
+    }
+}
+
+fn example(label: &str) -> &'static str {
+    match label {
+        "Size" => "12TiB",
+        _ => "50Mbit/s",
+    }
+}
+
+/// The planner on the offline-backup page: a GET form, and the estimate for it.
+fn planner_markup(subscription_id: &str, query: &PlanQuery) -> Markup {
+    let value = |field: &Option<String>| field.clone().unwrap_or_default();
+    let field = |id: &str, label: &str, current: String, placeholder: &str| {
+        html! {
+            label for=(id) { (label) }
+            input #(id) type="text" name=(id) value=(current) placeholder=(placeholder);
+        }
+    };
+    html! {
+        section #planner {
+            h2 { "Ship or upload? Plan the first backup" }
+            p { "How long the first full backup, and a full restore, take over the network and on drives, and whether the daily incremental fits the uplink. "
+                code { "offsite agent offline estimate" } " on the source machine measures the size (compressed and deduplicated); "
+                code { "offsite plan" } " there uses the rates that machine measured." }
+            form method="get" action={ "/portal/subscriptions/" (subscription_id) "/import-jobs" } {
+                (field("size", "Size of the backup", value(&query.size), "e.g. 12TiB"))
+                (field("uplink", "Uplink", value(&query.uplink), "e.g. 50Mbit/s"))
+                (field("downlink", "Downlink (default: the uplink)", value(&query.downlink), "e.g. 200Mbit/s"))
+                (field("change_rate", "Change rate (default 1%/day)", value(&query.change_rate), "1%/day"))
+                (field("drive_size", "Drive size (default 10TB)", value(&query.drive_size), "10TB"))
+                (field("shipping_days", "Shipping days (default 3)", value(&query.shipping_days), "3"))
+                button type="submit" { "Estimate" }
+            }
+            @match query.plan() {
+                None => {},
+                Some(Err(errors)) => div.error role="alert" #plan-errors { @for e in &errors { p { (e) } } },
+                Some(Ok(plan)) => (plan_markup(&plan)),
+            }
+        }
+    }
+}
+
+fn plan_markup(plan: &Plan) -> Markup {
+    let i = &plan.inputs;
+    let transfer = |title: &str, id: &str, t: &plan::TransferPlan| {
+        html! {
+            h3 { (title) }
+            div.scroll { table #(id) {
+                thead { tr { th scope="col" { "Route" } th scope="col" { "Days" } th scope="col" { "How" } } }
+                tbody {
+                    tr { td { "Over the network" } td { (plan::duration(t.network_days)) }
+                         td { "at " (t.link.bits()) ", " (format!("{:.0}", i.network_efficiency * 100.0)) "% of it" } }
+                    tr { td { "On drives" } td { (plan::duration(t.drive_days)) }
+                         td { (offsite_api::size::plural(t.drives_needed, "drive")) ": "
+                              @for (n, step) in t.drive_steps.iter().enumerate() {
+                                  @if n > 0 { ", " }
+                                  (step.name) " " (plan::duration(step.days))
+                                  @if let Some(rate) = step.rate { " at " (rate.bytes()) }
+                              } } }
+                }
+            } }
+            p.recommendation { strong { "Recommended: " (t.recommended) "." } " " (capitalised(&t.reason)) }
+        }
+    };
+    let d = &plan.daily_incremental;
+    html! {
+        div #plan {
+            (transfer("First backup", "plan-initial", &plan.initial_backup))
+            (transfer("Full restore", "plan-restore", &plan.full_restore))
+            h3 { "Daily incremental" }
+            @if d.fits {
+                p.ok #plan-incremental { (bytes(d.bytes_per_day)) " a day fits the uplink: it is busy "
+                    (format!("{:.0}", d.share_of_day * 100.0)) "% of the day sending it." }
+            } @else {
+                p.error #plan-incremental { (bytes(d.bytes_per_day)) " a day does not fit the uplink: sending it takes "
+                    (plan::duration(d.share_of_day)) " a day. The uplink would need at least " (d.uplink_needed.bits()) "." }
+            }
+            p { "Rates assumed here: staging backup " (i.backup_rate.bytes()) ", diskprep " (i.prep_rate.bytes())
+                ", ingest " (i.ingest_rate.bytes()) ", export " (i.export_rate.bytes())
+                ". " code { "offsite plan" } " on the source machine uses the rates it measured." }
+        }
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 pub async fn import_jobs(
     State(state): State<AppState>,
     who: SignedIn,
     Path(subscription_id): Path<String>,
+    Query(query): Query<PlanQuery>,
 ) -> PageResult {
     let subscription = subscriptions::managed(&state, &who.principal, &subscription_id).await?;
     let jobs = import_jobs::list(&state, &who.principal, &subscription.id).await?;
@@ -599,6 +753,7 @@ pub async fn import_jobs(
                     td { (progress(job_percent(job), &format!("import job {}", job.name))) }
                 } } }
             } } }
+            (planner_markup(&subscription.id, &query))
         },
     ))
 }

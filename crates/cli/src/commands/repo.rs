@@ -481,7 +481,7 @@ fn open_drives(ctx: &RepoSession, drives: &FromDrives) -> Result<(Repository, Op
         for file in &report.damaged_files {
             for range in &file.ranges {
                 eprintln!(
-                    "offsite: {}: bytes {}..{} {}",
+                    "offsite: {}: bytes {}..{}: {}",
                     file.path,
                     range.offset,
                     range.offset + range.length,

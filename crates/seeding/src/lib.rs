@@ -20,6 +20,7 @@
 
 pub mod admission;
 pub mod application;
+pub mod custody;
 pub mod diskprep;
 pub mod drive;
 pub mod file_list;
@@ -27,3 +28,4 @@ pub mod import_job;
 pub mod ingest;
 pub mod staging;
 pub mod station;
+pub mod wipe;

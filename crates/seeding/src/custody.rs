@@ -426,10 +426,9 @@ impl fmt::Display for CustodyProblem {
                 write!(f, "event {seq} is listed after event {after}: the events were re-ordered")
             }
             CustodyProblem::Duplicate { seq } => write!(f, "event {seq} appears twice"),
-            CustodyProblem::Altered { seq } => write!(
-                f,
-                "event {seq} was altered: its content does not match the hash it was signed with"
-            ),
+            CustodyProblem::Altered { seq } => {
+                write!(f, "event {seq} was altered: its content does not match the hash it was signed with")
+            }
             CustodyProblem::BrokenLink { seq } => write!(
                 f,
                 "event {seq} does not follow the event before it (its prev is not that event's hash): an event was \
@@ -795,7 +794,8 @@ mod tests {
         assert_eq!(report.problems, [CustodyProblem::Missing { from: 4, to: 4 }], "{:?}", report.problems);
         assert_eq!(report.problems[0].to_string(), "event 4 is missing: the log goes from event 3 to 5");
         // The event after the gap is marked, the rest still verify.
-        let flags: Vec<(u64, bool)> = report.drives.iter().flat_map(|d| &d.events).map(|h| (h.seq, h.verified)).collect();
+        let flags: Vec<(u64, bool)> =
+            report.drives.iter().flat_map(|d| &d.events).map(|h| (h.seq, h.verified)).collect();
         assert!(flags.contains(&(5, false)) && flags.contains(&(3, true)), "{flags:?}");
 
         let mut events = world.events.clone();
@@ -886,7 +886,8 @@ mod tests {
     #[test]
     fn a_drive_does_not_go_back_in_its_life() {
         let world = world();
-        let before: Vec<&CustodyEvent> = world.events.iter().filter(|e| e.drive_id.as_deref() == Some("aa01")).collect();
+        let before: Vec<&CustodyEvent> =
+            world.events.iter().filter(|e| e.drive_id.as_deref() == Some("aa01")).collect();
         assert_eq!(check_order(IMPORT, &before, CustodyEventKind::Prepared), Err(CustodyEventKind::Shipped));
         assert_eq!(check_order(IMPORT, &before, CustodyEventKind::Returned), Ok(()));
         assert_eq!(check_order(IMPORT, &before, CustodyEventKind::Destroyed), Ok(()));

@@ -4,6 +4,7 @@
 
 pub(crate) mod adoption;
 pub(crate) mod applications;
+mod custody;
 pub(crate) mod datacenters;
 pub(crate) mod import_jobs;
 pub(crate) mod jobs;
@@ -122,6 +123,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(storage_accounts::router())
         .merge(datacenters::router())
         .merge(import_jobs::router())
+        .merge(custody::router())
         .merge(applications::router())
         .merge(adoption::router())
         .merge(portal_users::router())

@@ -69,7 +69,10 @@ pub struct Wiped {
 impl Wiped {
     /// The event's details: `method=crypto-erase bytes=65536`.
     pub fn details(&self) -> String {
-        format!("method={} bytes={}", self.method.name(), self.bytes_written)
+        match self.method {
+            WipeMethod::Destroyed => "method=destroyed".to_string(),
+            method => format!("method={} bytes={}", method.name(), self.bytes_written),
+        }
     }
 }
 

@@ -90,8 +90,9 @@ async fn signer_of(state: &AppState, principal: &Principal, event: &CustodyEvent
                 .into(),
                 public_key: hex::encode(public),
                 description: format!(
-                    "certificate {thumbprint} of the offline-seeding application {application_id} of subscription \
-                     {subscription_id}"
+                    "offline-seeding application {application_id} of subscription {subscription_id} (certificate \
+                     {}…)",
+                    thumbprint.get(..16).unwrap_or(thumbprint)
                 ),
                 registered: state.now(),
             };

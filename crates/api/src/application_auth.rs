@@ -164,6 +164,27 @@ impl Signer {
         })
     }
 
+    pub fn application_id(&self) -> &str {
+        &self.application_id
+    }
+
+    /// Uppercase hex SHA-256 of the certificate.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// Whether the key is Ed25519 (else ECDSA P-256).
+    pub fn is_ed25519(&self) -> bool {
+        matches!(self.key, Key::Ed25519(_))
+    }
+
+    /// A signature with the application's key over `message` (ECDSA as ASN.1 DER),
+    /// for other signed statements than requests (custody events): their messages
+    /// open with their own context line, so one is never taken for another.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        self.key.sign(&self.rng, message)
+    }
+
     /// The public key (SEC1 uncompressed point for ECDSA, 32 bytes for Ed25519).
     pub fn public_key(&self) -> &[u8] {
         match &self.key {

@@ -425,7 +425,34 @@ impl Client {
         datacenter_id: &str,
         valid_days: Option<u32>,
     ) -> ApiResult<StationCredentialIssued> {
-        self.post(&format!("/datacenters/{datacenter_id}/station-credentials"), &IssueStationCredential { valid_days })
+        self.issue_station_credential_with_key(datacenter_id, valid_days, None)
+    }
+
+    /// Like [`Client::issue_station_credential`], registering the Ed25519 public key
+    /// (64 hex digits) the station signs custody events with.
+    pub fn issue_station_credential_with_key(
+        &self,
+        datacenter_id: &str,
+        valid_days: Option<u32>,
+        signing_key: Option<&str>,
+    ) -> ApiResult<StationCredentialIssued> {
+        let body = IssueStationCredential { valid_days, signing_key: signing_key.map(str::to_string) };
+        self.post(&format!("/datacenters/{datacenter_id}/station-credentials"), &body)
+    }
+
+    /// An import job's custody log, with the keys its events name.
+    pub fn import_job_custody(&self, import_job_id: &str) -> ApiResult<crate::types::CustodyLog> {
+        self.get(&format!("/import-jobs/{import_job_id}/custody"))
+    }
+
+    /// Appends a signed event to an import job's custody log; 409 when the log
+    /// grew meanwhile (read it again and sign the next event).
+    pub fn append_import_job_custody(
+        &self,
+        import_job_id: &str,
+        event: &crate::types::CustodyEvent,
+    ) -> ApiResult<crate::types::CustodyEvent> {
+        self.post(&format!("/import-jobs/{import_job_id}/custody"), event)
     }
 
     pub fn station_credentials(&self, datacenter_id: &str) -> ApiResult<Vec<StationCredential>> {

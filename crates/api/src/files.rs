@@ -374,6 +374,11 @@ pub struct StationCredentials {
     pub datacenter_id: String,
     pub datacenter: String,
     pub token: String,
+    /// The station's Ed25519 signing key for custody events: its 32-byte seed in
+    /// 64 hex digits (the service holds the public key, registered when the
+    /// credential was issued). Absent in files issued before custody logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 impl StationCredentials {
@@ -457,6 +462,7 @@ mod tests {
             datacenter_id: "dc_1".into(),
             datacenter: "west".into(),
             token: "stn_1.secret".into(),
+            signing_key: Some("ab".repeat(32)),
         };
         creds.write(&path).unwrap();
         assert_eq!(StationCredentials::read(&path).unwrap(), creds);

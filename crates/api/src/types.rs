@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+mod custody;
 mod notifications;
 mod protection;
+pub use custody::*;
 pub use notifications::*;
 pub use protection::*;
 
@@ -349,6 +351,9 @@ pub struct StationCredential {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked: Option<OffsetDateTime>,
+    /// The Ed25519 public key (hex) it signs custody events with, if it was issued with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 /// Asks for a new station credential of a datacenter.
@@ -357,6 +362,12 @@ pub struct StationCredential {
 pub struct IssueStationCredential {
     /// Days until it stops working (1 to 3650); without it, until revoked.
     pub valid_days: Option<u32>,
+    /// The Ed25519 public key (64 hex digits) the station signs custody events
+    /// with; its private key goes into the station credentials file. Without it
+    /// the credential cannot sign custody events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")]
+    pub signing_key: Option<String>,
 }
 
 /// A new station credential, returned once: only its hash is stored.

@@ -14,12 +14,14 @@
 //! | 15 | this machine is not registered |
 //! | 16 | nothing was done: steps by hand are needed, and they are printed (certgen: the application exists) |
 //! | 17 | a drive was refused or read with damage: the report names what to do |
+//! | 18 | a chain of custody does not verify: the report names each event at fault |
 
 use offsite_engine::Error;
 
 pub const INCOMPLETE: u8 = 3;
 pub const MANUAL_STEPS: u8 = 16;
 pub const DRIVE_PROBLEM: u8 = 17;
+pub const CUSTODY_BROKEN: u8 = 18;
 
 /// What the user reads: the error chain joined, without debug dumps.
 pub fn describe(err: &anyhow::Error) -> String {

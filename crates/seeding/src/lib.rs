@@ -31,6 +31,7 @@
 
 pub mod admission;
 pub mod application;
+pub mod custody;
 pub mod diskprep;
 pub mod drive;
 pub mod drive_set;
@@ -43,3 +44,4 @@ pub mod measured;
 pub mod plan;
 pub mod staging;
 pub mod station;
+pub mod wipe;

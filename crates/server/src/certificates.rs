@@ -101,6 +101,22 @@ pub fn verify(der: &[u8], message: &[u8], signature: &[u8]) -> bool {
     cert.verify_signature(parsed.key.algorithm(), message, signature).is_ok()
 }
 
+/// The certificate's public key: its kind, and the subjectPublicKey's bytes (the
+/// SEC1 uncompressed point for ECDSA P-256, the 32 bytes for Ed25519), as custody
+/// logs list it for verifiers without an X.509 parser.
+pub fn public_key(der: &[u8]) -> Option<(KeyKind, Vec<u8>)> {
+    let parsed = parse_der(der).ok()?;
+    let cert_der = CertificateDer::from(der);
+    let cert = EndEntityCert::try_from(&cert_der).ok()?;
+    let spki = cert.subject_public_key_info();
+    // SubjectPublicKeyInfo ::= SEQUENCE { algorithm SEQUENCE, subjectPublicKey BIT STRING }
+    let (_, content, _) = tlv(spki.as_ref())?;
+    let (_, _, rest) = tlv(content)?;
+    let (tag, bits, _) = tlv(rest)?;
+    let (&unused, key) = bits.split_first()?;
+    (tag == 0x03 && unused == 0).then(|| (parsed.key, key.to_vec()))
+}
+
 /// One DER element: (tag, content, what follows). Lengths up to 4 bytes.
 fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *input.first()?;
@@ -175,6 +191,23 @@ mod tests {
         assert!(parsed.not_after.is_some_and(|t| (t - in_two_years).abs() < 86_400), "{:?}", parsed.not_after);
         let b64 = base64::engine::general_purpose::STANDARD.encode(&generated.cert_der);
         assert_eq!(parse_upload(&b64).unwrap().thumbprint, generated.thumbprint);
+    }
+
+    #[test]
+    fn the_public_key_is_the_one_the_signer_holds() {
+        let generated = offsite_seeding::application::generate("sub_1").unwrap();
+        let (kind, key) = public_key(&generated.cert_der).unwrap();
+        assert_eq!(kind, KeyKind::EcdsaP256);
+        let identity = offsite_api::application_auth::ApplicationIdentity {
+            application_id: "app".into(),
+            thumbprint: generated.thumbprint.clone(),
+            key_pem: generated.key_pem.clone(),
+        };
+        let signer = offsite_api::application_auth::Signer::new(&identity).unwrap();
+        assert_eq!(key, signer.public_key());
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&ed).unwrap();
+        assert_eq!(public_key(cert.der()).unwrap(), (KeyKind::Ed25519, ed.public_key_raw().to_vec()));
     }
 
     #[test]

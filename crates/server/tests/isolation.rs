@@ -200,7 +200,9 @@ impl Operation {
 
     /// Whose credential a scoped operation is for, within one tenant.
     fn side(&self) -> Side {
-        if OPERATOR_SCOPED.iter().any(|(m, t)| *m == self.method && *t == self.template) {
+        if SIGNER_SCOPED.iter().any(|(m, t)| *m == self.method && *t == self.template) {
+            Side::Signers
+        } else if OPERATOR_SCOPED.iter().any(|(m, t)| *m == self.method && *t == self.template) {
             Side::Operator
         } else if BOTH_SCOPED.iter().any(|(m, t)| *m == self.method && *t == self.template) || self.is_export_customer()
         {
@@ -257,7 +259,15 @@ enum Side {
     Both,
     /// The datacenter operator's steps on a tenant's resource.
     Operator,
+    /// Signed custody events: only those who sign them with their own keys (the
+    /// tenant's application, the station of its job's datacenter), not the
+    /// subscription, its machines or the operator, who hold no key.
+    Signers,
 }
+
+/// Operations whose body is signed by the caller's own key (`World::send` signs
+/// it for A's application and A's station).
+const SIGNER_SCOPED: &[(&str, &str)] = &[("POST", "/api/v1/import-jobs/{import_job_id}/custody")];
 
 /// Operations on a tenant's resources (or a datacenter's) that only the operator,
 /// and for some the station of the job's datacenter (`STATION_ALLOWED`), may call.
@@ -301,6 +311,8 @@ const STATION_ALLOWED: &[(&str, &str)] = &[
     ("PUT", "/api/v1/import-jobs/{import_job_id}/files"),
     ("PUT", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}"),
     ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
+    ("GET", "/api/v1/import-jobs/{import_job_id}/custody"),
+    ("POST", "/api/v1/import-jobs/{import_job_id}/custody"),
     // An export job's station steps, and its view (without recovery keys).
     ("GET", "/api/v1/datacenters/{datacenter_id}/export-jobs"),
     ("GET", "/api/v1/export-jobs/{export_job_id}"),
@@ -346,6 +358,8 @@ const APPLICATION_ALLOWED: &[(&str, &str)] = &[
     ("GET", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}"),
     ("PUT", "/api/v1/import-jobs/{import_job_id}/file-list"),
     ("GET", "/api/v1/import-jobs/{import_job_id}/missing-files"),
+    ("GET", "/api/v1/import-jobs/{import_job_id}/custody"),
+    ("POST", "/api/v1/import-jobs/{import_job_id}/custody"),
 ];
 
 /// The import job's steps, in the order of its life cycle, so the positive control
@@ -431,6 +445,8 @@ struct World {
     removed_certificate: offsite_api::application_auth::ApplicationIdentity,
     /// Station credentials of A's datacenter, of B's, and one of A's the operator revoked.
     own_station_token: String,
+    /// The signing key A's station signs custody events with.
+    own_station_key: offsite_seeding::custody::StationKey,
     other_station_token: String,
     revoked_station_token: String,
     used_registration: String,
@@ -469,8 +485,11 @@ impl World {
             key_pem: retired.key_pem,
         };
         let operator = service.operator();
-        let own_station_token =
-            operator.issue_station_credential(&a.datacenter_id, None).expect("a station credential").station_credential;
+        let own_station_key = offsite_seeding::custody::StationKey::generate();
+        let own_station_token = operator
+            .issue_station_credential_with_key(&a.datacenter_id, None, Some(&own_station_key.public_hex()))
+            .expect("a station credential")
+            .station_credential;
         let other_station_token =
             operator.issue_station_credential(&b.datacenter_id, None).expect("a station credential").station_credential;
         let revoked = operator.issue_station_credential(&a.datacenter_id, Some(30)).expect("a station credential");
@@ -486,6 +505,7 @@ impl World {
             revoked_token,
             removed_certificate,
             own_station_token,
+            own_station_key,
             other_station_token,
             revoked_station_token,
             used_registration,
@@ -747,8 +767,38 @@ impl World {
     }
 
     fn send(&self, op: &Operation, request: &Request, who: Who) -> Reply {
-        let authorization = self.authorization(who, &op.method, &request.path, &request.body.bytes());
-        self.service.send(&op.method, &request.path, authorization.as_deref(), &request.body, &[])
+        let signed = self.signed_body(op, who);
+        let body = signed.as_ref().unwrap_or(&request.body);
+        let authorization = self.authorization(who, &op.method, &request.path, &body.bytes());
+        self.service.send(&op.method, &request.path, authorization.as_deref(), body, &[])
+    }
+
+    /// The body of a signed operation as `who` signs it with its own key: a
+    /// custody event after the last one of A's job's log, `prepared` by A's
+    /// application, `received` by A's station. Others send the generic body.
+    fn signed_body(&self, op: &Operation, who: Who) -> Option<Body> {
+        use offsite_api::types::{CustodyEventKind, CustodyLog};
+        use offsite_seeding::custody::{seal, CustodySigner, Draft};
+        if op.side() != Side::Signers {
+            return None;
+        }
+        let (signer, kind) = match who {
+            Who::OwnApplication => {
+                let signer = offsite_api::application_auth::Signer::new(&self.a.application).expect("A's key");
+                (CustodySigner::Application(signer), CustodyEventKind::Prepared)
+            }
+            Who::OwnStation => {
+                (self.own_station_key.signer(id_of(&self.own_station_token)), CustodyEventKind::Received)
+            }
+            _ => return None,
+        };
+        let path = format!("/api/v1/import-jobs/{}/custody", self.a.import_job_id);
+        let log = self.service.call("GET", &path, Some(&self.service.operator_token), &Body::Empty);
+        let log: CustodyLog = serde_json::from_str(&log.text()).expect("A's custody log");
+        let now = time::OffsetDateTime::now_utc();
+        let draft = Draft::new("import", &log.job_id, Some(self.a.drive_id.clone()), kind, now, "probe");
+        let event = seal(&draft, &log.events, &signer).expect("a sealed event");
+        Some(Body::Json(serde_json::to_value(event).expect("JSON")))
     }
 
     /// Sends and records; checks the status, that refusals are JSON error bodies,
@@ -1206,6 +1256,7 @@ fn own_credentials_succeed_on_their_side() {
             Side::Machine => (&[Who::OwnMachine], &[Who::OwnSubscription]),
             Side::Both => (&[Who::OwnSubscription, Who::OwnMachine], &[]),
             Side::Operator => (&[Who::Operator], &[Who::OwnSubscription, Who::OwnMachine]),
+            Side::Signers => (&[], &[Who::OwnSubscription, Who::OwnMachine, Who::Operator]),
         };
         // The application is an owner of what offline seeding needs, refused the rest.
         let (mut owners, mut others) = (owners.to_vec(), others.to_vec());
@@ -1216,7 +1267,11 @@ fn own_credentials_succeed_on_their_side() {
         }
         // So is the station of the job's datacenter, first: the operator then
         // repeats a step the station took, which the life cycle may refuse (409).
-        if op.for_station() {
+        // A signed custody event: the application's `prepared` comes before the
+        // station's `received` in a drive's life.
+        if op.for_station() && op.side() == Side::Signers {
+            owners.push(Who::OwnStation);
+        } else if op.for_station() {
             owners.insert(0, Who::OwnStation);
         } else {
             others.push(Who::OwnStation);

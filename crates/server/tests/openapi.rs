@@ -11,6 +11,8 @@ use serde_json::Value;
 /// Every operation the service has today. The document may grow; it may not lose one.
 const KNOWN: &[(&str, &str)] = &[
     ("get", "/api/v1/whoami"),
+    ("get", "/api/v1/import-jobs/{import_job_id}/custody"),
+    ("post", "/api/v1/import-jobs/{import_job_id}/custody"),
     ("post", "/api/v1/subscriptions"),
     ("get", "/api/v1/subscriptions"),
     ("get", "/api/v1/subscriptions/{subscription_id}"),

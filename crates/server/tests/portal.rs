@@ -1135,3 +1135,48 @@ fn the_offline_backup_page_plans_shipping_against_uploading() {
     let missing = get(&http, &service, &format!("{page}?size=1TB&uplink="), &session.cookie);
     assert!(missing.body.contains("Uplink: required"), "{}", missing.body);
 }
+
+/// The import job's page shows its chain of custody, verified by the same
+/// function `offsite diskprep --verify-custody` runs, with who handled each
+/// drive: the application that prepared it and the station that received it.
+#[test]
+fn the_import_job_page_shows_its_verified_chain_of_custody() {
+    use offsite_api::types::CustodyEventKind;
+    use offsite_seeding::custody::{CustodySigner, Recorder, StationKey};
+    let service = Service::start();
+    let a = service.tenant("alpha");
+    let user = CreatePortalUser {
+        email: "it@alpha.example".into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(a.subscription_id.clone()),
+    };
+    service.operator().create_portal_user(&user).unwrap();
+    let http = browser_like(&service);
+    let session = sign_in(&http, &service, "it@alpha.example", &format!("/portal/subscriptions/{}", a.subscription_id));
+    let path = format!("/portal/import-jobs/{}", a.import_job_id);
+    let page = get(&http, &service, &path, &session.cookie);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Chain of custody") && page.body.contains("No custody event recorded yet"),
+        "{}",
+        page.body
+    );
+
+    let app = service.app_client(&a.application);
+    let signer = CustodySigner::Application(offsite_api::application_auth::Signer::new(&a.application).unwrap());
+    Recorder::new(&app, &signer, &a.import_job_id).record(Some(&a.drive_id), CustodyEventKind::Prepared, "").unwrap();
+    let key = StationKey::generate();
+    let issued =
+        service.operator().issue_station_credential_with_key(&a.datacenter_id, None, Some(&key.public_hex())).unwrap();
+    let station = service.client(&issued.station_credential);
+    let signer = key.signer(&issued.credential.id);
+    Recorder::new(&station, &signer, &a.import_job_id)
+        .record(Some(&a.drive_id), CustodyEventKind::Received, "tracking=1Z")
+        .unwrap();
+
+    let page = get(&http, &service, &path, &session.cookie);
+    assert!(page.body.contains("<strong>Verified</strong>: 2 signed events"), "{}", page.body);
+    assert!(page.body.contains("offline-seeding application"), "{}", page.body);
+    assert!(page.body.contains(&format!("station credential {}", issued.credential.id)), "{}", page.body);
+    assert!(page.body.contains("tracking=1Z"), "{}", page.body);
+}

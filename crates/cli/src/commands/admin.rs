@@ -707,13 +707,21 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 bail!("{} exists already: choose another path for the station credentials", output.display());
             }
             let datacenter = session.datacenter(datacenter)?;
-            let issued = session.client.issue_station_credential(&datacenter.id, *valid_days)?;
+            // The station's custody signing key: its public half registered with the
+            // credential, its secret only in the file.
+            let signing_key = offsite_seeding::custody::StationKey::generate();
+            let issued = session.client.issue_station_credential_with_key(
+                &datacenter.id,
+                *valid_days,
+                Some(&signing_key.public_hex()),
+            )?;
             let creds = StationCredentials {
                 url: session.endpoint.url.clone(),
                 fingerprint: session.endpoint.fingerprint.clone(),
                 datacenter_id: datacenter.id.clone(),
                 datacenter: datacenter.name.clone(),
                 token: issued.station_credential.clone(),
+                signing_key: Some(signing_key.secret_hex()),
             };
             creds.write(output)?;
             #[derive(Serialize)]

@@ -12,19 +12,21 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use offsite_api::files::{OperatorCredentials, StationCredentials};
 use offsite_api::types::{
-    ExportDrive, ExportJobState, ExportShipment, ImportDriveState, ImportJobState, ImportJobView,
+    CustodyEventKind, ExportDrive, ExportJobState, ExportShipment, ImportDriveState, ImportJobState, ImportJobView,
 };
 use offsite_api::Client;
+use offsite_seeding::custody::{CustodySigner, Recorder, StationKey};
 use offsite_seeding::drive::DriveKey;
 use offsite_seeding::ingest::IngestProgress;
 use offsite_seeding::measured::{MeasuredStep, Measurement};
 use offsite_seeding::station::{Station, StationError};
+use offsite_seeding::wipe::{WipeMethod, Wiped};
 
 use crate::display::plural;
 use crate::exit::DRIVE_PROBLEM;
@@ -109,20 +111,61 @@ enum DatacenterCommand {
         #[arg(long)]
         tracking_number: String,
     },
+    /// Erase a drive the datacenter is done with (or record its destruction),
+    /// and sign the method into the job's chain of custody.
+    Wipe {
+        /// The drive: a block device, an image file, or a folder holding
+        /// offsite-drive.img (its header names the job and the drive).
+        #[arg(long)]
+        drive: Option<PathBuf>,
+        /// The import job, for a drive that cannot be read (`--method destroyed`).
+        #[arg(long)]
+        job: Option<String>,
+        /// The drive's id, for a drive that cannot be read.
+        #[arg(long)]
+        drive_id: Option<String>,
+        /// crypto-erase (the header region with both key slots: seconds),
+        /// overwrite (every byte) or destroyed (nothing written: it was shredded).
+        #[arg(long, value_parser = ["crypto-erase", "overwrite", "destroyed"])]
+        method: String,
+        /// Erase without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Record that drives were sent back to the customer, in the job's chain of custody.
+    Return {
+        #[arg(long)]
+        job: String,
+        /// The drive ids sent back [default: every drive of the job].
+        #[arg(long = "drive-id")]
+        drive_ids: Vec<String>,
+        #[arg(long)]
+        carrier: Option<String>,
+        #[arg(long)]
+        tracking_number: Option<String>,
+    },
 }
 
 /// The station over the service the credentials name, spelling its next steps
 /// with those credentials. Station credentials win when both are given (an
 /// operator's environment may carry OFFSITE_OPERATOR_CREDENTIALS).
-fn station(args: &DatacenterArgs) -> Result<Station<Client>> {
-    let (flag, path, client) = match (&args.station_credentials, &args.operator_credentials) {
+fn station(args: &DatacenterArgs) -> Result<(Station<Client>, Option<CustodySigner>)> {
+    let (flag, path, client, signer) = match (&args.station_credentials, &args.operator_credentials) {
         (Some(path), _) => {
             let creds = StationCredentials::read(path)?;
-            ("--station-credentials", path, Client::new(&creds.endpoint(), &creds.token)?)
+            let signer = match &creds.signing_key {
+                Some(key) => {
+                    let key = StationKey::from_hex(key).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    let credential_id = creds.token.split('.').next().unwrap_or_default();
+                    Some(key.signer(credential_id))
+                }
+                None => None,
+            };
+            ("--station-credentials", path, Client::new(&creds.endpoint(), &creds.token)?, signer)
         }
         (None, Some(path)) => {
             let creds = OperatorCredentials::read(path)?;
-            ("--operator-credentials", path, Client::new(&creds.endpoint(), &creds.token)?)
+            ("--operator-credentials", path, Client::new(&creds.endpoint(), &creds.token)?, None)
         }
         (None, None) => bail!(
             "the ingest station needs the datacenter's station credentials: pass --station-credentials FILE or set \
@@ -132,7 +175,40 @@ fn station(args: &DatacenterArgs) -> Result<Station<Client>> {
     };
     // The next steps the station names carry the credentials file it was given.
     let credentials = offsite_agent::home::shell_word(&path.display().to_string());
-    Ok(Station::new(client).with_commands(move |rest| format!("offsite datacenter {flag} {credentials} {rest}")))
+    let station =
+        Station::new(client).with_commands(move |rest| format!("offsite datacenter {flag} {credentials} {rest}"));
+    Ok((station, signer))
+}
+
+/// Signs events into import jobs' custody logs as this station, when its
+/// credentials carry a signing key; says once why not otherwise.
+struct Custody {
+    signer: Option<CustodySigner>,
+    json: bool,
+}
+
+impl Custody {
+    fn record(&self, client: &Client, job: &ImportJobView, drive_id: &str, kind: CustodyEventKind, details: &str) {
+        let Some(signer) = &self.signer else { return };
+        if let Err(err) = Recorder::new(client, signer, &job.id).record(Some(drive_id), kind, details) {
+            eprintln!(
+                "offsite: warning: the custody event '{}' of drive {drive_id} was not recorded: {err}",
+                kind.name()
+            );
+        } else if !self.json {
+            println!("custody: drive {drive_id} {} (signed by {})", kind.name(), signer.actor());
+        }
+    }
+
+    fn warn_unsigned(&self) {
+        if self.signer.is_none() {
+            eprintln!(
+                "offsite: note: these credentials hold no custody signing key, so no custody event is recorded: \
+                 run stations with station credentials issued by `offsite admin datacenter station-credential \
+                 issue`"
+            );
+        }
+    }
 }
 
 fn show(json: bool, view: &ImportJobView) -> Result<()> {
@@ -145,14 +221,23 @@ fn show(json: bool, view: &ImportJobView) -> Result<()> {
 }
 
 pub fn run(args: DatacenterArgs) -> Result<ExitCode> {
-    let station = station(&args)?;
+    let (station, signer) = station(&args)?;
+    let custody = Custody { signer, json: args.json };
     match &args.command {
         DatacenterCommand::Receive { job, note } => {
-            show(args.json, &station.receive(job, note.clone()).map_err(reported)?)?
+            let view = station.receive(job, note.clone()).map_err(reported)?;
+            custody.warn_unsigned();
+            let details = view.shipping.as_ref().map(|s| format!("tracking={}", s.tracking_number)).unwrap_or_default();
+            for drive in &view.drives {
+                custody.record(station.service(), &view, &drive.drive_id, CustodyEventKind::Received, &details);
+            }
+            show(args.json, &view)?
         }
         DatacenterCommand::Package { job } => show(args.json, &station.package(job).map_err(reported)?)?,
         DatacenterCommand::Status { job } => show(args.json, &station.status(job).map_err(reported)?)?,
-        DatacenterCommand::Ingest { drive, import_key } => return ingest_command(&args, &station, drive, import_key),
+        DatacenterCommand::Ingest { drive, import_key } => {
+            return ingest_command(&args, &station, &custody, drive, import_key)
+        }
         DatacenterCommand::Export { job, drives, drive_size, spool, yes } => {
             let size = drive_size.as_deref().map(super::diskprep::parse_size).transpose()?;
             let drives = super::diskprep::Drives::new(drives.clone(), size, *yes, args.json);
@@ -169,6 +254,131 @@ pub fn run(args: DatacenterArgs) -> Result<ExitCode> {
                 println!("export job {} is shipping: {carrier} {tracking_number}", view.name);
             }
         }
+        DatacenterCommand::Wipe { drive, job, drive_id, method, yes } => {
+            return wipe_command(&args, &station, &custody, drive.as_deref(), job, drive_id, method, *yes)
+        }
+        DatacenterCommand::Return { job, drive_ids, carrier, tracking_number } => {
+            let Some(_) = &custody.signer else {
+                custody.warn_unsigned();
+                bail!("returning drives is recorded in the job's chain of custody, which needs a signing key");
+            };
+            let view = station.status(job).map_err(reported)?;
+            let ids: Vec<String> = if drive_ids.is_empty() {
+                view.drives.iter().map(|d| d.drive_id.clone()).collect()
+            } else {
+                drive_ids.iter().map(|d| d.to_ascii_lowercase()).collect()
+            };
+            let mut details = Vec::new();
+            if let Some(carrier) = carrier {
+                details.push(format!("carrier={carrier}"));
+            }
+            if let Some(tracking) = tracking_number {
+                details.push(format!("tracking={tracking}"));
+            }
+            for id in &ids {
+                if !view.drives.iter().any(|d| &d.drive_id == id) {
+                    bail!("drive {id} is not one of import job {}'s drives", view.name);
+                }
+                custody.record(station.service(), &view, id, CustodyEventKind::Returned, &details.join(" "));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct WipedDrive {
+    import_job: String,
+    drive_id: String,
+    #[serde(flatten)]
+    wiped: Wiped,
+}
+
+/// `offsite datacenter wipe`: the drive must be one of its job's (the header
+/// diskprep registered) and done with; it is erased, the header read again to
+/// see it gone, and the method signed into the job's chain of custody.
+#[allow(clippy::too_many_arguments)]
+fn wipe_command(
+    args: &DatacenterArgs,
+    station: &Station<Client>,
+    custody: &Custody,
+    drive: Option<&Path>,
+    job: &Option<String>,
+    drive_id: &Option<String>,
+    method: &str,
+    yes: bool,
+) -> Result<ExitCode> {
+    let method = WipeMethod::parse(method).context("the method is crypto-erase, overwrite or destroyed")?;
+    if custody.signer.is_none() {
+        custody.warn_unsigned();
+        bail!("a wipe is recorded in the job's chain of custody, which needs the station's signing key");
+    }
+    // Which drive: its header says, or the flags for one that cannot be read.
+    let peeked = drive.map(offsite_seeding::drive::peek_header_unauthenticated);
+    // A drive whose header cannot be read is not erased: nothing says it is the
+    // job's (it may be wiped already). Its destruction can still be recorded.
+    if let (Some(Err(err)), true) = (&peeked, method != WipeMethod::Destroyed) {
+        bail!(
+            "{}: {err}. Only a drive whose header names its job is erased (it may be wiped already); a drive that \
+             cannot be read is recorded as destroyed once it is: --method destroyed --job NAME --drive-id ID",
+            drive.map(|p| p.display().to_string()).unwrap_or_default()
+        );
+    }
+    let (job_name, id, fingerprint) = match (&peeked, job, drive_id) {
+        (Some(Ok(peek)), _, _) => (peek.import_job.clone(), hex::encode(peek.drive_id), Some(hex::encode(peek.fingerprint))),
+        (_, Some(job), Some(id)) => (job.clone(), id.to_ascii_lowercase(), None),
+        (Some(Err(err)), _, _) => bail!(
+            "{}: {err}. A drive that cannot be read is named with --job NAME --drive-id ID (and --method destroyed              once it is destroyed)",
+            drive.map(|p| p.display().to_string()).unwrap_or_default()
+        ),
+        (None, _, _) => bail!("name the drive: --drive PATH, or --job NAME --drive-id ID"),
+    };
+    if let (Some(given), Some(_)) = (drive_id, &fingerprint) {
+        if given.to_ascii_lowercase() != id {
+            bail!("the drive at the path is drive {id}, not {given}");
+        }
+    }
+    let view = station.status(&job_name).map_err(reported)?;
+    let registered =
+        view.drives.iter().find(|d| d.drive_id == id).with_context(|| {
+            format!("drive {id} is not one of import job {job_name}'s drives: it is not ours to wipe")
+        })?;
+    if let (Some(found), Some(expected)) = (&fingerprint, &registered.fingerprint) {
+        if found != expected {
+            bail!(
+                "the drive at the path claims to be drive {id} of import job {job_name}, but its header is not the                  one diskprep registered: it is not that drive"
+            );
+        }
+    }
+    if !registered.state.is_done() && !matches!(view.state, ImportJobState::Closed) {
+        bail!(
+            "drive {id} of import job {job_name} is {}: it is not ingested yet, and wiping it would lose the seed",
+            registered.state.name()
+        );
+    }
+    let path = drive.filter(|_| method != WipeMethod::Destroyed);
+    if let Some(path) = path {
+        let question =
+            format!("Everything on {} (drive {id} of import job {job_name}) will be erased.", path.display());
+        if !crate::prompt::confirm(&question, yes)? {
+            bail!("the drive was not wiped (answer Yes, or pass --yes in scripts)");
+        }
+    }
+    let wiped = offsite_seeding::wipe::wipe(path, method)?;
+    let kind = if method == WipeMethod::Destroyed { CustodyEventKind::Destroyed } else { CustodyEventKind::Wiped };
+    let signer = custody.signer.as_ref().expect("checked above");
+    let event = Recorder::new(station.service(), signer, &view.id).record(Some(&id), kind, &wiped.details())?;
+    let out = WipedDrive { import_job: job_name.clone(), drive_id: id.clone(), wiped };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "drive {id} of import job {job_name}: {} ({}); custody event {} signed by {}",
+            kind.name(),
+            out.wiped.details(),
+            event.seq,
+            event.actor
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -206,6 +416,7 @@ struct Ingested {
 fn ingest_command(
     args: &DatacenterArgs,
     station: &Station<Client>,
+    custody: &Custody,
     drive: &Path,
     import_key: &Path,
 ) -> Result<ExitCode> {
@@ -263,6 +474,16 @@ fn ingest_command(
         job_note: outcome.job_note.clone(),
     };
     let clean = outcome.is_clean();
+    custody.warn_unsigned();
+    let details = format!(
+        "state={} parts={} bytes={} bad_blocks={} files_needing_repair={}",
+        enum_name(&outcome.drive_state),
+        report.parts_delivered + report.parts_already_stored,
+        report.bytes_delivered + report.bytes_already_stored,
+        report.bad_blocks.len(),
+        report.files_needing_repair.len()
+    );
+    custody.record(station.service(), &outcome.job, drive_id, CustodyEventKind::Ingested, &details);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -408,4 +629,9 @@ fn export_command(
         );
     }
     Ok(())
+}
+
+/// An enum's wire spelling (`completed_more_info`).
+fn enum_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }

@@ -16,9 +16,13 @@ use offsite_agent::config::AgentConfig;
 use offsite_agent::home::shell_word;
 use offsite_agent::offline::StagingMarker;
 use offsite_agent::AgentHome;
+use offsite_api::application_auth::Signer as ApplicationSigner;
 use offsite_api::files::PublishSettings;
-use offsite_api::types::{CreateImportJob, Datacenter, ImportJobDriveSpec, ImportJobView, ShippingDetails};
+use offsite_api::types::{
+    CreateImportJob, CustodyEventKind, Datacenter, ImportJobDriveSpec, ImportJobView, ShippingDetails,
+};
 use offsite_api::{Client, XmlCredentialFile};
+use offsite_seeding::custody::{CustodySigner, Recorder};
 use offsite_seeding::diskprep::journal::Journal;
 use offsite_seeding::diskprep::{
     self, describe_target, DiskprepError, DrivePlan, DriveSupplier, PrepareProgress, PreparedSet, TargetDescription,
@@ -44,7 +48,7 @@ pub struct DiskprepArgs {
     #[arg(long, env = "OFFSITE_AGENT_HOME")]
     agent_home: Option<PathBuf>,
     /// The import job, when the staging location holds several.
-    #[arg(long)]
+    #[arg(long, alias = "job")]
     import_job: Option<String>,
     /// A target drive: a block device (/dev/sdX), an image file, or an empty folder
     /// on a mounted drive; repeat for the next drives of the set.
@@ -82,6 +86,10 @@ pub struct DiskprepArgs {
     /// Write a repair drive with the files an ingest error log names.
     #[arg(long)]
     repair: bool,
+    /// Verify the import job's chain of custody (every signature, hash and link)
+    /// and show who handled each drive when; exits 18 when it does not verify.
+    #[arg(long)]
+    verify_custody: bool,
     /// With --repair: the files to send again (comma-separated, as the error log lists
     /// them) [default: every file of the seed the service's container lacks].
     #[arg(long, value_delimiter = ',')]
@@ -116,6 +124,34 @@ struct Job {
     marker: StagingMarker,
     staging: Option<PathBuf>,
     client: Client,
+    /// The application's key, which signs custody events (on the source
+    /// machine); publish settings hold no key, so a copy computer signs none.
+    custody: Option<CustodySigner>,
+}
+
+impl Job {
+    /// Signs an event of `kind` for each drive into the job's chain of custody;
+    /// a failure is a warning (the drives and the job are as they should be).
+    fn record_custody(&self, view: &ImportJobView, drives: &[(String, String)], kind: CustodyEventKind) {
+        let Some(signer) = &self.custody else {
+            eprintln!(
+                "offsite: note: with publish settings diskprep holds no application key, so the drives' '{}' \
+                 custody events are not recorded: run diskprep with the agent's files (--agent-home) where certgen \
+                 left the application key",
+                kind.name()
+            );
+            return;
+        };
+        let recorder = Recorder::new(&self.client, signer, &view.id);
+        for (drive_id, details) in drives {
+            if let Err(err) = recorder.record(Some(drive_id), kind, details) {
+                eprintln!(
+                    "offsite: warning: the custody event '{}' of drive {drive_id} was not recorded: {err}",
+                    kind.name()
+                );
+            }
+        }
+    }
 }
 
 pub fn run(args: DiskprepArgs) -> Result<ExitCode> {
@@ -133,6 +169,9 @@ pub fn run(args: DiskprepArgs) -> Result<ExitCode> {
     }
     if args.update_shipping {
         return update_shipping(&args, &job);
+    }
+    if args.verify_custody {
+        return verify_custody(&args, &job);
     }
     let Some(staging) = job.staging.clone() else {
         bail!("preparing drives needs the staging location: pass --staging PATH");
@@ -185,7 +224,7 @@ fn find_job(args: &DiskprepArgs, home: &AgentHome) -> Result<Job> {
              this is not the source machine"
         ),
     };
-    let client = match &args.publish_settings {
+    let client: (Client, Option<CustodySigner>) = match &args.publish_settings {
         Some(path) => {
             let settings = PublishSettings::read(path)?;
             if settings.subscription_id != marker.subscription_id {
@@ -198,17 +237,19 @@ fn find_job(args: &DiskprepArgs, home: &AgentHome) -> Result<Job> {
                     marker.subscription_id
                 );
             }
-            Client::new(&settings.service, &settings.management_credential)?
+            (Client::new(&settings.service, &settings.management_credential)?, None)
         }
         None => {
             let (params, identity) = offsite_agent::offline_application::load_identity(home, &marker.storage_account)
                 .map_err(|e| {
                 anyhow::anyhow!("{e}. On a copy computer, pass the subscription's --publish-settings FILE")
             })?;
-            Client::for_application(&params.service, &identity)?
+            let signer = ApplicationSigner::new(&identity).map_err(anyhow::Error::msg)?;
+            (Client::for_application(&params.service, &identity)?, Some(CustodySigner::Application(signer)))
         }
     };
-    Ok(Job { marker, staging, client })
+    let (client, custody) = client;
+    Ok(Job { marker, staging, client, custody })
 }
 
 fn show(args: &DiskprepArgs, view: &ImportJobView) -> Result<ExitCode> {
@@ -489,6 +530,16 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
     let what = format!("diskprep of import job {name} ({})", plural(set.drives.len(), "drive"));
     let measurement = Measurement::new(set.bytes_written, working.as_secs_f64(), what);
     super::plan::record_rate(args.agent_home.as_deref(), MeasuredStep::Diskprep, measurement);
+    let prepared: Vec<(String, String)> = set
+        .drives
+        .iter()
+        .map(|d| {
+            let details =
+                format!("drive {} of {} bytes={}", d.index + 1, set.drives.len(), d.stream_end - d.stream_start);
+            (d.drive_id.clone(), details)
+        })
+        .collect();
+    job.record_custody(&view, &prepared, CustodyEventKind::Prepared);
     if args.json {
         println!(
             "{}",
@@ -594,6 +645,9 @@ fn update_shipping(args: &DiskprepArgs, job: &Job) -> Result<ExitCode> {
     }
     // A duplicate tracking number comes back as the service's 409, which names it.
     let updated = job.client.set_import_job_shipping(&view.id, &details)?;
+    let shipped = format!("carrier={} tracking={}", details.carrier, details.tracking_number);
+    let drives: Vec<(String, String)> = updated.drives.iter().map(|d| (d.drive_id.clone(), shipped.clone())).collect();
+    job.record_custody(&updated, &drives, CustodyEventKind::Shipped);
     let stored = journal_path(args, name, "shipping")?;
     let text = serde_json::to_string_pretty(&details)?;
     std::fs::write(&stored, text + "\n").with_context(|| format!("cannot write {}", stored.display()))?;
@@ -646,6 +700,8 @@ fn repair(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
             data_bytes: Some(drive.stream_end - drive.stream_start),
         };
         last = job.client.add_import_drive(&last.id, &spec)?;
+        let details = format!("repair drive bytes={}", drive.stream_end - drive.stream_start);
+        job.record_custody(&last, &[(drive.drive_id.clone(), details)], CustodyEventKind::Prepared);
     }
     if args.json {
         println!(
@@ -664,4 +720,92 @@ fn repair(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
         println!("Ship them to:\n{}", indent(&datacenter.address));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--verify-custody`: the job's custody log from the service, verified here
+/// (each hash, link and signature, under the keys the log lists), with who
+/// handled each drive when. On the source machine the service's copy of this
+/// application's key is also checked against the key certgen left here.
+fn verify_custody(args: &DiskprepArgs, job: &Job) -> Result<ExitCode> {
+    let name = &job.marker.import_job;
+    let view = job.client.find_import_job(name)?;
+    let log = job.client.import_job_custody(&view.id)?;
+    let mut report = offsite_seeding::custody::verify_log(&log);
+    let mut key_mismatch = None;
+    if let Some(signer) = &job.custody {
+        let actor = signer.actor();
+        if let (Some(listed), CustodySigner::Application(app)) = (log.keys.iter().find(|k| k.actor == actor), signer) {
+            if listed.public_key != hex::encode(app.public_key()) {
+                key_mismatch = Some(format!(
+                    "the service lists another key for {actor} than the application key on this computer: the \
+                     events it signed cannot be trusted"
+                ));
+            }
+        }
+    }
+    let verified = report.verified() && key_mismatch.is_none();
+    if args.json {
+        #[derive(Serialize)]
+        struct Problem {
+            #[serde(flatten)]
+            problem: offsite_seeding::custody::CustodyProblem,
+            message: String,
+        }
+        #[derive(Serialize)]
+        struct Out<'a> {
+            import_job: &'a str,
+            verified: bool,
+            events: usize,
+            head: &'a str,
+            problems: Vec<Problem>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            key_mismatch: Option<String>,
+            drives: &'a [offsite_seeding::custody::DriveCustody],
+        }
+        let problems = std::mem::take(&mut report.problems)
+            .into_iter()
+            .map(|problem| Problem { message: problem.to_string(), problem })
+            .collect();
+        let out = Out {
+            import_job: name,
+            verified,
+            events: report.events,
+            head: &report.head,
+            problems,
+            key_mismatch,
+            drives: &report.drives,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("chain of custody of import job {name}: {}", plural(report.events, "event"));
+        for drive in &report.drives {
+            println!("drive {}:", drive.drive_id);
+            for h in &drive.events {
+                let who = if h.handler.is_empty() { h.actor.clone() } else { h.handler.clone() };
+                let mark = if h.verified { "" } else { "  <- does not verify" };
+                let details = if h.details.is_empty() { String::new() } else { format!(" ({})", h.details) };
+                println!(
+                    "  {:>4}  {}  {:<10} by {who}{details}{mark}",
+                    h.seq,
+                    crate::display::when(h.at),
+                    h.kind.name()
+                );
+            }
+        }
+        for problem in &report.problems {
+            println!("problem: {problem}");
+        }
+        if let Some(mismatch) = &key_mismatch {
+            println!("problem: {mismatch}");
+        }
+        if verified {
+            println!(
+                "verified: every event is signed by its handler and chained to the one before (head {})",
+                report.head
+            );
+        } else {
+            println!("the chain of custody does NOT verify");
+        }
+    }
+    Ok(if verified { ExitCode::SUCCESS } else { ExitCode::from(crate::exit::CUSTODY_BROKEN) })
 }

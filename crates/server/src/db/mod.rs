@@ -12,6 +12,7 @@
 //! queries.
 
 pub mod credentials;
+pub mod custody;
 pub mod exports;
 pub mod import_jobs;
 pub mod jobs;

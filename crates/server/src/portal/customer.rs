@@ -760,7 +760,9 @@ pub async fn import_jobs(
 
 pub async fn import_job(State(state): State<AppState>, who: SignedIn, Path(job_id): Path<String>) -> PageResult {
     let job = import_jobs::get(&state, &who.principal, &job_id).await?;
-    Ok(page(&job.name, Some(&who), import_job_markup(&job)))
+    let (_, custody) = crate::services::custody::import_report(&state, &who.principal, &job.id).await?;
+    let body = html! { (import_job_markup(&job)) (super::custody::section(&custody)) };
+    Ok(page(&job.name, Some(&who), body))
 }
 
 fn import_job_markup(job: &ImportJobView) -> Markup {

@@ -16,6 +16,7 @@
 //! and tenant checks, not a copy of them.
 
 mod charts;
+mod custody;
 mod customer;
 mod exports;
 mod layout;

@@ -4,6 +4,7 @@
 
 pub(crate) mod adoption;
 pub(crate) mod applications;
+mod custody;
 pub(crate) mod datacenters;
 mod exports;
 pub(crate) mod import_jobs;
@@ -125,6 +126,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(datacenters::router())
         .merge(import_jobs::router())
         .merge(exports::router())
+        .merge(custody::router())
         .merge(applications::router())
         .merge(adoption::router())
         .merge(portal_users::router())

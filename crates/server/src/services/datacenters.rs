@@ -57,13 +57,33 @@ pub(crate) fn station_refused() -> Failure {
 /// Ten years: the longest a station credential may be issued for.
 const MAX_STATION_DAYS: u32 = 3650;
 
-fn station_view(row: &CredentialRow) -> StationCredential {
+fn station_view(row: &CredentialRow, signing_key: Option<String>) -> StationCredential {
     StationCredential {
         id: row.id.clone(),
         datacenter_id: row.subject.clone(),
         created: time_of(row.created),
         expires: row.expires.map(time_of),
         revoked: row.revoked.map(time_of),
+        signing_key,
+    }
+}
+
+/// The public key a station credential signs custody events with, if it has one.
+async fn signing_key_of(state: &AppState, credential_id: &str) -> ApiResult<Option<String>> {
+    let actor = offsite_seeding::custody::station_actor(credential_id);
+    Ok(state.db.custody_key(&actor).await?.map(|k| k.public_key))
+}
+
+/// An Ed25519 public key in 64 hex digits, kept lowercase.
+fn check_signing_key(text: &str) -> ApiResult<String> {
+    let ok = text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) && text.bytes().any(|b| b != b'0');
+    if ok {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(Failure::BadRequest(format!(
+            "'{text}' is not an Ed25519 public key: give its 32 bytes in 64 hex digits (`offsite admin datacenter \
+             station-credential issue` makes the key pair)"
+        )))
     }
 }
 
@@ -98,9 +118,21 @@ pub async fn issue_station_credential(
             )))
         }
     };
+    let signing_key = body.signing_key.as_deref().map(check_signing_key).transpose()?;
     let (token, row) = state.db.issue_credential_row(CredentialKind::Station, &datacenter.id, expires).await?;
+    // The key custody events of this credential must verify under, from its first day.
+    if let Some(public_key) = &signing_key {
+        let key = offsite_api::types::CustodyKey {
+            actor: offsite_seeding::custody::station_actor(&row.id),
+            algorithm: offsite_seeding::custody::ED25519.into(),
+            public_key: public_key.clone(),
+            description: format!("station credential {} of datacenter {}", row.id, datacenter.name),
+            registered: time_of(row.created),
+        };
+        state.db.insert_custody_key(&key).await?;
+    }
     tracing::info!(datacenter = %datacenter.id, credential = %row.id, "station credential issued");
-    Ok(StationCredentialIssued { credential: station_view(&row), station_credential: token })
+    Ok(StationCredentialIssued { credential: station_view(&row, signing_key), station_credential: token })
 }
 
 /// The datacenter's station credentials, revoked ones too; never their secrets.
@@ -111,7 +143,11 @@ pub async fn list_station_credentials(
 ) -> ApiResult<Vec<StationCredential>> {
     let datacenter = operated(state, principal, datacenter_id).await?;
     let rows = state.db.credentials_of(CredentialKind::Station, &datacenter.id).await?;
-    Ok(rows.iter().map(station_view).collect())
+    let mut views = Vec::with_capacity(rows.len());
+    for row in &rows {
+        views.push(station_view(row, signing_key_of(state, &row.id).await?));
+    }
+    Ok(views)
 }
 
 /// Revokes one of the datacenter's station credentials (operators): every request
@@ -129,5 +165,5 @@ pub async fn revoke_station_credential(
     }
     let row = state.db.credential(credential_id).await?.ok_or_else(missing)?;
     tracing::info!(datacenter = %datacenter.id, credential = %credential_id, "station credential revoked");
-    Ok(station_view(&row))
+    Ok(station_view(&row, signing_key_of(state, &row.id).await?))
 }

@@ -9,6 +9,7 @@
 
 pub mod adoption;
 pub mod applications;
+pub mod custody;
 pub mod datacenters;
 pub mod exports;
 pub mod import_jobs;

@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use common::service::Service;
+use common::service::{Agent, Service};
 use common::site::*;
 use common::*;
 
@@ -352,4 +352,102 @@ fn bad_drives_and_bad_input_are_named() {
     assert!(job.timeline.iter().any(|e| e.actor == format!("station {id}")), "{:?}", job.timeline);
     service.admin(["datacenter", "station-credential", "revoke", "ams1", &id]).run().ok().stdout_has("revoked");
     site.datacenter(&service, &["status", "--job", JOB]).run().code(14).stderr_has("station credential was revoked");
+}
+
+/// One import job for two machines: their staging locations side by side in one
+/// folder go onto one drive set; ingest keeps each machine's files in its own
+/// folder of the container; each machine adopts only its own seed (matched by
+/// its repository's config) and continues incrementally; both restore equal.
+#[test]
+fn two_machines_on_one_import_job_each_adopt_their_own_seed() {
+    let scratch = temp();
+    let root = scratch.path();
+    let service = Service::start(root);
+    let staging_root = root.join("staging");
+    let mut first = Site::with_source(&service, root, 1, |source| {
+        write_noise_file(&source.join("first.bin"), 3 << 20, 31);
+        small_tree(&source.join("docs"));
+    });
+    first.staging = staging_root.join("fs01");
+    first.stage();
+
+    let source = root.join("source-fs02");
+    write_noise_file(&source.join("second.bin"), 3 << 20, 32);
+    small_tree(&source.join("docs"));
+    let second = Agent::registered_with(root, &first.tenant, "main", "fs02", &[&source], &["--pack-size", "1"]);
+    let configure = [
+        "offline",
+        "configure",
+        "--staging",
+        utf8(&staging_root.join("fs02")),
+        "--import-job",
+        JOB,
+        "--subscription",
+        &first.tenant.id,
+        "--storage-account",
+        "contosostore",
+        "--container",
+        "seeds",
+    ];
+    second.cmd(configure).run().ok();
+    let staged = second.backup();
+    assert_eq!(staged["report"]["state"], "completed", "{staged}");
+    assert_eq!(staged["report"]["bytes_uploaded"], 0, "{staged}");
+
+    let drives: Vec<PathBuf> = (1..=4).map(|n| first.drive(n)).collect();
+    let diskprep = |extra: &[&str]| {
+        let mut args = vec![
+            "diskprep",
+            "--staging",
+            utf8(&staging_root),
+            "--publish-settings",
+            utf8(&first.tenant.publish),
+            "--drive-size",
+            DRIVE_SIZE,
+            "--block-size",
+            BLOCK_SIZE,
+            "--yes",
+        ];
+        for drive in &drives {
+            args.extend(["--drive", utf8(drive)]);
+        }
+        args.extend_from_slice(extra);
+        offsite(args).env("XDG_STATE_HOME", root.join("copy-computer"))
+    };
+    // Anything else in the folder would go to no machine: refused, named.
+    write(&staging_root.join("notes.txt"), b"not a staging location");
+    diskprep(&[]).run().fails().stderr_has("notes.txt").stderr_has("move it out");
+    assert!(!drives[0].exists(), "nothing is written before the folder is accepted");
+    std::fs::remove_file(staging_root.join("notes.txt")).unwrap();
+
+    let prepared = diskprep(&[]).run().ok();
+    prepared.stdout_has(&format!("import job {JOB} carries the staging locations of 2 machines: fs01, fs02"));
+    let job = first.diskprep(&["--status", "--json"]).run().ok().json();
+    let listed = job["file_list"]["files"].as_u64().unwrap();
+    let used = drives.iter().filter(|d| d.exists()).count();
+    assert!(used >= 2, "the two seeds span drives");
+
+    first.ship("1Z999AA10123456785").ok();
+    first.datacenter(&service, &["receive", "--job", JOB]).run().ok();
+    for drive in drives.iter().take(used) {
+        let done = first.ingest(&service, drive).ok().json();
+        assert_eq!(done["drive_state"], "completed", "{done}");
+    }
+    assert_eq!(first.job_state(), "completed");
+
+    // Each machine adopts its own seed: only its change travels, and its points
+    // are its own.
+    for (agent, source, name) in [(&first.agent, &first.source, "fs01"), (&second, &source, "fs02")] {
+        write(&source.join("docs/changed.txt"), &text(20_000, name.len() as u64));
+        let next = agent.backup();
+        assert_eq!(next["report"]["state"], "completed", "{name}: {next}");
+        let message = next["report"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("adopted"), "{name}: {message}");
+        let sent = next["report"]["bytes_uploaded"].as_u64().unwrap();
+        assert!(sent < 1 << 20, "{name}: after adoption the incremental sent {sent} bytes");
+        let points = agent.cmd(["recovery-points", "--json"]).run().ok().json();
+        assert_eq!(points.as_array().map(Vec::len), Some(2), "{name}: {points}");
+        agent.restore_equals(&root.join(format!("restored-{name}")), source);
+    }
+    assert!(listed > 0);
 }

@@ -1,7 +1,7 @@
 //! The datacenter's side of an export job (offline restore): the files the job
 //! carries are fetched through the service into a spool folder, one folder per
 //! machine (`<machine id>/<repository path>`), then written onto drives exactly as
-//! diskprep writes a staging location ([`crate::diskprep::prepare_export`]), each
+//! diskprep writes a staging location ([`crate::diskprep::prepare_with`]), each
 //! drive's key wrapped to the customer's export key. The files stay as stored:
 //! sealed with the customer's repository keys, which the datacenter never has.
 //!

@@ -134,6 +134,48 @@ impl StagingListing {
         self.files.iter().any(|f| f.path == "config")
     }
 
+    /// The repositories the location carries: `[""]` when it is one, else its
+    /// top-level folders that are (`<folder>/config`): a folder holding several
+    /// machines' staging locations, or an export job's spool.
+    pub fn repositories(&self) -> Vec<&str> {
+        if self.is_repository() {
+            return vec![""];
+        }
+        let mut found: Vec<&str> = self.files.iter().filter_map(|f| f.path.strip_suffix("/config")).collect();
+        found.retain(|folder| !folder.contains('/'));
+        found.sort_unstable();
+        found
+    }
+
+    /// Checks that the location carries repositories and nothing else: one
+    /// repository, or top-level folders that each are one (a file beside them
+    /// would be carried to no machine).
+    pub fn check_repositories(&self) -> Result<Vec<&str>, DiskprepError> {
+        if self.files.is_empty() {
+            return Err(DiskprepError::StagingEmpty { path: self.root.clone() });
+        }
+        let repositories = self.repositories();
+        if repositories.is_empty() {
+            return Err(DiskprepError::NotARepository { path: self.root.clone() });
+        }
+        if repositories != [""] {
+            let stray = self.files.iter().find(|f| match f.path.split_once('/') {
+                Some((folder, _)) => !repositories.contains(&folder),
+                None => true,
+            });
+            if let Some(stray) = stray {
+                return Err(DiskprepError::StagingBadFile {
+                    path: self.full_path(stray),
+                    problem: format!(
+                        "it is in none of the staging locations this folder holds ({})",
+                        repositories.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(repositories)
+    }
+
     /// The file at `path`, if listed.
     pub fn get(&self, path: &str) -> Option<&StagingFile> {
         self.files.binary_search_by(|f| stream_order(&f.path, path)).ok().map(|i| &self.files[i])
@@ -183,7 +225,9 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<StagingFile>) -> Result<(), Di
         if kind.is_dir() {
             walk(&full, &rel, files)?;
         } else if kind.is_file() {
-            if is_engine_temp_name(&name) || (prefix.is_empty() && name == STAGING_MARKER) {
+            // A marker at the root, or at the root of one machine's staging
+            // location in a folder holding several.
+            if is_engine_temp_name(&name) || (!prefix.contains('/') && name == STAGING_MARKER) {
                 continue;
             }
             validate_path(&rel)
@@ -239,5 +283,37 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(StagingListing::read(&root.join("nope")), Err(DiskprepError::StagingMissing { .. })));
+    }
+
+    #[test]
+    fn a_folder_of_several_staging_locations_carries_each_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for machine in ["fs01", "fs02"] {
+            fs::create_dir_all(root.join(machine).join("data/0a")).unwrap();
+            fs::write(root.join(machine).join("config"), machine).unwrap();
+            fs::write(root.join(machine).join("data/0a/x"), b"pack").unwrap();
+            fs::write(root.join(machine).join(STAGING_MARKER), b"{}").unwrap();
+        }
+        let listing = StagingListing::read(root).unwrap();
+        let paths: Vec<_> = listing.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["fs01/config", "fs02/config", "fs01/data/0a/x", "fs02/data/0a/x"]);
+        assert_eq!(listing.check_repositories().unwrap(), ["fs01", "fs02"]);
+
+        fs::create_dir_all(root.join("loose")).unwrap();
+        fs::write(root.join("loose/notes.txt"), b"n").unwrap();
+        match StagingListing::read(root).unwrap().check_repositories() {
+            Err(DiskprepError::StagingBadFile { path, problem }) => {
+                assert!(path.ends_with("loose/notes.txt"), "{path:?}");
+                assert!(problem.contains("fs01, fs02"), "{problem}");
+            }
+            other => panic!("{other:?}"),
+        }
+        fs::remove_dir_all(root.join("fs01")).unwrap();
+        fs::remove_dir_all(root.join("fs02")).unwrap();
+        assert!(matches!(
+            StagingListing::read(root).unwrap().check_repositories(),
+            Err(DiskprepError::NotARepository { .. })
+        ));
     }
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use offsite_api::types::ImportJobState;
 use offsite_engine::backend::FileKind;
 
-use crate::container_storage::{claimed_hash, missing_from, JobFolder};
+use crate::container_storage::{claimed_hash, missing_from, seed_roots, JobFolder};
 use crate::db::import_jobs::ImportJobRow;
 use crate::db::Db;
 use crate::error::Failure;
@@ -299,7 +299,7 @@ impl Checker {
         }
         if files.is_empty() {
             problem("its container holds none of its files".into());
-        } else if !files.iter().any(|f| f.path == "config") {
+        } else if seed_roots(&files).is_empty() {
             problem("its seed has no repository config".into());
         }
         if self.read_data {

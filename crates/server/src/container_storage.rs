@@ -81,6 +81,31 @@ pub fn check_import_path(path: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A repository path of the seed at `root` of a job's files (`""`, or a
+/// machine's folder when one drive set carried several machines).
+pub fn seed_path(root: &str, path: &str) -> String {
+    match root {
+        "" => path.to_string(),
+        root => format!("{root}/{path}"),
+    }
+}
+
+/// Where the job's files hold a repository: `""` (its root has `config`), or
+/// each top-level folder that has one, sorted.
+pub fn seed_roots(files: &[ImportFile]) -> Vec<String> {
+    if files.iter().any(|f| f.path == "config") {
+        return vec![String::new()];
+    }
+    let mut roots: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.path.strip_suffix("/config"))
+        .filter(|folder| !folder.contains('/'))
+        .map(str::to_string)
+        .collect();
+    roots.sort();
+    roots
+}
+
 /// The content hash a file's name claims, if it is one (64 lowercase hex digits).
 pub fn claimed_hash(path: &str) -> Option<&str> {
     let name = path.rsplit('/').next()?;
@@ -462,9 +487,11 @@ impl VaultStorage {
 
     // ---------------------------------------------------------------- adoption
 
-    /// The seed's `config`, if the job has one (bounded: configs are small).
-    pub async fn seed_config(&self, job: &JobFolder) -> Result<Option<Bytes>, Failure> {
-        let key = self.job_key(job, "config");
+    /// The `config` of the seed at `root` of the job's files (`""` for a job
+    /// carrying one repository, else a machine's folder), if there is one
+    /// (bounded: configs are small).
+    pub async fn seed_config(&self, job: &JobFolder, root: &str) -> Result<Option<Bytes>, Failure> {
+        let key = self.job_key(job, &seed_path(root, "config"));
         match self.store.head(&key).await {
             Ok(meta) => {
                 if meta.size > 64 * 1024 {
@@ -487,11 +514,13 @@ impl VaultStorage {
         }
     }
 
-    /// Copies one file of the seed into the machine's repository (server side),
+    /// Copies one file of the seed at `root` of the job's files (its path in
+    /// `file` is the repository's) into the machine's repository (server side),
     /// unless a file of the same size is there. Returns whether it copied.
     pub async fn adopt_file(
         &self,
         job: &JobFolder,
+        root: &str,
         vault_id: &str,
         machine_id: &str,
         file: &ImportFile,
@@ -502,7 +531,7 @@ impl VaultStorage {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
             Err(err) => return Err(self.failure(err)),
         }
-        self.store.copy(&self.job_key(job, &file.path), &to).await.map_err(|e| self.failure(e))?;
+        self.store.copy(&self.job_key(job, &seed_path(root, &file.path)), &to).await.map_err(|e| self.failure(e))?;
         Ok(true)
     }
 

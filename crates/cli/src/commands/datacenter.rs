@@ -572,7 +572,7 @@ fn export_command(
     let set = if unfinished {
         diskprep::resume_with(&journal, &PrepareOptions::default(), &mut drives, &progress)
     } else {
-        diskprep::prepare_export(&plan, &PrepareOptions::default(), &mut drives, &progress)
+        diskprep::prepare_with(&plan, &PrepareOptions::default(), &mut drives, &progress)
     };
     let set = match set {
         Ok(set) => set,

@@ -123,6 +123,9 @@ struct ShippingArgs {
 struct Job {
     marker: StagingMarker,
     staging: Option<PathBuf>,
+    /// The machines whose staging locations one drive set carries (several), or
+    /// empty for one staging location.
+    machines: Vec<String>,
     client: Client,
     /// The application's key, which signs custody events (on the source
     /// machine); publish settings hold no key, so a copy computer signs none.
@@ -184,33 +187,44 @@ pub fn run(args: DiskprepArgs) -> Result<ExitCode> {
 
 fn find_job(args: &DiskprepArgs, home: &AgentHome) -> Result<Job> {
     let on_source = AgentConfig::load(&home.config_file).ok().and_then(|c| c.offline);
+    let mut machines = Vec::new();
     let (staging, marker) = match (&args.staging, &on_source) {
         (Some(path), _) => {
             let found = StagingMarker::find(path)?;
-            let chosen = match (found.len(), &args.import_job) {
-                (0, _) => bail!(
+            if found.is_empty() {
+                bail!(
                     "{} is not a staging location (no {}): give the folder `offsite agent offline configure --staging` named",
                     path.display(),
                     StagingMarker::FILE_NAME
-                ),
-                (_, Some(name)) => found.into_iter().find(|(_, m)| &m.import_job == name).with_context(|| {
-                    format!("no import job '{name}' in the staging location {}", path.display())
-                })?,
-                (1, None) => found.into_iter().next().context("staging location")?,
-                (_, None) => {
-                    let names: Vec<String> = found.iter().map(|(_, m)| m.import_job.clone()).collect();
+                );
+            }
+            let mut names: Vec<String> = found.iter().map(|(_, m)| m.import_job.clone()).collect();
+            names.dedup();
+            let name = match (&args.import_job, names.len()) {
+                (Some(name), _) if names.contains(name) => name.clone(),
+                (Some(name), _) => bail!("no import job '{name}' in the staging location {}", path.display()),
+                (None, 1) => names[0].clone(),
+                (None, _) => {
                     let answer = prompt::ask(
                         &format!("The staging location holds import jobs {}; which one", names.join(", ")),
                         None,
                         "--import-job NAME",
                     )?;
-                    found
-                        .into_iter()
-                        .find(|(_, m)| m.import_job == answer)
-                        .with_context(|| format!("'{answer}' is not one of {}", names.join(", ")))?
+                    if !names.contains(&answer) {
+                        bail!("'{answer}' is not one of {}", names.join(", "));
+                    }
+                    answer
                 }
             };
-            (Some(chosen.0), chosen.1)
+            let mut of_job: Vec<(PathBuf, StagingMarker)> =
+                found.into_iter().filter(|(_, m)| m.import_job == name).collect();
+            if of_job.len() == 1 {
+                let (folder, marker) = of_job.remove(0);
+                (Some(folder), marker)
+            } else {
+                machines = of_job.iter().map(|(_, m)| m.machine.clone()).collect();
+                (Some(path.clone()), several_machines(path, &name, of_job)?)
+            }
         }
         // On the source machine the agent knows its import job.
         (None, Some(offline)) => {
@@ -249,7 +263,40 @@ fn find_job(args: &DiskprepArgs, home: &AgentHome) -> Result<Job> {
         }
     };
     let (client, custody) = client;
-    Ok(Job { marker, staging, client, custody })
+    Ok(Job { marker, staging, machines, client, custody })
+}
+
+/// One import job carrying the staging locations of several machines: `folder`
+/// holds them (one subfolder each) and nothing else, and they agree on where
+/// the seed goes. The drive set carries each as `<subfolder>/…`; each machine
+/// adopts the one of its own repository.
+fn several_machines(folder: &Path, name: &str, of_job: Vec<(PathBuf, StagingMarker)>) -> Result<StagingMarker> {
+    let (first_folder, first) = &of_job[0];
+    for (other_folder, other) in &of_job[1..] {
+        let same = |a: &StagingMarker, b: &StagingMarker| {
+            (&a.subscription_id, &a.storage_account, &a.container, &a.service_url)
+                == (&b.subscription_id, &b.storage_account, &b.container, &b.service_url)
+        };
+        if !same(first, other) {
+            bail!(
+                "the staging locations {} and {} both name import job {name} but another subscription, storage                  account, container or service: configure the machines of one import job alike                  (`offsite agent offline configure`)",
+                first_folder.display(),
+                other_folder.display()
+            );
+        }
+    }
+    let ours: Vec<&PathBuf> = of_job.iter().map(|(f, _)| f).collect();
+    for entry in std::fs::read_dir(folder).with_context(|| format!("cannot list {}", folder.display()))? {
+        let entry = entry.with_context(|| format!("cannot list {}", folder.display()))?.path();
+        if !ours.contains(&&entry) {
+            bail!(
+                "{} holds {}, which is not a staging location of import job {name}: a folder whose staging                  locations go onto one drive set holds only those; move it out, or give one staging location",
+                folder.display(),
+                entry.display()
+            );
+        }
+    }
+    Ok(first.clone())
 }
 
 fn show(args: &DiskprepArgs, view: &ImportJobView) -> Result<ExitCode> {
@@ -489,6 +536,13 @@ fn prepare(args: &DiskprepArgs, job: &Job, staging: &Path) -> Result<ExitCode> {
         block_size: args.block_size,
         journal: journal_path(args, name, "")?,
     };
+    if !job.machines.is_empty() && !args.json {
+        println!(
+            "import job {name} carries the staging locations of {} machines: {}",
+            job.machines.len(),
+            job.machines.join(", ")
+        );
+    }
     let mut drives = Drives::from_args(args)?;
     let bar = crate::progress_bar::Counter::show("diskprep", args.json);
     let progress = |p: &PrepareProgress| bar.set(p.bytes_done, p.bytes_total);

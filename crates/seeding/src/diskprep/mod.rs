@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::drive::DriveTarget;
 
 pub use error::DiskprepError;
-pub use prepare::{prepare, prepare_export, prepare_with, resume, resume_with};
+pub use prepare::{prepare, prepare_with, resume, resume_with};
 pub use repair::{repair, repair_with};
 pub use target_description::{describe_target, TargetDescription, TargetKind};
 

@@ -42,58 +42,22 @@ pub fn prepare(
     prepare_with(plan, &PrepareOptions::default(), supplier, progress)
 }
 
-/// [`prepare()`] with explicit options.
+/// [`prepare()`] with explicit options. The staging location is one repository,
+/// or a folder holding one repository per top-level folder (several machines'
+/// staging locations for one import job, or an export job's spool), each carried
+/// as stored.
 pub fn prepare_with(
     plan: &DrivePlan,
     options: &PrepareOptions,
     supplier: &mut dyn DriveSupplier,
     progress: &dyn Fn(&PrepareProgress),
 ) -> Result<PreparedSet, DiskprepError> {
-    prepare_checked(plan, options, supplier, progress, |listing| {
-        if listing.files.is_empty() {
-            return Err(DiskprepError::StagingEmpty { path: plan.staging.clone() });
-        }
-        if !listing.is_repository() {
-            return Err(DiskprepError::NotARepository { path: plan.staging.clone() });
-        }
-        Ok(())
-    })
-}
-
-/// [`prepare_with`] for an export job's spool: the staging location holds one
-/// repository per machine (`<machine id>/config`, `<machine id>/data/…`), each
-/// carried as stored.
-pub fn prepare_export(
-    plan: &DrivePlan,
-    options: &PrepareOptions,
-    supplier: &mut dyn DriveSupplier,
-    progress: &dyn Fn(&PrepareProgress),
-) -> Result<PreparedSet, DiskprepError> {
-    prepare_checked(plan, options, supplier, progress, |listing| {
-        let repositories =
-            listing.files.iter().any(|f| f.path.split_once('/').is_some_and(|(_, rest)| rest == "config"));
-        if !repositories {
-            return Err(DiskprepError::NotARepository { path: plan.staging.clone() });
-        }
-        Ok(())
-    })
-}
-
-/// A new preparation under the journal's lock (or the set of a finished journal),
-/// once `check` accepts what the staging location holds.
-fn prepare_checked(
-    plan: &DrivePlan,
-    options: &PrepareOptions,
-    supplier: &mut dyn DriveSupplier,
-    progress: &dyn Fn(&PrepareProgress),
-    check: impl FnOnce(&StagingListing) -> Result<(), DiskprepError>,
-) -> Result<PreparedSet, DiskprepError> {
     let _lock = JournalLock::acquire(&plan.journal)?;
     if let Some(done) = existing_journal(plan)? {
         return Ok(done);
     }
     let listing = StagingListing::read(&plan.staging)?;
-    check(&listing)?;
+    listing.check_repositories()?;
     start(plan, listing, None, options, supplier, progress)
 }
 

@@ -4,6 +4,10 @@
 //! from the container into `vaults/<vault>/<machine>/`, then a check of every
 //! copied file against its content-hash name: the service verifies what it will
 //! serve. Repeating it answers the recorded result.
+//!
+//! One import job may carry several machines' staging locations (one folder
+//! each): a machine adopts the folder whose config is its repository's, and
+//! nothing of the others.
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -16,6 +20,7 @@ use crate::services::import_jobs::files_missing;
 use crate::services::machines::{machine_for, Access};
 use crate::services::quotas;
 use crate::state::AppState;
+use crate::container_storage::seed_roots;
 use crate::storage::RepoFile;
 
 /// Files copied or verified at once.
@@ -53,24 +58,48 @@ pub async fn adopt_seed(
         )));
     }
     let folder = job.folder();
-    let seed_config = state.storage.seed_config(&folder).await?.ok_or_else(|| {
-        Failure::Conflict(format!(
-            "the seed in import job {name} has no repository config: its drives did not carry a staging repository"
-        ))
-    })?;
     let vault_config = state.storage.vault_config(&vault.id, &machine.id).await?.ok_or_else(|| {
         Failure::Conflict(format!(
             "this machine's vault repository has no config yet, so the seed in import job {name} cannot be matched \
              to it: run `offsite agent offline configure` first"
         ))
     })?;
-    if seed_config != vault_config {
-        return Err(Failure::Conflict(format!("the seed in import job {name} belongs to another repository")));
+    let all = state.storage.import_files(&folder).await?;
+    // The job carries one repository, or one per machine folder (one drive set
+    // for several machines): the seed is the one whose config is the machine's.
+    let roots = seed_roots(&all);
+    if roots.is_empty() {
+        return Err(Failure::Conflict(format!(
+            "the seed in import job {name} has no repository config: its drives did not carry a staging repository"
+        )));
     }
+    let mut root = None;
+    for candidate in &roots {
+        if state.storage.seed_config(&folder, candidate).await?.as_ref() == Some(&vault_config) {
+            root = Some(candidate.clone());
+            break;
+        }
+    }
+    let Some(root) = root else {
+        return Err(Failure::Conflict(match roots.as_slice() {
+            [_] => format!("the seed in import job {name} belongs to another repository"),
+            several => format!(
+                "none of the {} seeds in import job {name} ({}) belongs to this machine's repository",
+                several.len(),
+                several.join(", ")
+            ),
+        }));
+    };
+    let under = |path: &str| match root.as_str() {
+        "" => Some(path.to_string()),
+        root => path.strip_prefix(root).and_then(|p| p.strip_prefix('/')).map(str::to_string),
+    };
 
     // A job completes only with every file of its list; check again, since the
     // container may have lost one since (jobs made before file lists have none).
+    // Only this machine's files count: another machine's loss is not its own.
     if let Some(missing) = files_missing(state, &job).await? {
+        let missing: Vec<_> = missing.into_iter().filter(|f| under(&f.path).is_some()).collect();
         if !missing.is_empty() {
             tracing::error!(job = %job.id, missing = missing.len(), "a completed import job lacks files of its seed");
             let names: Vec<&str> = missing.iter().take(5).map(|f| f.path.as_str()).collect();
@@ -84,7 +113,8 @@ pub async fn adopt_seed(
             )));
         }
     }
-    let files = state.storage.import_files(&folder).await?;
+    let files: Vec<ImportFile> =
+        all.into_iter().filter_map(|f| Some(ImportFile { path: under(&f.path)?, size: f.size })).collect();
     let (count, bytes) = (files.len() as u64, files.iter().map(|f| f.size).sum::<u64>());
     // The seed joins the subscription's stored bytes: a quota it would pass
     // refuses it before anything is copied, as it refuses an upload.
@@ -95,10 +125,12 @@ pub async fn adopt_seed(
         .ok_or_else(|| Failure::not_found(format!("subscription {}", vault.subscription_id)))?;
     quotas::check_room(state, &subscription, bytes).await?;
     // Owned values in each task: the futures must be Send for any lifetime.
-    let task = |file: ImportFile| (state.storage.clone(), folder.clone(), vault.id.clone(), machine.id.clone(), file);
+    let task = |file: ImportFile| {
+        (state.storage.clone(), (folder.clone(), root.clone()), vault.id.clone(), machine.id.clone(), file)
+    };
     let copied: Vec<bool> = futures::stream::iter(files.clone().into_iter().map(task))
-        .map(|(storage, folder, vault_id, machine_id, file)| async move {
-            storage.adopt_file(&folder, &vault_id, &machine_id, &file).await
+        .map(|(storage, (folder, root), vault_id, machine_id, file)| async move {
+            storage.adopt_file(&folder, &root, &vault_id, &machine_id, &file).await
         })
         .buffer_unordered(PARALLEL)
         .try_collect()
@@ -136,6 +168,7 @@ pub async fn adopt_seed(
         let done = state.db.adoption(&machine.id, &job.id).await?.unwrap_or(row);
         return Ok(Adoption { import_job: name, files: done.files, bytes: done.bytes, already_adopted: true });
     }
-    tracing::info!(job = %job.id, machine = %machine.id, files = count, copied, bytes, "seed adopted");
+    tracing::info!(job = %job.id, machine = %machine.id, folder = %root, files = count, copied, bytes, "seed adopted");
     Ok(Adoption { import_job: name, files: count, bytes, already_adopted: false })
 }
+

@@ -118,7 +118,7 @@ impl StagingMarker {
                 }
             }
         }
-        found.sort_by(|a, b| a.1.import_job.cmp(&b.1.import_job));
+        found.sort_by(|a, b| (&a.1.import_job, &a.0).cmp(&(&b.1.import_job, &b.0)));
         Ok(found)
     }
 }

@@ -372,14 +372,16 @@ fn two_machines_on_one_import_job_each_adopt_their_own_seed() {
     first.stage();
 
     let source = root.join("source-fs02");
+    std::fs::create_dir_all(&source).unwrap();
     write_noise_file(&source.join("second.bin"), 3 << 20, 32);
     small_tree(&source.join("docs"));
     let second = Agent::registered_with(root, &first.tenant, "main", "fs02", &[&source], &["--pack-size", "1"]);
+    let second_staging = staging_root.join("fs02");
     let configure = [
         "offline",
         "configure",
         "--staging",
-        utf8(&staging_root.join("fs02")),
+        utf8(&second_staging),
         "--import-job",
         JOB,
         "--subscription",

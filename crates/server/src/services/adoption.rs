@@ -13,6 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use offsite_api::types::{AdoptSeed, Adoption, ImportFile, ImportJobState};
 
+use crate::container_storage::seed_roots;
 use crate::db::seeding::AdoptionRow;
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
@@ -20,7 +21,6 @@ use crate::services::import_jobs::files_missing;
 use crate::services::machines::{machine_for, Access};
 use crate::services::quotas;
 use crate::state::AppState;
-use crate::container_storage::seed_roots;
 use crate::storage::RepoFile;
 
 /// Files copied or verified at once.
@@ -171,4 +171,3 @@ pub async fn adopt_seed(
     tracing::info!(job = %job.id, machine = %machine.id, folder = %root, files = count, copied, bytes, "seed adopted");
     Ok(Adoption { import_job: name, files: count, bytes, already_adopted: false })
 }
-

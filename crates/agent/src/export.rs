@@ -156,6 +156,14 @@ pub fn status(home: &AgentHome, job: &str) -> AgentResult<ExportJobView> {
     Ok(Registration::load(home)?.client()?.export_job(job)?)
 }
 
+/// The job's chain of custody as the service stores it (verify it with
+/// `offsite_seeding::custody::verify_log`).
+pub fn custody(home: &AgentHome, job: &str) -> AgentResult<offsite_api::types::CustodyLog> {
+    let client = Registration::load(home)?.client()?;
+    let found = client.export_job(job)?;
+    Ok(client.export_job_custody(&found.id)?)
+}
+
 /// The customer's steps: `delivered`, `complete`, `cancel`.
 pub fn step(home: &AgentHome, job: &str, step: &str) -> AgentResult<ExportJobView> {
     let client = Registration::load(home)?.client()?;

@@ -455,6 +455,21 @@ impl Client {
         self.post(&format!("/import-jobs/{import_job_id}/custody"), event)
     }
 
+    /// An export job's custody log, with the keys its events name.
+    pub fn export_job_custody(&self, export_job_id: &str) -> ApiResult<crate::types::CustodyLog> {
+        self.get(&format!("/export-jobs/{export_job_id}/custody"))
+    }
+
+    /// Appends a signed event to an export job's custody log (its station); 409
+    /// when the log grew meanwhile.
+    pub fn append_export_job_custody(
+        &self,
+        export_job_id: &str,
+        event: &crate::types::CustodyEvent,
+    ) -> ApiResult<crate::types::CustodyEvent> {
+        self.post(&format!("/export-jobs/{export_job_id}/custody"), event)
+    }
+
     pub fn station_credentials(&self, datacenter_id: &str) -> ApiResult<Vec<StationCredential>> {
         self.get(&format!("/datacenters/{datacenter_id}/station-credentials"))
     }

@@ -57,3 +57,73 @@ pub fn print_job(job: &ImportJobView, update_shipping: Option<&str>) {
         println!("    {}  {what} by {}{note}", when(event.at), event.actor);
     }
 }
+
+/// Prints a job's chain of custody as verified (`job`: "import job NAME" or
+/// "export job NAME"), every drive's events with who handled them, and each
+/// problem; `--json` prints the report. True when it verifies.
+pub fn print_custody(
+    job: &str,
+    mut report: offsite_seeding::custody::CustodyReport,
+    key_mismatch: Option<String>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let verified = report.verified() && key_mismatch.is_none();
+    if json {
+        #[derive(serde::Serialize)]
+        struct Problem {
+            #[serde(flatten)]
+            problem: offsite_seeding::custody::CustodyProblem,
+            message: String,
+        }
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            job_kind: &'a str,
+            job_id: &'a str,
+            verified: bool,
+            events: usize,
+            head: &'a str,
+            problems: Vec<Problem>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            key_mismatch: Option<String>,
+            drives: &'a [offsite_seeding::custody::DriveCustody],
+        }
+        let problems = std::mem::take(&mut report.problems)
+            .into_iter()
+            .map(|problem| Problem { message: problem.to_string(), problem })
+            .collect();
+        let out = Out {
+            job_kind: &report.job_kind,
+            job_id: &report.job_id,
+            verified,
+            events: report.events,
+            head: &report.head,
+            problems,
+            key_mismatch,
+            drives: &report.drives,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(verified);
+    }
+    println!("chain of custody of {job}: {}", plural(report.events, "event"));
+    for drive in &report.drives {
+        println!("drive {}:", drive.drive_id);
+        for h in &drive.events {
+            let who = if h.handler.is_empty() { h.actor.clone() } else { h.handler.clone() };
+            let mark = if h.verified { "" } else { "  <- does not verify" };
+            let details = if h.details.is_empty() { String::new() } else { format!(" ({})", h.details) };
+            println!("  {:>4}  {}  {:<10} by {who}{details}{mark}", h.seq, when(h.at), h.kind.name());
+        }
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    if let Some(mismatch) = &key_mismatch {
+        println!("problem: {mismatch}");
+    }
+    if verified {
+        println!("verified: every event is signed by its handler and chained to the one before (head {})", report.head);
+    } else {
+        println!("the chain of custody does NOT verify");
+    }
+    Ok(verified)
+}

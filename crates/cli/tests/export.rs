@@ -75,6 +75,16 @@ fn an_export_restores_a_replacement_machine_from_drives() {
     )
     .run()
     .ok();
+    // The customer verifies the drives' chain of custody: each written and
+    // shipped by the datacenter's station, signed and chained.
+    let custody = site.agent.cmd(["export", "custody", "fs01-restore", "--json"]).run().ok().json();
+    assert_eq!(custody["verified"], true, "{custody}");
+    assert_eq!(custody["events"].as_u64(), Some(2 * drives as u64), "{custody}");
+    for drive in custody["drives"].as_array().unwrap() {
+        let kinds: Vec<&str> = drive["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["written", "shipped"], "{drive}");
+    }
+    site.agent.cmd(["export", "custody", "fs01-restore"]).run().ok().stdout_has("verified: every event is signed");
     site.agent.cmd(["export", "delivered", "fs01-restore"]).run().ok();
 
     // The machine is lost. Its replacement: vault credentials and the passphrase.

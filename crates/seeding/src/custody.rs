@@ -47,6 +47,8 @@ pub const SIGNATURE_CONTEXT: &str = "offsite-custody-signature-v1";
 pub const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// The job kind of import jobs' logs.
 pub const IMPORT: &str = "import";
+/// The job kind of export jobs' logs.
+pub const EXPORT: &str = "export";
 /// The longest `details` an event may carry, in bytes.
 pub const MAX_DETAILS: usize = 1000;
 /// How far an appended event's time may be from the service's clock.
@@ -64,15 +66,39 @@ pub fn station_actor(credential_id: &str) -> String {
     format!("station:{credential_id}")
 }
 
-/// Whose kind of actor may record an event of `kind`: the application records
-/// what happens on the customer's side, a station what happens at the datacenter.
+/// Whose kind of actor may record an event of `kind`: on an import job the
+/// application records what happens on the customer's side (`prepared`,
+/// `shipped`), a station what happens at the datacenter.
 pub fn application_may_record(kind: CustodyEventKind) -> bool {
     matches!(kind, CustodyEventKind::Prepared | CustodyEventKind::Shipped)
 }
 
-/// The event kinds a datacenter's station records.
+/// The event kinds a datacenter's station records on an import job.
 pub fn station_may_record(kind: CustodyEventKind) -> bool {
     !application_may_record(kind)
+}
+
+/// Whether `actor` (an actor string) may record `kind` in a log of `job_kind`.
+/// An export job's drives are all the datacenter's until they leave: its
+/// station records `written`, `shipped` and, for a drive that never leaves,
+/// `wiped` or `destroyed`; the customer's side holds no signing key for them.
+pub fn may_record(job_kind: &str, actor: &str, kind: CustodyEventKind) -> bool {
+    let station = actor.starts_with("station:");
+    let application = actor.starts_with("application:");
+    match job_kind {
+        IMPORT => (application && application_may_record(kind)) || (station && station_may_record(kind)),
+        EXPORT => {
+            station
+                && matches!(
+                    kind,
+                    CustodyEventKind::Written
+                        | CustodyEventKind::Shipped
+                        | CustodyEventKind::Wiped
+                        | CustodyEventKind::Destroyed
+                )
+        }
+        _ => false,
+    }
 }
 
 // ------------------------------------------------------------------ encoding
@@ -348,15 +374,27 @@ fn import_stage(kind: CustodyEventKind) -> u8 {
     }
 }
 
+/// An export drive's life: written at the datacenter, then shipped to the
+/// customer (or wiped or destroyed there instead).
+fn export_stage(kind: CustodyEventKind) -> u8 {
+    match kind {
+        CustodyEventKind::Written => 0,
+        CustodyEventKind::Shipped | CustodyEventKind::Wiped => 1,
+        _ => 2,
+    }
+}
+
 /// Whether `kind` may follow the drive's earlier events `before` (of the same
 /// drive, in order); `Err` names the event it may not follow.
 pub fn check_order(job_kind: &str, before: &[&CustodyEvent], kind: CustodyEventKind) -> Result<(), CustodyEventKind> {
-    if job_kind != IMPORT {
-        return Ok(());
-    }
+    let stage = match job_kind {
+        IMPORT => import_stage,
+        EXPORT => export_stage,
+        _ => return Ok(()),
+    };
     for earlier in before {
         let destroyed = earlier.kind == CustodyEventKind::Destroyed;
-        if destroyed || import_stage(earlier.kind) > import_stage(kind) {
+        if destroyed || stage(earlier.kind) > stage(kind) {
             return Err(earlier.kind);
         }
     }
@@ -560,14 +598,7 @@ pub fn verify(job_kind: &str, job_id: &str, events: &[CustodyEvent], keys: &[Cus
             }
             Some(_) => {}
         }
-        let allowed = if event.actor.starts_with("application:") {
-            application_may_record(event.kind)
-        } else if event.actor.starts_with("station:") {
-            station_may_record(event.kind)
-        } else {
-            false
-        };
-        if !allowed {
+        if !may_record(job_kind, &event.actor, event.kind) {
             found.push(CustodyProblem::NotItsActor { seq, actor: event.actor.clone(), kind: event.kind });
         }
         if let Some(drive) = &event.drive_id {
@@ -622,18 +653,25 @@ pub fn verify_log(log: &CustodyLog) -> CustodyReport {
 /// The service calls that read and extend a job's custody log (the API client
 /// implements it; tests fake it).
 pub trait CustodyService {
-    fn custody_log(&self, job_id: &str) -> ApiResult<CustodyLog>;
+    /// The log of the `job_kind` ([`IMPORT`], [`EXPORT`]) job `job_id`.
+    fn custody_log(&self, job_kind: &str, job_id: &str) -> ApiResult<CustodyLog>;
     /// Appends one sealed event; 409 when the log grew meanwhile.
-    fn append_custody_event(&self, job_id: &str, event: &CustodyEvent) -> ApiResult<CustodyEvent>;
+    fn append_custody_event(&self, job_kind: &str, job_id: &str, event: &CustodyEvent) -> ApiResult<CustodyEvent>;
 }
 
 impl CustodyService for Client {
-    fn custody_log(&self, job_id: &str) -> ApiResult<CustodyLog> {
-        self.import_job_custody(job_id)
+    fn custody_log(&self, job_kind: &str, job_id: &str) -> ApiResult<CustodyLog> {
+        match job_kind {
+            EXPORT => self.export_job_custody(job_id),
+            _ => self.import_job_custody(job_id),
+        }
     }
 
-    fn append_custody_event(&self, job_id: &str, event: &CustodyEvent) -> ApiResult<CustodyEvent> {
-        self.append_import_job_custody(job_id, event)
+    fn append_custody_event(&self, job_kind: &str, job_id: &str, event: &CustodyEvent) -> ApiResult<CustodyEvent> {
+        match job_kind {
+            EXPORT => self.append_export_job_custody(job_id, event),
+            _ => self.append_import_job_custody(job_id, event),
+        }
     }
 }
 
@@ -650,6 +688,7 @@ pub enum RecordError {
 pub struct Recorder<'a, S> {
     service: &'a S,
     signer: &'a CustodySigner,
+    job_kind: &'static str,
     job_id: String,
 }
 
@@ -657,8 +696,14 @@ pub struct Recorder<'a, S> {
 const APPEND_ATTEMPTS: usize = 5;
 
 impl<'a, S: CustodyService> Recorder<'a, S> {
+    /// For an import job's log.
     pub fn new(service: &'a S, signer: &'a CustodySigner, job_id: &str) -> Self {
-        Recorder { service, signer, job_id: job_id.to_string() }
+        Recorder { service, signer, job_kind: IMPORT, job_id: job_id.to_string() }
+    }
+
+    /// For an export job's log.
+    pub fn export(service: &'a S, signer: &'a CustodySigner, job_id: &str) -> Self {
+        Recorder { service, signer, job_kind: EXPORT, job_id: job_id.to_string() }
     }
 
     /// Appends an event of `kind` for `drive_id` now: reads the log, seals the
@@ -673,7 +718,7 @@ impl<'a, S: CustodyService> Recorder<'a, S> {
         let mut last_error = None;
         let mut seen_head = None;
         for _ in 0..APPEND_ATTEMPTS {
-            let log = self.service.custody_log(&self.job_id)?;
+            let log = self.service.custody_log(self.job_kind, &self.job_id)?;
             let head = log.events.last().map(|e| e.hash.clone());
             if last_error.is_some() && head == seen_head {
                 // Refused for another reason than a race: the log did not move.
@@ -689,7 +734,7 @@ impl<'a, S: CustodyService> Recorder<'a, S> {
                 details,
             );
             let event = seal(&draft, &log.events, self.signer)?;
-            match self.service.append_custody_event(&self.job_id, &event) {
+            match self.service.append_custody_event(self.job_kind, &self.job_id, &event) {
                 Ok(stored) => return Ok(stored),
                 Err(err) if err.status() == Some(409) => last_error = Some(err),
                 Err(err) => return Err(err.into()),
@@ -783,6 +828,36 @@ mod tests {
         assert!(first.events.iter().all(|h| h.verified));
         assert_eq!(report.drives[1].events.len(), 3);
         assert_eq!(world.events[0].prev, ZERO_HASH);
+    }
+
+    /// An export job's drives are the station's from writing to shipping: its
+    /// chain verifies; the application's event in it, or a drive written after
+    /// it was shipped, is named.
+    #[test]
+    fn an_export_chain_is_the_stations_and_keeps_its_order() {
+        let world = world();
+        let stn = world.station.signer("stn_1");
+        let mut events = Vec::new();
+        for (i, (drive, kind)) in [("cc03", CustodyEventKind::Written), ("cc03", CustodyEventKind::Shipped)]
+            .into_iter()
+            .enumerate()
+        {
+            let draft = Draft::new(EXPORT, "exp_1", Some(drive.into()), kind, at(i as i64 * 60), "");
+            events.push(seal(&draft, &events, &stn).unwrap());
+        }
+        assert!(verify(EXPORT, "exp_1", &events, &world.keys()).verified());
+
+        let mut forged = events.clone();
+        let draft = Draft::new(EXPORT, "exp_1", Some("cc03".into()), CustodyEventKind::Written, at(200), "");
+        forged.push(seal(&draft, &forged, &stn).unwrap());
+        let draft = Draft::new(EXPORT, "exp_1", Some("cc03".into()), CustodyEventKind::Shipped, at(300), "");
+        forged.push(seal(&draft, &forged, &world.app).unwrap());
+        let problems = verify(EXPORT, "exp_1", &forged, &world.keys()).problems;
+        assert!(problems.iter().any(|p| matches!(p, CustodyProblem::OutOfOrder { seq: 3, .. })), "{problems:?}");
+        assert!(problems.iter().any(|p| matches!(p, CustodyProblem::NotItsActor { seq: 4, .. })), "{problems:?}");
+        assert!(may_record(EXPORT, "station:stn_1", CustodyEventKind::Written));
+        assert!(!may_record(EXPORT, "application:app_1:AB", CustodyEventKind::Shipped));
+        assert!(!may_record(EXPORT, "station:stn_1", CustodyEventKind::Received));
     }
 
     #[test]

@@ -265,9 +265,13 @@ enum Side {
     Signers,
 }
 
+/// The drive A's export job has recorded (its station signs `written` for it).
+const EXPORT_DRIVE: &str = "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0";
+
 /// Operations whose body is signed by the caller's own key (`World::send` signs
 /// it for A's application and A's station).
-const SIGNER_SCOPED: &[(&str, &str)] = &[("POST", "/api/v1/import-jobs/{import_job_id}/custody")];
+const SIGNER_SCOPED: &[(&str, &str)] =
+    &[("POST", "/api/v1/import-jobs/{import_job_id}/custody"), ("POST", "/api/v1/export-jobs/{export_job_id}/custody")];
 
 /// Operations on a tenant's resources (or a datacenter's) that only the operator,
 /// and for some the station of the job's datacenter (`STATION_ALLOWED`), may call.
@@ -321,6 +325,8 @@ const STATION_ALLOWED: &[(&str, &str)] = &[
     ("POST", "/api/v1/export-jobs/{export_job_id}/begin"),
     ("POST", "/api/v1/export-jobs/{export_job_id}/drives"),
     ("POST", "/api/v1/export-jobs/{export_job_id}/ship"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}/custody"),
+    ("POST", "/api/v1/export-jobs/{export_job_id}/custody"),
 ];
 
 /// Operations of an export job's customer: the subscription and the machines the
@@ -332,6 +338,7 @@ const EXPORT_CUSTOMER: &[(&str, &str)] = &[
     ("POST", "/api/v1/export-jobs/{export_job_id}/delivered"),
     ("POST", "/api/v1/export-jobs/{export_job_id}/complete"),
     ("POST", "/api/v1/export-jobs/{export_job_id}/cancel"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}/custody"),
 ];
 
 /// Operations on a subscription's resources every machine of the subscription may
@@ -490,6 +497,17 @@ impl World {
             .issue_station_credential_with_key(&a.datacenter_id, None, Some(&own_station_key.public_hex()))
             .expect("a station credential")
             .station_credential;
+        // A's export job has a drive written, so its station can sign `written`.
+        let station = service.client(&own_station_token);
+        station.begin_export(&a.export_job_id).expect("the export begins");
+        let export_drive = offsite_api::types::ExportDrive {
+            drive_id: EXPORT_DRIVE.into(),
+            index: 0,
+            fingerprint: "ab".repeat(32),
+            bytes: 1,
+            recovery_key: Some("3F2A9C01-00112233-44556677-8899AABB-CCDDEEFF-00112233-44556677-8899AABB".into()),
+        };
+        station.add_export_drive(&a.export_job_id, &export_drive).expect("a drive of the export");
         let other_station_token =
             operator.issue_station_credential(&b.datacenter_id, None).expect("a station credential").station_credential;
         let revoked = operator.issue_station_credential(&a.datacenter_id, Some(30)).expect("a station credential");
@@ -783,6 +801,8 @@ impl World {
             return None;
         }
         let (signer, kind) = match who {
+            // The application signs nothing of an export job: its generic body.
+            Who::OwnApplication if op.template.starts_with("/api/v1/export-jobs/") => return None,
             Who::OwnApplication => {
                 let signer = offsite_api::application_auth::Signer::new(&self.a.application).expect("A's key");
                 (CustodySigner::Application(signer), CustodyEventKind::Prepared)
@@ -792,11 +812,21 @@ impl World {
             }
             _ => return None,
         };
-        let path = format!("/api/v1/import-jobs/{}/custody", self.a.import_job_id);
+        // An export job's drives are the station's: it signs `written`.
+        let export = op.template.starts_with("/api/v1/export-jobs/");
+        let (path, drive, kind) = match export {
+            true => (
+                format!("/api/v1/export-jobs/{}/custody", self.a.export_job_id),
+                EXPORT_DRIVE,
+                CustodyEventKind::Written,
+            ),
+            false => (format!("/api/v1/import-jobs/{}/custody", self.a.import_job_id), self.a.drive_id.as_str(), kind),
+        };
         let log = self.service.call("GET", &path, Some(&self.service.operator_token), &Body::Empty);
         let log: CustodyLog = serde_json::from_str(&log.text()).expect("A's custody log");
         let now = time::OffsetDateTime::now_utc();
-        let draft = Draft::new("import", &log.job_id, Some(self.a.drive_id.clone()), kind, now, "probe");
+        let job_kind = if export { "export" } else { "import" };
+        let draft = Draft::new(job_kind, &log.job_id, Some(drive.to_string()), kind, now, "probe");
         let event = seal(&draft, &log.events, &signer).expect("a sealed event");
         Some(Body::Json(serde_json::to_value(event).expect("JSON")))
     }

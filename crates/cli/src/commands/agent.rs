@@ -577,7 +577,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 }
             })?;
         }
-        AgentCommand::Export(command) => super::export::run(&home, json, command)?,
+        AgentCommand::Export(command) => return super::export::run(&home, json, command),
         AgentCommand::Offline(OfflineCommand::Estimate { uplink }) => {
             let progress = Arc::new(Progress::default());
             let bar = Bar::show("estimate", progress.clone(), args.quiet || json);

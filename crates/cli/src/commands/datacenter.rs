@@ -190,7 +190,24 @@ struct Custody {
 impl Custody {
     fn record(&self, client: &Client, job: &ImportJobView, drive_id: &str, kind: CustodyEventKind, details: &str) {
         let Some(signer) = &self.signer else { return };
-        if let Err(err) = Recorder::new(client, signer, &job.id).record(Some(drive_id), kind, details) {
+        self.sign(Recorder::new(client, signer, &job.id), signer, drive_id, kind, details);
+    }
+
+    /// [`Self::record`] in an export job's log.
+    fn record_export(&self, client: &Client, job_id: &str, drive_id: &str, kind: CustodyEventKind, details: &str) {
+        let Some(signer) = &self.signer else { return };
+        self.sign(Recorder::export(client, signer, job_id), signer, drive_id, kind, details);
+    }
+
+    fn sign(
+        &self,
+        recorder: Recorder<'_, Client>,
+        signer: &CustodySigner,
+        drive_id: &str,
+        kind: CustodyEventKind,
+        details: &str,
+    ) {
+        if let Err(err) = recorder.record(Some(drive_id), kind, details) {
             eprintln!(
                 "offsite: warning: the custody event '{}' of drive {drive_id} was not recorded: {err}",
                 kind.name()
@@ -241,13 +258,17 @@ pub fn run(args: DatacenterArgs) -> Result<ExitCode> {
         DatacenterCommand::Export { job, drives, drive_size, spool, yes } => {
             let size = drive_size.as_deref().map(super::diskprep::parse_size).transpose()?;
             let drives = super::diskprep::Drives::new(drives.clone(), size, *yes, args.json);
-            export_command(&args, &station, job, drives, spool)?
+            export_command(&args, &station, &custody, job, drives, spool)?
         }
         DatacenterCommand::ShipExport { job, carrier, tracking_number } => {
             let client = station.service();
             let found = client.export_job(job)?;
             let shipment = ExportShipment { carrier: carrier.clone(), tracking_number: tracking_number.clone() };
             let view = client.ship_export(&found.id, &shipment)?;
+            let details = format!("carrier={carrier} tracking={tracking_number}");
+            for drive in &view.drives {
+                custody.record_export(client, &view.id, &drive.drive_id, CustodyEventKind::Shipped, &details);
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
@@ -524,6 +545,7 @@ struct Exported {
 fn export_command(
     args: &DatacenterArgs,
     station: &Station<Client>,
+    custody: &Custody,
     name: &str,
     mut drives: super::diskprep::Drives,
     spool_root: &Path,
@@ -595,6 +617,11 @@ fn export_command(
         };
         client.add_export_drive(&job.id, &record)?;
         recorded.push(ExportDrive { recovery_key: None, ..record });
+    }
+    custody.warn_unsigned();
+    for drive in &recorded {
+        let details = format!("drive {} of {} bytes={}", drive.index + 1, recorded.len(), drive.bytes);
+        custody.record_export(client, &job.id, &drive.drive_id, CustodyEventKind::Written, &details);
     }
     // The journal holds the recovery keys: with it gone the station cannot open the drives.
     export::remove_spool(&work)?;

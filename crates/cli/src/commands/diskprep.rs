@@ -784,7 +784,7 @@ fn verify_custody(args: &DiskprepArgs, job: &Job) -> Result<ExitCode> {
     let name = &job.marker.import_job;
     let view = job.client.find_import_job(name)?;
     let log = job.client.import_job_custody(&view.id)?;
-    let mut report = offsite_seeding::custody::verify_log(&log);
+    let report = offsite_seeding::custody::verify_log(&log);
     let mut key_mismatch = None;
     if let Some(signer) = &job.custody {
         let actor = signer.actor();
@@ -797,69 +797,6 @@ fn verify_custody(args: &DiskprepArgs, job: &Job) -> Result<ExitCode> {
             }
         }
     }
-    let verified = report.verified() && key_mismatch.is_none();
-    if args.json {
-        #[derive(Serialize)]
-        struct Problem {
-            #[serde(flatten)]
-            problem: offsite_seeding::custody::CustodyProblem,
-            message: String,
-        }
-        #[derive(Serialize)]
-        struct Out<'a> {
-            import_job: &'a str,
-            verified: bool,
-            events: usize,
-            head: &'a str,
-            problems: Vec<Problem>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            key_mismatch: Option<String>,
-            drives: &'a [offsite_seeding::custody::DriveCustody],
-        }
-        let problems = std::mem::take(&mut report.problems)
-            .into_iter()
-            .map(|problem| Problem { message: problem.to_string(), problem })
-            .collect();
-        let out = Out {
-            import_job: name,
-            verified,
-            events: report.events,
-            head: &report.head,
-            problems,
-            key_mismatch,
-            drives: &report.drives,
-        };
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!("chain of custody of import job {name}: {}", plural(report.events, "event"));
-        for drive in &report.drives {
-            println!("drive {}:", drive.drive_id);
-            for h in &drive.events {
-                let who = if h.handler.is_empty() { h.actor.clone() } else { h.handler.clone() };
-                let mark = if h.verified { "" } else { "  <- does not verify" };
-                let details = if h.details.is_empty() { String::new() } else { format!(" ({})", h.details) };
-                println!(
-                    "  {:>4}  {}  {:<10} by {who}{details}{mark}",
-                    h.seq,
-                    crate::display::when(h.at),
-                    h.kind.name()
-                );
-            }
-        }
-        for problem in &report.problems {
-            println!("problem: {problem}");
-        }
-        if let Some(mismatch) = &key_mismatch {
-            println!("problem: {mismatch}");
-        }
-        if verified {
-            println!(
-                "verified: every event is signed by its handler and chained to the one before (head {})",
-                report.head
-            );
-        } else {
-            println!("the chain of custody does NOT verify");
-        }
-    }
+    let verified = seeding_display::print_custody(&format!("import job {name}"), report, key_mismatch, args.json)?;
     Ok(if verified { ExitCode::SUCCESS } else { ExitCode::from(crate::exit::CUSTODY_BROKEN) })
 }

@@ -3,6 +3,8 @@
 //! and requests the export; the datacenter writes the drives and ships them; the
 //! agent restores from them with `offsite agent restore --from-drive`.
 
+use std::process::ExitCode;
+
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
@@ -42,6 +44,9 @@ pub enum ExportCommand {
     List,
     /// One export job: state, drives (with their recovery keys), return shipment.
     Status { job: String },
+    /// Verify the job's chain of custody (each drive written and shipped by the
+    /// datacenter's station, signed and chained); exit 18 when it does not verify.
+    Custody { job: String },
     /// The drives arrived.
     Delivered { job: String },
     /// The restore from the drives is done.
@@ -72,7 +77,7 @@ fn print_job(job: &ExportJobView) {
     }
 }
 
-pub fn run(home: &AgentHome, json: bool, command: ExportCommand) -> Result<()> {
+pub fn run(home: &AgentHome, json: bool, command: ExportCommand) -> Result<ExitCode> {
     let show = |job: &ExportJobView| -> Result<()> {
         if json {
             println!("{}", serde_json::to_string_pretty(job)?);
@@ -129,9 +134,17 @@ pub fn run(home: &AgentHome, json: bool, command: ExportCommand) -> Result<()> {
             }
         }
         ExportCommand::Status { job } => show(&export::status(home, &job)?)?,
+        ExportCommand::Custody { job } => {
+            let log = export::custody(home, &job)?;
+            let report = offsite_seeding::custody::verify_log(&log);
+            let label = format!("export job {}", log.job_name);
+            if !crate::seeding_display::print_custody(&label, report, None, json)? {
+                return Ok(ExitCode::from(crate::exit::CUSTODY_BROKEN));
+            }
+        }
         ExportCommand::Delivered { job } => show(&export::step(home, &job, "delivered")?)?,
         ExportCommand::Complete { job } => show(&export::step(home, &job, "complete")?)?,
         ExportCommand::Cancel { job } => show(&export::step(home, &job, "cancel")?)?,
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

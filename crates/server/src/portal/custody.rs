@@ -1,4 +1,4 @@
-//! The chain of custody on an import job's page: whether it verifies (the same
+//! The chain of custody on an import or export job's page: whether it verifies (the same
 //! `offsite_seeding::custody::verify` that `offsite diskprep --verify-custody`
 //! runs), each problem by name, and who handled each drive when.
 
@@ -13,8 +13,13 @@ pub fn section(report: &CustodyReport) -> Markup {
         section #custody {
             h2 { "Chain of custody" }
             @if report.events == 0 {
-                p { "No custody event recorded yet: diskprep records each drive as prepared and shipped, the \
-                     datacenter's station as received, ingested and wiped." }
+                @if report.job_kind == offsite_seeding::custody::EXPORT {
+                    p { "No custody event recorded yet: the datacenter's station records each drive as written \
+                         and shipped." }
+                } @else {
+                    p { "No custody event recorded yet: diskprep records each drive as prepared and shipped, the \
+                         datacenter's station as received, ingested and wiped." }
+                }
             } @else if report.verified() {
                 p #custody-result { strong { "Verified" } ": " (report.events) " signed events, each chained to the one \
                    before. Head " span.mono { (report.head.get(..16).unwrap_or(&report.head)) } "." }

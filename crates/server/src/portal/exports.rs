@@ -192,7 +192,10 @@ fn job_markup(who: &SignedIn, job: &ExportJobView) -> Markup {
 
 pub async fn export_job(State(state): State<AppState>, who: SignedIn, Path(job_id): Path<String>) -> PageResult {
     let job = exports::get(&state, &who.principal, &job_id).await?;
-    Ok(page(&job.name, Some(&who), job_markup(&who, &job)))
+    let log = crate::services::custody::export_log(&state, &who.principal, &job.id).await?;
+    let custody = offsite_seeding::custody::verify_log(&log);
+    let body = html! { (job_markup(&who, &job)) (super::custody::section(&custody)) };
+    Ok(page(&job.name, Some(&who), body))
 }
 
 #[derive(Deserialize)]

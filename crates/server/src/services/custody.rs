@@ -7,17 +7,17 @@
 //! encoding, hash, signature, place in the chain and in its drive's life) are
 //! `offsite_seeding::custody`'s; this module checks who asks and stores it.
 //!
-//! The log is generic over the job's kind (`import` today): export jobs append
-//! to the same table with their own kind.
+//! The log is generic over the job's kind: import jobs' (`import`) and export
+//! jobs' (`export`: the station records `written` and `shipped`) share the table.
 
 use std::collections::BTreeSet;
 
 use offsite_api::types::{CustodyEvent, CustodyKey, CustodyLog};
-use offsite_seeding::custody::{self, CustodyReport, IMPORT, ZERO_HASH};
+use offsite_seeding::custody::{self, CustodyReport, EXPORT, IMPORT, ZERO_HASH};
 
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
-use crate::services::import_jobs;
+use crate::services::{exports, import_jobs};
 use crate::state::AppState;
 
 /// An import job's custody log with the keys its events name (those who may
@@ -37,6 +37,21 @@ pub async fn import_report(
     let log = import_log(state, principal, job_id).await?;
     let report = custody::verify_log(&log);
     Ok((log, report))
+}
+
+/// An export job's custody log (those who may read the job: its customer,
+/// operators, the station of its datacenter).
+pub async fn export_log(state: &AppState, principal: &Principal, job: &str) -> ApiResult<CustodyLog> {
+    let subject = exports::custody_subject(state, principal, job).await?;
+    log_of(state, EXPORT, &subject.id, &subject.name).await
+}
+
+/// The job a log belongs to, as its caller may see it.
+pub struct CustodySubject {
+    pub id: String,
+    pub name: String,
+    /// The job's drives: events name one of them.
+    pub drive_ids: Vec<String>,
 }
 
 async fn log_of(state: &AppState, job_kind: &str, job_id: &str, job_name: &str) -> ApiResult<CustodyLog> {
@@ -59,17 +74,22 @@ async fn log_of(state: &AppState, job_kind: &str, job_id: &str, job_name: &str) 
 
 /// The actor `principal` signs as, and the key its events must verify under
 /// (registered on first use for an application certificate).
-async fn signer_of(state: &AppState, principal: &Principal, event: &CustodyEvent) -> ApiResult<(String, CustodyKey)> {
+async fn signer_of(
+    state: &AppState,
+    principal: &Principal,
+    job_kind: &str,
+    event: &CustodyEvent,
+) -> ApiResult<(String, CustodyKey)> {
     let kind = event.kind.name();
     match principal {
         Principal::Application { application_id, thumbprint, subscription_id } => {
-            if !custody::application_may_record(event.kind) {
+            let actor = custody::application_actor(application_id, thumbprint);
+            if !custody::may_record(job_kind, &actor, event.kind) {
                 return Err(Failure::Forbidden(format!(
-                    "a '{kind}' event is the datacenter's to record, signed by its ingest station (offsite \
-                     datacenter …); the application records 'prepared' and 'shipped'"
+                    "a '{kind}' event of an {job_kind} job is the datacenter's to record, signed by its station \
+                     (offsite datacenter …); the application records 'prepared' and 'shipped' of import jobs"
                 )));
             }
-            let actor = custody::application_actor(application_id, thumbprint);
             if let Some(key) = state.db.custody_key(&actor).await? {
                 return Ok((actor, key));
             }
@@ -102,13 +122,14 @@ async fn signer_of(state: &AppState, principal: &Principal, event: &CustodyEvent
             Ok((actor, key))
         }
         Principal::Station { credential_id, .. } => {
-            if !custody::station_may_record(event.kind) {
+            let actor = custody::station_actor(credential_id);
+            if !custody::may_record(job_kind, &actor, event.kind) {
                 return Err(Failure::Forbidden(format!(
-                    "a '{kind}' event is the customer's to record, signed by its offline-seeding application \
-                     (offsite diskprep); a station records what happens at the datacenter"
+                    "a '{kind}' event of an {job_kind} job is not the station's to record: it records what \
+                     happens at the datacenter (the customer's offline-seeding application records 'prepared' \
+                     and 'shipped' of import jobs)"
                 )));
             }
-            let actor = custody::station_actor(credential_id);
             let key = state.db.custody_key(&actor).await?.ok_or_else(|| {
                 Failure::Forbidden(format!(
                     "station credential {credential_id} has no signing key, so it cannot sign custody events: the \
@@ -127,12 +148,7 @@ async fn signer_of(state: &AppState, principal: &Principal, event: &CustodyEvent
     }
 }
 
-/// Appends a signed event to an import job's custody log, after checking it:
-/// the caller may touch the job and records this kind of event, the event
-/// names the caller as its actor, its drive is one of the job's, its time is
-/// now (±5 minutes), its hash is its content's and its signature the actor's,
-/// it follows the log's last event (409 when the log grew meanwhile: read it
-/// again and sign the next one) and its drive's earlier events.
+/// Appends a signed event to an import job's custody log (see [`append`]).
 pub async fn append_import(
     state: &AppState,
     principal: &Principal,
@@ -140,12 +156,43 @@ pub async fn append_import(
     event: CustodyEvent,
 ) -> ApiResult<CustodyEvent> {
     let tracked = import_jobs::load_readable_as_stored(state, principal, job_id).await?;
-    let row = &tracked.row;
-    let (actor, key) = signer_of(state, principal, &event).await?;
-    if event.job_kind != IMPORT || event.job_id != row.id {
+    let subject = CustodySubject {
+        id: tracked.row.id.clone(),
+        name: tracked.row.name.clone(),
+        drive_ids: tracked.drive_rows.iter().map(|d| d.drive_id.clone()).collect(),
+    };
+    append(state, principal, IMPORT, subject, event).await
+}
+
+/// Appends a signed event to an export job's custody log (see [`append`]).
+pub async fn append_export(
+    state: &AppState,
+    principal: &Principal,
+    job: &str,
+    event: CustodyEvent,
+) -> ApiResult<CustodyEvent> {
+    let subject = exports::custody_subject(state, principal, job).await?;
+    append(state, principal, EXPORT, subject, event).await
+}
+
+/// Appends a signed event to a job's custody log, after checking it: the
+/// caller may touch the job and records this kind of event, the event names the
+/// caller as its actor, its drive is one of the job's, its time is now (±5
+/// minutes), its hash is its content's and its signature the actor's, it
+/// follows the log's last event (409 when the log grew meanwhile: read it again
+/// and sign the next one) and its drive's earlier events.
+async fn append(
+    state: &AppState,
+    principal: &Principal,
+    job_kind: &'static str,
+    job: CustodySubject,
+    event: CustodyEvent,
+) -> ApiResult<CustodyEvent> {
+    let (actor, key) = signer_of(state, principal, job_kind, &event).await?;
+    if event.job_kind != job_kind || event.job_id != job.id {
         return Err(Failure::BadRequest(format!(
-            "the event is for {} job {}, not for import job {} ({})",
-            event.job_kind, event.job_id, row.name, row.id
+            "the event is for {} job {}, not for {job_kind} job {} ({})",
+            event.job_kind, event.job_id, job.name, job.id
         )));
     }
     if event.actor != actor {
@@ -155,10 +202,13 @@ pub async fn append_import(
         )));
     }
     let Some(drive_id) = &event.drive_id else {
-        return Err(Failure::BadRequest("a custody event of an import job names its drive (drive_id)".into()));
+        return Err(Failure::BadRequest(format!("a custody event of an {job_kind} job names its drive (drive_id)")));
     };
-    if !tracked.drive_rows.iter().any(|d| &d.drive_id == drive_id) {
-        return Err(Failure::BadRequest(format!("drive {drive_id} is not one of import job {}'s drives", row.name)));
+    if !job.drive_ids.contains(drive_id) {
+        return Err(Failure::BadRequest(format!(
+            "drive {drive_id} is not one of {job_kind} job {}'s drives",
+            job.name
+        )));
     }
     let skew = event.at.unix_timestamp() - state.now().unix_timestamp();
     if skew.abs() > custody::MAX_SKEW_SECONDS {
@@ -182,13 +232,13 @@ pub async fn append_import(
             "the event's signature does not verify under the key of {actor}: sign its hash with that key"
         )));
     }
-    let events = state.db.custody_events(IMPORT, &row.id).await?;
+    let events = state.db.custody_events(job_kind, &job.id).await?;
     let (seq, prev) = events.last().map(|l| (l.seq + 1, l.hash.as_str())).unwrap_or((1, ZERO_HASH));
     let grew = || {
         Failure::Conflict(format!(
-            "the custody log of import job {} has {} events now: read it again and sign event {} after its last \
+            "the custody log of {job_kind} job {} has {} events now: read it again and sign event {} after its last \
              one",
-            row.name,
+            job.name,
             events.len(),
             events.len() + 1
         ))
@@ -197,7 +247,7 @@ pub async fn append_import(
         return Err(grew());
     }
     let before: Vec<&CustodyEvent> = events.iter().filter(|e| e.drive_id.as_ref() == Some(drive_id)).collect();
-    if let Err(after) = custody::check_order(IMPORT, &before, event.kind) {
+    if let Err(after) = custody::check_order(job_kind, &before, event.kind) {
         return Err(Failure::Conflict(format!(
             "drive {drive_id} was {} already: a '{}' event cannot follow it",
             after.name(),
@@ -207,6 +257,6 @@ pub async fn append_import(
     if !state.db.insert_custody_event(&event).await? {
         return Err(grew());
     }
-    tracing::info!(job = %row.id, seq = event.seq, kind = event.kind.name(), actor = %actor, "custody event recorded");
+    tracing::info!(job = %job.id, seq = event.seq, kind = event.kind.name(), actor = %actor, "custody event recorded");
     Ok(event)
 }

@@ -346,6 +346,17 @@ pub async fn list_at(state: &AppState, principal: &Principal, datacenter_id: &st
     Ok(views)
 }
 
+/// The job's custody log subject, for those who may see the job.
+pub async fn custody_subject(
+    state: &AppState,
+    principal: &Principal,
+    id_or_name: &str,
+) -> ApiResult<crate::services::custody::CustodySubject> {
+    let (job, _) = visible(state, principal, id_or_name).await?;
+    let drive_ids = state.db.export_job_drives(&job.id).await?.into_iter().map(|d| d.drive_id).collect();
+    Ok(crate::services::custody::CustodySubject { id: job.id, name: job.name, drive_ids })
+}
+
 /// A job its datacenter's station works on.
 async fn stationed(state: &AppState, principal: &Principal, id_or_name: &str) -> ApiResult<ExportJobRow> {
     let (job, _) = visible(state, principal, id_or_name).await?;

@@ -15,12 +15,22 @@ use common::site::*;
 use common::*;
 
 #[test]
-fn an_export_restores_a_replacement_machine_from_drives() {
+fn an_export_restores_a_replacement_machine_on_sqlite_and_a_local_folder() {
     let scratch = temp();
-    let root = scratch.path();
-    let service = Service::start(root);
+    let service = Service::start(scratch.path());
+    export_and_restore(&service, scratch.path());
+}
+
+#[test]
+fn an_export_restores_a_replacement_machine_on_postgresql_and_azurite() {
+    let scratch = temp();
+    let (service, _postgres, _azurite) = Service::start_on_postgres_and_azurite(scratch.path());
+    export_and_restore(&service, scratch.path());
+}
+
+fn export_and_restore(service: &Service, root: &std::path::Path) {
     // Packs of 1 MiB: a damaged block then spoils one pack, not the whole set.
-    let site = Site::with_source(&service, root, 1, |source| {
+    let site = Site::with_source(service, root, 1, |source| {
         write_noise_file(&source.join("big.bin"), 5 << 20, 31);
         small_tree(&source.join("docs"));
     });
@@ -44,7 +54,7 @@ fn an_export_restores_a_replacement_machine_from_drives() {
     let spool = root.join("spool");
     let written = site
         .datacenter(
-            &service,
+            service,
             &[
                 "export",
                 "--job",
@@ -70,7 +80,7 @@ fn an_export_restores_a_replacement_machine_from_drives() {
     assert!(drives >= 2, "the set spans drives: {written}");
     assert!(!spool.join("fs01-restore").exists(), "the spool and its journal (the recovery keys) are gone");
     site.datacenter(
-        &service,
+        service,
         &["ship-export", "--job", "fs01-restore", "--carrier", "UPS", "--tracking-number", "1Z999AA10123456784"],
     )
     .run()
@@ -81,7 +91,8 @@ fn an_export_restores_a_replacement_machine_from_drives() {
     assert_eq!(custody["verified"], true, "{custody}");
     assert_eq!(custody["events"].as_u64(), Some(2 * drives as u64), "{custody}");
     for drive in custody["drives"].as_array().unwrap() {
-        let kinds: Vec<&str> = drive["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> =
+            drive["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["written", "shipped"], "{drive}");
     }
     site.agent.cmd(["export", "custody", "fs01-restore"]).run().ok().stdout_has("verified: every event is signed");

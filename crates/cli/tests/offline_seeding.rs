@@ -359,12 +359,22 @@ fn bad_drives_and_bad_input_are_named() {
 /// folder of the container; each machine adopts only its own seed (matched by
 /// its repository's config) and continues incrementally; both restore equal.
 #[test]
-fn two_machines_on_one_import_job_each_adopt_their_own_seed() {
+fn two_machines_on_one_import_job_on_sqlite_and_a_local_folder() {
     let scratch = temp();
-    let root = scratch.path();
-    let service = Service::start(root);
+    let service = Service::start(scratch.path());
+    two_machines_on_one_import_job(&service, scratch.path());
+}
+
+#[test]
+fn two_machines_on_one_import_job_on_postgresql_and_azurite() {
+    let scratch = temp();
+    let (service, _postgres, _azurite) = Service::start_on_postgres_and_azurite(scratch.path());
+    two_machines_on_one_import_job(&service, scratch.path());
+}
+
+fn two_machines_on_one_import_job(service: &Service, root: &Path) {
     let staging_root = root.join("staging");
-    let mut first = Site::with_source(&service, root, 1, |source| {
+    let mut first = Site::with_source(service, root, 1, |source| {
         write_noise_file(&source.join("first.bin"), 3 << 20, 31);
         small_tree(&source.join("docs"));
     });
@@ -430,9 +440,9 @@ fn two_machines_on_one_import_job_each_adopt_their_own_seed() {
     assert!(used >= 2, "the two seeds span drives");
 
     first.ship("1Z999AA10123456785").ok();
-    first.datacenter(&service, &["receive", "--job", JOB]).run().ok();
+    first.datacenter(service, &["receive", "--job", JOB]).run().ok();
     for drive in drives.iter().take(used) {
-        let done = first.ingest(&service, drive).ok().json();
+        let done = first.ingest(service, drive).ok().json();
         assert_eq!(done["drive_state"], "completed", "{done}");
     }
     assert_eq!(first.job_state(), "completed");

@@ -838,9 +838,8 @@ mod tests {
         let world = world();
         let stn = world.station.signer("stn_1");
         let mut events = Vec::new();
-        for (i, (drive, kind)) in [("cc03", CustodyEventKind::Written), ("cc03", CustodyEventKind::Shipped)]
-            .into_iter()
-            .enumerate()
+        for (i, (drive, kind)) in
+            [("cc03", CustodyEventKind::Written), ("cc03", CustodyEventKind::Shipped)].into_iter().enumerate()
         {
             let draft = Draft::new(EXPORT, "exp_1", Some(drive.into()), kind, at(i as i64 * 60), "");
             events.push(seal(&draft, &events, &stn).unwrap());

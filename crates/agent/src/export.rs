@@ -128,6 +128,105 @@ pub fn prepare(home: &AgentHome, wanted: &ExportRequest) -> AgentResult<Prepared
     Ok(PreparedExport { request, sizing, points, secret })
 }
 
+/// A repair export (the seed service's RepairExport): the files of export job
+/// `job` (this machine's) that the delivered drives in `source` do not hold
+/// whole and sound, sized as a new export job of the same points. The files it
+/// lacks are named with the reason, for the user to see before requesting.
+pub fn prepare_repair(
+    home: &AgentHome,
+    job: &str,
+    source: &crate::restore::DriveSource,
+    name: Option<String>,
+    drive_size: Option<u64>,
+) -> AgentResult<(PreparedExport, Vec<RepairFile>)> {
+    use offsite_seeding::drive_set::Whereabouts;
+
+    let registration = Registration::load(home)?;
+    let client = registration.client()?;
+    let original = client.export_job(job)?;
+    let files = client.export_files(&original.id)?;
+    let drives = crate::restore::open_drives(home, &registration, source)?;
+    let report = drives.verify();
+    // Damage is named by the path inside the machine's folder or with it.
+    let prefix = format!("{}/", registration.machine_id);
+    let damaged: std::collections::BTreeMap<&str, String> = report
+        .damaged_files
+        .iter()
+        .map(|f| {
+            let path = f.path.strip_prefix(&prefix).unwrap_or(&f.path);
+            let why = f.ranges.first().map(|r| r.cause.to_string()).unwrap_or_default();
+            (path, why)
+        })
+        .collect();
+    let mut needed = Vec::new();
+    for file in files.iter().filter(|f| f.machine_id == registration.machine_id) {
+        let Some((kind, name)) = offsite_engine::backend::FileKind::of_path(&file.path) else { continue };
+        let reason = match (damaged.get(file.path.as_str()), drives.whereabouts(kind, &name)) {
+            (Some(why), _) => why.clone(),
+            (None, Whereabouts::Present { size }) if size == file.size => continue,
+            (None, Whereabouts::Present { size }) => format!("the drives hold {size} of its {} bytes", file.size),
+            (None, Whereabouts::Partial { missing, .. }) => {
+                format!("part of it is on {}", missing.first().map(|m| m.2.to_string()).unwrap_or_default())
+            }
+            (None, Whereabouts::OnAbsentDrives(drives)) => format!("it is on {drives}, which was not given"),
+            (None, Whereabouts::NotInSet) => "the drives do not hold it".into(),
+        };
+        needed.push(RepairFile { path: file.path.clone(), size: file.size, reason });
+    }
+    if needed.is_empty() {
+        return Err(AgentError::Invalid(format!(
+            "the drives hold every file of export job {} whole and sound: there is nothing to repair",
+            original.name
+        )));
+    }
+    // The repository's config and keys go along (a few KiB), so the repair set
+    // is a repository's folder on its own, as every drive set is.
+    let mut carried: Vec<String> = needed.iter().map(|f| f.path.clone()).collect();
+    for file in files.iter().filter(|f| f.machine_id == registration.machine_id) {
+        let identity = file.path == "config" || file.path.starts_with("keys/");
+        if identity && !carried.contains(&file.path) {
+            carried.push(file.path.clone());
+        }
+    }
+    let datacenter = client
+        .list_datacenters()?
+        .into_iter()
+        .find(|d| d.id == original.datacenter_id)
+        .map(|d| d.name)
+        .ok_or_else(|| AgentError::Invalid(format!("the datacenter of export job {} is gone", original.name)))?;
+    let points = original
+        .machines
+        .iter()
+        .find(|m| m.machine_id == registration.machine_id)
+        .map(|m| m.points.clone())
+        .unwrap_or_default();
+    let (secret, public) = offsite_seeding::export::new_export_key();
+    let request = CreateExportJob {
+        name: name.unwrap_or_else(|| {
+            format!("{}-repair-{}", original.name, time::OffsetDateTime::now_utc().unix_timestamp())
+        }),
+        datacenter,
+        drive_size: drive_size.unwrap_or(original.sizing.drive_size),
+        export_public_key: Some(hex::encode(public)),
+        return_address: original.return_address.clone(),
+        machines: vec![ExportMachine {
+            machine_id: registration.machine_id.clone(),
+            files: carried,
+            points: points.clone(),
+        }],
+    };
+    let sizing = client.preview_export(&registration.subscription_id, &request)?;
+    Ok((PreparedExport { request, sizing, points, secret }, needed))
+}
+
+/// A file a repair export carries, and why the delivered drives could not give it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RepairFile {
+    pub path: String,
+    pub size: u64,
+    pub reason: String,
+}
+
 /// Keeps the export key's secret, then requests the export.
 pub fn submit(home: &AgentHome, prepared: PreparedExport) -> AgentResult<ExportJobView> {
     let registration = Registration::load(home)?;

@@ -40,17 +40,20 @@ pub struct RestoreRequest {
 #[derive(Debug, Clone, Default)]
 pub struct DriveSource {
     pub paths: Vec<PathBuf>,
-    /// The export job whose key (kept by `offsite agent export request`) opens them.
-    pub export_job: Option<String>,
+    /// The export jobs whose keys (kept by `offsite agent export request`) open
+    /// them: a job and its repair exports.
+    pub export_jobs: Vec<String>,
     /// Recovery keys (one per drive), as the portal and `export status` show them.
     pub recovery_keys: Vec<String>,
     /// Read what the drives lack or have damaged from the service.
     pub fill_from_service: bool,
 }
 
-/// What came from the service instead of the drives.
+/// What came from elsewhere than the first set of drives.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Filled {
+    /// Where from: "the service", "a repair export's drives", or both.
+    pub from: String,
     pub files: Vec<String>,
     pub bytes: u64,
 }
@@ -59,22 +62,32 @@ pub struct Filled {
 pub struct RestoreRun {
     pub snapshot_id: String,
     pub outcome: RestoreOutcome,
-    /// Restoring from drives: what was filled from the service.
+    /// Restoring from drives: what was filled from the drives of a later set
+    /// (a repair export) or the service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filled: Option<Filled>,
 }
 
-/// The repository on export drives (this machine's folder of them), filled from
-/// the service where asked.
-fn drive_repository(
+/// The backend that filled what the first drive set lacked, and where from (for people).
+type Filling = (Arc<FillingBackend>, String);
+
+/// This machine's folder of a set of export drives, opened with the job's export
+/// key or the recovery keys given.
+pub fn open_drives(
     home: &AgentHome,
     registration: &Registration,
     source: &DriveSource,
-    passphrase: &str,
-    config: &AgentConfig,
-) -> AgentResult<(offsite_engine::Repository, Option<Arc<FillingBackend>>)> {
+) -> AgentResult<DriveSetBackend> {
+    let keys = drive_keys(home, source)?;
+    DriveSetBackend::open_within(&source.paths, &keys, &registration.machine_id)
+        .map_err(|e| AgentError::Invalid(e.to_string()))
+}
+
+/// The keys that may open the drives: the export keys of the jobs named, the
+/// recovery keys given.
+fn drive_keys(home: &AgentHome, source: &DriveSource) -> AgentResult<Vec<DriveKey>> {
     let mut keys = Vec::new();
-    if let Some(job) = &source.export_job {
+    for job in &source.export_jobs {
         keys.push(DriveKey::Import(crate::export::export_secret(home, job)?));
     }
     for text in &source.recovery_keys {
@@ -88,17 +101,47 @@ fn drive_repository(
                 .into(),
         ));
     }
-    let drives = DriveSetBackend::open_within(&source.paths, &keys, &registration.machine_id)
-        .map_err(|e| AgentError::Invalid(e.to_string()))?;
-    let drives = Arc::new(drives);
-    if !source.fill_from_service {
-        let repo = offsite_engine::Repository::open(drives, passphrase.as_bytes())?;
-        return Ok((repo, None));
+    Ok(keys)
+}
+
+/// The repository on export drives (this machine's folder of them), filled from
+/// the service where asked.
+fn drive_repository(
+    home: &AgentHome,
+    registration: &Registration,
+    source: &DriveSource,
+    passphrase: &str,
+    config: &AgentConfig,
+) -> AgentResult<(offsite_engine::Repository, Option<Filling>)> {
+    let keys = drive_keys(home, source)?;
+    let mut sets = DriveSetBackend::open_sets_within(&source.paths, &keys, &registration.machine_id)
+        .map_err(|e| AgentError::Invalid(e.to_string()))?
+        .into_iter()
+        .map(Arc::new);
+    let first = sets.next().expect("at least one drive was given");
+    let from = match (sets.len() > 0, source.fill_from_service) {
+        (true, true) => "a repair export's drives and the service",
+        (true, false) => "a repair export's drives",
+        _ => "the service",
+    };
+    // What the first set lacks comes from the next set (a repair export's
+    // drives), then the next, then the service when asked.
+    let mut fallback: Option<Arc<dyn offsite_engine::backend::Backend>> = match source.fill_from_service {
+        true => Some(crate::repository::open(registration, passphrase, &config.retry, None, None)?.backend.clone()),
+        false => None,
+    };
+    for set in sets.rev() {
+        fallback = Some(match fallback {
+            Some(next) => Arc::new(FillingBackend::new(set, next)),
+            None => set,
+        });
     }
-    let vault = crate::repository::open(registration, passphrase, &config.retry, None, None)?;
-    let filling = Arc::new(FillingBackend::new(drives, vault.backend.clone()));
+    let Some(fallback) = fallback else {
+        return Ok((offsite_engine::Repository::open(first, passphrase.as_bytes())?, None));
+    };
+    let filling = Arc::new(FillingBackend::new(first, fallback));
     let repo = offsite_engine::Repository::open(filling.clone(), passphrase.as_bytes())?;
-    Ok((repo, Some(filling)))
+    Ok((repo, Some((filling, from.to_string()))))
 }
 
 /// The engine names snapshots and `offsite repo` commands; an agent user has
@@ -188,8 +231,8 @@ pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) 
     let reported = job_id.is_some();
     history::append(home, &JobRecord { id: job_id, report, snapshot_id: Some(id.to_hex()), reported })?;
     let filled = filling.map(|f| {
-        let stats = f.stats();
-        Filled { files: stats.files, bytes: stats.bytes }
+        let stats = f.0.stats();
+        Filled { from: f.1.clone(), files: f.0.stats().files, bytes: stats.bytes }
     });
     Ok(RestoreRun { snapshot_id: id.to_hex(), outcome: result?, filled })
 }

@@ -135,8 +135,41 @@ fn export_and_restore(service: &Service, root: &std::path::Path) {
     let run = from_drives(&damaged, &[]).code(3);
     assert!(run.stderr.contains("could not restore") && run.stderr.contains("block"), "{run}");
     let filled = root.join("restored-filled");
-    from_drives(&filled, &["--fill-from-service"]).ok().stdout_has("filled from the service");
+    from_drives(&filled, &["--fill-from-service"]).ok().stdout_has("filled from the service what");
     assert_same_tree(&site.source, &restored(&filled, &site.source));
+
+    // Or by a repair export: the damaged files, named, come on a new drive, and
+    // the two sets restore everything together.
+    let mut repair = vec!["export", "repair", "fs01-restore", "--name", "fs01-repair", "--yes"];
+    for drive in [&d1, &d2, &d3].into_iter().take(drives) {
+        repair.extend(["--from-drive", utf8(drive)]);
+    }
+    for key in &keys {
+        repair.extend(["--recovery-key", key.as_str()]);
+    }
+    let asked = replacement.cmd(repair.clone()).run().ok();
+    asked.stdout_has("lack or hold damaged").stdout_has("block");
+    let repair_job = replacement.cmd(["export", "status", "fs01-repair", "--json"]).run().ok().json();
+    let carried = repair_job["sizing"]["files"].as_u64().unwrap();
+    assert!(carried >= 1 && carried < job["sizing"]["files"].as_u64().unwrap(), "{repair_job}");
+    let r1 = root.join("r1.img");
+    let spool = root.join("spool");
+    let export = ["export", "--job", "fs01-repair", "--drive", utf8(&r1), "--drive-size", "6MiB", "--spool"];
+    let mut export = export.to_vec();
+    export.extend([utf8(&spool), "--yes", "--json"]);
+    site.datacenter(service, &export).run().ok();
+    let both = root.join("restored-repaired");
+    // The first set given is read first: the original's drives, then the repair's.
+    let mut args = vec!["restore", "--target", utf8(&both)];
+    for drive in [&d1, &d2, &d3].into_iter().take(drives) {
+        args.extend(["--from-drive", utf8(drive)]);
+    }
+    args.extend(["--from-drive", utf8(&r1), "--export-job", "fs01-repair"]);
+    for key in &keys {
+        args.extend(["--recovery-key", key.as_str()]);
+    }
+    replacement.cmd(args).run().ok().stdout_has("filled from a repair export's drives");
+    assert_same_tree(&site.source, &restored(&both, &site.source));
 
     // The replacement goes on incrementally from the old machine's points.
     replacement.cmd(["protect", "add", utf8(&site.source)]).run().ok();

@@ -283,7 +283,6 @@ const OPERATOR_SCOPED: &[(&str, &str)] = &[
     ("PUT", "/api/v1/import-jobs/{import_job_id}/drives/{drive_id}/logs/{kind}"),
     ("POST", "/api/v1/import-jobs/{import_job_id}/package"),
     ("GET", "/api/v1/datacenters/{datacenter_id}/export-jobs"),
-    ("GET", "/api/v1/export-jobs/{export_job_id}/files"),
     ("GET", "/api/v1/export-jobs/{export_job_id}/file"),
     ("POST", "/api/v1/export-jobs/{export_job_id}/begin"),
     ("POST", "/api/v1/export-jobs/{export_job_id}/drives"),
@@ -339,6 +338,7 @@ const EXPORT_CUSTOMER: &[(&str, &str)] = &[
     ("POST", "/api/v1/export-jobs/{export_job_id}/complete"),
     ("POST", "/api/v1/export-jobs/{export_job_id}/cancel"),
     ("GET", "/api/v1/export-jobs/{export_job_id}/custody"),
+    ("GET", "/api/v1/export-jobs/{export_job_id}/files"),
 ];
 
 /// Operations on a subscription's resources every machine of the subscription may

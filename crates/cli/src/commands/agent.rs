@@ -127,9 +127,11 @@ enum AgentCommand {
         /// device, an image file, or a folder holding offsite-drive.img.
         #[arg(long = "from-drive", value_name = "PATH")]
         from_drive: Vec<PathBuf>,
-        /// The export job whose key (kept when this machine requested it) opens the drives.
+        /// The export job whose key (kept when this machine requested it) opens the
+        /// drives; repeat for a job and its repair export, whose drives then fill
+        /// what the first set lacks.
         #[arg(long, requires = "from_drive")]
-        export_job: Option<String>,
+        export_job: Vec<String>,
         /// A drive's recovery key, as the portal and `offsite agent export status`
         /// show it (repeat for each drive).
         #[arg(long, requires = "from_drive")]
@@ -842,7 +844,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             };
             let drives = (!from_drive.is_empty()).then_some(offsite_agent::restore::DriveSource {
                 paths: from_drive,
-                export_job,
+                export_jobs: export_job,
                 recovery_keys: recovery_key,
                 fill_from_service,
             });
@@ -869,7 +871,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                     );
                     if let Some(filled) = run.filled.as_ref().filter(|f| !f.files.is_empty()) {
                         println!(
-                            "filled from the service what the drives lacked: {} of {}",
+                            "filled from {} what the drives lacked: {} of {}",
+                            filled.from,
                             human(filled.bytes),
                             plural(filled.files.len(), "file")
                         );

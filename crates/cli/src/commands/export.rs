@@ -3,6 +3,7 @@
 //! and requests the export; the datacenter writes the drives and ships them; the
 //! agent restores from them with `offsite agent restore --from-drive`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -40,6 +41,29 @@ pub enum ExportCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// A repair export (RepairExport): check the drives of a delivered job, name
+    /// the files they lack or hold damaged, and ask for those on new drives
+    /// (sized first, requested when you confirm). Restore then with both sets:
+    /// `agent restore --from-drive …(both sets) --export-job JOB --export-job REPAIR`.
+    Repair {
+        /// The export job whose drives arrived.
+        job: String,
+        /// A drive of the job's set (repeat for each drive that arrived).
+        #[arg(long = "from-drive", value_name = "PATH", required = true)]
+        from_drive: Vec<PathBuf>,
+        /// Open the drives with their recovery keys instead of the job's export key.
+        #[arg(long)]
+        recovery_key: Vec<String>,
+        /// The repair job's name [default: <job>-repair-<unix seconds>].
+        #[arg(long)]
+        name: Option<String>,
+        /// The capacity of each drive [default: the job's].
+        #[arg(long)]
+        drive_size: Option<String>,
+        /// Request without asking (in scripts).
+        #[arg(long)]
+        yes: bool,
+    },
     /// This machine's export jobs.
     List,
     /// One export job: state, drives (with their recovery keys), return shipment.
@@ -53,6 +77,23 @@ pub enum ExportCommand {
     Complete { job: String },
     /// Cancel before the drives leave the datacenter.
     Cancel { job: String },
+}
+
+/// Shows the summary, asks (`--yes` in scripts), and requests the export.
+fn confirm_and_submit(
+    home: &AgentHome,
+    json: bool,
+    yes: bool,
+    prepared: export::PreparedExport,
+    summary: &str,
+) -> Result<ExportJobView> {
+    if !json {
+        println!("{summary}");
+    }
+    if !crate::prompt::confirm("Request it?", yes)? {
+        bail!("nothing was requested: run again with --yes to request it ({summary})");
+    }
+    Ok(export::submit(home, prepared)?)
 }
 
 fn print_job(job: &ExportJobView) {
@@ -102,13 +143,7 @@ pub fn run(home: &AgentHome, json: bool, command: ExportCommand) -> Result<ExitC
                 human(sizing.drive_size),
                 prepared.request.datacenter
             );
-            if !json {
-                println!("{summary}");
-            }
-            if !crate::prompt::confirm("Request it?", yes)? {
-                bail!("nothing was requested: run again with --yes to request it ({summary})");
-            }
-            let job = export::submit(home, prepared)?;
+            let job = confirm_and_submit(home, json, yes, prepared, &summary)?;
             show(&job)?;
             if !json {
                 println!(
@@ -117,6 +152,48 @@ pub fn run(home: &AgentHome, json: bool, command: ExportCommand) -> Result<ExitC
                     home.command(&format!(
                         "agent restore --from-drive PATH --export-job {} --point latest --target FOLDER",
                         job.name
+                    ))
+                );
+            }
+        }
+        ExportCommand::Repair { job, from_drive, recovery_key, name, drive_size, yes } => {
+            let drive_size = drive_size.as_deref().map(super::diskprep::parse_size).transpose()?;
+            let source = offsite_agent::restore::DriveSource {
+                paths: from_drive,
+                export_jobs: if recovery_key.is_empty() { vec![job.clone()] } else { Vec::new() },
+                recovery_keys: recovery_key,
+                fill_from_service: false,
+            };
+            let (prepared, needed) = export::prepare_repair(home, &job, &source, name, drive_size)?;
+            let bytes: u64 = needed.iter().map(|f| f.size).sum();
+            if !json {
+                println!(
+                    "the drives of export job {job} lack or hold damaged {} ({}):",
+                    plural(needed.len(), "file"),
+                    human(bytes)
+                );
+                for file in needed.iter().take(10) {
+                    println!("  {}: {}", file.path, file.reason);
+                }
+                if needed.len() > 10 {
+                    println!("  … and {} more", needed.len() - 10);
+                }
+            }
+            let summary = format!(
+                "repair export job {} would carry them on {} of {}",
+                prepared.request.name,
+                plural(prepared.sizing.drives_needed as usize, "drive"),
+                human(prepared.sizing.drive_size)
+            );
+            let repair = confirm_and_submit(home, json, yes, prepared, &summary)?;
+            show(&repair)?;
+            if !json {
+                println!(
+                    "when its drives arrive, restore from both sets (one --from-drive for each drive of either): {}",
+                    home.command(&format!(
+                        "agent restore --from-drive PATH --export-job {job} --export-job {} --point latest \
+                         --target FOLDER",
+                        repair.name
                     ))
                 );
             }

@@ -196,6 +196,29 @@ impl DriveSetBackend {
         Self::from_readers_within(readers, Some(root))
     }
 
+    /// Like [`Self::open_within`], for drives of several sets (an export's drives
+    /// and those of its repair export): one backend per set, in the order their
+    /// first drives were given.
+    pub fn open_sets_within(
+        paths: &[PathBuf],
+        keys: &[DriveKey],
+        root: &str,
+    ) -> Result<Vec<DriveSetBackend>, DriveSetError> {
+        if paths.is_empty() {
+            return Err(DriveSetError::NoDrives);
+        }
+        let mut sets: Vec<(SetId, Vec<DriveReader>)> = Vec::new();
+        for path in paths {
+            let reader = open_one(path, keys)?;
+            let set = reader.header().set_id;
+            match sets.iter_mut().find(|(id, _)| *id == set) {
+                Some((_, readers)) => readers.push(reader),
+                None => sets.push((set, vec![reader])),
+            }
+        }
+        sets.into_iter().map(|(_, readers)| Self::from_readers_within(readers, Some(root))).collect()
+    }
+
     /// [`Self::from_readers`], taking only the files under `root/` (when given),
     /// named without it.
     pub fn from_readers_within(

@@ -100,7 +100,9 @@ async fn get_export_job(
     Ok(Json(exports::get(&state, &principal, &export_job_id).await?))
 }
 
-/// The files the drives carry, in order (the job's datacenter's stations).
+/// The files the drives carry, in order: for the job's datacenter's stations, and
+/// for its customer (a machine sees its own files), who compares a delivered set
+/// with it for a repair export.
 #[utoipa::path(get, path = "/export-jobs/{export_job_id}/files", tag = "export-jobs", security(("bearer" = [])),
     params(("export_job_id" = String, Path)),
     responses((status = 200, body = Vec<ExportFile>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

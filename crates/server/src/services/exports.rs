@@ -369,14 +369,21 @@ async fn stationed(state: &AppState, principal: &Principal, id_or_name: &str) ->
     Ok(job)
 }
 
-/// The files the station writes, in the order they go on the drives.
+/// The files the job carries: for the station, what it writes, in order; for
+/// the customer, what a repair export compares its drives with (a machine sees
+/// its own files only).
 pub async fn files(state: &AppState, principal: &Principal, id_or_name: &str) -> ApiResult<Vec<ExportFile>> {
-    let job = stationed(state, principal, id_or_name).await?;
+    let (job, _) = visible(state, principal, id_or_name).await?;
+    let own = |machine: &str| match principal {
+        Principal::Machine { machine_id, .. } => machine_id == machine,
+        _ => true,
+    };
     Ok(state
         .db
         .export_job_files(&job.id)
         .await?
         .into_iter()
+        .filter(|f| own(&f.machine_id))
         .map(|f| ExportFile { machine_id: f.machine_id, path: f.path, size: f.size })
         .collect())
 }

@@ -154,7 +154,8 @@ fn export_and_restore(service: &Service, root: &std::path::Path) {
     assert!(carried >= 1 && carried < job["sizing"]["files"].as_u64().unwrap(), "{repair_job}");
     let r1 = root.join("r1.img");
     let spool = root.join("spool");
-    let export = ["export", "--job", "fs01-repair", "--drive", utf8(&r1), "--drive-size", "6MiB", "--spool"];
+    // One drive for what is repaired (a few packs of 1 MiB and the identity).
+    let export = ["export", "--job", "fs01-repair", "--drive", utf8(&r1), "--drive-size", "16MiB", "--spool"];
     let mut export = export.to_vec();
     export.extend([utf8(&spool), "--yes", "--json"]);
     site.datacenter(service, &export).run().ok();

@@ -19,7 +19,7 @@ use offsite_engine::restorer::{self, RestoreOptions, RestoreOutcome};
 use offsite_engine::{InitOptions, Repository};
 use offsite_seeding::diskprep::{prepare, PreparedSet};
 use offsite_seeding::drive::block::block_offset;
-use offsite_seeding::drive::{DriveError, DriveKey, DriveReader, RecoveryKey, HEADER_REGION, TAG_LEN};
+use offsite_seeding::drive::{DriveKey, DriveReader, RecoveryKey, HEADER_REGION, TAG_LEN};
 use offsite_seeding::drive_set::{
     AbsentDrives, DamageCause, DriveSetBackend, DriveSetError, FillingBackend, Whereabouts,
 };
@@ -412,8 +412,9 @@ fn a_wrong_key_and_a_drive_of_another_set_are_refused() {
     let fx = fixture(2);
     let (other_secret, _) = import_keys();
     match DriveSetBackend::open(&fx.drives(), &DriveKey::Import(other_secret)) {
-        Err(DriveSetError::Drive(err @ DriveError::WrongKey { .. })) => {
-            assert!(err.to_string().contains(&fx.drives()[0].display().to_string()), "{err}")
+        Err(err @ DriveSetError::WrongKey { keys: 1, .. }) => {
+            assert!(err.to_string().contains(&fx.drives()[0].display().to_string()), "{err}");
+            assert!(!err.to_string().contains("import key"), "an export drive's user has no import key: {err}");
         }
         other => panic!("{other:?}"),
     }
@@ -422,7 +423,7 @@ fn a_wrong_key_and_a_drive_of_another_set_are_refused() {
     assert!(DriveSetBackend::open_with_keys(&fx.drives(), &keys).is_ok(), "the second key opens them");
     let recovery = [DriveKey::Recovery(fx.set.drives[0].recovery_key.parse().unwrap())];
     match DriveSetBackend::open_with_keys(&fx.drives(), &recovery) {
-        Err(DriveSetError::Drive(DriveError::WrongKey { path, .. })) => {
+        Err(DriveSetError::WrongKey { path, .. }) => {
             assert_eq!(path, fx.drives()[1].display().to_string(), "drive 0's recovery key does not open drive 1")
         }
         other => panic!("{other:?}"),

@@ -47,7 +47,7 @@ pub enum DriveSetError {
     #[error(transparent)]
     Drive(#[from] DriveError),
 
-    #[error("none of the {keys} keys given opens the drive at {path}: it was prepared for another key (another export request or import job), or a key was mistyped; give the key of this drive set")]
+    #[error("no key given opens the drive at {path} ({keys} tried): it was prepared for another key (another export request or import job), or a key was mistyped; give the key of this drive set (the job's export key, or the drive's recovery key)")]
     WrongKey { path: String, keys: usize },
 
     #[error("the drive at {path} belongs to another drive set than the drive at {first_path} ({sets}): give only the drives of one set")]
@@ -595,7 +595,7 @@ fn open_one(path: &Path, keys: &[DriveKey]) -> Result<DriveReader, DriveSetError
     for key in keys {
         match DriveReader::open(path, key) {
             Ok(reader) => return Ok(reader),
-            Err(DriveError::WrongKey { .. }) if keys.len() > 1 => continue,
+            Err(DriveError::WrongKey { .. }) => continue,
             Err(err) => return Err(err.into()),
         }
     }

@@ -144,7 +144,7 @@ fn kill_group(child: &mut Child) {
 
 /// A loopback port that is free now and that this process has not handed out before
 /// (to any of the test servers: Azurite, S3, PostgreSQL).
-pub(crate) fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
     let handed_out = handed_out.get_or_insert_with(HashSet::new);
     loop {

@@ -46,6 +46,23 @@ impl Service {
         (service, postgres, azurite)
     }
 
+    /// A service this test runs some other way (replicas behind a balancer):
+    /// commands go to `url` with the operator credentials at `operator`.
+    pub fn attached(root: &Path, data_dir: &Path, url: &str) -> Service {
+        Service {
+            root: root.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            operator: data_dir.join("operator.credentials"),
+            url: url.to_string(),
+            port: url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default(),
+            extra: Vec::new(),
+            env: Vec::new(),
+            process: None,
+            in_process: None,
+            starts: 0,
+        }
+    }
+
     /// With extra `server run` flags (`--database-url`, `--storage`) and environment.
     pub fn start_with(root: &Path, extra: &[&str], env: &[(&str, &str)]) -> Service {
         let mut service = Service {

@@ -1,0 +1,207 @@
+//! Several replicas, proven (docs/OPERATIONS.md, "Several replicas behind a load
+//! balancer"): three `offsite server run` on one PostgreSQL and one object store
+//! (Azurite), sharing the certificate and operator credentials as OPERATIONS.md
+//! prescribes, behind HAProxy (TLS passed through, round robin, health checks on
+//! `/healthz`). Through the balancer: agents back up and restore at once; a
+//! revoked credential is refused by every replica at once; a replica killed with
+//! SIGKILL in the middle of backups costs nothing (every backup completes and
+//! restores byte for byte), and it comes back.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::service::{Agent, Service};
+use common::*;
+
+/// Three replicas behind HAProxy on PostgreSQL and Azurite.
+struct Replicas {
+    root: PathBuf,
+    ports: Vec<u16>,
+    processes: Vec<Option<Background>>,
+    balancer: offsite_testbed::Haproxy,
+    database_url: String,
+    env: Vec<(String, String)>,
+    starts: u32,
+    _postgres: offsite_testbed::Postgres,
+    _azurite: offsite_testbed::Azurite,
+}
+
+impl Replicas {
+    fn start(root: &Path, count: usize) -> Replicas {
+        let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
+        let azurite = offsite_testbed::Azurite::start().expect("Azurite for tests (run scripts/test)");
+        azurite.create_container("vaults").expect("a container");
+        let mut env = azurite.object_store_env();
+        env.push(("RUST_LOG".into(), "warn".into()));
+        let ports: Vec<u16> = (0..count).map(|_| offsite_testbed::free_port().expect("a free port")).collect();
+        let balancer = offsite_testbed::Haproxy::start(&ports).expect("HAProxy (run scripts/test)");
+        let mut replicas = Replicas {
+            root: root.to_path_buf(),
+            processes: (0..count).map(|_| None).collect(),
+            ports,
+            balancer,
+            database_url: postgres.url(),
+            env,
+            starts: 0,
+            _postgres: postgres,
+            _azurite: azurite,
+        };
+        // The first replica makes the certificate and the operator credentials
+        // (and migrates the database); the others start from copies of both.
+        replicas.launch(0);
+        for i in 1..count {
+            let from = replicas.data_dir(0);
+            let to = replicas.data_dir(i);
+            copy_folder(&from.join("tls"), &to.join("tls"));
+            std::fs::copy(from.join("operator.credentials"), to.join("operator.credentials")).unwrap();
+            replicas.launch(i);
+        }
+        replicas.wait_until_balanced();
+        replicas
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.root.join(format!("replica-{}", i + 1))
+    }
+
+    fn launch(&mut self, i: usize) {
+        let data_dir = self.data_dir(i);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let listen = format!("127.0.0.1:{}", self.ports[i]);
+        let public = self.balancer.url();
+        let args = [
+            "server",
+            "run",
+            "--data-dir",
+            utf8(&data_dir),
+            "--listen",
+            &listen,
+            "--public-url",
+            &public,
+            "--database-url",
+            &self.database_url,
+            "--storage",
+            "az://vaults/offsite",
+        ];
+        let mut cli = offsite(args);
+        for (k, v) in &self.env {
+            cli = cli.env(k, v);
+        }
+        self.starts += 1;
+        let process = cli.spawn(&self.root.join(format!("replica-{}-{}.log", i + 1, self.starts)));
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !process.output().lines().any(|l| l.trim_start().starts_with("URL:")) {
+            assert!(Instant::now() < deadline, "replica {} did not start:\n{}", i + 1, process.output());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.processes[i] = Some(process);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(process) = self.processes[i].take() {
+            process.kill_9();
+        }
+    }
+
+    /// Until HAProxy's health checks have let every running replica in.
+    fn wait_until_balanced(&self) {
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
+    /// The publish settings `tenant` has, aimed at replica `i` alone (same
+    /// certificate, so the pinned fingerprint holds).
+    fn aimed_at(&self, file: &Path, i: usize) -> PathBuf {
+        let text = std::fs::read_to_string(file).unwrap();
+        let balancer = format!("127.0.0.1:{}", self.balancer.port());
+        assert!(text.contains(&balancer), "the file names the balancer: {text}");
+        let aimed = file.with_extension(format!("replica-{}", i + 1));
+        std::fs::write(&aimed, text.replace(&balancer, &format!("127.0.0.1:{}", self.ports[i]))).unwrap();
+        aimed
+    }
+}
+
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_mid_backup() {
+    let scratch = temp();
+    let root = scratch.path();
+    let mut replicas = Replicas::start(root, 3);
+    let service = Service::attached(root, &replicas.data_dir(0), &replicas.balancer.url());
+
+    // A subscription and three agents, each command landing on whichever
+    // replica the balancer picks.
+    let tenant = service.subscription("contoso");
+    tenant.create_vault("main");
+    let mut agents = Vec::new();
+    for n in 0..3u64 {
+        let source = root.join(format!("source-{n}"));
+        std::fs::create_dir_all(&source).unwrap();
+        write_noise_file(&source.join("big.bin"), 3 << 20, 40 + n);
+        small_tree(&source.join("docs"));
+        let name = format!("fs0{n}");
+        let agent = Agent::registered_with(root, &tenant, "main", &name, &[&source], &["--pack-size", "1"]);
+        agents.push((agent, source));
+    }
+
+    // All back up at once while replica 2 is killed, then brought back.
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = agents.iter().map(|(agent, _)| scope.spawn(|| agent.backup())).collect();
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(runs.iter().all(|r| !r.is_finished()), "the backups are under way when the replica dies");
+        replicas.kill(1);
+        for run in runs {
+            let report = run.join().unwrap();
+            assert_eq!(report["report"]["state"], "completed", "{report}");
+        }
+    });
+    let log = replicas.balancer.log();
+    assert!(log.contains("replica2 is DOWN"), "HAProxy saw replica 2 die:\n{log}");
+    replicas.launch(1);
+    let back = wait_for(Duration::from_secs(10), || replicas.balancer.log().contains("replica2 is UP"));
+    assert!(back, "HAProxy let replica 2 back in:\n{}", replicas.balancer.log());
+    for (n, (agent, source)) in agents.iter().enumerate() {
+        write(&source.join("docs/after.txt"), format!("changed on {n}").as_bytes());
+        let report = agent.backup();
+        assert_eq!(report["report"]["state"], "completed", "{report}");
+        agent.restore_equals(&root.join(format!("restored-{n}")), source);
+    }
+
+    // A credential revoked through the balancer is refused by every replica, at once.
+    let issued = root.join("second.publishsettings");
+    let run = tenant.admin(["subscription", "issue-credential", "--output", utf8(&issued), "--json"]).run().ok().json();
+    let id = run["credential"]["id"].as_str().expect("a credential id").to_string();
+    for i in 0..3 {
+        let aimed = replicas.aimed_at(&issued, i);
+        offsite(["admin", "--publish-settings", utf8(&aimed), "vault", "list"]).run().ok();
+    }
+    tenant.admin(["subscription", "revoke-credential", &id]).run().ok();
+    for i in 0..3 {
+        let aimed = replicas.aimed_at(&issued, i);
+        offsite(["admin", "--publish-settings", utf8(&aimed), "vault", "list"]).run().code(14);
+    }
+
+    // The database agrees with the storage.
+    let mut check = offsite([
+        "server",
+        "check",
+        "--data-dir",
+        utf8(&replicas.data_dir(0)),
+        "--database-url",
+        &replicas.database_url,
+        "--storage",
+        "az://vaults/offsite",
+    ]);
+    for (k, v) in &replicas.env {
+        check = check.env(k, v);
+    }
+    check.run().ok();
+}

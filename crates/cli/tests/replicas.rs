@@ -5,7 +5,8 @@
 //! `/healthz`). Through the balancer: agents back up and restore at once; a
 //! revoked credential is refused by every replica at once; a replica killed with
 //! SIGKILL in the middle of backups costs nothing (every backup completes and
-//! restores byte for byte), and it comes back.
+//! restores byte for byte), and it comes back; the portal's sign-in limit holds
+//! over the three.
 
 mod common;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::service::{Agent, Service};
 use common::*;
+use offsite_api::XmlCredentialFile;
 
 /// Three replicas behind HAProxy on PostgreSQL and Azurite.
 struct Replicas {
@@ -122,6 +124,36 @@ impl Replicas {
     }
 }
 
+const PORTAL_PASSWORD: &str = "the portal password of contoso";
+
+/// One sign-in at the replica on `port` as a browser does it (the form, its
+/// cookie and token, the post): the answer's status (303 judged, 429 refused).
+fn sign_in(fingerprint: &str, port: u16, password: &str) -> u16 {
+    let tls = offsite_api::tls::pinned_client_config(fingerprint).expect("a pinned TLS config");
+    let http = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client");
+    let base = format!("https://127.0.0.1:{port}/portal/sign-in");
+    let form = http.get(&base).send().expect("the sign-in form");
+    let cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("offsite_sign_in="))
+        .and_then(|v| v.split(';').next())
+        .expect("the sign-in cookie")
+        .to_string();
+    let body = form.text().unwrap();
+    let at = body.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    let csrf = body[at..].split('"').next().unwrap_or_default().to_string();
+    let fields = [("email", "it@contoso.example"), ("password", password), ("csrf", csrf.as_str())];
+    http.post(&base).header("cookie", cookie).form(&fields).send().expect("the sign-in").status().as_u16()
+}
+
 fn copy_folder(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -187,6 +219,22 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
     for i in 0..3 {
         let aimed = replicas.aimed_at(&issued, i);
         offsite(["admin", "--publish-settings", utf8(&aimed), "vault", "list"]).run().code(14);
+    }
+
+    // The portal's sign-in limit holds across replicas: five wrong passwords
+    // spread over the three, then the right one is refused too.
+    service
+        .admin(["portal-user", "create", "it@contoso.example", "--subscription", &tenant.id])
+        .env("OFFSITE_PORTAL_PASSWORD", PORTAL_PASSWORD)
+        .run()
+        .ok();
+    let fingerprint = offsite_api::files::PublishSettings::read(&tenant.publish).unwrap().service.fingerprint;
+    for attempt in 0..5 {
+        let status = sign_in(&fingerprint, replicas.ports[attempt % 3], "a wrong password, long enough");
+        assert_eq!(status, 303, "attempt {attempt} is judged (and fails)");
+    }
+    for i in 0..3 {
+        assert_eq!(sign_in(&fingerprint, replicas.ports[i], PORTAL_PASSWORD), 429, "replica {} refuses", i + 1);
     }
 
     // The database agrees with the storage.

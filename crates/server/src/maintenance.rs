@@ -61,6 +61,8 @@ pub async fn run_round(state: &AppState) -> Result<Round, String> {
     }
     round.alerts = raise_mass_deletion_alerts(state).await?;
     state.db.forget_expired_nonces(state.now().unix_timestamp()).await.map_err(|e| e.to_string())?;
+    let window = crate::sign_in_limit::FAILURE_WINDOW.as_secs() as i64;
+    state.db.sweep_sign_in_tallies(state.now().unix_timestamp() - window).await.map_err(|e| e.to_string())?;
     notify::watch(state).await?;
     (round.notifications_sent, round.notifications_failed) = notify::deliver_due(state).await?;
     Ok(round)

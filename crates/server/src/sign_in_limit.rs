@@ -1,23 +1,24 @@
 //! The portal's limit on failed sign-ins: a leaf the portal and the shared state
 //! both use, with nothing of the web layers in it.
 //!
-//! An attempt is counted when it begins, before its password is checked, under the
-//! same lock that checks the limit: attempts sent at once cannot all pass the check
-//! before the first of them is counted, so the limit is also the most passwords
-//! (Argon2 runs) a burst gets. A right password then takes its attempt back.
+//! An attempt is counted when it begins, before its password is checked, by one
+//! conditional UPDATE of its tally in the database (`sign_in_tallies`), which
+//! every replica shares: attempts sent at once, to one replica or spread over
+//! several, cannot all pass the check before the first of them is counted, so the
+//! limit is also the most passwords (Argon2 runs) a burst gets. A right password
+//! then takes its attempt back.
 //!
 //! Attempts are counted per address and source, so someone who knows an address
 //! and guesses from one source locks only that source out, and per address over
 //! all sources, a higher ceiling for guessing spread over many sources (which
 //! then locks the address out everywhere until the window passes).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-
-pub use crate::source::Source;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::db::{Db, DbResult};
+pub use crate::source::Source;
 
 /// Failed sign-ins allowed per address from one source within [`FAILURE_WINDOW`]:
 /// a person who mistyped waits at worst a quarter of an hour.
@@ -25,49 +26,11 @@ pub const MAX_FAILURES_PER_SOURCE: u32 = 5;
 /// Failed sign-ins allowed per address from all sources together within the window.
 pub const MAX_FAILURES_PER_ADDRESS: u32 = 50;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Tallies kept before the expired ones are swept out.
-const SWEEP_AT: usize = 100_000;
 
-/// Attempts counted since `since`; a window that passed starts again at 0.
-#[derive(Debug, Clone, Copy)]
-struct Tally {
-    count: u32,
-    since: Instant,
-}
-
-impl Tally {
-    fn new(now: Instant) -> Tally {
-        Tally { count: 0, since: now }
-    }
-
-    fn expired(&self, now: Instant) -> bool {
-        now.duration_since(self.since) >= FAILURE_WINDOW
-    }
-
-    fn renew(&mut self, now: Instant) {
-        if self.expired(now) {
-            *self = Tally::new(now);
-        }
-    }
-
-    fn minutes_left(&self, now: Instant) -> u64 {
-        FAILURE_WINDOW.saturating_sub(now.duration_since(self.since)).as_secs().div_ceil(60).max(1)
-    }
-}
-
-#[derive(Default)]
-struct Tallies {
-    by_source: HashMap<(String, Source), Tally>,
-    by_address: HashMap<String, Tally>,
-}
-
-/// Sign-in attempts by address (known or not, so the limit says nothing about
-/// which addresses exist) and by address and source. In memory: each replica
-/// counts its own, which bounds guessing per replica; the Argon2id cost bounds it
-/// further.
+/// The per-replica side of the limit: how many passwords this replica checked
+/// (the counts themselves are in the database).
 #[derive(Default)]
 pub struct SignInFailures {
-    tallies: Mutex<Tallies>,
     /// Passwords checked (Argon2 runs) by sign-ins, for `/metrics`.
     password_checks: AtomicU64,
 }
@@ -85,36 +48,39 @@ pub enum Refusal {
 /// it counted; [`Attempt::succeeded`] or [`Attempt::withdraw`] takes it back.
 #[must_use = "an attempt stays counted as failed unless it is settled"]
 pub struct Attempt<'a> {
-    limit: &'a SignInFailures,
-    email: String,
-    source: Source,
+    db: &'a Db,
+    address: String,
+    from_source: String,
+}
+
+/// The window's seconds left after `now`, in whole minutes (at least one).
+fn minutes_left(since: i64, now: i64) -> u64 {
+    let left = (since + FAILURE_WINDOW.as_secs() as i64 - now).max(0) as u64;
+    left.div_ceil(60).max(1)
 }
 
 impl SignInFailures {
-    /// Counts an attempt for `email` from `ip`, or refuses it when the source or
-    /// the address has used up its tries: one step under one lock.
-    pub fn begin(&self, email: &str, ip: IpAddr) -> Result<Attempt<'_>, Refusal> {
-        let now = Instant::now();
+    /// Counts an attempt for `email` from `ip` at `now` (unix seconds), or
+    /// refuses it when the source or the address has used up its tries.
+    pub async fn begin<'a>(
+        &self,
+        db: &'a Db,
+        email: &str,
+        ip: IpAddr,
+        now: i64,
+    ) -> DbResult<Result<Attempt<'a>, Refusal>> {
         let source = Source::of(ip);
-        let mut guard = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        let tallies = &mut *guard;
-        if tallies.by_source.len() + tallies.by_address.len() > SWEEP_AT {
-            tallies.by_source.retain(|_, tally| !tally.expired(now));
-            tallies.by_address.retain(|_, tally| !tally.expired(now));
+        let address = format!("address {email}");
+        let from_source = format!("source {} {email}", source.key());
+        let expired_before = now - FAILURE_WINDOW.as_secs() as i64;
+        if let Err(since) = db.count_sign_in(&address, MAX_FAILURES_PER_ADDRESS.into(), now, expired_before).await? {
+            return Ok(Err(Refusal::ForTheAddress { minutes: minutes_left(since, now) }));
         }
-        let address = tallies.by_address.entry(email.to_string()).or_insert_with(|| Tally::new(now));
-        address.renew(now);
-        if address.count >= MAX_FAILURES_PER_ADDRESS {
-            return Err(Refusal::ForTheAddress { minutes: address.minutes_left(now) });
+        if let Err(since) = db.count_sign_in(&from_source, MAX_FAILURES_PER_SOURCE.into(), now, expired_before).await? {
+            db.uncount_sign_in(&address).await?;
+            return Ok(Err(Refusal::FromThisSource { minutes: minutes_left(since, now) }));
         }
-        let from_source = tallies.by_source.entry((email.to_string(), source)).or_insert_with(|| Tally::new(now));
-        from_source.renew(now);
-        if from_source.count >= MAX_FAILURES_PER_SOURCE {
-            return Err(Refusal::FromThisSource { minutes: from_source.minutes_left(now) });
-        }
-        from_source.count += 1;
-        address.count += 1;
-        Ok(Attempt { limit: self, email: email.to_string(), source })
+        Ok(Ok(Attempt { db, address, from_source }))
     }
 
     /// Notes one password checked by a sign-in.
@@ -122,7 +88,7 @@ impl SignInFailures {
         self.password_checks.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Passwords checked by sign-ins since the service started.
+    /// Passwords checked by sign-ins on this replica since it started.
     pub fn password_checks(&self) -> u64 {
         self.password_checks.load(Ordering::Relaxed)
     }
@@ -131,68 +97,90 @@ impl SignInFailures {
 impl Attempt<'_> {
     /// The password was right: the source starts afresh for this address, and the
     /// address's count gives this attempt back (the failures of others stay).
-    pub fn succeeded(self) {
-        let mut tallies = self.limit.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        tallies.by_source.remove(&(self.email.clone(), self.source));
-        if let Some(address) = tallies.by_address.get_mut(&self.email) {
-            address.count = address.count.saturating_sub(1);
-        }
+    pub async fn succeeded(self) -> DbResult<()> {
+        self.db.clear_sign_in(&self.from_source).await?;
+        self.db.uncount_sign_in(&self.address).await
     }
 
     /// The attempt ended before its password was judged (the service failed
     /// inside): it does not count.
-    pub fn withdraw(self) {
-        let mut tallies = self.limit.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(from_source) = tallies.by_source.get_mut(&(self.email.clone(), self.source)) {
-            from_source.count = from_source.count.saturating_sub(1);
-        }
-        if let Some(address) = tallies.by_address.get_mut(&self.email) {
-            address.count = address.count.saturating_sub(1);
-        }
+    pub async fn withdraw(self) -> DbResult<()> {
+        self.db.uncount_sign_in(&self.from_source).await?;
+        self.db.uncount_sign_in(&self.address).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
 
     const A: &str = "it@a.example";
+    const NOW: i64 = 1_800_000_000;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
 
-    #[test]
-    fn a_source_gets_five_tries_and_a_right_password_starts_it_afresh() {
-        let limit = SignInFailures::default();
+    async fn db() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url, Clock::new(0)).await.unwrap();
+        std::mem::forget(dir);
+        db
+    }
+
+    #[tokio::test]
+    async fn a_source_gets_five_tries_and_a_right_password_starts_it_afresh() {
+        let (db, limit) = (db().await, SignInFailures::default());
         for _ in 0..4 {
-            drop(limit.begin(A, ip("192.0.2.1")).unwrap());
+            drop(limit.begin(&db, A, ip("192.0.2.1"), NOW).await.unwrap().unwrap());
         }
-        limit.begin(A, ip("192.0.2.1")).unwrap().succeeded();
+        limit.begin(&db, A, ip("192.0.2.1"), NOW).await.unwrap().unwrap().succeeded().await.unwrap();
         for _ in 0..5 {
-            drop(limit.begin(A, ip("192.0.2.1")).unwrap());
+            drop(limit.begin(&db, A, ip("192.0.2.1"), NOW).await.unwrap().unwrap());
         }
-        assert!(matches!(limit.begin(A, ip("192.0.2.1")), Err(Refusal::FromThisSource { minutes: 15 })));
-        assert!(limit.begin(A, ip("192.0.2.2")).is_ok(), "another source is not locked out");
-        assert!(limit.begin("other@a.example", ip("192.0.2.1")).is_ok(), "another address is not locked out");
+        let refused = limit.begin(&db, A, ip("192.0.2.1"), NOW + 60).await.unwrap();
+        assert!(matches!(refused, Err(Refusal::FromThisSource { minutes: 14 })));
+        assert!(limit.begin(&db, A, ip("192.0.2.2"), NOW).await.unwrap().is_ok(), "another source is not locked out");
+        let other = limit.begin(&db, "other@a.example", ip("192.0.2.1"), NOW).await.unwrap();
+        assert!(other.is_ok(), "another address is not locked out");
+        // The window passes: the source may try again.
+        let later = NOW + FAILURE_WINDOW.as_secs() as i64;
+        assert!(limit.begin(&db, A, ip("192.0.2.1"), later).await.unwrap().is_ok());
     }
 
-    #[test]
-    fn a_withdrawn_attempt_does_not_count() {
-        let limit = SignInFailures::default();
+    #[tokio::test]
+    async fn a_withdrawn_attempt_does_not_count() {
+        let (db, limit) = (db().await, SignInFailures::default());
         for _ in 0..20 {
-            limit.begin(A, ip("192.0.2.1")).unwrap().withdraw();
+            limit.begin(&db, A, ip("192.0.2.1"), NOW).await.unwrap().unwrap().withdraw().await.unwrap();
         }
-        assert!(limit.begin(A, ip("192.0.2.1")).is_ok());
+        assert!(limit.begin(&db, A, ip("192.0.2.1"), NOW).await.unwrap().is_ok());
     }
 
-    #[test]
-    fn the_address_has_a_ceiling_over_all_sources() {
-        let limit = SignInFailures::default();
+    #[tokio::test]
+    async fn the_address_has_a_ceiling_over_all_sources() {
+        let (db, limit) = (db().await, SignInFailures::default());
         for n in 0..MAX_FAILURES_PER_ADDRESS {
             let source = IpAddr::from([198, 51, 100, (n / MAX_FAILURES_PER_SOURCE) as u8]);
-            drop(limit.begin(A, source).unwrap());
+            drop(limit.begin(&db, A, source, NOW).await.unwrap().unwrap());
         }
-        assert!(matches!(limit.begin(A, ip("203.0.113.9")), Err(Refusal::ForTheAddress { .. })));
+        let refused = limit.begin(&db, A, ip("203.0.113.9"), NOW).await.unwrap();
+        assert!(matches!(refused, Err(Refusal::ForTheAddress { .. })));
+    }
+
+    /// Two replicas (two limits, one database) share the counts.
+    #[tokio::test]
+    async fn replicas_share_the_counts() {
+        let db = db().await;
+        let replicas = [SignInFailures::default(), SignInFailures::default(), SignInFailures::default()];
+        for n in 0..MAX_FAILURES_PER_SOURCE as usize {
+            drop(replicas[n % 3].begin(&db, A, ip("192.0.2.1"), NOW).await.unwrap().unwrap());
+        }
+        for replica in &replicas {
+            let refused = replica.begin(&db, A, ip("192.0.2.1"), NOW).await.unwrap();
+            assert!(matches!(refused, Err(Refusal::FromThisSource { .. })));
+        }
     }
 }

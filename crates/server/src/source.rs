@@ -17,6 +17,11 @@ impl Source {
             v4 => Source(v4),
         }
     }
+
+    /// The address (or network) as text, for keys that name the source.
+    pub fn key(&self) -> String {
+        self.0.to_string()
+    }
 }
 
 #[cfg(test)]

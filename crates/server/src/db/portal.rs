@@ -175,3 +175,76 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 }
+
+// ---------------------------------------------------------------- sign-in tallies
+
+impl Db {
+    /// Counts one attempt against `tally`, unless it already holds `max` within
+    /// its window (a window that began at or before `expired_before` starts again
+    /// at `now`). One UPDATE decides, so replicas counting at once cannot pass the
+    /// limit together. `Err(since)`: refused, the window began at `since`.
+    pub async fn count_sign_in(
+        &self,
+        tally: &str,
+        max: i64,
+        now: i64,
+        expired_before: i64,
+    ) -> DbResult<Result<(), i64>> {
+        sqlx::query(
+            "INSERT INTO sign_in_tallies (tally, count, since) VALUES ($1, 0, $2) ON CONFLICT (tally) DO NOTHING",
+        )
+        .bind(tally)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        let counted = sqlx::query(
+            "UPDATE sign_in_tallies SET \
+                count = CASE WHEN since <= $2 THEN 1 ELSE count + 1 END, \
+                since = CASE WHEN since <= $2 THEN $3 ELSE since END \
+             WHERE tally = $1 AND (since <= $2 OR count < $4)",
+        )
+        .bind(tally)
+        .bind(expired_before)
+        .bind(now)
+        .bind(max)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if counted == 1 {
+            return Ok(Ok(()));
+        }
+        let since: i64 = sqlx::query_scalar("SELECT since FROM sign_in_tallies WHERE tally = $1")
+            .bind(tally)
+            .fetch_optional(self.pool())
+            .await?
+            .unwrap_or(now);
+        Ok(Err(since))
+    }
+
+    /// Takes one attempt back from `tally`.
+    pub async fn uncount_sign_in(&self, tally: &str) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE sign_in_tallies SET count = CASE WHEN count > 0 THEN count - 1 ELSE 0 END WHERE tally = $1",
+        )
+        .bind(tally)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets `tally` (a right password starts its source afresh).
+    pub async fn clear_sign_in(&self, tally: &str) -> DbResult<()> {
+        sqlx::query("DELETE FROM sign_in_tallies WHERE tally = $1").bind(tally).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Drops the tallies whose window began at or before `expired_before`.
+    pub async fn sweep_sign_in_tallies(&self, expired_before: i64) -> DbResult<u64> {
+        let swept = sqlx::query("DELETE FROM sign_in_tallies WHERE since <= $1")
+            .bind(expired_before)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(swept)
+    }
+}

@@ -178,7 +178,8 @@ pub async fn sign_in(
     }
     let email = form.email.trim().to_lowercase();
     // Counted before the password is checked, so a burst gets no more checks than the limit.
-    let attempt = match state.sign_in_failures.begin(&email, peer.ip()) {
+    let now = state.now().unix_timestamp();
+    let attempt = match state.sign_in_failures.begin(&state.db, &email, peer.ip(), now).await? {
         Ok(attempt) => attempt,
         Err(refusal) => {
             let (minutes, whence) = match refusal {
@@ -195,7 +196,7 @@ pub async fn sign_in(
     let user = match state.db.portal_user_by_email(&email).await {
         Ok(user) => user,
         Err(err) => {
-            attempt.withdraw();
+            attempt.withdraw().await?;
             return Err(err.into());
         }
     };
@@ -208,7 +209,7 @@ pub async fn sign_in(
     let ok = match secrets::verify_bounded(password, hash, source).await {
         Ok(ok) => ok,
         Err(err) => {
-            attempt.withdraw();
+            attempt.withdraw().await?;
             return Err(PortalFailure::Internal(err));
         }
     };
@@ -238,10 +239,10 @@ pub async fn sign_in(
         session_epoch: user.session_epoch,
     };
     if let Err(err) = state.db.insert_session(&session, state.now().unix_timestamp()).await {
-        attempt.withdraw();
+        attempt.withdraw().await?;
         return Err(err.into());
     }
-    attempt.succeeded();
+    attempt.succeeded().await?;
     tracing::info!(user = %user.id, "portal sign-in");
     let mut response = Redirect::to("/portal/").into_response();
     set_cookie(&mut response, portal_cookie(SESSION_COOKIE, format!("{}.{secret}", session.id), SESSION_SECONDS));

@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,20 +26,23 @@ struct Replicas {
     balancer: offsite_testbed::Haproxy,
     database_url: String,
     env: Vec<(String, String)>,
+    /// The replicas read the PROXY headers the balancer sends.
+    proxy_protocol: bool,
     starts: u32,
     _postgres: offsite_testbed::Postgres,
     _azurite: offsite_testbed::Azurite,
 }
 
 impl Replicas {
-    fn start(root: &Path, count: usize) -> Replicas {
+    fn start(root: &Path, count: usize, proxy_protocol: bool) -> Replicas {
         let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
         let azurite = offsite_testbed::Azurite::start().expect("Azurite for tests (run scripts/test)");
         azurite.create_container("vaults").expect("a container");
         let mut env = azurite.object_store_env();
         env.push(("RUST_LOG".into(), "warn".into()));
         let ports: Vec<u16> = (0..count).map(|_| offsite_testbed::free_port().expect("a free port")).collect();
-        let balancer = offsite_testbed::Haproxy::start(&ports).expect("HAProxy (run scripts/test)");
+        let balancer =
+            offsite_testbed::Haproxy::start_with(&ports, proxy_protocol).expect("HAProxy (run scripts/test)");
         let mut replicas = Replicas {
             root: root.to_path_buf(),
             processes: (0..count).map(|_| None).collect(),
@@ -46,6 +50,7 @@ impl Replicas {
             balancer,
             database_url: postgres.url(),
             env,
+            proxy_protocol,
             starts: 0,
             _postgres: postgres,
             _azurite: azurite,
@@ -87,6 +92,10 @@ impl Replicas {
             "--storage",
             "az://vaults/offsite",
         ];
+        let mut args = args.to_vec();
+        if self.proxy_protocol {
+            args.push("--proxy-protocol");
+        }
         let mut cli = offsite(args);
         for (k, v) in &self.env {
             cli = cli.env(k, v);
@@ -129,8 +138,15 @@ const PORTAL_PASSWORD: &str = "the portal password of contoso";
 /// One sign-in at the replica on `port` as a browser does it (the form, its
 /// cookie and token, the post): the answer's status (303 judged, 429 refused).
 fn sign_in(fingerprint: &str, port: u16, password: &str) -> u16 {
+    sign_in_from(fingerprint, port, password, IpAddr::from([127, 0, 0, 1]))
+}
+
+/// [`sign_in`] from the loopback address `source` (another computer, as the
+/// service sees it).
+fn sign_in_from(fingerprint: &str, port: u16, password: &str, source: IpAddr) -> u16 {
     let tls = offsite_api::tls::pinned_client_config(fingerprint).expect("a pinned TLS config");
     let http = reqwest::blocking::Client::builder()
+        .local_address(source)
         .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
@@ -166,7 +182,7 @@ fn copy_folder(from: &Path, to: &Path) {
 fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_mid_backup() {
     let scratch = temp();
     let root = scratch.path();
-    let mut replicas = Replicas::start(root, 3);
+    let mut replicas = Replicas::start(root, 3, false);
     let service = Service::attached(root, &replicas.data_dir(0), &replicas.balancer.url());
 
     // A subscription and three agents, each command landing on whichever
@@ -252,4 +268,30 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
         check = check.env(k, v);
     }
     check.run().ok();
+}
+
+/// Behind a TCP balancer every connection comes from the balancer; with the
+/// PROXY protocol (HAProxy `send-proxy-v2`, `server run --proxy-protocol`) the
+/// service counts the clients instead: wrong passwords from one client lock that
+/// client out of the address, not another client.
+#[test]
+fn behind_haproxy_with_the_proxy_protocol_the_sign_in_limit_counts_clients() {
+    let scratch = temp();
+    let root = scratch.path();
+    let replicas = Replicas::start(root, 1, true);
+    let service = Service::attached(root, &replicas.data_dir(0), &replicas.balancer.url());
+    let tenant = service.subscription("contoso");
+    service
+        .admin(["portal-user", "create", "it@contoso.example", "--subscription", &tenant.id])
+        .env("OFFSITE_PORTAL_PASSWORD", PORTAL_PASSWORD)
+        .run()
+        .ok();
+    let fingerprint = offsite_api::files::PublishSettings::read(&tenant.publish).unwrap().service.fingerprint;
+    let balancer = replicas.balancer.port();
+    let (guesser, colleague) = (IpAddr::from([127, 0, 0, 2]), IpAddr::from([127, 0, 0, 3]));
+    for _ in 0..5 {
+        assert_eq!(sign_in_from(&fingerprint, balancer, "a wrong password, long enough", guesser), 303);
+    }
+    assert_eq!(sign_in_from(&fingerprint, balancer, PORTAL_PASSWORD, guesser), 429, "the guesser is locked out");
+    assert_eq!(sign_in_from(&fingerprint, balancer, PORTAL_PASSWORD, colleague), 303, "another client is not");
 }

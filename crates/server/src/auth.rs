@@ -2,9 +2,7 @@
 //! public endpoints presents a bearer credential or a signed application request;
 //! this module turns it into a [`Principal`] (what each may touch is said there).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::clock::format_seconds as format_time;
@@ -206,7 +204,7 @@ impl FromRequestParts<AppState> for Principal {
             let token = text.strip_prefix("Bearer ").ok_or_else(|| {
                 unauthorized("the Authorization header must be 'Bearer <credential>' (or a signed 'OffsiteApp …')")
             })?;
-            let source = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|peer| Source::of(peer.0.ip()));
+            let source = crate::source::client_ip(&parts.extensions).map(Source::of);
             authenticate(state, token.trim(), source).await?
         };
         // Vault credentials do one thing; refusing them everywhere else here means

@@ -23,6 +23,7 @@ pub mod notify;
 mod operator;
 mod portal;
 mod principal;
+mod proxy_protocol;
 mod retrying_store;
 pub(crate) mod routes;
 mod scrape;
@@ -91,6 +92,11 @@ pub struct ServerConfig {
     /// for a scraper on a private network. Without it `/metrics` is served on the
     /// main listener to the operator credential only.
     pub metrics_listen: Option<SocketAddr>,
+    /// Every connection starts with a PROXY protocol header (a TCP balancer's
+    /// `send-proxy`/`send-proxy-v2`), whose client address the per-source bounds
+    /// count. Only behind such a balancer: a client could otherwise claim any
+    /// address, and a connection without the header is refused.
+    pub proxy_protocol: bool,
 }
 
 /// How often a service runs its background work by default.
@@ -127,6 +133,7 @@ impl ServerConfig {
             smtp_from: "offsite@localhost".into(),
             webhooks_to_private_addresses: false,
             metrics_listen: None,
+            proxy_protocol: false,
         }
     }
 }
@@ -325,8 +332,11 @@ impl Server {
         // Without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK hold
         // each small response ~40 ms: an incremental backup, thousands of small
         // ranged reads of trees, went 100 times slower over loopback.
-        let acceptor =
-            axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(axum_server::accept::NoDelayAcceptor::new());
+        let before_tls = proxy_protocol::ProxyHeaderAcceptor::new(
+            axum_server::accept::NoDelayAcceptor::new(),
+            config.proxy_protocol,
+        );
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(before_tls);
         let mut server = axum_server::from_tcp(listener).acceptor(acceptor).handle(handle.clone());
         // HTTP/2 (agents ask for it): receive windows as the client's, so that one
         // connection carries uploads at the rate of a long, fat link.

@@ -2,7 +2,13 @@
 //! portal's sign-in limit, the Argon2 turns): an IPv4 address, or the /64 network
 //! of an IPv6 one (a single host is commonly given a whole /64 to choose from).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::Extensions;
+
+use crate::proxy_protocol::ClientAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Source(IpAddr);
@@ -21,6 +27,26 @@ impl Source {
     /// The address (or network) as text, for keys that name the source.
     pub fn key(&self) -> String {
         self.0.to_string()
+    }
+}
+
+/// The client's address: the one its balancer's PROXY header named, when the
+/// service reads them, else the TCP peer's.
+pub fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+    if let Some(ClientAddr(Some(client))) = extensions.get::<ClientAddr>() {
+        return Some(client.ip());
+    }
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|peer| peer.0.ip())
+}
+
+/// [`client_ip`] as an extractor.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = axum::http::StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        client_ip(&parts.extensions).map(ClientIp).ok_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 

@@ -24,6 +24,13 @@ impl Haproxy {
     /// (loopback ports; they may start later: a replica joins once its health
     /// check passes twice).
     pub fn start(backends: &[u16]) -> Result<Self> {
+        Self::start_with(backends, false)
+    }
+
+    /// [`Haproxy::start`], sending each replica a PROXY protocol v2 header with
+    /// the client's address when `proxy_protocol` (for `server run
+    /// --proxy-protocol`); health checks send one too.
+    pub fn start_with(backends: &[u16], proxy_protocol: bool) -> Result<Self> {
         let program = PathBuf::from(PROGRAM);
         if !program.is_file() {
             return Err(Error::MissingDependency { what: "HAProxy (Debian package haproxy)".into(), path: program });
@@ -31,7 +38,7 @@ impl Haproxy {
         let process = ServerProcess::start("HAProxy", "offsite-haproxy-", |port, dir| {
             let config = dir.join("haproxy.cfg");
             // A failed write shows as HAProxy refusing to start, with its log.
-            let _ = std::fs::write(&config, config_text(port, backends));
+            let _ = std::fs::write(&config, config_text(port, backends, proxy_protocol));
             let mut cmd = Command::new(&program);
             cmd.arg("-db").arg("-f").arg(&config);
             cmd
@@ -54,12 +61,13 @@ impl Haproxy {
     }
 }
 
-fn config_text(port: u16, backends: &[u16]) -> String {
+fn config_text(port: u16, backends: &[u16], proxy_protocol: bool) -> String {
     let mut text = format!(
         "global\n    maxconn 4096\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 300s\n    \
          timeout server 300s\n    log stdout format raw local0\n\nfrontend offsite\n    bind 127.0.0.1:{port}\n    \
          default_backend replicas\n\nbackend replicas\n    balance roundrobin\n    option httpchk GET /healthz\n    \
-         http-check expect status 200\n    default-server check check-ssl verify none inter 300ms fall 2 rise 2\n"
+         http-check expect status 200\n    default-server check check-ssl verify none inter 300ms fall 2 rise 2{}\n",
+        if proxy_protocol { " send-proxy-v2 check-send-proxy" } else { "" }
     );
     for (i, backend) in backends.iter().enumerate() {
         text.push_str(&format!("    server replica{} 127.0.0.1:{backend}\n", i + 1));

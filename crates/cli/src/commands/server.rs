@@ -102,6 +102,11 @@ struct RunArgs {
     /// operator credential.
     #[arg(long, env = "OFFSITE_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Read a PROXY protocol header (v1 or v2) at the start of every connection,
+    /// as a TCP load balancer sends it (HAProxy: `send-proxy-v2`), and count the
+    /// client it names in the per-source limits. Only behind such a balancer.
+    #[arg(long, env = "OFFSITE_PROXY_PROTOCOL")]
+    proxy_protocol: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -119,6 +124,7 @@ struct FileSettings {
     smtp_from: Option<String>,
     webhooks_to_private_addresses: Option<bool>,
     metrics_listen: Option<SocketAddr>,
+    proxy_protocol: Option<bool>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -219,6 +225,7 @@ fn serve(args: RunArgs) -> Result<ExitCode> {
     config.webhooks_to_private_addresses =
         args.webhooks_to_private_addresses || file.webhooks_to_private_addresses.unwrap_or(false);
     config.metrics_listen = args.metrics_listen.or(file.metrics_listen);
+    config.proxy_protocol = args.proxy_protocol || file.proxy_protocol.unwrap_or(false);
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;

@@ -7,9 +7,9 @@
 //! with it: the portal cannot show or do anything the API would refuse that
 //! principal.
 
-use std::net::SocketAddr;
+use axum::extract::{FromRequestParts, State};
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use crate::source::ClientIp;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -166,7 +166,7 @@ pub struct SignInForm {
 
 pub async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, PortalFailure> {
@@ -179,14 +179,14 @@ pub async fn sign_in(
     let email = form.email.trim().to_lowercase();
     // Counted before the password is checked, so a burst gets no more checks than the limit.
     let now = state.now().unix_timestamp();
-    let attempt = match state.sign_in_failures.begin(&state.db, &email, peer.ip(), now).await? {
+    let attempt = match state.sign_in_failures.begin(&state.db, &email, client, now).await? {
         Ok(attempt) => attempt,
         Err(refusal) => {
             let (minutes, whence) = match refusal {
                 Refusal::FromThisSource { minutes } => (minutes, " from your network"),
                 Refusal::ForTheAddress { minutes } => (minutes, ""),
             };
-            tracing::warn!(email = %email, source = %peer.ip(), ?refusal, "portal sign-in refused: too many failed attempts");
+            tracing::warn!(email = %email, source = %client, ?refusal, "portal sign-in refused: too many failed attempts");
             return Err(PortalFailure::TooManyAttempts(format!(
                 "too many failed sign-ins for this address{whence}: try again in {}",
                 offsite_api::size::plural(minutes, "minute")
@@ -205,7 +205,7 @@ pub async fn sign_in(
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.with(|h| h.clone()));
     let password = form.password;
     state.sign_in_failures.password_checked();
-    let source = Some(crate::source::Source::of(peer.ip()));
+    let source = Some(crate::source::Source::of(client));
     let ok = match secrets::verify_bounded(password, hash, source).await {
         Ok(ok) => ok,
         Err(err) => {
@@ -216,7 +216,7 @@ pub async fn sign_in(
     let Some(user) = user.filter(|_| ok) else {
         // The attempt stays counted.
         drop(attempt);
-        tracing::info!(email = %email, source = %peer.ip(), "portal sign-in refused");
+        tracing::info!(email = %email, source = %client, "portal sign-in refused");
         return Ok(Redirect::to("/portal/sign-in?failed=true").into_response());
     };
     // Said only to whoever knows the password.

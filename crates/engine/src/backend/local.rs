@@ -57,8 +57,12 @@ impl LocalBackend {
             if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 removed += Self::remove_temp_files_in(&path)?;
             } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                fs::remove_file(&path).map_err(|e| Self::io_error(&path, e))?;
-                removed += 1;
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    // Renamed or removed by its writer meanwhile.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Self::io_error(&path, e)),
+                }
             }
         }
         Ok(removed)
@@ -154,8 +158,17 @@ impl Backend for LocalBackend {
             for entry in entries {
                 let entry = entry.map_err(|e| Self::io_error(dir, e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let meta = entry.metadata().map_err(|e| Self::io_error(&entry.path(), e))?;
-                if name.starts_with(TEMP_PREFIX) || !meta.is_file() {
+                if name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                // Another process may rename or remove a file between the listing
+                // and this look at it (a lock taken or released): it is not there.
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Self::io_error(&entry.path(), e)),
+                };
+                if !meta.is_file() {
                     continue;
                 }
                 out.push(FileInfo { name, size: meta.len() });

@@ -230,9 +230,9 @@ pub fn restore(home: &AgentHome, request: &RestoreRequest, progress: &Progress) 
     };
     let reported = job_id.is_some();
     history::append(home, &JobRecord { id: job_id, report, snapshot_id: Some(id.to_hex()), reported })?;
-    let filled = filling.map(|f| {
-        let stats = f.0.stats();
-        Filled { from: f.1.clone(), files: f.0.stats().files, bytes: stats.bytes }
+    let filled = filling.map(|(backend, from)| {
+        let stats = backend.stats();
+        Filled { from, files: stats.files, bytes: stats.bytes }
     });
     Ok(RestoreRun { snapshot_id: id.to_hex(), outcome: result?, filled })
 }

@@ -69,12 +69,12 @@ pub fn station_actor(credential_id: &str) -> String {
 /// Whose kind of actor may record an event of `kind`: on an import job the
 /// application records what happens on the customer's side (`prepared`,
 /// `shipped`), a station what happens at the datacenter.
-pub fn application_may_record(kind: CustodyEventKind) -> bool {
+fn application_may_record(kind: CustodyEventKind) -> bool {
     matches!(kind, CustodyEventKind::Prepared | CustodyEventKind::Shipped)
 }
 
 /// The event kinds a datacenter's station records on an import job.
-pub fn station_may_record(kind: CustodyEventKind) -> bool {
+fn station_may_record(kind: CustodyEventKind) -> bool {
     !application_may_record(kind)
 }
 

@@ -12,108 +12,29 @@ mod common;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::service::{Agent, Service};
 use common::*;
 use offsite_api::XmlCredentialFile;
 
-/// Three replicas behind HAProxy on PostgreSQL and Azurite.
+/// The replica set (`offsite_testbed::ReplicaSet`) as this test uses it.
 struct Replicas {
-    root: PathBuf,
-    ports: Vec<u16>,
-    processes: Vec<Option<Background>>,
-    balancer: offsite_testbed::Haproxy,
-    database_url: String,
-    env: Vec<(String, String)>,
-    /// The replicas read the PROXY headers the balancer sends.
-    proxy_protocol: bool,
-    starts: u32,
-    _postgres: offsite_testbed::Postgres,
-    _azurite: offsite_testbed::Azurite,
+    set: offsite_testbed::ReplicaSet,
 }
 
 impl Replicas {
     fn start(root: &Path, count: usize, proxy_protocol: bool) -> Replicas {
-        let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
-        let azurite = offsite_testbed::Azurite::start().expect("Azurite for tests (run scripts/test)");
-        azurite.create_container("vaults").expect("a container");
-        let mut env = azurite.object_store_env();
-        env.push(("RUST_LOG".into(), "warn".into()));
-        let ports: Vec<u16> = (0..count).map(|_| offsite_testbed::free_port().expect("a free port")).collect();
-        let balancer =
-            offsite_testbed::Haproxy::start_with(&ports, proxy_protocol).expect("HAProxy (run scripts/test)");
-        let mut replicas = Replicas {
-            root: root.to_path_buf(),
-            processes: (0..count).map(|_| None).collect(),
-            ports,
-            balancer,
-            database_url: postgres.url(),
-            env,
-            proxy_protocol,
-            starts: 0,
-            _postgres: postgres,
-            _azurite: azurite,
-        };
-        // The first replica makes the certificate and the operator credentials
-        // (and migrates the database); the others start from copies of both.
-        replicas.launch(0);
-        for i in 1..count {
-            let from = replicas.data_dir(0);
-            let to = replicas.data_dir(i);
-            copy_folder(&from.join("tls"), &to.join("tls"));
-            std::fs::copy(from.join("operator.credentials"), to.join("operator.credentials")).unwrap();
-            replicas.launch(i);
-        }
+        let offsite = Path::new(env!("CARGO_BIN_EXE_offsite"));
+        let set = offsite_testbed::ReplicaSet::start(offsite, root, count, proxy_protocol)
+            .expect("the replicas on PostgreSQL, Azurite and HAProxy (run scripts/test)");
+        let replicas = Replicas { set };
         replicas.wait_until_balanced();
         replicas
     }
 
-    fn data_dir(&self, i: usize) -> PathBuf {
-        self.root.join(format!("replica-{}", i + 1))
-    }
-
     fn launch(&mut self, i: usize) {
-        let data_dir = self.data_dir(i);
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let listen = format!("127.0.0.1:{}", self.ports[i]);
-        let public = self.balancer.url();
-        let args = [
-            "server",
-            "run",
-            "--data-dir",
-            utf8(&data_dir),
-            "--listen",
-            &listen,
-            "--public-url",
-            &public,
-            "--database-url",
-            &self.database_url,
-            "--storage",
-            "az://vaults/offsite",
-        ];
-        let mut args = args.to_vec();
-        if self.proxy_protocol {
-            args.push("--proxy-protocol");
-        }
-        let mut cli = offsite(args);
-        for (k, v) in &self.env {
-            cli = cli.env(k, v);
-        }
-        self.starts += 1;
-        let process = cli.spawn(&self.root.join(format!("replica-{}-{}.log", i + 1, self.starts)));
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !process.output().lines().any(|l| l.trim_start().starts_with("URL:")) {
-            assert!(Instant::now() < deadline, "replica {} did not start:\n{}", i + 1, process.output());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.processes[i] = Some(process);
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(process) = self.processes[i].take() {
-            process.kill_9();
-        }
+        self.set.launch(i).unwrap_or_else(|e| panic!("replica {} did not start: {e}", i + 1));
     }
 
     /// Until HAProxy's health checks have let every running replica in.
@@ -125,10 +46,10 @@ impl Replicas {
     /// certificate, so the pinned fingerprint holds).
     fn aimed_at(&self, file: &Path, i: usize) -> PathBuf {
         let text = std::fs::read_to_string(file).unwrap();
-        let balancer = format!("127.0.0.1:{}", self.balancer.port());
+        let balancer = format!("127.0.0.1:{}", self.set.balancer().port());
         assert!(text.contains(&balancer), "the file names the balancer: {text}");
         let aimed = file.with_extension(format!("replica-{}", i + 1));
-        std::fs::write(&aimed, text.replace(&balancer, &format!("127.0.0.1:{}", self.ports[i]))).unwrap();
+        std::fs::write(&aimed, text.replace(&balancer, &format!("127.0.0.1:{}", self.set.port(i)))).unwrap();
         aimed
     }
 }
@@ -170,20 +91,12 @@ fn sign_in_from(fingerprint: &str, port: u16, password: &str, source: IpAddr) ->
     http.post(&base).header("cookie", cookie).form(&fields).send().expect("the sign-in").status().as_u16()
 }
 
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
 #[test]
 fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_mid_backup() {
     let scratch = temp();
     let root = scratch.path();
     let mut replicas = Replicas::start(root, 3, false);
-    let service = Service::attached(root, &replicas.data_dir(0), &replicas.balancer.url());
+    let service = Service::attached(root, &replicas.set.data_dir(0), &replicas.set.balancer().url());
 
     // A subscription and three agents, each command landing on whichever
     // replica the balancer picks.
@@ -205,17 +118,17 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
         let runs: Vec<_> = agents.iter().map(|(agent, _)| scope.spawn(|| agent.backup())).collect();
         std::thread::sleep(Duration::from_millis(700));
         assert!(runs.iter().all(|r| !r.is_finished()), "the backups are under way when the replica dies");
-        replicas.kill(1);
+        replicas.set.kill(1);
         for run in runs {
             let report = run.join().unwrap();
             assert_eq!(report["report"]["state"], "completed", "{report}");
         }
     });
-    let log = replicas.balancer.log();
+    let log = replicas.set.balancer().log();
     assert!(log.contains("replica2 is DOWN"), "HAProxy saw replica 2 die:\n{log}");
     replicas.launch(1);
-    let back = wait_for(Duration::from_secs(10), || replicas.balancer.log().contains("replica2 is UP"));
-    assert!(back, "HAProxy let replica 2 back in:\n{}", replicas.balancer.log());
+    let back = wait_for(Duration::from_secs(10), || replicas.set.balancer().log().contains("replica2 is UP"));
+    assert!(back, "HAProxy let replica 2 back in:\n{}", replicas.set.balancer().log());
     for (n, (agent, source)) in agents.iter().enumerate() {
         write(&source.join("docs/after.txt"), format!("changed on {n}").as_bytes());
         let report = agent.backup();
@@ -246,11 +159,11 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
         .ok();
     let fingerprint = offsite_api::files::PublishSettings::read(&tenant.publish).unwrap().service.fingerprint;
     for attempt in 0..5 {
-        let status = sign_in(&fingerprint, replicas.ports[attempt % 3], "a wrong password, long enough");
+        let status = sign_in(&fingerprint, replicas.set.port(attempt % 3), "a wrong password, long enough");
         assert_eq!(status, 303, "attempt {attempt} is judged (and fails)");
     }
     for i in 0..3 {
-        assert_eq!(sign_in(&fingerprint, replicas.ports[i], PORTAL_PASSWORD), 429, "replica {} refuses", i + 1);
+        assert_eq!(sign_in(&fingerprint, replicas.set.port(i), PORTAL_PASSWORD), 429, "replica {} refuses", i + 1);
     }
 
     // The database agrees with the storage.
@@ -258,13 +171,13 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
         "server",
         "check",
         "--data-dir",
-        utf8(&replicas.data_dir(0)),
+        utf8(&replicas.set.data_dir(0)),
         "--database-url",
-        &replicas.database_url,
+        replicas.set.database_url(),
         "--storage",
         "az://vaults/offsite",
     ]);
-    for (k, v) in &replicas.env {
+    for (k, v) in replicas.set.env() {
         check = check.env(k, v);
     }
     check.run().ok();
@@ -279,7 +192,7 @@ fn behind_haproxy_with_the_proxy_protocol_the_sign_in_limit_counts_clients() {
     let scratch = temp();
     let root = scratch.path();
     let replicas = Replicas::start(root, 1, true);
-    let service = Service::attached(root, &replicas.data_dir(0), &replicas.balancer.url());
+    let service = Service::attached(root, &replicas.set.data_dir(0), &replicas.set.balancer().url());
     let tenant = service.subscription("contoso");
     service
         .admin(["portal-user", "create", "it@contoso.example", "--subscription", &tenant.id])
@@ -287,7 +200,7 @@ fn behind_haproxy_with_the_proxy_protocol_the_sign_in_limit_counts_clients() {
         .run()
         .ok();
     let fingerprint = offsite_api::files::PublishSettings::read(&tenant.publish).unwrap().service.fingerprint;
-    let balancer = replicas.balancer.port();
+    let balancer = replicas.set.balancer().port();
     let (guesser, colleague) = (IpAddr::from([127, 0, 0, 2]), IpAddr::from([127, 0, 0, 3]));
     for _ in 0..5 {
         assert_eq!(sign_in_from(&fingerprint, balancer, "a wrong password, long enough", guesser), 303);

@@ -13,6 +13,16 @@ use offsite_api::types::CreatePortalUser;
 
 const PASSWORD: &str = "a portal password long enough";
 
+/// A portal user of `tenant`'s subscription, with the tests' password.
+fn add_portal_user(service: &Service, tenant: &common::Tenant, email: &str) {
+    let user = CreatePortalUser {
+        email: email.into(),
+        password: PASSWORD.into(),
+        subscription_id: Some(tenant.subscription_id.clone()),
+    };
+    service.operator().create_portal_user(&user).expect("the operator creates a portal user");
+}
+
 /// A client that does not follow redirects, so the sign-in answer's cookies show.
 fn browser_like(service: &Service) -> reqwest::blocking::Client {
     browser_from(service, IpAddr::from([127, 0, 0, 1]))
@@ -85,12 +95,7 @@ fn hidden_csrf(body: &str) -> String {
 fn sign_in_sets_a_locked_down_session_that_pages_and_forms_require() {
     let service = Service::start();
     let a = service.tenant("a");
-    let user = CreatePortalUser {
-        email: "It@A.example".into(),
-        password: PASSWORD.into(),
-        subscription_id: Some(a.subscription_id.clone()),
-    };
-    service.operator().create_portal_user(&user).expect("the operator creates a portal user");
+    add_portal_user(&service, &a, "It@A.example");
     let http = browser_like(&service);
 
     // Without a session every page sends the browser to sign in.
@@ -443,12 +448,7 @@ fn portal_users_need_an_address_a_long_password_and_a_real_subscription() {
 fn publish_settings_from_the_portal_expire_after_90_days() {
     let service = Service::start();
     let a = service.tenant("alpha");
-    let user = CreatePortalUser {
-        email: "it@alpha.example".into(),
-        password: PASSWORD.into(),
-        subscription_id: Some(a.subscription_id.clone()),
-    };
-    service.operator().create_portal_user(&user).unwrap();
+    add_portal_user(&service, &a, "it@alpha.example");
     let http = browser_like(&service);
     let home = format!("/portal/subscriptions/{}", a.subscription_id);
     let session = sign_in(&http, &service, "it@alpha.example", &home);
@@ -959,12 +959,7 @@ fn every_portal_page_against_every_visitor_and_tenant() {
 fn a_session_past_its_lifetime_is_sent_to_sign_in() {
     let service = Service::start();
     let a = service.tenant("alpha");
-    let user = CreatePortalUser {
-        email: "it@alpha.example".into(),
-        password: PASSWORD.into(),
-        subscription_id: Some(a.subscription_id.clone()),
-    };
-    service.operator().create_portal_user(&user).unwrap();
+    add_portal_user(&service, &a, "it@alpha.example");
     let home = format!("/portal/subscriptions/{}", a.subscription_id);
     let session = sign_in(&browser_like(&service), &service, "it@alpha.example", &home);
 
@@ -986,12 +981,7 @@ fn a_session_past_its_lifetime_is_sent_to_sign_in() {
 fn oversized_and_many_part_uploads_are_refused() {
     let service = Service::start();
     let a = service.tenant("alpha");
-    let user = CreatePortalUser {
-        email: "it@alpha.example".into(),
-        password: PASSWORD.into(),
-        subscription_id: Some(a.subscription_id.clone()),
-    };
-    service.operator().create_portal_user(&user).unwrap();
+    add_portal_user(&service, &a, "it@alpha.example");
     let home = format!("/portal/subscriptions/{}", a.subscription_id);
     let http = browser_like(&service);
     let session = sign_in(&http, &service, "it@alpha.example", &home);
@@ -1091,12 +1081,7 @@ fn a_soft_deleted_recovery_point_is_listed_and_undeleted_from_the_portal() {
 fn the_offline_backup_page_plans_shipping_against_uploading() {
     let service = Service::start();
     let a = service.tenant("alpha");
-    let user = CreatePortalUser {
-        email: "it@alpha.example".into(),
-        password: PASSWORD.into(),
-        subscription_id: Some(a.subscription_id.clone()),
-    };
-    service.operator().create_portal_user(&user).unwrap();
+    add_portal_user(&service, &a, "it@alpha.example");
     let http = browser_like(&service);
     let page = format!("/portal/subscriptions/{}/import-jobs", a.subscription_id);
     let session = sign_in(&http, &service, "it@alpha.example", &page);
@@ -1145,12 +1130,7 @@ fn the_import_job_page_shows_its_verified_chain_of_custody() {
     use offsite_seeding::custody::{CustodySigner, Recorder, StationKey};
     let service = Service::start();
     let a = service.tenant("alpha");
-    let user = CreatePortalUser {
-        email: "it@alpha.example".into(),
-        password: PASSWORD.into(),
-        subscription_id: Some(a.subscription_id.clone()),
-    };
-    service.operator().create_portal_user(&user).unwrap();
+    add_portal_user(&service, &a, "it@alpha.example");
     let http = browser_like(&service);
     let session = sign_in(&http, &service, "it@alpha.example", &format!("/portal/subscriptions/{}", a.subscription_id));
     let path = format!("/portal/import-jobs/{}", a.import_job_id);

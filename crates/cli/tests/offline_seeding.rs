@@ -386,22 +386,7 @@ fn two_machines_on_one_import_job(service: &Service, root: &Path) {
     write_noise_file(&source.join("second.bin"), 3 << 20, 32);
     small_tree(&source.join("docs"));
     let second = Agent::registered_with(root, &first.tenant, "main", "fs02", &[&source], &["--pack-size", "1"]);
-    let second_staging = staging_root.join("fs02");
-    let configure = [
-        "offline",
-        "configure",
-        "--staging",
-        utf8(&second_staging),
-        "--import-job",
-        JOB,
-        "--subscription",
-        &first.tenant.id,
-        "--storage-account",
-        "contosostore",
-        "--container",
-        "seeds",
-    ];
-    second.cmd(configure).run().ok();
+    second.configure_offline(&staging_root.join("fs02"), JOB, &first.tenant.id).ok();
     let staged = second.backup();
     assert_eq!(staged["report"]["state"], "completed", "{staged}");
     assert_eq!(staged["report"]["bytes_uploaded"], 0, "{staged}");

@@ -11,22 +11,7 @@ use common::tmpfs::Tmpfs;
 use common::*;
 
 fn configure(agent: &Agent, staging: &std::path::Path, job: &str) -> Run {
-    agent
-        .cmd([
-            "offline",
-            "configure",
-            "--staging",
-            utf8(staging),
-            "--import-job",
-            job,
-            "--subscription",
-            "sub",
-            "--storage-account",
-            "contosostore",
-            "--container",
-            "seeds",
-        ])
-        .run()
+    agent.configure_offline(staging, job, "sub")
 }
 
 #[test]

@@ -137,23 +137,7 @@ fn an_offline_estimate_counts_what_the_staging_backup_then_holds_and_writes_noth
         small_tree(&source.join("docs"));
     });
     let staging = root.join("staging");
-    agent
-        .cmd([
-            "offline",
-            "configure",
-            "--staging",
-            utf8(&staging),
-            "--import-job",
-            "seed-estimate",
-            "--subscription",
-            "sub",
-            "--storage-account",
-            "contosostore",
-            "--container",
-            "seeds",
-        ])
-        .run()
-        .ok();
+    agent.configure_offline(&staging, "seed-estimate", "sub").ok();
     let staging_before = listing(&staging);
     let storage = service.data_dir.join("storage");
     let storage_before = listing(&storage);

@@ -314,6 +314,26 @@ impl Agent {
         agent
     }
 
+    /// `agent offline configure` for import job `job` of `subscription`, staging
+    /// into `staging`, with the tests' storage account and container.
+    pub fn configure_offline(&self, staging: &Path, job: &str, subscription: &str) -> super::Run {
+        self.cmd([
+            "offline",
+            "configure",
+            "--staging",
+            staging.to_str().unwrap(),
+            "--import-job",
+            job,
+            "--subscription",
+            subscription,
+            "--storage-account",
+            "contosostore",
+            "--container",
+            "seeds",
+        ])
+        .run()
+    }
+
     /// Backs up now and returns the `--json` report.
     pub fn backup(&self) -> serde_json::Value {
         self.cmd(["backup", "--now", "--json"]).run().ok().json()

@@ -109,23 +109,7 @@ impl Site {
         ])
         .run()
         .ok();
-        self.agent
-            .cmd([
-                "offline",
-                "configure",
-                "--staging",
-                utf8(&self.staging),
-                "--import-job",
-                JOB,
-                "--subscription",
-                &self.tenant.id,
-                "--storage-account",
-                "contosostore",
-                "--container",
-                "seeds",
-            ])
-            .run()
-            .ok();
+        self.agent.configure_offline(&self.staging, JOB, &self.tenant.id).ok();
     }
 
     /// certgen, offline configure and the first backup into staging.

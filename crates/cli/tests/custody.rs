@@ -45,46 +45,11 @@ fn a_seeding_job_leaves_a_verified_chain_and_tampering_is_named() {
     site.stage();
 
     let drives = [site.drive(1), site.drive(2), site.drive(3)];
-    let prepared = diskprep(
-        &site,
-        &[
-            "--drive",
-            utf8(&drives[0]),
-            "--drive",
-            utf8(&drives[1]),
-            "--drive",
-            utf8(&drives[2]),
-            "--drive-size",
-            DRIVE_SIZE,
-            "--block-size",
-            BLOCK_SIZE,
-            "--yes",
-            "--json",
-        ],
-    )
-    .run()
-    .ok()
-    .json();
+    let prepared = site.prepare_two_drives_with(|args| diskprep(&site, args));
     let set = prepared["set"]["drives"].as_array().cloned().unwrap_or_default();
     assert!(set.len() >= 2, "the seed spans drives: {prepared}");
     let ids: Vec<String> = set.iter().map(|d| d["drive_id"].as_str().unwrap().to_string()).collect();
-    diskprep(
-        &site,
-        &[
-            "--update-shipping",
-            "--carrier",
-            "UPS",
-            "--tracking-number",
-            "1Z999AA10123456784",
-            "--return-address",
-            "Contoso\\n1 Main St",
-            "--contact",
-            "it@contoso.example",
-            "--yes",
-        ],
-    )
-    .run()
-    .ok();
+    site.ship_with("1Z999AA10123456784", |args| diskprep(&site, args)).ok();
     site.datacenter(&service, &["receive", "--job", JOB]).run().ok().stdout_has("custody: drive");
     for drive in &drives[..set.len()] {
         let done = site.ingest(&service, drive).ok().json();

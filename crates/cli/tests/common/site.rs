@@ -122,7 +122,13 @@ impl Site {
     }
 
     pub fn prepare_two_drives(&self) -> serde_json::Value {
-        self.diskprep(&[
+        self.prepare_two_drives_with(|args| self.diskprep(args))
+    }
+
+    /// [`Site::prepare_two_drives`] through another diskprep (e.g. on the source
+    /// machine, with the agent's files).
+    pub fn prepare_two_drives_with(&self, diskprep: impl Fn(&[&str]) -> Cli) -> serde_json::Value {
+        diskprep(&[
             "--drive",
             utf8(&self.drive(1)),
             "--drive",
@@ -142,7 +148,12 @@ impl Site {
     }
 
     pub fn ship(&self, tracking: &str) -> Run {
-        self.diskprep(&[
+        self.ship_with(tracking, |args| self.diskprep(args))
+    }
+
+    /// [`Site::ship`] through another diskprep.
+    pub fn ship_with(&self, tracking: &str, diskprep: impl Fn(&[&str]) -> Cli) -> Run {
+        diskprep(&[
             "--update-shipping",
             "--carrier",
             "UPS",

@@ -1,9 +1,11 @@
 //! The service's background work, on every replica: purging soft-deleted files
-//! whose window has passed, raising mass-deletion alerts, watching for missed
-//! backups and near deadlines, delivering notifications. Each step is safe to run
-//! on several replicas at once and again after a crash: a purge or a delivery
-//! claims its row first (one replica wins each), and alerts and notifications are
-//! stored once per event key.
+//! whose window has passed, closing import jobs past their arrival deadline,
+//! raising mass-deletion alerts, watching for missed backups and near deadlines,
+//! delivering notifications. Each step is safe to run on several replicas at once
+//! and again after a crash: a purge or a delivery claims its row first (one
+//! replica wins each), a job's closing is a conditional change one replica
+//! stores, and alerts and notifications are stored once per event key. A replica
+//! that dies holding a claim holds it no longer than the claim's age limit.
 
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ const PURGE_BATCH: usize = 500;
 pub struct Round {
     pub purged_files: u64,
     pub purged_bytes: u64,
+    pub import_jobs_expired: u64,
     pub alerts: u64,
     pub notifications_sent: u64,
     pub notifications_failed: u64,
@@ -44,7 +47,8 @@ pub fn spawn(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()>
     })
 }
 
-/// One round: purge what is due, then look for mass deletions.
+/// One round: purge what is due, close overdue import jobs, look for mass
+/// deletions, then notify.
 pub async fn run_round(state: &AppState) -> Result<Round, String> {
     let mut round = Round::default();
     loop {
@@ -59,6 +63,7 @@ pub async fn run_round(state: &AppState) -> Result<Round, String> {
             round.purged_bytes += claim.size;
         }
     }
+    round.import_jobs_expired = crate::services::import_jobs::expire_overdue(state).await.map_err(|e| e.to_string())?;
     round.alerts = raise_mass_deletion_alerts(state).await?;
     state.db.forget_expired_nonces(state.now().unix_timestamp()).await.map_err(|e| e.to_string())?;
     let window = crate::sign_in_limit::FAILURE_WINDOW.as_secs() as i64;

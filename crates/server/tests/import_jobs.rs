@@ -4,28 +4,9 @@
 
 mod common;
 
-use common::{register_file_list, Body, Reply, Service, Tenant};
+use common::{new_job, register_file_list, Body, Reply, Service, Tenant};
 use offsite_api::types::*;
 use serde_json::json;
-
-fn new_job(tenant: &Tenant, name: &str, drives: &[&str]) -> CreateImportJob {
-    CreateImportJob {
-        name: name.into(),
-        storage_account: tenant.storage_account_name.clone(),
-        container: tenant.container_name.clone(),
-        datacenter: tenant.datacenter_name.clone(),
-        drives: drives
-            .iter()
-            .enumerate()
-            .map(|(i, id)| ImportJobDriveSpec {
-                drive_id: id.to_string(),
-                index: i as u32,
-                fingerprint: Some(common::fingerprint_of(id)),
-                data_bytes: None,
-            })
-            .collect(),
-    }
-}
 
 fn shipping(tracking_number: &str, drive_count: u32) -> ShippingDetails {
     ShippingDetails {

@@ -228,3 +228,79 @@ fn a_failing_receiver_is_retried_and_a_missed_backup_is_reported() {
     assert_eq!(ours.len(), 2, "one failed attempt, one delivery: {bodies:?}");
     assert_eq!(ours[0]["details"]["machine_id"], tenant.machine_id.as_str());
 }
+
+/// Background work on three replicas of one service (one PostgreSQL): an import
+/// job past its arrival deadline that nobody reads is closed by the first
+/// replica's maintenance round, once, and its subscription told once; a
+/// notification a replica claimed and never delivered (it died) is delivered by
+/// another once the claim is old, once. No event reaches the receiver twice.
+#[test]
+fn background_work_on_three_replicas_runs_once_and_outlives_a_replica_that_dies() {
+    const DAY: i64 = 86_400;
+    let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
+    let url = postgres.create_database("background").expect("a database");
+    // A replica that runs no background work: it only queues what requests cause.
+    let front = Service::replica_on(&url, 0, false);
+    let tenant = front.tenant("alpha");
+    let subscription = front.client(&tenant.subscription_token);
+    subscription.remove_notification_channel(&tenant.subscription_id, &tenant.notification_channel_id).unwrap();
+    let receiver = Receiver::start(0);
+    let hook = CreateNotificationChannel { webhook_url: Some(receiver.url.clone()), ..Default::default() };
+    subscription.add_notification_channel(&tenant.subscription_id, &hook).unwrap();
+    let jobs: Vec<String> = (0..3)
+        .map(|n| {
+            let job = common::new_job(&tenant, &format!("alpha-late-{n}"), &[&format!("ee0000000000010{n}")]);
+            let job = subscription.create_import_job(&tenant.subscription_id, &job).unwrap();
+            let shipping = ShippingDetails {
+                carrier: "UPS".into(),
+                tracking_number: format!("1Z999AC{n}"),
+                drive_count: 1,
+                ship_date: "2026-11-02".into(),
+                return_address: "Ann Example\n2 Return Lane\nHometown".into(),
+                contact: "ann@alpha.example".into(),
+            };
+            subscription.set_import_job_shipping(&job.id, &shipping).unwrap();
+            job.id
+        })
+        .collect();
+    drop(front);
+
+    // Fifteen days on, a replica claims the three "shipped" messages and dies
+    // before delivering them.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dead = rt.block_on(async {
+        let db = offsite_server::db::Db::connect(&url, offsite_server::clock::Clock::new(15 * DAY)).await.unwrap();
+        db.claim_notifications(db.clock().unix(), 100).await.unwrap()
+    });
+    assert_eq!(dead.len(), 3, "the dying replica held the three shipped messages: {dead:?}");
+
+    // Three replicas, their maintenance every 200 ms: each overdue job is closed
+    // once and each closing told once; the dead replica's claim still holds.
+    let replicas: Vec<Service> = (0..3).map(|_| Service::replica_on(&url, 15 * DAY, true)).collect();
+    let expired = |receiver: &Receiver| kinds(receiver).iter().filter(|k| *k == "import_job_expired").count();
+    wait_for("the closings' messages", Duration::from_secs(30), || expired(&receiver) == jobs.len());
+    std::thread::sleep(Duration::from_secs(2));
+    for (n, job) in jobs.iter().enumerate() {
+        let view = replicas[n].client(&tenant.subscription_token).import_job(job).unwrap();
+        assert_eq!(view.state, ImportJobState::Closed, "{view:?}");
+        let closings: Vec<_> = view.timeline.iter().filter(|e| e.state == "closed").collect();
+        assert_eq!(closings.len(), 1, "closed once: {:?}", view.timeline);
+        assert_eq!(closings[0].actor, "service (deadline)");
+    }
+    assert_eq!(expired(&receiver), jobs.len(), "{:?}", kinds(&receiver));
+    assert!(!kinds(&receiver).iter().any(|k| k == "import_job_shipped"), "a live claim is not taken over");
+
+    // Six minutes later the claim is old: one replica delivers each message.
+    let mut replicas = replicas;
+    let first = replicas.remove(0).restart_with_clock_offset(15 * DAY + 360);
+    let shipped = |receiver: &Receiver| kinds(receiver).iter().filter(|k| *k == "import_job_shipped").count();
+    wait_for("the dead replica's messages", Duration::from_secs(30), || shipped(&receiver) == jobs.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let mut events: Vec<String> =
+        receiver.bodies().iter().map(|b| b["event"].as_str().unwrap_or_default().to_string()).collect();
+    let delivered = events.len();
+    events.sort();
+    events.dedup();
+    assert_eq!(events.len(), delivered, "no event reached the receiver twice: {:?}", kinds(&receiver));
+    drop((first, replicas));
+}

@@ -61,6 +61,8 @@ pub enum NotificationKind {
     ImportJobReceived,
     ImportDriveNeedsAttention,
     ImportJobDeadlineNear,
+    /// The arrival deadline passed without the drives: the job is closed.
+    ImportJobExpired,
     MassDeletion,
     ProtectionChangeRequested,
 }

@@ -115,6 +115,25 @@ impl Service {
         )
     }
 
+    /// Another replica on the database at `database_url`, with its own data
+    /// folder, whose clock runs `clock_offset_seconds` ahead; without
+    /// `maintenance` it runs no background work (its requests still queue
+    /// notifications for a replica that does).
+    pub fn replica_on(database_url: &str, clock_offset_seconds: i64, maintenance: bool) -> Service {
+        Service::start_full(
+            tempfile::tempdir().expect("a temporary folder"),
+            clock_offset_seconds,
+            Some(database_url.to_string()),
+            None,
+            None,
+            |config| {
+                if !maintenance {
+                    config.maintenance_interval = None;
+                }
+            },
+        )
+    }
+
     /// Stops this service and starts another on the same data folder whose clock
     /// runs `seconds` ahead (deadlines without waiting). Credentials stay valid.
     pub fn restart_with_clock_offset(self, seconds: i64) -> Service {
@@ -531,6 +550,27 @@ impl Tenant {
 }
 
 /// The header fingerprint the tests register for drive `drive_id` (64 hex digits).
+/// An import job of `tenant`'s storage account, container and datacenter with
+/// `drives` (ids), each registered with its header fingerprint.
+pub fn new_job(tenant: &Tenant, name: &str, drives: &[&str]) -> CreateImportJob {
+    CreateImportJob {
+        name: name.into(),
+        storage_account: tenant.storage_account_name.clone(),
+        container: tenant.container_name.clone(),
+        datacenter: tenant.datacenter_name.clone(),
+        drives: drives
+            .iter()
+            .enumerate()
+            .map(|(i, id)| ImportJobDriveSpec {
+                drive_id: id.to_string(),
+                index: i as u32,
+                fingerprint: Some(fingerprint_of(id)),
+                data_bytes: None,
+            })
+            .collect(),
+    }
+}
+
 pub fn fingerprint_of(drive_id: &str) -> String {
     blake3::hash(format!("the header of drive {drive_id}").as_bytes()).to_hex().to_string()
 }

@@ -220,6 +220,15 @@ impl Tracked {
                 format!("Import job {name}: the datacenter received the drives"),
                 details(serde_json::json!({})),
             )),
+            Some(ImportJobState::Closed) if self.job.close_reason() == Some(CloseReason::ArrivalDeadlinePassed) => {
+                let deadline = self.job.arrival_deadline().map(format_time).unwrap_or_default();
+                events.push(notify::Event::new(
+                    format!("import_job:{}:expired", self.row.id),
+                    NotificationKind::ImportJobExpired,
+                    format!("Import job {name} is closed: its drives did not reach the datacenter by {deadline}"),
+                    details(serde_json::json!({ "arrival_deadline": deadline })),
+                ))
+            }
             _ => {}
         }
         for (drive_id, _, to) in drives.iter().filter(|(_, _, to)| *to == ImportDriveState::CompletedMoreInfo) {
@@ -333,12 +342,44 @@ pub(crate) async fn load_for_station_as_stored(
     Tracked::load(state, &row.id).await
 }
 
+/// Closes the job if its drives are past their arrival deadline; true when this
+/// call stored the closing. Replicas (and requests) that find the same job due at
+/// once race to close it: one stores the closing, the others read the job again
+/// as it now is instead of answering 409.
+async fn close_if_due(state: &AppState, tracked: &mut Tracked) -> ApiResult<bool> {
+    for _ in 0..3 {
+        if !tracked.expire_if_due(state.now()) {
+            return Ok(false);
+        }
+        match tracked.store(state).await {
+            Ok(()) => return Ok(true),
+            Err(Failure::Conflict(_)) => *tracked = Tracked::load(state, &tracked.row.id).await?,
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(false)
+}
+
 /// Applies the arrival deadline to a loaded job.
 pub(crate) async fn expire(state: &AppState, mut tracked: Tracked) -> ApiResult<Tracked> {
-    if tracked.expire_if_due(state.now()) {
-        tracked.store(state).await?;
-    }
+    close_if_due(state, &mut tracked).await?;
     Ok(tracked)
+}
+
+/// Closes every job whose drives are past their arrival deadline, so a job nobody
+/// reads is closed and its subscription told on time (the maintenance round);
+/// returns how many this call closed. On several replicas at once each job is
+/// closed by one of them.
+pub async fn expire_overdue(state: &AppState) -> ApiResult<u64> {
+    let shipped_before = state.now().unix_timestamp() - ARRIVAL_DEADLINE.whole_seconds();
+    let mut closed = 0;
+    for (job_id, ..) in state.db.import_jobs_shipped_before(shipped_before).await? {
+        if close_if_due(state, &mut Tracked::load(state, &job_id).await?).await? {
+            tracing::info!(job = %job_id, "import job closed: its drives did not arrive by the deadline");
+            closed += 1;
+        }
+    }
+    Ok(closed)
 }
 
 /// Loads a job the caller manages, applying its arrival deadline first.

@@ -55,6 +55,8 @@ pub struct Postgres {
     /// Holds the cluster, the Unix socket and the logs; removed on drop, which happens
     /// after `Drop::drop` has stopped the server.
     dir: TempDir,
+    run_as: RunAs,
+    restarts: u32,
 }
 
 impl Postgres {
@@ -91,37 +93,12 @@ impl Postgres {
         }
         initdb(bin, dir.path(), run_as)?;
 
-        let postgres = bin.join("postgres");
         let mut attempt = 0;
         let (child, port) = loop {
             attempt += 1;
             let port = free_port()?;
             let log_path = dir.path().join(format!("server-{attempt}.log"));
-            let log = File::create(&log_path).map_err(io_error(format!("creating {}", log_path.display())))?;
-            let log_err = log.try_clone().map_err(io_error(format!("duplicating {}", log_path.display())))?;
-            let mut cmd = run_as.command(&postgres, dir.path());
-            cmd.arg("-D")
-                .arg(data_dir(dir.path()))
-                .args(["-h", "127.0.0.1", "-p"])
-                .arg(port.to_string())
-                .arg("-k")
-                .arg(dir.path())
-                // Throw-away data: never wait for the disk.
-                .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-                // Dynamic shared memory as files in the data directory rather than in
-                // /dev/shm, so even a killed server leaves nothing outside it.
-                .args(["-c", "dynamic_shared_memory_type=mmap"])
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err);
-            // No process group of its own (unlike Azurite and moto): each server process
-            // makes itself a session leader anyway, and staying in the test's group lets
-            // a Ctrl-C reach the postmaster, which then shuts down cleanly.
-            let mut child = cmd.spawn().map_err(|source| Error::Spawn {
-                server: "PostgreSQL",
-                program: postgres.display().to_string(),
-                source,
-            })?;
+            let mut child = spawn_postmaster(bin, dir.path(), run_as, port, &log_path)?;
             match wait_until_ready(&mut child, port, dir.path(), &log_path) {
                 Ok(()) => break (child, port),
                 Err(e) => {
@@ -134,7 +111,7 @@ impl Postgres {
             }
         };
         // From here on, dropping `server` stops the postmaster.
-        let server = Postgres { child, port, bin: bin.to_path_buf(), dir };
+        let server = Postgres { child, port, bin: bin.to_path_buf(), dir, run_as, restarts: 0 };
         server.create_database(Self::DATABASE)?;
         Ok(server)
     }
@@ -142,6 +119,22 @@ impl Postgres {
     /// The loopback port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server at once (an immediate shutdown, as a crash or a failover
+    /// ends it: every client loses its connections) and starts it again on the
+    /// same port with the same data.
+    pub fn restart(&mut self) -> Result<()> {
+        stop(&mut self.child, &data_dir(self.dir.path()), STOP_TIMEOUT);
+        self.restarts += 1;
+        let log_path = self.dir.path().join(format!("server-restart-{}.log", self.restarts));
+        let mut child = spawn_postmaster(&self.bin, self.dir.path(), self.run_as, self.port, &log_path)?;
+        if let Err(e) = wait_until_ready(&mut child, self.port, self.dir.path(), &log_path) {
+            stop(&mut child, &data_dir(self.dir.path()), STOP_TIMEOUT);
+            return Err(e);
+        }
+        self.child = child;
+        Ok(())
     }
 
     /// The process id of the postmaster, the parent of every other server process.
@@ -179,6 +172,12 @@ impl Postgres {
         validate_database_name(name)?;
         self.psql("postgres", &format!("CREATE DATABASE {name}"), &format!("creating database {name:?}"))?;
         Ok(self.database_url(name))
+    }
+
+    /// Runs one SQL statement in database [`Self::DATABASE`] with `psql` and returns
+    /// its rows, one a line, fields separated by `|` (unaligned, no headers).
+    pub fn query(&self, sql: &str) -> Result<String> {
+        self.psql(Self::DATABASE, sql, "querying PostgreSQL")
     }
 
     /// Runs one SQL command in `database` with `psql`, stopping at the first error.
@@ -250,6 +249,32 @@ impl RunAs {
 }
 
 /// The cluster's data directory inside the server's temporary directory.
+/// Starts the postmaster of the cluster in `dir` on loopback `port`, logging to `log_path`.
+fn spawn_postmaster(bin: &Path, dir: &Path, run_as: RunAs, port: u16, log_path: &Path) -> Result<Child> {
+    let postgres = bin.join("postgres");
+    let log = File::create(log_path).map_err(io_error(format!("creating {}", log_path.display())))?;
+    let log_err = log.try_clone().map_err(io_error(format!("duplicating {}", log_path.display())))?;
+    let mut cmd = run_as.command(&postgres, dir);
+    cmd.arg("-D")
+        .arg(data_dir(dir))
+        .args(["-h", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .arg("-k")
+        .arg(dir)
+        // Throw-away data: never wait for the disk.
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        // Dynamic shared memory as files in the data directory rather than in
+        // /dev/shm, so even a killed server leaves nothing outside it.
+        .args(["-c", "dynamic_shared_memory_type=mmap"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    // No process group of its own (unlike Azurite and moto): each server process
+    // makes itself a session leader anyway, and staying in the test's group lets
+    // a Ctrl-C reach the postmaster, which then shuts down cleanly.
+    cmd.spawn().map_err(|source| Error::Spawn { server: "PostgreSQL", program: postgres.display().to_string(), source })
+}
+
 fn data_dir(dir: &Path) -> PathBuf {
     dir.join("data")
 }

@@ -2,7 +2,8 @@
 //! (Azurite), behind [`Haproxy`], set up as docs/OPERATIONS.md prescribes: the
 //! first replica makes the certificate and the operator credentials (and
 //! migrates the database), the others start from copies of both. The replicas
-//! test (`crates/cli/tests/replicas.rs`) and `scripts/replicas` both use it.
+//! test (`crates/cli/tests/replicas.rs`), the load test (`crates/cli/tests/load.rs`)
+//! and `scripts/replicas` use it.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -29,7 +30,7 @@ pub struct ReplicaSet {
     env: Vec<(String, String)>,
     proxy_protocol: bool,
     starts: u32,
-    _postgres: Postgres,
+    postgres: Postgres,
     _azurite: Azurite,
 }
 
@@ -58,7 +59,7 @@ impl ReplicaSet {
             env,
             proxy_protocol,
             starts: 0,
-            _postgres: postgres,
+            postgres,
             _azurite: azurite,
         };
         set.launch(0)?;
@@ -88,7 +89,8 @@ impl ReplicaSet {
         self.work.join(format!("replica-{}", i + 1))
     }
 
-    /// The `--database-url` every replica runs with.
+    /// The database every replica runs on (each adds its own `application_name`
+    /// to this URL in its `--database-url`, see [`Self::postgres_connections`]).
     pub fn database_url(&self) -> &str {
         &self.database_url
     }
@@ -117,11 +119,12 @@ impl ReplicaSet {
         let log_path = self.work.join(format!("replica-{}-{}.log", i + 1, self.starts));
         let log = std::fs::File::create(&log_path).map_err(io_error(format!("creating {}", log_path.display())))?;
         let log_err = log.try_clone().map_err(io_error("duplicating a replica's log"))?;
+        let database_url = format!("{}?application_name={}", self.database_url, self.application_name(i));
         let mut cmd = Command::new(&self.offsite);
         cmd.args(["server", "run", "--data-dir"])
             .arg(&data_dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.ports[i]), "--public-url", &self.balancer.url()])
-            .args(["--database-url", &self.database_url, "--storage", "az://vaults/offsite"])
+            .args(["--database-url", &database_url, "--storage", "az://vaults/offsite"])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
@@ -171,6 +174,38 @@ impl ReplicaSet {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The PostgreSQL every replica runs on (to query it, or restart it under them).
+    pub fn postgres(&mut self) -> &mut Postgres {
+        &mut self.postgres
+    }
+
+    /// How many replicas the set has (running or not).
+    pub fn count(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// The `application_name` replica `i` gives its PostgreSQL connections.
+    pub fn application_name(&self, i: usize) -> String {
+        format!("offsite-replica-{}", i + 1)
+    }
+
+    /// The PostgreSQL connections each replica holds now, idle or busy (replica 1
+    /// first), counted in `pg_stat_activity` by their `application_name`.
+    pub fn postgres_connections(&self) -> Result<Vec<usize>> {
+        let rows = self.postgres.query(
+            "SELECT application_name, count(*) FROM pg_stat_activity \
+             WHERE application_name LIKE 'offsite-replica-%' GROUP BY application_name",
+        )?;
+        let mut counts = vec![0; self.count()];
+        for row in rows.lines() {
+            let Some((name, count)) = row.split_once('|') else { continue };
+            if let Some(i) = (0..counts.len()).find(|&i| self.application_name(i) == name) {
+                counts[i] = count.trim().parse().unwrap_or_default();
+            }
+        }
+        Ok(counts)
     }
 }
 

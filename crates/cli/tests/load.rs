@@ -1,11 +1,13 @@
 //! A bounded load test on the loopback interface: many agents back up at once to
 //! one service while an ingest station ingests a seed's drives, on SQLite with a
-//! local folder and on PostgreSQL with Azurite. Afterwards every agent's backup
-//! restores equal to its source, the import job is completed, and no request was
-//! answered with a server error.
+//! local folder, on PostgreSQL with Azurite, and on one and on three replicas
+//! (PostgreSQL, Azurite) behind HAProxy. Afterwards every agent's backup restores
+//! equal to its source, the import job is completed, and no request was answered
+//! with a server error.
 //!
 //! The figures (throughput, the latency of every request as the agents and the
-//! station saw it, the service's peak memory) are printed as one line starting
+//! station saw it, the service's peak memory, and behind HAProxy the PostgreSQL
+//! connections each replica held) are printed as one line starting
 //! `load figures:`; `scripts/bench-load` runs this test with more agents and data
 //! and collects those lines for BENCHMARKS.md. Timings are never asserted: the
 //! machines are shared.
@@ -16,11 +18,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use common::service::{Agent, Service};
 use common::site::*;
 use common::*;
+use offsite_testbed::ReplicaSet;
 use serde_json::{json, Value};
 
 fn setting(name: &str, default: u64) -> u64 {
@@ -81,7 +85,63 @@ fn percentile(sorted: &[u64], fraction: f64) -> u64 {
 
 const MIB: f64 = 1048576.0;
 
-fn load(service: &Service, root: &Path, backend: &str) {
+/// What serves the load, as the figures report it.
+enum Servers<'a> {
+    /// The one service process the test started.
+    One(&'a Service),
+    /// Replicas behind a balancer.
+    Replicas(&'a ReplicaSet),
+}
+
+impl Servers<'_> {
+    /// Each serving process's peak resident memory so far (VmHWM), in bytes.
+    fn peak_memory(&self) -> Vec<u64> {
+        match self {
+            Servers::One(service) => vec![service.peak_memory_bytes().expect("the service's memory from /proc")],
+            Servers::Replicas(set) => (0..set.count())
+                .map(|i| {
+                    let pid = set.pid(i).expect("every replica runs");
+                    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("a replica's status");
+                    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc");
+                    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmHWM in kB");
+                    kib * 1024
+                })
+                .collect(),
+        }
+    }
+
+    /// Until `done`, the PostgreSQL connections each replica holds, every 250 ms:
+    /// the most each held at once (nothing for one service).
+    fn peak_connections(&self, done: &AtomicBool) -> Vec<usize> {
+        let Servers::Replicas(set) = self else { return Vec::new() };
+        let mut peak = vec![0; set.count()];
+        while !done.load(Ordering::Relaxed) {
+            let now = set.postgres_connections().expect("pg_stat_activity");
+            peak.iter_mut().zip(now).for_each(|(peak, now)| *peak = (*peak).max(now));
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        peak
+    }
+
+    /// How many replicas the balancer spreads the load over (none without one).
+    fn replicas(&self) -> Option<usize> {
+        match self {
+            Servers::One(_) => None,
+            Servers::Replicas(set) => Some(set.count()),
+        }
+    }
+
+    /// The PostgreSQL connections each replica holds now (nothing for one service).
+    fn connections(&self) -> Vec<usize> {
+        match self {
+            Servers::One(_) => Vec::new(),
+            Servers::Replicas(set) => set.postgres_connections().expect("pg_stat_activity"),
+        }
+    }
+}
+
+/// Runs the load against `service` (where the commands go), served by `servers`.
+fn load(service: &Service, servers: Servers, root: &Path, backend: &str) {
     let agents = setting("OFFSITE_LOAD_AGENTS", 6);
     let mib = setting("OFFSITE_LOAD_MIB", 4);
 
@@ -105,7 +165,9 @@ fn load(service: &Service, root: &Path, backend: &str) {
 
     let logged = |cli: Cli| cli.env("RUST_LOG", "warn,offsite_api::request=debug").env("OFFSITE_LOG_FORMAT", "json");
     let started = Instant::now();
-    let (backups, ingests) = std::thread::scope(|scope| {
+    let done = AtomicBool::new(false);
+    let (backups, ingests, wall, peak_connections) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| servers.peak_connections(&done));
         let station = scope.spawn(|| {
             (1..=drive_count)
                 .map(|n| {
@@ -122,9 +184,13 @@ fn load(service: &Service, root: &Path, backend: &str) {
             .map(|(agent, _)| scope.spawn(|| logged(agent.cmd(["backup", "--now", "--json"])).run()))
             .collect();
         let backups: Vec<Run> = running.into_iter().map(|t| t.join().expect("an agent thread")).collect();
-        (backups, station.join().expect("the station thread"))
+        let ingests = station.join().expect("the station thread");
+        // Before the sampler's last sleep.
+        let wall = started.elapsed();
+        done.store(true, Ordering::Relaxed);
+        (backups, ingests, wall, sampler.join().expect("the sampler thread"))
     });
-    let wall = started.elapsed();
+    let end_connections = servers.connections();
 
     let (mut latencies, mut uploads) = (Vec::new(), Vec::new());
     let mut server_errors = 0;
@@ -154,7 +220,7 @@ fn load(service: &Service, root: &Path, backend: &str) {
     }
     assert_eq!(site.job_state(), "completed");
     assert_eq!(server_errors, 0, "the service answered {server_errors} requests with a server error under load");
-    let peak_memory = service.peak_memory_bytes().expect("the service's memory from /proc");
+    let peak_memory = servers.peak_memory();
 
     // Every backup restores equal to its source.
     for (n, (agent, source)) in machines.iter().enumerate() {
@@ -184,7 +250,12 @@ fn load(service: &Service, root: &Path, backend: &str) {
         "uploads": uploads.len(),
         "upload_p50_ms": ms(&uploads, 0.50),
         "upload_p99_ms": ms(&uploads, 0.99),
-        "service_peak_rss_mib": (peak_memory as f64 / MIB).round(),
+        "replicas_behind_balancer": servers.replicas(),
+        "processes": peak_memory.len(),
+        "service_peak_rss_mib": (peak_memory.iter().sum::<u64>() as f64 / MIB).round(),
+        "largest_peak_rss_mib": (peak_memory.iter().copied().max().unwrap_or_default() as f64 / MIB).round(),
+        "pg_connections_peak": peak_connections,
+        "pg_connections_end": end_connections,
     });
     println!("load figures: {figures}");
 }
@@ -193,14 +264,37 @@ fn load(service: &Service, root: &Path, backend: &str) {
 fn many_agents_and_an_ingest_at_once_on_sqlite() {
     let scratch = temp();
     let service = Service::start(scratch.path());
-    load(&service, scratch.path(), "sqlite+folder");
+    load(&service, Servers::One(&service), scratch.path(), "sqlite+folder");
 }
 
 #[test]
 fn many_agents_and_an_ingest_at_once_on_postgresql_and_azurite() {
     let scratch = temp();
     let (service, _postgres, _azurite) = Service::start_on_postgres_and_azurite(scratch.path());
-    load(&service, scratch.path(), "postgresql+azurite");
+    load(&service, Servers::One(&service), scratch.path(), "postgresql+azurite");
+}
+
+/// The load through HAProxy on `count` replicas sharing PostgreSQL and Azurite.
+fn load_on_replicas(count: usize, backend: &str) {
+    let scratch = temp();
+    let root = scratch.path();
+    let offsite = Path::new(env!("CARGO_BIN_EXE_offsite"));
+    let set = ReplicaSet::start(offsite, &root.join("replicas"), count, false)
+        .expect("the replicas on PostgreSQL, Azurite and HAProxy (run scripts/test)");
+    // Until HAProxy's health checks have let every replica in.
+    std::thread::sleep(Duration::from_millis(1500));
+    let service = Service::attached(root, &set.data_dir(0), &set.balancer().url());
+    load(&service, Servers::Replicas(&set), root, backend);
+}
+
+#[test]
+fn many_agents_and_an_ingest_at_once_behind_haproxy_on_1_replica() {
+    load_on_replicas(1, "1 replica behind haproxy (pg+azurite)");
+}
+
+#[test]
+fn many_agents_and_an_ingest_at_once_behind_haproxy_on_3_replicas() {
+    load_on_replicas(3, "3 replicas behind haproxy (pg+azurite)");
 }
 
 /// Many requests at once whose credential names a real id with a wrong secret: each

@@ -1,8 +1,10 @@
 //! A blocking client of the REST API, for the agent and the admin commands. It pins
 //! the service certificate (see [`crate::tls`]) and sends one bearer credential, or
 //! signs every request as an offline-seeding application
-//! ([`crate::application_auth`]). It does not retry: callers know which operations
-//! are safe to repeat.
+//! ([`crate::application_auth`]). It retries only reads whose connection failed
+//! before an answer (a replica dying behind a load balancer takes its connections
+//! with it); everything else is left to callers, who know which operations are
+//! safe to repeat.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -77,6 +79,11 @@ impl ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The waits before sending a read again whose connection failed: a little
+/// longer than a load balancer's health checks take to notice a dead replica.
+const READ_RETRY_WAITS: [Duration; 3] =
+    [Duration::from_millis(200), Duration::from_millis(600), Duration::from_millis(1500)];
 
 /// How many uploads a paced upload's time limit assumes share its pace (the
 /// agent runs two uploaders, and index and snapshot files go beside them).
@@ -243,8 +250,28 @@ impl Client {
     }
 
     fn send(&self, request: RequestBuilder) -> ApiResult<Response> {
-        let mut request =
+        let request =
             request.build().map_err(|e| ApiError::Setup { url: self.base.clone(), reason: cause_chain(&e) })?;
+        // A read is sent again when its connection failed before any answer: behind
+        // a load balancer, a replica that dies cuts the connections it held, and
+        // the balancer sends new ones elsewhere once its health checks notice.
+        let read = matches!(*request.method(), Method::GET | Method::HEAD);
+        for wait in READ_RETRY_WAITS {
+            let Some(copy) = read.then(|| request.try_clone()).flatten() else { break };
+            match self.send_once(copy) {
+                Err(ApiError::Unreachable { reason, .. }) => {
+                    tracing::debug!(url = %request.url(), "no answer ({reason}); trying again in {wait:?}");
+                    std::thread::sleep(wait);
+                }
+                answered => return answered,
+            }
+        }
+        self.send_once(request)
+    }
+
+    /// Signs and sends one request (an application's signature, with its nonce,
+    /// is made for each attempt).
+    fn send_once(&self, mut request: reqwest::blocking::Request) -> ApiResult<Response> {
         let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
         let authorization = self.authorization(request.method(), request.url(), body)?;
         request.headers_mut().insert(reqwest::header::AUTHORIZATION, authorization);

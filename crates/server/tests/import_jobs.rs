@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{new_job, register_file_list, Body, Reply, Service, Tenant};
+use common::{new_job, register_file_list, Body, Reply, Service};
 use offsite_api::types::*;
 use serde_json::json;
 

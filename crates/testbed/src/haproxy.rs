@@ -2,7 +2,8 @@
 //! in front of several `offsite server run` replicas, as docs/OPERATIONS.md sets
 //! them up: TLS passed through (the replicas share one certificate), round robin,
 //! and a health check of each replica's `/healthz` over HTTPS, so a replica that
-//! dies is taken out of the rotation within a second.
+//! dies is taken out of the rotation within a second (a connection it refuses
+//! before then is retried on another replica).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,7 +65,7 @@ impl Haproxy {
 fn config_text(port: u16, backends: &[u16], proxy_protocol: bool) -> String {
     let mut text = format!(
         "global\n    maxconn 4096\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 300s\n    \
-         timeout server 300s\n    log stdout format raw local0\n\nfrontend offsite\n    bind 127.0.0.1:{port}\n    \
+         timeout server 300s\n    retries 3\n    option redispatch\n    log stdout format raw local0\n\nfrontend offsite\n    bind 127.0.0.1:{port}\n    \
          default_backend replicas\n\nbackend replicas\n    balance roundrobin\n    option httpchk GET /healthz\n    \
          http-check expect status 200\n    default-server check check-ssl verify none inter 300ms fall 2 rise 2{}\n",
         if proxy_protocol { " send-proxy-v2 check-send-proxy" } else { "" }

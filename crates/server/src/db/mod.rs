@@ -32,7 +32,14 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The schema's migrations, applied at start under sqlx's lock (a PostgreSQL
+/// advisory lock: of replicas starting together one migrates, the others wait).
+/// A database migrated by a newer release is accepted (`ignore_missing`): during
+/// a rolling upgrade a replica of the previous release that restarts must come
+/// up on the schema the first upgraded replica migrated. That holds because
+/// migrations only add within a release (docs/OPERATIONS.md, "Upgrades").
+static MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate::Migrator { ignore_missing: true, ..sqlx::migrate!("./migrations") };
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -453,6 +453,53 @@ fn a_job_whose_drives_do_not_arrive_within_14_days_expires() {
     assert!(status == 409 && message.contains("expired") && message.contains("alpha-late"), "{message}");
 }
 
+/// Two replicas (no background work) read an overdue job at once, many times over:
+/// every read answers 200 with the job closed, and it is closed once. Each read
+/// finds the job due and tries to close it; the ones that lose the race read it
+/// again (they answered 409 before).
+#[test]
+fn replicas_reading_an_overdue_job_at_once_close_it_once_and_all_answer() {
+    let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
+    let url = postgres.create_database("overdue").expect("a database");
+    let first = Service::replica_on(&url, 0, false);
+    let a = first.tenant("alpha");
+    let sub = first.client(&a.subscription_token);
+    let jobs: Vec<String> = (0..4)
+        .map(|n| {
+            let job = new_job(&a, &format!("alpha-overdue-{n}"), &[&format!("ee0000000000020{n}")]);
+            let job = sub.create_import_job(&a.subscription_id, &job).unwrap();
+            sub.set_import_job_shipping(&job.id, &shipping(&format!("1Z999AD{n}"), 1)).unwrap();
+            job.id
+        })
+        .collect();
+    drop(first);
+    let replicas = [Service::replica_on(&url, 15 * 86_400, false), Service::replica_on(&url, 15 * 86_400, false)];
+    let start = std::sync::Barrier::new(16);
+    let reads: Vec<Reply> = std::thread::scope(|scope| {
+        let running: Vec<_> = (0..16)
+            .map(|n| {
+                let (replica, job, token, start) = (&replicas[n % 2], &jobs[n / 4], &a.subscription_token, &start);
+                scope.spawn(move || {
+                    // Each thread's connection is open, and the credential verified
+                    // (Argon2, once per replica), before they all ask at once.
+                    replica.call("GET", "/api/v1/whoami", Some(token), &Body::Empty);
+                    start.wait();
+                    replica.call("GET", &format!("/api/v1/import-jobs/{job}"), Some(token), &Body::Empty)
+                })
+            })
+            .collect();
+        running.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for reply in &reads {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json()["state"], "closed", "{}", reply.text());
+    }
+    for job in &jobs {
+        let view = replicas[0].client(&a.subscription_token).import_job(job).unwrap();
+        assert_eq!(view.timeline.iter().filter(|e| e.state == "closed").count(), 1, "{:?}", view.timeline);
+    }
+}
+
 /// The service's clock jumping around the 14-day arrival deadline: a minute before
 /// it the job still waits; a minute after it expires once, with the job and the
 /// deadline named to whoever acts on it (shipping details, receiving, ingest); a

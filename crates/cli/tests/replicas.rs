@@ -159,12 +159,17 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
     replicas.launch(1);
     let back = wait_for(Duration::from_secs(10), || replicas.set.balancer().log().contains("replica2 is UP"));
     assert!(back, "HAProxy let replica 2 back in:\n{}", replicas.set.balancer().log());
-    for (n, (agent, source)) in agents.iter().enumerate() {
-        write(&source.join("docs/after.txt"), format!("changed on {n}").as_bytes());
-        let report = agent.backup();
-        assert_eq!(report["report"]["state"], "completed", "{report}");
-        agent.restore_equals(&root.join(format!("restored-{n}")), source);
-    }
+    // Then all back up and restore at once, through the three.
+    std::thread::scope(|scope| {
+        for (n, (agent, source)) in agents.iter().enumerate() {
+            scope.spawn(move || {
+                write(&source.join("docs/after.txt"), format!("changed on {n}").as_bytes());
+                let report = agent.backup();
+                assert_eq!(report["report"]["state"], "completed", "{report}");
+                agent.restore_equals(&root.join(format!("restored-{n}")), source);
+            });
+        }
+    });
 
     // A credential revoked through the balancer is refused by every replica, at once.
     let issued = root.join("second.publishsettings");

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::service::{Agent, Service};
+use common::service::{Agent, Service, Tenant};
 use common::site::{Site, JOB};
 use common::*;
 use offsite_api::XmlCredentialFile;
@@ -96,29 +96,26 @@ fn sign_in_from(fingerprint: &str, port: u16, password: &str, source: IpAddr) ->
     let http = browser(fingerprint, source);
     let base = format!("https://127.0.0.1:{port}/portal/sign-in");
     let form = http.get(&base).send().expect("the sign-in form");
-    let cookie = form
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("offsite_sign_in="))
-        .and_then(|v| v.split(';').next())
-        .expect("the sign-in cookie")
-        .to_string();
+    let sign_in_cookie = cookie(&form, "offsite_sign_in").expect("the sign-in cookie");
     let body = form.text().unwrap();
     let at = body.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
     let csrf = body[at..].split('"').next().unwrap_or_default().to_string();
     let fields = [("email", "it@contoso.example"), ("password", password), ("csrf", csrf.as_str())];
-    let answer = http.post(&base).header("cookie", cookie).form(&fields).send().expect("the sign-in");
-    let session = answer
+    let answer = http.post(&base).header("cookie", sign_in_cookie).form(&fields).send().expect("the sign-in");
+    (answer.status().as_u16(), cookie(&answer, "offsite_session"))
+}
+
+/// The cookie `name` an answer sets, as a request sends it back (`name=value`).
+fn cookie(answer: &reqwest::blocking::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    answer
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("offsite_session="))
+        .find(|v| v.starts_with(&prefix))
         .and_then(|v| v.split(';').next())
-        .map(str::to_string);
-    (answer.status().as_u16(), session)
+        .map(str::to_string)
 }
 
 #[test]
@@ -132,16 +129,7 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
     // replica the balancer picks.
     let tenant = service.subscription("contoso");
     tenant.create_vault("main");
-    let mut agents = Vec::new();
-    for n in 0..3u64 {
-        let source = root.join(format!("source-{n}"));
-        std::fs::create_dir_all(&source).unwrap();
-        write_noise_file(&source.join("big.bin"), 3 << 20, 40 + n);
-        small_tree(&source.join("docs"));
-        let name = format!("fs0{n}");
-        let agent = Agent::registered_with(root, &tenant, "main", &name, &[&source], &["--pack-size", "1"]);
-        agents.push((agent, source));
-    }
+    let agents = three_agents(root, &tenant, 3 << 20);
 
     // All back up at once while replica 2 is killed, then brought back.
     std::thread::scope(|scope| {
@@ -352,17 +340,7 @@ fn a_rolling_restart_with_a_migration_pending_and_postgresql_restarted_under_loa
     let service = Service::attached(root, &replicas.set.data_dir(0), &replicas.set.balancer().url());
     let tenant = service.subscription("contoso");
     tenant.create_vault("main");
-    let agents: Vec<(Agent, PathBuf)> = (0..3u64)
-        .map(|n| {
-            let source = root.join(format!("source-{n}"));
-            std::fs::create_dir_all(&source).unwrap();
-            write_noise_file(&source.join("big.bin"), 2 << 20, 60 + n);
-            small_tree(&source.join("docs"));
-            let agent =
-                Agent::registered_with(root, &tenant, "main", &format!("fs0{n}"), &[&source], &["--pack-size", "1"]);
-            (agent, source)
-        })
-        .collect();
+    let agents = three_agents(root, &tenant, 2 << 20);
 
     let newest = newest_migration();
     let sql = |replicas: &mut Replicas, sql: &str| replicas.set.postgres().query(sql).expect("a query");
@@ -432,6 +410,22 @@ fn a_rolling_restart_with_a_migration_pending_and_postgresql_restarted_under_loa
     sql(&mut replicas, "DELETE FROM _sqlx_migrations WHERE version = 9999");
     server_check(&replicas);
     eprintln!("backups during the roll: {:?}", backups.iter().map(Vec::len).collect::<Vec<_>>());
+}
+
+/// Three agents of vault "main" (fs00, fs01, fs02), each protecting its own
+/// folder: `big` bytes of noise and a small tree, packs of 1 MiB.
+fn three_agents(root: &Path, tenant: &Tenant, big: u64) -> Vec<(Agent, PathBuf)> {
+    (0..3u64)
+        .map(|n| {
+            let source = root.join(format!("source-{n}"));
+            std::fs::create_dir_all(&source).unwrap();
+            write_noise_file(&source.join("big.bin"), big, 40 + n);
+            small_tree(&source.join("docs"));
+            let agent =
+                Agent::registered_with(root, tenant, "main", &format!("fs0{n}"), &[&source], &["--pack-size", "1"]);
+            (agent, source)
+        })
+        .collect()
 }
 
 /// The newest migration's version, from the service's migrations folder.

@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    content_name, file_list, fingerprint_of, import_key, proven, register_file_list, sign, source_drive, unproven,
-    Body, Service, Tenant,
+    content_name, file_list, fingerprint_of, import_key, new_job, proven, register_file_list, sign, source_drive,
+    unproven, Body, Service, Tenant,
 };
 use offsite_api::types::*;
 use offsite_api::Client;
@@ -73,25 +73,7 @@ fn received_job(
 ) -> ImportJobView {
     let app = service.app_client(&tenant.application);
     let job = app
-        .create_import_job(
-            &tenant.subscription_id,
-            &CreateImportJob {
-                name: name.into(),
-                storage_account: tenant.storage_account_name.clone(),
-                container: tenant.container_name.clone(),
-                datacenter: tenant.datacenter_name.clone(),
-                drives: drives
-                    .iter()
-                    .enumerate()
-                    .map(|(i, id)| ImportJobDriveSpec {
-                        drive_id: id.to_string(),
-                        index: i as u32,
-                        fingerprint: Some(fingerprint_of(id)),
-                        data_bytes: None,
-                    })
-                    .collect(),
-            },
-        )
+        .create_import_job(&tenant.subscription_id, &new_job(tenant, name, drives))
         .expect("the application creates an import job");
     register_file_list(&app, &job.id, files);
     app.set_import_job_shipping(&job.id, &shipping(&format!("TRK-{name}"), drives.len() as u32)).expect("shipping");

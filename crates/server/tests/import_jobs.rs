@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{new_job, register_file_list, Body, Reply, Service};
+use common::{new_job, register_file_list, Body, Reply, Service, SharedBackends};
 use offsite_api::types::*;
 use serde_json::json;
 
@@ -459,9 +459,8 @@ fn a_job_whose_drives_do_not_arrive_within_14_days_expires() {
 /// again (they answered 409 before).
 #[test]
 fn replicas_reading_an_overdue_job_at_once_close_it_once_and_all_answer() {
-    let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
-    let url = postgres.create_database("overdue").expect("a database");
-    let first = Service::replica_on(&url, 0, false);
+    let shared = SharedBackends::start();
+    let first = shared.replica(0, false);
     let a = first.tenant("alpha");
     let sub = first.client(&a.subscription_token);
     let jobs: Vec<String> = (0..4)
@@ -473,7 +472,7 @@ fn replicas_reading_an_overdue_job_at_once_close_it_once_and_all_answer() {
         })
         .collect();
     drop(first);
-    let replicas = [Service::replica_on(&url, 15 * 86_400, false), Service::replica_on(&url, 15 * 86_400, false)];
+    let replicas = [shared.replica(15 * 86_400, false), shared.replica(15 * 86_400, false)];
     let start = std::sync::Barrier::new(16);
     let reads: Vec<Reply> = std::thread::scope(|scope| {
         let running: Vec<_> = (0..16)

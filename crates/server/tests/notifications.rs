@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{content_name, running_backup, Service};
+use common::{content_name, running_backup, Service, SharedBackends};
 use offsite_api::types::*;
 
 /// A request as the receiver saw it: its headers (names lowercased) and body.
@@ -237,10 +237,9 @@ fn a_failing_receiver_is_retried_and_a_missed_backup_is_reported() {
 #[test]
 fn background_work_on_three_replicas_runs_once_and_outlives_a_replica_that_dies() {
     const DAY: i64 = 86_400;
-    let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
-    let url = postgres.create_database("background").expect("a database");
+    let shared = SharedBackends::start();
     // A replica that runs no background work: it only queues what requests cause.
-    let front = Service::replica_on(&url, 0, false);
+    let front = shared.replica(0, false);
     let tenant = front.tenant("alpha");
     let subscription = front.client(&tenant.subscription_token);
     subscription.remove_notification_channel(&tenant.subscription_id, &tenant.notification_channel_id).unwrap();
@@ -269,14 +268,15 @@ fn background_work_on_three_replicas_runs_once_and_outlives_a_replica_that_dies(
     // before delivering them.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dead = rt.block_on(async {
-        let db = offsite_server::db::Db::connect(&url, offsite_server::clock::Clock::new(15 * DAY)).await.unwrap();
+        let clock = offsite_server::clock::Clock::new(15 * DAY);
+        let db = offsite_server::db::Db::connect(shared.database_url(), clock).await.unwrap();
         db.claim_notifications(db.clock().unix(), 100).await.unwrap()
     });
     assert_eq!(dead.len(), 3, "the dying replica held the three shipped messages: {dead:?}");
 
     // Three replicas, their maintenance every 200 ms: each overdue job is closed
     // once and each closing told once; the dead replica's claim still holds.
-    let replicas: Vec<Service> = (0..3).map(|_| Service::replica_on(&url, 15 * DAY, true)).collect();
+    let replicas: Vec<Service> = (0..3).map(|_| shared.replica(15 * DAY, true)).collect();
     let expired = |receiver: &Receiver| kinds(receiver).iter().filter(|k| *k == "import_job_expired").count();
     wait_for("the closings' messages", Duration::from_secs(30), || expired(&receiver) == jobs.len());
     std::thread::sleep(Duration::from_secs(2));

@@ -90,6 +90,8 @@ pub struct Service {
     database_url: Option<String>,
     /// The SMTP relay of notification e-mails, if any: a restart keeps it.
     smtp_url: Option<String>,
+    /// The object store, when not the data folder's: a restart keeps it.
+    storage: Option<(String, Vec<(String, String)>)>,
 }
 
 impl Service {
@@ -115,34 +117,15 @@ impl Service {
         )
     }
 
-    /// Another replica on the database at `database_url`, with its own data
-    /// folder, whose clock runs `clock_offset_seconds` ahead; without
-    /// `maintenance` it runs no background work (its requests still queue
-    /// notifications for a replica that does).
-    pub fn replica_on(database_url: &str, clock_offset_seconds: i64, maintenance: bool) -> Service {
-        Service::start_full(
-            tempfile::tempdir().expect("a temporary folder"),
-            clock_offset_seconds,
-            Some(database_url.to_string()),
-            None,
-            None,
-            |config| {
-                if !maintenance {
-                    config.maintenance_interval = None;
-                }
-            },
-        )
-    }
-
     /// Stops this service and starts another on the same data folder whose clock
     /// runs `seconds` ahead (deadlines without waiting). Credentials stay valid.
     pub fn restart_with_clock_offset(self, seconds: i64) -> Service {
-        let Service { server, rt, dir, http, http_unpooled, operator_token: _, database_url, smtp_url } = self;
+        let Service { server, rt, dir, http, http_unpooled, operator_token: _, database_url, smtp_url, storage } = self;
         drop((http, http_unpooled));
         server.shutdown();
         drop(server);
         drop(rt);
-        Service::start_full(dir, seconds, database_url, None, smtp_url, |_| {})
+        Service::start_full(dir, seconds, database_url, storage, smtp_url, |_| {})
     }
 
     /// A service whose config `configure` changes first (its listen address and
@@ -189,9 +172,9 @@ impl Service {
         config.smtp_url = smtp_url.clone();
         // Webhook receivers of the tests listen on loopback.
         config.webhooks_to_private_addresses = true;
-        if let Some((url, options)) = storage {
-            config.storage = Some(url);
-            config.storage_options = options;
+        if let Some((url, options)) = &storage {
+            config.storage = Some(url.clone());
+            config.storage_options = options.clone();
         }
         configure(&mut config);
         let server = rt.block_on(Server::start(config)).expect("the service starts");
@@ -204,7 +187,17 @@ impl Service {
             builder.build().expect("an HTTP client")
         };
         let (http, http_unpooled) = (client(true), client(false));
-        Service { server, rt, dir, http, http_unpooled, operator_token: operator.token, database_url, smtp_url }
+        Service {
+            server,
+            rt,
+            dir,
+            http,
+            http_unpooled,
+            operator_token: operator.token,
+            database_url,
+            smtp_url,
+            storage,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -550,6 +543,44 @@ impl Tenant {
 }
 
 /// The header fingerprint the tests register for drive `drive_id` (64 hex digits).
+/// What the replicas of one service share: a PostgreSQL database and a storage
+/// folder. Each replica has its own data folder (certificate, operator token).
+pub struct SharedBackends {
+    database_url: String,
+    storage: tempfile::TempDir,
+    _postgres: offsite_testbed::Postgres,
+}
+
+impl SharedBackends {
+    pub fn start() -> SharedBackends {
+        let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
+        let storage = tempfile::tempdir().expect("a storage folder");
+        SharedBackends { database_url: postgres.url(), storage, _postgres: postgres }
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// A replica whose clock runs `clock_offset_seconds` ahead; without
+    /// `maintenance` it runs no background work (its requests still queue
+    /// notifications for a replica that does).
+    pub fn replica(&self, clock_offset_seconds: i64, maintenance: bool) -> Service {
+        Service::start_full(
+            tempfile::tempdir().expect("a temporary folder"),
+            clock_offset_seconds,
+            Some(self.database_url.clone()),
+            Some((self.storage.path().display().to_string(), Vec::new())),
+            None,
+            |config| {
+                if !maintenance {
+                    config.maintenance_interval = None;
+                }
+            },
+        )
+    }
+}
+
 /// An import job of `tenant`'s storage account, container and datacenter with
 /// `drives` (ids), each registered with its header fingerprint.
 pub fn new_job(tenant: &Tenant, name: &str, drives: &[&str]) -> CreateImportJob {

@@ -7,11 +7,12 @@ mod common;
 
 use common::{
     content_name, file_list, fingerprint_of, import_key, new_job, proven, register_file_list, sign, source_drive,
-    unproven, Body, Service, Tenant,
+    unproven, Body, Service, SharedBackends, Tenant,
 };
 use offsite_api::types::*;
 use offsite_api::Client;
 use serde_json::json;
+use std::time::Duration;
 
 fn refused(result: Result<impl std::fmt::Debug, offsite_api::ApiError>) -> (u16, String, String) {
     let err = result.expect_err("the service refuses");
@@ -871,4 +872,95 @@ fn files_come_only_from_registered_drives_with_their_header() {
     put(&station, &job.id, d0, "seed/x", 0, 3, b"abc").unwrap();
     let files = station.import_files(&job.id).unwrap();
     assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["seed/x"]);
+}
+
+// ------------------------------------------------------------------ packaging on several replicas
+
+/// A received job whose one drive delivered `files` in two parts each and is
+/// done, on the first of several replicas; the datacenter's station credential.
+fn delivered_job(first: &Service, tenant: &Tenant, name: &str) -> (ImportJobView, String) {
+    let station = first.operator().issue_station_credential(&tenant.datacenter_id, None).unwrap().station_credential;
+    let drive = "abcdabcdabcdabcd";
+    let files: Vec<(String, Vec<u8>)> = (0..12).map(|n| data_file(300 + n, 300_000)).collect();
+    let list: Vec<(String, u64)> = files.iter().map(|(path, data)| (path.clone(), data.len() as u64)).collect();
+    let job = received_job(first, tenant, name, &[drive], &list);
+    let client = first.client(&station);
+    drive_state(&client, &job.id, drive, ImportDriveState::Transferring);
+    for (path, data) in &files {
+        let (head, tail) = data.split_at(data.len() / 2);
+        put(&client, &job.id, drive, path, 0, data.len() as u64, head).unwrap();
+        put(&client, &job.id, drive, path, head.len() as u64, data.len() as u64, tail).unwrap();
+    }
+    drive_state(&client, &job.id, drive, ImportDriveState::Completed);
+    (job, station)
+}
+
+/// The job's `completed` entries, and whether any entry says files are missing.
+fn completions(view: &ImportJobView) -> (usize, bool) {
+    let completed = view.timeline.iter().filter(|e| e.drive_id.is_none() && e.state == "completed").count();
+    let missing =
+        view.timeline.iter().any(|e| e.message.as_deref().is_some_and(|m| m.contains("not in the container")));
+    (completed, missing)
+}
+
+/// Two stations (or a retried request) package one job on two replicas at once:
+/// one request packages it, the other waits and answers the same outcome. Both
+/// answer `completed`; the timeline has one completion and no false "missing".
+#[test]
+fn two_replicas_packaging_one_job_at_once_package_it_once() {
+    let shared = SharedBackends::start();
+    let first = shared.replica(0, false);
+    let a = first.tenant("alpha");
+    let (job, station) = delivered_job(&first, &a, "alpha-twice");
+    let second = shared.replica(0, false);
+    let start = std::sync::Barrier::new(2);
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let running: Vec<_> = [&first, &second]
+            .into_iter()
+            .map(|replica| {
+                let (client, start, job_id) = (replica.client(&station), &start, &job.id);
+                scope.spawn(move || {
+                    client.whoami().expect("the station is known");
+                    start.wait();
+                    client.package_import_job(job_id, &ImportJobNote::default())
+                })
+            })
+            .collect();
+        running.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        let view = answer.as_ref().expect("both requests answer");
+        assert_eq!(view.state, ImportJobState::Completed, "{:?}", view.timeline);
+        assert_eq!(completions(view), (1, false), "{:?}", view.timeline);
+    }
+}
+
+/// A replica that claimed a job's packaging died: a request on another replica
+/// waits while the claim could still be renewed, and takes it over once it has
+/// lapsed (here: a replica whose clock is past the claim's age limit); the
+/// waiting request then answers that outcome.
+#[test]
+fn a_packaging_whose_replica_died_is_taken_over_once_its_claim_lapses() {
+    use offsite_server::db::import_jobs::{PackagingClaimed, PACKAGING_CLAIM_SECONDS};
+    let shared = SharedBackends::start();
+    let first = shared.replica(0, false);
+    let a = first.tenant("alpha");
+    let (job, station) = delivered_job(&first, &a, "alpha-orphan");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dead = rt.block_on(async {
+        let db = offsite_server::db::Db::connect(shared.database_url(), offsite_server::clock::Clock::new(0)).await;
+        db.unwrap().claim_packaging(&job.id, "pkg_of_a_dead_replica").await.unwrap()
+    });
+    assert_eq!(dead, Some(PackagingClaimed::Free));
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| first.client(&station).package_import_job(&job.id, &ImportJobNote::default()));
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(!waiting.is_finished(), "a live claim is waited for");
+        let later = shared.replica(PACKAGING_CLAIM_SECONDS + 1, false);
+        let view = later.client(&station).package_import_job(&job.id, &ImportJobNote::default()).unwrap();
+        assert_eq!(view.state, ImportJobState::Completed, "{:?}", view.timeline);
+        let waited = waiting.join().unwrap().expect("the waiting request answers");
+        assert_eq!(waited.state, ImportJobState::Completed);
+        assert_eq!(completions(&waited), (1, false), "{:?}", waited.timeline);
+    });
 }

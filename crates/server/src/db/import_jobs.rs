@@ -14,6 +14,21 @@ use offsite_api::types::{
 use super::{enum_from, enum_text, is_unique_violation, rows_per_insert, values_of, Db, DbError, DbResult};
 use crate::container_storage::JobFolder;
 
+/// How long a packaging claim holds without being renewed (its holder renews it
+/// every [`PACKAGING_RENEW_SECONDS`]): after that its replica is taken for dead
+/// and another request may package the job.
+pub const PACKAGING_CLAIM_SECONDS: i64 = 30;
+pub const PACKAGING_RENEW_SECONDS: u64 = 5;
+
+/// How a packaging claim was had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackagingClaimed {
+    /// No request was packaging the job.
+    Free,
+    /// The request that was had stopped renewing its claim (its replica died).
+    TakenOver,
+}
+
 /// A stored import job, with the names of what it points at.
 #[derive(Debug, Clone)]
 pub struct ImportJobRow {
@@ -276,6 +291,61 @@ impl Db {
             insert_event(&mut tx, &job.id, seq as i64 + 1, event).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims the packaging of a job for `claim` (a fresh id): when no claim
+    /// holds it, or when the one that does was not renewed within
+    /// [`PACKAGING_CLAIM_SECONDS`] (taken over). `None` while another holds it.
+    pub async fn claim_packaging(&self, job_id: &str, claim: &str) -> DbResult<Option<PackagingClaimed>> {
+        let now = self.now();
+        let free = sqlx::query(
+            "UPDATE import_jobs SET packaging_claim = $1, packaging_claimed = $2 \
+             WHERE id = $3 AND packaging_claim IS NULL",
+        )
+        .bind(claim)
+        .bind(now)
+        .bind(job_id)
+        .execute(self.pool())
+        .await?;
+        if free.rows_affected() == 1 {
+            return Ok(Some(PackagingClaimed::Free));
+        }
+        let lapsed = sqlx::query(
+            "UPDATE import_jobs SET packaging_claim = $1, packaging_claimed = $2 \
+             WHERE id = $3 AND packaging_claimed < $4",
+        )
+        .bind(claim)
+        .bind(now)
+        .bind(job_id)
+        .bind(now - PACKAGING_CLAIM_SECONDS)
+        .execute(self.pool())
+        .await?;
+        Ok((lapsed.rows_affected() == 1).then_some(PackagingClaimed::TakenOver))
+    }
+
+    /// Renews a packaging claim; false when it is no longer this one's.
+    pub async fn renew_packaging(&self, job_id: &str, claim: &str) -> DbResult<bool> {
+        let renewed =
+            sqlx::query("UPDATE import_jobs SET packaging_claimed = $1 WHERE id = $2 AND packaging_claim = $3")
+                .bind(self.now())
+                .bind(job_id)
+                .bind(claim)
+                .execute(self.pool())
+                .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    /// Gives a packaging claim up (nothing when another took it over).
+    pub async fn release_packaging(&self, job_id: &str, claim: &str) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE import_jobs SET packaging_claim = NULL, packaging_claimed = NULL \
+             WHERE id = $1 AND packaging_claim = $2",
+        )
+        .bind(job_id)
+        .bind(claim)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

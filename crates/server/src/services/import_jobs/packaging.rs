@@ -3,6 +3,7 @@
 //! container), and the file list itself.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -10,9 +11,11 @@ use futures::Stream;
 use offsite_api::types::{ImportFile, ImportFileListSummary, ImportJobNote, ImportJobState, ImportJobView};
 
 use super::files::DRAIN_LIMIT;
-use super::{actor, check_message, load_for_station, load_seeded, refused, view};
+use offsite_seeding::import_job::Actor;
+
+use super::{actor, check_message, load_for_station, load_seeded, refused, view, Tracked};
 use crate::container_storage::{check_import_path, missing_from, Incomplete};
-use crate::db::import_jobs::ImportJobRow;
+use crate::db::import_jobs::{ImportJobRow, PackagingClaimed, PACKAGING_RENEW_SECONDS};
 use crate::error::{ApiResult, Failure};
 use crate::principal::Principal;
 use crate::state::AppState;
@@ -55,6 +58,11 @@ fn incomplete_message(incomplete: &[Incomplete], missing: &[ImportFile]) -> Stri
 /// file are assembled into it. When every file is whole the job is `completed`;
 /// otherwise it stays `packaging`, its timeline naming the missing byte ranges,
 /// until a repair drive brings them and the job is packaged again.
+///
+/// One request packages a job at a time, on whichever replica: it claims the job
+/// in the database and renews the claim while it works. Another request waits
+/// for it (up to [`PACKAGING_WAIT`]) and answers the job as that one left it; a
+/// claim its replica stopped renewing (it died) is taken over.
 pub async fn package(
     state: &AppState,
     principal: &Principal,
@@ -62,16 +70,60 @@ pub async fn package(
     note: ImportJobNote,
 ) -> ApiResult<ImportJobView> {
     let message = check_message(note.message)?;
-    let mut tracked = load_for_station(state, principal, import_job_id).await?;
+    let tracked = load_for_station(state, principal, import_job_id).await?;
     let who = actor(principal);
-    let began = tracked.job.begin_packaging(who.clone(), state.now()).map_err(refused)?;
-    if !began.is_empty() {
-        // Stored before the storage work: a packaging that fails half-way is
-        // packaged again, from `packaging`.
+    let job_id = tracked.row.id.clone();
+    begin_packaging(state, tracked, &who).await?;
+    let claim = PackagingClaim::wait_for(state, &job_id).await?;
+    // A request this one waited for packaged the job: its outcome is the answer.
+    let mut tracked = Tracked::load(state, &job_id).await?;
+    let packaged = match (tracked.job.state(), claim.waited) {
+        (ImportJobState::Packaging, false) => package_claimed(state, &mut tracked, &claim, who, message).await,
+        _ => Ok(()),
+    };
+    claim.release(state).await;
+    packaged?;
+    view(state, &job_id).await
+}
+
+/// Moves the job to `packaging` (stored before the storage work: a packaging that
+/// fails half-way is packaged again, from `packaging`); a request that loses the
+/// race to another one's move reads the job again and finds it moved.
+async fn begin_packaging(state: &AppState, mut tracked: Tracked, who: &Actor) -> ApiResult<()> {
+    for _ in 0..3 {
+        let began = tracked.job.begin_packaging(who.clone(), state.now()).map_err(refused)?;
+        if began.is_empty() {
+            return Ok(());
+        }
         tracked.record(began, None);
-        tracked.store(state).await?;
+        match tracked.store(state).await {
+            Err(Failure::Conflict(_)) => tracked = Tracked::load(state, &tracked.row.id).await?,
+            stored => return stored,
+        }
     }
-    let packaged = state.storage.package(&tracked.row.folder()).await?;
+    Ok(())
+}
+
+/// Assembles the parts under a claim, renewing it while the storage works, and
+/// records the outcome.
+async fn package_claimed(
+    state: &AppState,
+    tracked: &mut Tracked,
+    claim: &PackagingClaim,
+    who: Actor,
+    message: Option<String>,
+) -> ApiResult<()> {
+    let folder = tracked.row.folder();
+    let work = state.storage.package(&folder);
+    tokio::pin!(work);
+    let mut renewals = tokio::time::interval(Duration::from_secs(PACKAGING_RENEW_SECONDS));
+    renewals.tick().await;
+    let packaged = loop {
+        tokio::select! {
+            packaged = &mut work => break packaged?,
+            _ = renewals.tick() => claim.renew(state).await,
+        }
+    };
     let now = state.now();
     match what_keeps_from_completing(state, &tracked.row, &packaged.incomplete).await? {
         None => {
@@ -88,8 +140,62 @@ pub async fn package(
             tracing::info!(job = %tracked.row.id, incomplete = packaged.incomplete.len(), "import job waits for a repair drive");
         }
     }
-    tracked.store(state).await?;
-    view(state, &tracked.row.id).await
+    tracked.store(state).await
+}
+
+/// How long a packaging request waits for another one packaging the same job.
+const PACKAGING_WAIT: Duration = Duration::from_secs(120);
+
+/// A job's packaging, claimed in the database by one request.
+struct PackagingClaim {
+    job_id: String,
+    id: String,
+    /// Another request packaged the job while this one waited for the claim.
+    waited: bool,
+}
+
+impl PackagingClaim {
+    /// Claims the job's packaging, waiting while another request holds it.
+    async fn wait_for(state: &AppState, job_id: &str) -> ApiResult<PackagingClaim> {
+        let id = crate::secrets::new_id("pkg");
+        let started = tokio::time::Instant::now();
+        let mut held = false;
+        loop {
+            match state.db.claim_packaging(job_id, &id).await? {
+                Some(PackagingClaimed::Free) => {
+                    return Ok(PackagingClaim { job_id: job_id.to_string(), id, waited: held });
+                }
+                Some(PackagingClaimed::TakenOver) => {
+                    tracing::warn!(job = %job_id, "took over a packaging whose request stopped renewing its claim");
+                    return Ok(PackagingClaim { job_id: job_id.to_string(), id, waited: false });
+                }
+                None => held = true,
+            }
+            if started.elapsed() > PACKAGING_WAIT {
+                return Err(Failure::Conflict(format!(
+                    "import job {job_id} is being packaged by another request, which has taken over {} s so far; \
+                     its outcome will be in the job's timeline (offsite datacenter status)",
+                    PACKAGING_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn renew(&self, state: &AppState) {
+        match state.db.renew_packaging(&self.job_id, &self.id).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(job = %self.job_id, "another request took this packaging over"),
+            Err(err) => tracing::warn!(job = %self.job_id, "could not renew the packaging claim: {err}"),
+        }
+    }
+
+    /// Gives the claim up; one left behind (the database failing here) lapses.
+    async fn release(self, state: &AppState) {
+        if let Err(err) = state.db.release_packaging(&self.job_id, &self.id).await {
+            tracing::warn!(job = %self.job_id, "could not release the packaging claim (it lapses): {err}");
+        }
+    }
 }
 
 /// The files of the job's file list its container does not hold whole, or

@@ -5,6 +5,14 @@
 //! equal to its source, the import job is completed, and no request was answered
 //! with a server error.
 //!
+//! A service checks a credential with Argon2 at its first use and then remembers
+//! it for 10 minutes, each replica for itself. One service has checked every
+//! client's credential before the timed part (at registration); behind HAProxy
+//! every replica is made to check them beforehand too, so one and three replicas
+//! are compared alike, except in one run of three replicas that leaves each
+//! replica to check the credentials it meets during the timed part, as replicas
+//! do when a backup comes more than 10 minutes after the last.
+//!
 //! The figures (throughput, the latency of every request as the agents and the
 //! station saw it, the service's peak memory, and behind HAProxy the PostgreSQL
 //! connections each replica held) are printed as one line starting
@@ -89,8 +97,9 @@ const MIB: f64 = 1048576.0;
 enum Servers<'a> {
     /// The one service process the test started.
     One(&'a Service),
-    /// Replicas behind a balancer.
-    Replicas(&'a ReplicaSet),
+    /// Replicas behind a balancer; `checked` when every replica is to check every
+    /// client's credential before the timed part.
+    Replicas { set: &'a ReplicaSet, checked: bool },
 }
 
 impl Servers<'_> {
@@ -98,7 +107,7 @@ impl Servers<'_> {
     fn peak_memory(&self) -> Vec<u64> {
         match self {
             Servers::One(service) => vec![service.peak_memory_bytes().expect("the service's memory from /proc")],
-            Servers::Replicas(set) => (0..set.count())
+            Servers::Replicas { set, .. } => (0..set.count())
                 .map(|i| {
                     let pid = set.pid(i).expect("every replica runs");
                     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("a replica's status");
@@ -113,7 +122,7 @@ impl Servers<'_> {
     /// Until `done`, the PostgreSQL connections each replica holds, every 250 ms:
     /// the most each held at once (nothing for one service).
     fn peak_connections(&self, done: &AtomicBool) -> Vec<usize> {
-        let Servers::Replicas(set) = self else { return Vec::new() };
+        let Servers::Replicas { set, .. } = self else { return Vec::new() };
         let mut peak = vec![0; set.count()];
         while !done.load(Ordering::Relaxed) {
             let now = set.postgres_connections().expect("pg_stat_activity");
@@ -127,7 +136,7 @@ impl Servers<'_> {
     fn replicas(&self) -> Option<usize> {
         match self {
             Servers::One(_) => None,
-            Servers::Replicas(set) => Some(set.count()),
+            Servers::Replicas { set, .. } => Some(set.count()),
         }
     }
 
@@ -135,7 +144,39 @@ impl Servers<'_> {
     fn connections(&self) -> Vec<usize> {
         match self {
             Servers::One(_) => Vec::new(),
-            Servers::Replicas(set) => set.postgres_connections().expect("pg_stat_activity"),
+            Servers::Replicas { set, .. } => set.postgres_connections().expect("pg_stat_activity"),
+        }
+    }
+
+    /// Whether every replica checked every client's credential before the timed
+    /// part (one service did, at registration).
+    fn credentials_checked_beforehand(&self) -> bool {
+        match self {
+            Servers::One(_) => true,
+            Servers::Replicas { checked, .. } => *checked,
+        }
+    }
+
+    /// When asked to, has every replica check the credential of every agent and of
+    /// the station: one request each, aimed at the replica itself.
+    fn check_credentials(&self, agents: &[(Agent, PathBuf)], station: &Path) {
+        let Servers::Replicas { set, checked: true } = self else { return };
+        let station = offsite_api::files::StationCredentials::read(station).expect("the station credentials");
+        let mut credentials = vec![(station.endpoint(), station.token)];
+        for (agent, _) in agents {
+            let home = offsite_agent::AgentHome::in_folder(&agent.home);
+            let registration = offsite_agent::registration::Registration::load(&home).expect("a registration");
+            credentials.push((registration.endpoint(), registration.machine_credential));
+        }
+        for (endpoint, token) in &credentials {
+            for i in 0..set.count() {
+                let replica = offsite_api::files::ServiceEndpoint {
+                    url: format!("https://127.0.0.1:{}", set.port(i)),
+                    fingerprint: endpoint.fingerprint.clone(),
+                };
+                let client = offsite_api::Client::new(&replica, token).expect("a client");
+                client.whoami().unwrap_or_else(|e| panic!("replica {} refused a credential: {e}", i + 1));
+            }
         }
     }
 }
@@ -163,6 +204,7 @@ fn load(service: &Service, servers: Servers, root: &Path, backend: &str) {
         })
         .collect();
 
+    servers.check_credentials(&machines, &site.station);
     let logged = |cli: Cli| cli.env("RUST_LOG", "warn,offsite_api::request=debug").env("OFFSITE_LOG_FORMAT", "json");
     let started = Instant::now();
     let done = AtomicBool::new(false);
@@ -251,6 +293,7 @@ fn load(service: &Service, servers: Servers, root: &Path, backend: &str) {
         "upload_p50_ms": ms(&uploads, 0.50),
         "upload_p99_ms": ms(&uploads, 0.99),
         "replicas_behind_balancer": servers.replicas(),
+        "credentials_checked_beforehand": servers.credentials_checked_beforehand(),
         "processes": peak_memory.len(),
         "service_peak_rss_mib": (peak_memory.iter().sum::<u64>() as f64 / MIB).round(),
         "largest_peak_rss_mib": (peak_memory.iter().copied().max().unwrap_or_default() as f64 / MIB).round(),
@@ -274,8 +317,9 @@ fn many_agents_and_an_ingest_at_once_on_postgresql_and_azurite() {
     load(&service, Servers::One(&service), scratch.path(), "postgresql+azurite");
 }
 
-/// The load through HAProxy on `count` replicas sharing PostgreSQL and Azurite.
-fn load_on_replicas(count: usize, backend: &str) {
+/// The load through HAProxy on `count` replicas sharing PostgreSQL and Azurite;
+/// with `checked`, every replica checks every credential before the timed part.
+fn load_on_replicas(count: usize, checked: bool, backend: &str) {
     let scratch = temp();
     let root = scratch.path();
     let offsite = Path::new(env!("CARGO_BIN_EXE_offsite"));
@@ -284,17 +328,22 @@ fn load_on_replicas(count: usize, backend: &str) {
     // Until HAProxy's health checks have let every replica in.
     std::thread::sleep(Duration::from_millis(1500));
     let service = Service::attached(root, &set.data_dir(0), &set.balancer().url());
-    load(&service, Servers::Replicas(&set), root, backend);
+    load(&service, Servers::Replicas { set: &set, checked }, root, backend);
 }
 
 #[test]
 fn many_agents_and_an_ingest_at_once_behind_haproxy_on_1_replica() {
-    load_on_replicas(1, "1 replica behind haproxy (pg+azurite)");
+    load_on_replicas(1, true, "1 replica behind haproxy (pg+azurite)");
 }
 
 #[test]
 fn many_agents_and_an_ingest_at_once_behind_haproxy_on_3_replicas() {
-    load_on_replicas(3, "3 replicas behind haproxy (pg+azurite)");
+    load_on_replicas(3, true, "3 replicas behind haproxy (pg+azurite)");
+}
+
+#[test]
+fn many_agents_and_an_ingest_at_once_behind_haproxy_on_3_replicas_checking_credentials_meanwhile() {
+    load_on_replicas(3, false, "3 replicas behind haproxy, credentials checked during the load (pg+azurite)");
 }
 
 /// Many requests at once whose credential names a real id with a wrong secret: each

@@ -11,7 +11,7 @@
 //! every replica is made to check them beforehand too, so one and three replicas
 //! are compared alike, except in one run of three replicas that leaves each
 //! replica to check the credentials it meets during the timed part, as replicas
-//! do when a backup comes more than 10 minutes after the last.
+//! do for a backup more than 10 minutes after their last check of its credential.
 //!
 //! The figures (throughput, the latency of every request as the agents and the
 //! station saw it, the service's peak memory, and behind HAProxy the PostgreSQL

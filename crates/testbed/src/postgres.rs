@@ -248,7 +248,6 @@ impl RunAs {
     }
 }
 
-/// The cluster's data directory inside the server's temporary directory.
 /// Starts the postmaster of the cluster in `dir` on loopback `port`, logging to `log_path`.
 fn spawn_postmaster(bin: &Path, dir: &Path, run_as: RunAs, port: u16, log_path: &Path) -> Result<Child> {
     let postgres = bin.join("postgres");
@@ -275,6 +274,7 @@ fn spawn_postmaster(bin: &Path, dir: &Path, run_as: RunAs, port: u16, log_path: 
     cmd.spawn().map_err(|source| Error::Spawn { server: "PostgreSQL", program: postgres.display().to_string(), source })
 }
 
+/// The cluster's data directory inside the server's temporary directory.
 fn data_dir(dir: &Path) -> PathBuf {
     dir.join("data")
 }

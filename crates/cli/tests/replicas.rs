@@ -445,3 +445,52 @@ fn server_check(replicas: &Replicas) {
     }
     check.run().ok();
 }
+
+/// `--database-max-connections` bounds the PostgreSQL connections a replica holds
+/// (what lets more replicas share one PostgreSQL): six agents backing up at once
+/// through a replica limited to 3 never see it hold more, and all complete.
+#[test]
+fn a_replica_holds_at_most_its_database_max_connections() {
+    let scratch = temp();
+    let root = scratch.path();
+    let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
+    let url = format!("{}?application_name=bounded-replica", postgres.url());
+    let service = Service::start_with(root, &["--database-url", &url, "--database-max-connections", "3"], &[]);
+    let tenant = service.subscription("contoso");
+    tenant.create_vault("main");
+    let agents: Vec<(Agent, PathBuf)> = (0..6u64)
+        .map(|n| {
+            let source = root.join(format!("source-{n}"));
+            std::fs::create_dir_all(&source).unwrap();
+            write_noise_file(&source.join("big.bin"), 2 << 20, 80 + n);
+            let agent =
+                Agent::registered_with(root, &tenant, "main", &format!("fs{n:02}"), &[&source], &["--pack-size", "1"]);
+            (agent, source)
+        })
+        .collect();
+    let held = || -> usize {
+        let sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bounded-replica'";
+        postgres.query(sql).expect("a count").trim().parse().expect("a number")
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let most = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(held());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            most
+        });
+        let runs: Vec<_> = agents.iter().map(|(agent, _)| scope.spawn(|| agent.backup())).collect();
+        for run in runs {
+            let report = run.join().unwrap();
+            assert_eq!(report["report"]["state"], "completed", "{report}");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    assert!((1..=3).contains(&most), "the replica held {most} connections at most");
+    assert!(held() <= 3);
+    eprintln!("six agents at once: the replica held {most} PostgreSQL connections at most");
+}

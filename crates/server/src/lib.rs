@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: SQLite at `data_dir/offsite.db`.
     pub database_url: Option<String>,
+    /// PostgreSQL connections this replica holds at most [default: 16].
+    pub database_max_connections: Option<u32>,
     /// Object store URL (`s3://`, `az://`, `gs://`, or a folder); default `data_dir/storage`.
     pub storage: Option<String>,
     pub storage_options: Vec<(String, String)>,
@@ -121,6 +123,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             data_dir,
             database_url: None,
+            database_max_connections: None,
             storage: None,
             storage_options: Vec::new(),
             tls_cert: None,
@@ -235,7 +238,8 @@ fn open_store(config: &ServerConfig) -> Result<(Arc<dyn ObjectStore>, String, St
 /// The database of `config`, migrated.
 async fn open_database(config: &ServerConfig) -> Result<db::Db, ServerError> {
     let database_url = database_url(config);
-    Ok(db::Db::connect(&database_url, clock::Clock::new(config.clock_offset_seconds)).await?)
+    let clock = clock::Clock::new(config.clock_offset_seconds);
+    Ok(db::Db::connect_with(&database_url, clock, config.database_max_connections).await?)
 }
 
 fn database_url(config: &ServerConfig) -> String {

@@ -22,7 +22,7 @@ pub struct ServerArgs {
 #[derive(Subcommand)]
 enum ServerCommand {
     /// Run the service until interrupted (SIGINT or SIGTERM).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check that the database agrees with the storage: every recovery point's
     /// snapshot, machine repository config, completed import job and adopted seed
     /// is stored, and no upload was left half-written. Exits 1 naming each
@@ -69,6 +69,10 @@ struct RunArgs {
     /// sqlite://FILE or postgres://USER@HOST/DB [default: SQLite in the data folder].
     #[arg(long, env = "OFFSITE_DATABASE_URL")]
     database_url: Option<String>,
+    /// PostgreSQL connections this replica holds at most; PostgreSQL's
+    /// max_connections must exceed this times the replicas [default: 16].
+    #[arg(long, env = "OFFSITE_DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    database_max_connections: Option<u32>,
     /// Where vaults are stored: a folder, s3://, az:// or gs:// [default: DATA_DIR/storage].
     #[arg(long, env = "OFFSITE_STORAGE")]
     storage: Option<String>,
@@ -115,6 +119,7 @@ struct FileSettings {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database_max_connections: Option<u32>,
     storage: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -148,7 +153,7 @@ impl ServerArgs {
 
 pub fn run(args: ServerArgs) -> Result<ExitCode> {
     match args.command {
-        ServerCommand::Run(run) => serve(run),
+        ServerCommand::Run(run) => serve(*run),
         ServerCommand::Check(check) => check_consistency(check),
     }
 }
@@ -211,6 +216,7 @@ fn serve(args: RunArgs) -> Result<ExitCode> {
         config.listen = listen;
     }
     config.database_url = args.database_url.or(file.database_url);
+    config.database_max_connections = args.database_max_connections.or(file.database_max_connections);
     config.storage = args.storage.or(file.storage);
     config.tls_cert = args.tls_cert.or(file.tls_cert);
     config.tls_key = args.tls_key.or(file.tls_key);

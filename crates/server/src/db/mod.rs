@@ -41,6 +41,11 @@ use crate::clock::Clock;
 static MIGRATOR: sqlx::migrate::Migrator =
     sqlx::migrate::Migrator { ignore_missing: true, ..sqlx::migrate!("./migrations") };
 
+/// The PostgreSQL connections a replica holds at most: what a 2-core replica
+/// under 16 agents at once used (BENCHMARKS.md, replicas). PostgreSQL's own
+/// limit (`max_connections`, 100 by default) must exceed this times the replicas.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot open the database at {url}: {reason}")]
@@ -116,10 +121,18 @@ impl Db {
     /// Opens (creating if needed, for SQLite) and migrates the database at `url`;
     /// its rows are stamped by `clock`.
     pub async fn connect(url: &str, clock: Clock) -> DbResult<Db> {
+        Db::connect_with(url, clock, None).await
+    }
+
+    /// [`Db::connect`] holding at most `max_connections` PostgreSQL connections
+    /// ([`DEFAULT_MAX_CONNECTIONS`] if `None`; SQLite always uses 4: one writer
+    /// at a time anyway).
+    pub async fn connect_with(url: &str, clock: Clock, max_connections: Option<u32>) -> DbResult<Db> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         let unavailable = |reason: String| DbError::Unavailable { url: redact(url), reason };
-        let mut options = AnyPoolOptions::new().max_connections(if sqlite { 4 } else { 16 });
+        let pool_size = if sqlite { 4 } else { max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).max(1) };
+        let mut options = AnyPoolOptions::new().max_connections(pool_size);
         if sqlite {
             // WAL lets readers run beside the one writer; the busy timeout makes a
             // second writer wait instead of failing.

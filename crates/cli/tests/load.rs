@@ -6,12 +6,12 @@
 //! with a server error.
 //!
 //! A service checks a credential with Argon2 at its first use and then remembers
-//! it for 10 minutes, each replica for itself. One service has checked every
-//! client's credential before the timed part (at registration); behind HAProxy
-//! every replica is made to check them beforehand too, so one and three replicas
-//! are compared alike, except in one run of three replicas that leaves each
-//! replica to check the credentials it meets during the timed part, as replicas
-//! do for a backup more than 10 minutes after their last check of its credential.
+//! it while it is used (for 25 h after its last use), each replica for itself.
+//! One service has checked every client's credential before the timed part (at
+//! registration); behind HAProxy every replica is made to check them beforehand
+//! too, so one and three replicas are compared alike, except in one run of three
+//! replicas that leaves each replica to check the credentials it meets during the
+//! timed part, as replicas do on the first backups after they start.
 //!
 //! The figures (throughput, the latency of every request as the agents and the
 //! station saw it, the service's peak memory, and behind HAProxy the PostgreSQL

@@ -127,9 +127,7 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
 
     // A subscription and three agents, each command landing on whichever
     // replica the balancer picks.
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let agents = three_agents(root, &tenant, 3 << 20);
+    let (tenant, agents) = contoso_with_three_agents(&service, root, 3 << 20);
 
     // All back up at once while replica 2 is killed, then brought back.
     std::thread::scope(|scope| {
@@ -339,9 +337,7 @@ fn a_rolling_restart_with_a_migration_pending_and_postgresql_restarted_under_loa
     let root = scratch.path();
     let mut replicas = Replicas::start(root, 3, false);
     let service = Service::attached(root, &replicas.set.data_dir(0), &replicas.set.balancer().url());
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let agents = three_agents(root, &tenant, 2 << 20);
+    let (_, agents) = contoso_with_three_agents(&service, root, 2 << 20);
 
     // Any added migration would do; this one adds two columns to import_jobs.
     let pending = 17;
@@ -412,20 +408,24 @@ fn a_rolling_restart_with_a_migration_pending_and_postgresql_restarted_under_loa
     eprintln!("backups during the roll: {:?}", backups.iter().map(Vec::len).collect::<Vec<_>>());
 }
 
-/// Three agents of vault "main" (fs00, fs01, fs02), each protecting its own
-/// folder: `big` bytes of noise and a small tree, packs of 1 MiB.
-fn three_agents(root: &Path, tenant: &Tenant, big: u64) -> Vec<(Agent, PathBuf)> {
-    (0..3u64)
+/// Subscription contoso with vault "main" and three agents in it (fs00, fs01,
+/// fs02), each protecting its own folder: `big` bytes of noise and a small tree,
+/// packs of 1 MiB.
+fn contoso_with_three_agents(service: &Service, root: &Path, big: u64) -> (Tenant, Vec<(Agent, PathBuf)>) {
+    let tenant = service.subscription("contoso");
+    tenant.create_vault("main");
+    let agents = (0..3u64)
         .map(|n| {
             let source = root.join(format!("source-{n}"));
             std::fs::create_dir_all(&source).unwrap();
             write_noise_file(&source.join("big.bin"), big, 40 + n);
             small_tree(&source.join("docs"));
             let agent =
-                Agent::registered_with(root, tenant, "main", &format!("fs0{n}"), &[&source], &["--pack-size", "1"]);
+                Agent::registered_with(root, &tenant, "main", &format!("fs0{n}"), &[&source], &["--pack-size", "1"]);
             (agent, source)
         })
-        .collect()
+        .collect();
+    (tenant, agents)
 }
 
 /// `offsite server check` on the replicas' database and object store.

@@ -964,3 +964,39 @@ fn a_packaging_whose_replica_died_is_taken_over_once_its_claim_lapses() {
         assert_eq!(completions(&waited), (1, false), "{:?}", waited.timeline);
     });
 }
+
+/// The machine's adoption asked on two replicas at once (a retry after a lost
+/// answer lands elsewhere): both copy what is missing, one records the
+/// adoption, the other answers that record; the seed is served whole.
+#[test]
+fn an_adoption_asked_on_two_replicas_at_once_is_recorded_once() {
+    let shared = SharedBackends::start();
+    let first = shared.replica(0, false);
+    let a = first.tenant("alpha");
+    let seed: Vec<(String, Vec<u8>)> = (0..10).map(|n| data_file(500 + n, 400_000)).collect();
+    let job = completed_job(&first, &a, "alpha-adopted-twice", &a.config_bytes, &seed);
+    let second = shared.replica(0, false);
+    let start = std::sync::Barrier::new(2);
+    let answers: Vec<Adoption> = std::thread::scope(|scope| {
+        let running: Vec<_> = [&first, &second]
+            .into_iter()
+            .map(|replica| {
+                let (machine, start, a, job) = (replica.client(&a.machine_token), &start, &a, &job);
+                scope.spawn(move || {
+                    machine.whoami().expect("the machine is known");
+                    start.wait();
+                    machine.adopt_seed(&a.machine_id, &job.name).expect("both adoptions answer")
+                })
+            })
+            .collect();
+        running.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let fresh = answers.iter().filter(|answer| !answer.already_adopted).count();
+    assert_eq!(fresh, 1, "one adoption recorded, the other answered with it: {answers:?}");
+    assert_eq!(answers[0].files, answers[1].files);
+    let machine = second.client(&a.machine_token);
+    for (path, data) in &seed {
+        let name = path.rsplit('/').next().unwrap();
+        assert_eq!(&machine.get_file(&a.machine_id, "data", name, None).unwrap()[..], &data[..], "{path}");
+    }
+}

@@ -246,25 +246,65 @@ impl Tracked {
 
     /// Stores the collected changes; what is recorded after starts a new change.
     pub(crate) async fn store(&mut self, state: &AppState) -> ApiResult<()> {
-        if self.change.is_empty() {
-            return Ok(());
+        match self.apply(state).await? {
+            ChangeOutcome::Stored => Ok(()),
+            refused => Err(self.refusal(refused)),
         }
-        match state.db.apply_import_job_change(&self.row.id, &self.change).await? {
-            ChangeOutcome::Stored => {
-                let stored = std::mem::take(&mut self.change);
-                self.notify(state, &stored.job_state, &stored.drives).await;
-                Ok(())
-            }
-            ChangeOutcome::Raced => Err(Failure::Conflict(format!(
-                "import job '{}' changed while this request was deciding; read it again and retry",
-                self.row.name
-            ))),
-            ChangeOutcome::TrackingNumberTaken => Err(tracking_number_taken()),
-            ChangeOutcome::DriveTaken => Err(Failure::Conflict(format!(
+    }
+
+    /// What a change that was not stored answers.
+    fn refusal(&self, outcome: ChangeOutcome) -> Failure {
+        match outcome {
+            ChangeOutcome::TrackingNumberTaken => tracking_number_taken(),
+            ChangeOutcome::DriveTaken => Failure::Conflict(format!(
                 "import job '{}' got a drive with this id or index meanwhile; read it again",
                 self.row.name
-            ))),
+            )),
+            // `Stored` is no refusal; callers pass the others.
+            ChangeOutcome::Raced | ChangeOutcome::Stored => Failure::Conflict(format!(
+                "import job '{}' changed while this request was deciding; read it again and retry",
+                self.row.name
+            )),
         }
+    }
+
+    /// Decides a change with `decide` (true when it recorded one) and stores it.
+    /// When another request, on this replica or another, stored a change of the
+    /// job first, reads the job again and decides anew (three times at most):
+    /// for a decision any request may take on its own (a deadline's closing, the
+    /// start of packaging), losing that race is no error. True when this call
+    /// stored the change.
+    pub(crate) async fn store_decided(
+        &mut self,
+        state: &AppState,
+        mut decide: impl FnMut(&mut Tracked) -> ApiResult<bool>,
+    ) -> ApiResult<bool> {
+        for _ in 0..3 {
+            if !decide(self)? {
+                return Ok(false);
+            }
+            match self.apply(state).await? {
+                ChangeOutcome::Stored => return Ok(true),
+                ChangeOutcome::Raced => *self = Tracked::load(state, &self.row.id).await?,
+                refused @ (ChangeOutcome::TrackingNumberTaken | ChangeOutcome::DriveTaken) => {
+                    return Err(self.refusal(refused))
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Applies the collected changes, notifying once they are stored.
+    async fn apply(&mut self, state: &AppState) -> ApiResult<ChangeOutcome> {
+        if self.change.is_empty() {
+            return Ok(ChangeOutcome::Stored);
+        }
+        let outcome = state.db.apply_import_job_change(&self.row.id, &self.change).await?;
+        if matches!(outcome, ChangeOutcome::Stored) {
+            let stored = std::mem::take(&mut self.change);
+            self.notify(state, &stored.job_state, &stored.drives).await;
+        }
+        Ok(outcome)
     }
 }
 
@@ -347,17 +387,7 @@ pub(crate) async fn load_for_station_as_stored(
 /// once race to close it: one stores the closing, the others read the job again
 /// as it now is instead of answering 409.
 async fn close_if_due(state: &AppState, tracked: &mut Tracked) -> ApiResult<bool> {
-    for _ in 0..3 {
-        if !tracked.expire_if_due(state.now()) {
-            return Ok(false);
-        }
-        match tracked.store(state).await {
-            Ok(()) => return Ok(true),
-            Err(Failure::Conflict(_)) => *tracked = Tracked::load(state, &tracked.row.id).await?,
-            Err(other) => return Err(other),
-        }
-    }
-    Ok(false)
+    tracked.store_decided(state, |tracked| Ok(tracked.expire_if_due(state.now()))).await
 }
 
 /// Applies the arrival deadline to a loaded job.

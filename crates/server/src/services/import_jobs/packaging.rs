@@ -90,17 +90,14 @@ pub async fn package(
 /// fails half-way is packaged again, from `packaging`); a request that loses the
 /// race to another one's move reads the job again and finds it moved.
 async fn begin_packaging(state: &AppState, mut tracked: Tracked, who: &Actor) -> ApiResult<()> {
-    for _ in 0..3 {
-        let began = tracked.job.begin_packaging(who.clone(), state.now()).map_err(refused)?;
-        if began.is_empty() {
-            return Ok(());
-        }
-        tracked.record(began, None);
-        match tracked.store(state).await {
-            Err(Failure::Conflict(_)) => tracked = Tracked::load(state, &tracked.row.id).await?,
-            stored => return stored,
-        }
-    }
+    tracked
+        .store_decided(state, |tracked| {
+            let began = tracked.job.begin_packaging(who.clone(), state.now()).map_err(refused)?;
+            let any = !began.is_empty();
+            tracked.record(began, None);
+            Ok(any)
+        })
+        .await?;
     Ok(())
 }
 

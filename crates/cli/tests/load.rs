@@ -110,10 +110,7 @@ impl Servers<'_> {
             Servers::Replicas { set, .. } => (0..set.count())
                 .map(|i| {
                     let pid = set.pid(i).expect("every replica runs");
-                    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("a replica's status");
-                    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc");
-                    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmHWM in kB");
-                    kib * 1024
+                    common::service::peak_memory_of(pid).expect("a replica's memory from /proc")
                 })
                 .collect(),
         }
@@ -325,8 +322,6 @@ fn load_on_replicas(count: usize, checked: bool, backend: &str) {
     let offsite = Path::new(env!("CARGO_BIN_EXE_offsite"));
     let set = ReplicaSet::start(offsite, &root.join("replicas"), count, false)
         .expect("the replicas on PostgreSQL, Azurite and HAProxy (run scripts/test)");
-    // Until HAProxy's health checks have let every replica in.
-    std::thread::sleep(Duration::from_millis(1500));
     let service = Service::attached(root, &set.data_dir(0), &set.balancer().url());
     load(&service, Servers::Replicas { set: &set, checked }, root, backend);
 }

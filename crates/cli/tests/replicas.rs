@@ -29,9 +29,13 @@ impl Replicas {
         let offsite = Path::new(env!("CARGO_BIN_EXE_offsite"));
         let set = offsite_testbed::ReplicaSet::start(offsite, root, count, proxy_protocol)
             .expect("the replicas on PostgreSQL, Azurite and HAProxy (run scripts/test)");
-        let replicas = Replicas { set };
-        replicas.wait_until_balanced();
-        replicas
+        Replicas { set }
+    }
+
+    /// The service as its clients reach it: through the balancer, with the
+    /// operator credentials the replicas share.
+    fn service(&self, root: &Path) -> Service {
+        Service::attached(root, &self.set.data_dir(0), &self.set.balancer().url())
     }
 
     fn launch(&mut self, i: usize) {
@@ -50,11 +54,6 @@ impl Replicas {
         self.launch(i);
         let back = wait_for(Duration::from_secs(20), || count(&self.set, &up) > ups);
         assert!(back, "HAProxy let replica {} back in:\n{}", i + 1, self.set.balancer().log());
-    }
-
-    /// Until HAProxy's health checks have let every running replica in.
-    fn wait_until_balanced(&self) {
-        std::thread::sleep(Duration::from_millis(1500));
     }
 
     /// The publish settings `tenant` has, aimed at replica `i` alone (same
@@ -123,11 +122,11 @@ fn three_replicas_behind_haproxy_serve_backups_revocations_and_a_replica_killed_
     let scratch = temp();
     let root = scratch.path();
     let mut replicas = Replicas::start(root, 3, false);
-    let service = Service::attached(root, &replicas.set.data_dir(0), &replicas.set.balancer().url());
+    let service = replicas.service(root);
 
     // A subscription and three agents, each command landing on whichever
     // replica the balancer picks.
-    let (tenant, agents) = contoso_with_three_agents(&service, root, 3 << 20);
+    let (tenant, agents) = contoso_with_agents(&service, root, 3, 3 << 20);
 
     // All back up at once while replica 2 is killed, then brought back.
     std::thread::scope(|scope| {
@@ -200,7 +199,7 @@ fn behind_haproxy_with_the_proxy_protocol_the_sign_in_limit_counts_clients() {
     let scratch = temp();
     let root = scratch.path();
     let replicas = Replicas::start(root, 1, true);
-    let service = Service::attached(root, &replicas.set.data_dir(0), &replicas.set.balancer().url());
+    let service = replicas.service(root);
     let tenant = service.subscription("contoso");
     service
         .admin(["portal-user", "create", "it@contoso.example", "--subscription", &tenant.id])
@@ -229,7 +228,7 @@ fn a_seed_ingested_and_adopted_through_the_balancer_while_replicas_are_killed() 
     let scratch = temp();
     let root = scratch.path();
     let mut replicas = Replicas::start(root, 3, false);
-    let service = Service::attached(root, &replicas.set.data_dir(0), &replicas.set.balancer().url());
+    let service = replicas.service(root);
     let site = Site::with_source(&service, root, 1, |source| {
         write_noise_file(&source.join("big.bin"), 10 << 20, 21);
         small_tree(&source.join("docs"));
@@ -336,8 +335,8 @@ fn a_rolling_restart_with_a_migration_pending_and_postgresql_restarted_under_loa
     let scratch = temp();
     let root = scratch.path();
     let mut replicas = Replicas::start(root, 3, false);
-    let service = Service::attached(root, &replicas.set.data_dir(0), &replicas.set.balancer().url());
-    let (_, agents) = contoso_with_three_agents(&service, root, 2 << 20);
+    let service = replicas.service(root);
+    let (_, agents) = contoso_with_agents(&service, root, 3, 2 << 20);
 
     // Any added migration would do; this one adds two columns to import_jobs.
     let pending = 17;
@@ -408,20 +407,20 @@ fn a_rolling_restart_with_a_migration_pending_and_postgresql_restarted_under_loa
     eprintln!("backups during the roll: {:?}", backups.iter().map(Vec::len).collect::<Vec<_>>());
 }
 
-/// Subscription contoso with vault "main" and three agents in it (fs00, fs01,
-/// fs02), each protecting its own folder: `big` bytes of noise and a small tree,
+/// Subscription contoso with vault "main" and `count` agents in it (fs00, fs01,
+/// …), each protecting its own folder: `big` bytes of noise and a small tree,
 /// packs of 1 MiB.
-fn contoso_with_three_agents(service: &Service, root: &Path, big: u64) -> (Tenant, Vec<(Agent, PathBuf)>) {
+fn contoso_with_agents(service: &Service, root: &Path, count: u64, big: u64) -> (Tenant, Vec<(Agent, PathBuf)>) {
     let tenant = service.subscription("contoso");
     tenant.create_vault("main");
-    let agents = (0..3u64)
+    let agents = (0..count)
         .map(|n| {
             let source = root.join(format!("source-{n}"));
             std::fs::create_dir_all(&source).unwrap();
             write_noise_file(&source.join("big.bin"), big, 40 + n);
             small_tree(&source.join("docs"));
             let agent =
-                Agent::registered_with(root, &tenant, "main", &format!("fs0{n}"), &[&source], &["--pack-size", "1"]);
+                Agent::registered_with(root, &tenant, "main", &format!("fs{n:02}"), &[&source], &["--pack-size", "1"]);
             (agent, source)
         })
         .collect();
@@ -456,18 +455,7 @@ fn a_replica_holds_at_most_its_database_max_connections() {
     let postgres = offsite_testbed::Postgres::start().expect("PostgreSQL for tests (run scripts/test)");
     let url = format!("{}?application_name=bounded-replica", postgres.url());
     let service = Service::start_with(root, &["--database-url", &url, "--database-max-connections", "3"], &[]);
-    let tenant = service.subscription("contoso");
-    tenant.create_vault("main");
-    let agents: Vec<(Agent, PathBuf)> = (0..6u64)
-        .map(|n| {
-            let source = root.join(format!("source-{n}"));
-            std::fs::create_dir_all(&source).unwrap();
-            write_noise_file(&source.join("big.bin"), 2 << 20, 80 + n);
-            let agent =
-                Agent::registered_with(root, &tenant, "main", &format!("fs{n:02}"), &[&source], &["--pack-size", "1"]);
-            (agent, source)
-        })
-        .collect();
+    let (_, agents) = contoso_with_agents(&service, root, 6, 2 << 20);
     let held = || -> usize {
         let sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bounded-replica'";
         postgres.query(sql).expect("a count").trim().parse().expect("a number")

@@ -16,6 +16,9 @@ use crate::{io_error, Azurite, Error, Haproxy, Postgres, Result};
 
 /// How long a replica may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long HAProxy takes to let a replica that listens in: `rise 2` checks
+/// `inter 300ms` apart, and as much again.
+const BALANCED_AFTER: Duration = Duration::from_millis(1500);
 
 /// Running replicas; dropping the set kills them (and the servers under them).
 pub struct ReplicaSet {
@@ -37,7 +40,8 @@ pub struct ReplicaSet {
 impl ReplicaSet {
     /// Starts `count` replicas of the `offsite` binary with their data folders
     /// under `work` (`replica-N`), behind a balancer that sends PROXY headers
-    /// when `proxy_protocol` (and the replicas then read them).
+    /// when `proxy_protocol` (and the replicas then read them); returns once the
+    /// balancer sends to every replica.
     pub fn start(offsite: &Path, work: &Path, count: usize, proxy_protocol: bool) -> Result<ReplicaSet> {
         let postgres = Postgres::start()?;
         let azurite = Azurite::start()?;
@@ -73,6 +77,9 @@ impl ReplicaSet {
             }
             set.launch(i)?;
         }
+        // Until HAProxy's health checks (two passes, 300 ms apart) have let
+        // every replica in.
+        std::thread::sleep(BALANCED_AFTER);
         Ok(set)
     }
 

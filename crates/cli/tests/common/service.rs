@@ -159,11 +159,7 @@ impl Service {
 
     /// The service process's peak resident memory so far (VmHWM), in bytes.
     pub fn peak_memory_bytes(&self) -> Option<u64> {
-        let pid = self.process.as_ref()?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
+        peak_memory_of(self.process.as_ref()?.id())
     }
 
     pub fn log(&self) -> String {
@@ -345,4 +341,12 @@ impl Agent {
         self.cmd(["restore", "--target", target.to_str().unwrap()]).run().ok();
         super::assert_same_tree(source, &super::restored(target, source));
     }
+}
+
+/// Process `pid`'s peak resident memory so far (VmHWM), in bytes.
+pub fn peak_memory_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -7,6 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::BlockingRetryable;
 
 use offsite_engine::backend::{Backend, FileKind, LocalBackend};
 use offsite_engine::repository::Repository;
@@ -267,7 +270,20 @@ pub fn adopt_if_complete(
         }
         state => return Ok(SeedProgress::Travelling(state)),
     }
-    let adoption = client.adopt_seed(&registration.machine_id, &offline.import_job)?;
+    // Adoption may be asked again (the service resumes its copy, and answers an
+    // adoption it recorded with that record): a call the service failed for a
+    // passing reason, such as a replica dying under it, is made again within the
+    // retry window, as the backup's own calls are.
+    let window = Duration::from_secs(config.retry.network_seconds);
+    let started = Instant::now();
+    let adoption = (|| client.adopt_seed(&registration.machine_id, &offline.import_job))
+        .retry(crate::vault_backend::RETRY)
+        .sleep(std::thread::sleep)
+        .when(|err| err.is_transient() && started.elapsed() < window)
+        .notify(|err, wait| {
+            tracing::warn!(error = %err, "adopting the seed: the service did not answer; retrying in {:.1} s", wait.as_secs_f64())
+        })
+        .call()?;
     // The service checked the files; the repository inside only this agent can read.
     // Through the cache: the seed's trees are what the first incremental reads.
     let cache = home.cache_settings();

@@ -18,7 +18,7 @@ use crate::throttle::Throttle;
 
 /// The waits between calls: doubling from 0.5 s up to 15 s, for as long as the
 /// retry window lasts (checked by the caller, since a call itself takes time).
-const RETRY: ExponentialBuilder = ExponentialBuilder::new()
+pub(crate) const RETRY: ExponentialBuilder = ExponentialBuilder::new()
     .with_min_delay(Duration::from_millis(500))
     .with_max_delay(Duration::from_secs(15))
     .without_max_times();

@@ -8,8 +8,6 @@
 //! principal.
 
 use axum::extract::{FromRequestParts, State};
-
-use crate::source::ClientIp;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -20,10 +18,10 @@ use serde::Deserialize;
 
 use super::layout::{page, PortalFailure};
 use crate::auth::Principal;
-
 use crate::db::portal::{PortalUserRow, SessionRow};
 use crate::secrets;
 use crate::sign_in_limit::Refusal;
+use crate::source::ClientIp;
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "offsite_session";
